@@ -1,0 +1,93 @@
+use super::*;
+use crate::testkit;
+use proptest::prelude::*;
+
+fn brute_force(net: &Network, at: LonLat) -> Vec<(StoreIdx, f64)> {
+    let mut all: Vec<(StoreIdx, f64)> = net
+        .stores()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (StoreIdx(i as u32), at.distance_m(s.location)))
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all
+}
+
+fn points() -> impl Strategy<Value = Vec<(f64, f64)>> {
+    proptest::collection::vec((73.0f64..135.0, 18.0f64..53.0), 1..200)
+}
+
+proptest! {
+    #![proptest_config(testkit::seeded(64))]
+
+    #[test]
+    fn nearest_matches_brute_force(pts in points(), qlon in 73.0f64..135.0, qlat in 18.0f64..53.0, k in 1usize..20) {
+        let stores = pts.iter().enumerate().map(|(i, (lon, lat))| testkit::store(i as u32, *lon, *lat)).collect();
+        let net = testkit::network(stores, 1);
+        let idx = StoreIndex::build(&net, &[vec![]], IndexConfig::default());
+        let at = LonLat::new(qlon, qlat).unwrap();
+        let got = idx.nearest(at, k);
+        let want = brute_force(&net, at);
+        prop_assert_eq!(got.len(), k.min(want.len()));
+        for (g, w) in got.iter().zip(&want) {
+            // Ties may come in any order; distances must agree to the millimetre.
+            prop_assert!((g.1 - w.1).abs() < 1e-3, "{:?} vs {:?}", g, w);
+        }
+    }
+
+    #[test]
+    fn within_radius_matches_brute_force(pts in points(), qlon in 73.0f64..135.0, qlat in 18.0f64..53.0, r_km in 1.0f64..2000.0) {
+        let stores = pts.iter().enumerate().map(|(i, (lon, lat))| testkit::store(i as u32, *lon, *lat)).collect();
+        let net = testkit::network(stores, 1);
+        let idx = StoreIndex::build(&net, &[vec![]], IndexConfig::default());
+        let at = LonLat::new(qlon, qlat).unwrap();
+        let got: Vec<StoreIdx> = idx.within(at, r_km * 1000.0).into_iter().map(|p| p.0).collect();
+        let want: Vec<StoreIdx> = brute_force(&net, at).into_iter().filter(|p| p.1 <= r_km * 1000.0).map(|p| p.0).collect();
+        let (mut g, mut w) = (got.clone(), want.clone());
+        g.sort();
+        w.sort();
+        prop_assert_eq!(g, w);
+    }
+
+    /// Walking a sparse SKU's own tree visits exactly its carriers, nearest first.
+    #[test]
+    fn carrier_walk_visits_only_carriers_in_distance_order(pts in points(), mask in proptest::collection::vec(any::<bool>(), 200), qlon in 73.0f64..135.0, qlat in 18.0f64..53.0) {
+        let stores = pts.iter().enumerate().map(|(i, (lon, lat))| testkit::store(i as u32, *lon, *lat)).collect();
+        let net = testkit::network(stores, 1);
+        let carriers: Vec<StoreIdx> = (0..pts.len() as u32).filter(|i| mask[*i as usize]).map(StoreIdx).collect();
+        let idx = StoreIndex::build(&net, std::slice::from_ref(&carriers), IndexConfig { sparse_fraction: 1.01 });
+        prop_assert!(idx.is_sparse(SkuIdx(0)));
+        let at = LonLat::new(qlon, qlat).unwrap();
+        let mut seen = vec![];
+        idx.walk::<()>(Walk::Carriers(SkuIdx(0)), at, f64::INFINITY, |s, d| { seen.push((s, d)); ControlFlow::Continue(()) });
+        let want: Vec<(StoreIdx, f64)> = brute_force(&net, at).into_iter().filter(|p| carriers.contains(&p.0)).collect();
+        prop_assert_eq!(seen.len(), want.len());
+        for (g, w) in seen.iter().zip(&want) {
+            prop_assert!((g.1 - w.1).abs() < 1e-3);
+        }
+    }
+}
+
+#[test]
+fn added_carriers_become_visible_to_sparse_walks() {
+    let net = testkit::network(vec![testkit::store(1, 121.0, 31.0), testkit::store(2, 121.1, 31.0)], 1);
+    let idx = StoreIndex::build(&net, &[vec![StoreIdx(0)]], IndexConfig { sparse_fraction: 1.0 });
+    let at = LonLat::new(121.1, 31.0).unwrap();
+    let first = |idx: &StoreIndex| idx.walk(Walk::Carriers(SkuIdx(0)), at, 1e7, |s, _| ControlFlow::Break(s));
+    assert_eq!(first(&idx), Some(StoreIdx(0)));
+    idx.add_carrier(SkuIdx(0), StoreIdx(1));
+    assert_eq!(first(&idx), Some(StoreIdx(1)));
+}
+
+#[test]
+fn walk_stops_at_the_radius() {
+    let net = testkit::network(vec![testkit::store(1, 121.0, 31.0), testkit::store(2, 122.0, 31.0)], 1);
+    let idx = StoreIndex::build(&net, &[vec![]], IndexConfig::default());
+    let at = LonLat::new(121.0, 31.0).unwrap();
+    let mut n = 0;
+    idx.walk::<()>(Walk::All, at, 50_000.0, |_, _| {
+        n += 1;
+        ControlFlow::Continue(())
+    });
+    assert_eq!(n, 1);
+}

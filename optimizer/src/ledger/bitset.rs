@@ -1,0 +1,60 @@
+//! A fixed-size bitset whose bits can be flipped by many threads at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One bit per store. Bits are hints read without locks; the owner re-checks under its lock.
+#[derive(Debug)]
+pub struct AtomicBitset {
+    words: Box<[AtomicU64]>,
+}
+
+impl AtomicBitset {
+    /// A bitset of `len` cleared bits.
+    ///
+    /// # Runtime
+    /// O(len / 64).
+    pub fn new(len: usize) -> AtomicBitset {
+        AtomicBitset { words: (0..len.div_ceil(64)).map(|_| AtomicU64::new(0)).collect() }
+    }
+
+    /// Whether bit `i` is set. Out-of-range bits read as clear.
+    #[inline]
+    pub fn get(&self, i: u32) -> bool {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        self.words.get(w).is_some_and(|word| word.load(Ordering::Relaxed) & (1 << b) != 0)
+    }
+
+    /// Sets bit `i` to `on`.
+    #[inline]
+    pub fn set(&self, i: u32, on: bool) {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        if on {
+            self.words[w].fetch_or(1 << b, Ordering::Relaxed);
+        } else {
+            self.words[w].fetch_and(!(1 << b), Ordering::Relaxed);
+        }
+    }
+
+    /// Heap bytes used.
+    pub fn heap_bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_and_clear_round_trip_across_word_boundaries() {
+        let b = AtomicBitset::new(130);
+        for i in [0, 63, 64, 129] {
+            assert!(!b.get(i));
+            b.set(i, true);
+            assert!(b.get(i));
+        }
+        b.set(64, false);
+        assert!(!b.get(64) && b.get(63) && b.get(129));
+        assert!(!b.get(10_000));
+    }
+}

@@ -1,0 +1,464 @@
+//! The live stock ledger: on_hand, reserved and safety stock per store and SKU, daily capacity per
+//! store, and reservations that hold stock for an order until they are committed, released or
+//! expire.
+//!
+//! # Concurrency
+//! Each store has its own lock. A reservation locks the stores it touches in ascending index
+//! order, checks every line, and then applies all of them or none, so two orders can never both
+//! take the last unit and no thread can deadlock. Per-SKU availability bitsets (bit set when
+//! available > 0) are updated under the store lock and read without locks by the router to skip
+//! stores quickly; the final check always happens under the lock.
+
+mod bitset;
+mod cell;
+mod reservations;
+
+pub use bitset::AtomicBitset;
+use cell::{Cell, StoreStock};
+pub use reservations::{Hold, Reservation, ReservationState};
+use reservations::Reservations;
+
+use crate::model::{OrderId, SkuIdx, StoreIdx, Timestamp};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Ledger settings.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct LedgerConfig {
+    /// How long a reservation holds stock unless committed.
+    ///
+    /// # Units
+    /// Seconds.
+    pub reservation_ttl_s: u32,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig { reservation_ttl_s: 15 * 60 }
+    }
+}
+
+/// One row of initial stock, in dense indexes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct StockEntry {
+    pub store: StoreIdx,
+    pub sku: SkuIdx,
+    pub on_hand: u32,
+    pub safety_stock: u32,
+}
+
+/// A point-in-time view of one stock cell.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StockLevel {
+    pub on_hand: u32,
+    pub reserved: u32,
+    pub safety_stock: u32,
+    /// on_hand - reserved - safety_stock, floored at zero.
+    pub available: u32,
+    /// on_hand fell below reserved (a stock feed reported less than is already promised).
+    pub oversubscribed: bool,
+}
+
+impl From<Cell> for StockLevel {
+    fn from(c: Cell) -> Self {
+        StockLevel {
+            on_hand: c.on_hand,
+            reserved: c.reserved,
+            safety_stock: c.safety,
+            available: c.available(),
+            oversubscribed: c.on_hand < c.reserved,
+        }
+    }
+}
+
+/// Why one store cannot take a shipment.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Shortfall {
+    /// Line `line` of the request is short by `missing` units.
+    Line { line: usize, missing: u32 },
+    /// The store has taken its `capacity_per_day` orders today.
+    Capacity { capacity_per_day: u32 },
+}
+
+/// Lines for one store in one reservation: (SKU, units).
+pub type StoreLines = [(SkuIdx, u32)];
+
+/// Errors of ledger operations. Shortfalls are not errors: see [`Shortfall`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("order {0} already has a reservation")]
+    DuplicateOrder(OrderId),
+    #[error("order {0} has no reservation")]
+    UnknownOrder(OrderId),
+    #[error("order {order} is {state:?} and cannot be {action}")]
+    WrongState { order: OrderId, state: ReservationState, action: &'static str },
+    #[error("delta {delta} would take on_hand {on_hand} below zero")]
+    NegativeOnHand { on_hand: u32, delta: i64 },
+    #[error("on_hand {0} is larger than the maximum of {max}", max = u32::MAX)]
+    OnHandTooLarge(i64),
+}
+
+/// What a release or commit did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    /// The call changed the reservation.
+    Applied,
+    /// The reservation was already in the requested end state; nothing changed.
+    AlreadyDone,
+}
+
+/// What a stock feed row did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FeedOutcome {
+    pub level: StockLevel,
+    /// The (store, SKU) pair had no stock row before.
+    pub new_row: bool,
+}
+
+/// Reservation failure: which store of the request could not take its lines.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Position of the store in the request.
+    pub shipment: usize,
+    pub shortfall: Shortfall,
+}
+
+/// Live stock per store and SKU. See the module docs for the locking discipline.
+#[derive(Debug)]
+pub struct StockLedger {
+    stores: Vec<Mutex<StoreStock>>,
+    available: Vec<AtomicBitset>,
+    carriers: Vec<AtomicU32>,
+    reservations: Reservations,
+    config: LedgerConfig,
+}
+
+impl StockLedger {
+    /// Builds a ledger for `capacities.len()` stores and `sku_count` SKUs from initial rows.
+    /// Rows may come in any order; a repeated (store, SKU) keeps the last row.
+    ///
+    /// # Runtime
+    /// O(rows log rows) for the sort, plus O(skus * stores / 64) for the bitsets.
+    pub fn new(
+        capacities: &[u32],
+        sku_count: usize,
+        mut rows: Vec<StockEntry>,
+        config: LedgerConfig,
+    ) -> StockLedger {
+        let n = capacities.len();
+        rows.sort_by_key(|r| (r.store, r.sku));
+        let available: Vec<AtomicBitset> = (0..sku_count).map(|_| AtomicBitset::new(n)).collect();
+        let carriers: Vec<AtomicU32> = (0..sku_count).map(|_| AtomicU32::new(0)).collect();
+        let mut stores: Vec<StoreStock> = capacities
+            .iter()
+            .map(|&c| StoreStock { capacity_per_day: c, day: i64::MIN, ..StoreStock::default() })
+            .collect();
+        for r in rows {
+            let st = &mut stores[r.store.0 as usize];
+            let cell = Cell { on_hand: r.on_hand, reserved: 0, safety: r.safety_stock };
+            if st.skus.last() == Some(&r.sku.0) {
+                *st.cells.last_mut().expect("parallel vectors") = cell;
+            } else {
+                st.skus.push(r.sku.0);
+                st.cells.push(cell);
+                carriers[r.sku.0 as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        for (i, st) in stores.iter().enumerate() {
+            for (sku, cell) in st.skus.iter().zip(&st.cells) {
+                available[*sku as usize].set(i as u32, cell.available() > 0);
+            }
+        }
+        StockLedger {
+            stores: stores.into_iter().map(Mutex::new).collect(),
+            available,
+            carriers,
+            reservations: Reservations::new(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> LedgerConfig {
+        self.config
+    }
+
+    /// Number of stores.
+    pub fn store_count(&self) -> usize {
+        self.stores.len()
+    }
+
+    /// Lock-free hint: whether `store` had `sku` available (> 0) at the last change.
+    #[inline]
+    pub fn maybe_available(&self, store: StoreIdx, sku: SkuIdx) -> bool {
+        self.available[sku.0 as usize].get(store.0)
+    }
+
+    /// How many stores have a stock row for `sku` (whether or not it is available now).
+    pub fn carrier_count(&self, sku: SkuIdx) -> u32 {
+        self.carriers[sku.0 as usize].load(Ordering::Relaxed)
+    }
+
+    /// The SKUs `store` has a stock row for.
+    pub fn skus_of(&self, store: StoreIdx) -> Vec<SkuIdx> {
+        self.stores[store.0 as usize].lock().skus.iter().map(|&s| SkuIdx(s)).collect()
+    }
+
+    /// The current level of one cell, or `None` when the store has no row for the SKU.
+    pub fn level(&self, store: StoreIdx, sku: SkuIdx) -> Option<StockLevel> {
+        let st = self.stores[store.0 as usize].lock();
+        st.find(sku).map(|i| st.cells[i].into())
+    }
+
+    /// Orders counted against `store`'s capacity on the local day of `now`.
+    pub fn orders_today(&self, store: StoreIdx, now: Timestamp) -> u32 {
+        self.stores[store.0 as usize].lock().orders_on(now.local_day())
+    }
+
+    /// Checks, under the store's lock, whether `store` could take `lines` now.
+    pub fn check(&self, store: StoreIdx, lines: &StoreLines, now: Timestamp) -> Result<(), Shortfall> {
+        let st = self.stores[store.0 as usize].lock();
+        Self::check_locked(&st, lines, now.local_day())
+    }
+
+    /// For each line, whether `store` alone could supply it now (ignoring capacity): bit `i` of
+    /// the mask is line `i`. Lines past 64 are never reported.
+    pub fn coverage(&self, store: StoreIdx, lines: &StoreLines, now: Timestamp) -> (u64, bool) {
+        let st = self.stores[store.0 as usize].lock();
+        let mut mask = 0u64;
+        for (i, (sku, qty)) in lines.iter().enumerate().take(64) {
+            if st.find(*sku).is_some_and(|c| st.cells[c].available() >= *qty) {
+                mask |= 1 << i;
+            }
+        }
+        let has_capacity = st.orders_on(now.local_day()) < st.capacity_per_day;
+        (mask, has_capacity)
+    }
+
+    fn check_locked(st: &StoreStock, lines: &StoreLines, day: i64) -> Result<(), Shortfall> {
+        for (i, (sku, qty)) in lines.iter().enumerate() {
+            let available = st.find(*sku).map_or(0, |c| st.cells[c].available());
+            if available < *qty {
+                return Err(Shortfall::Line { line: i, missing: qty - available });
+            }
+        }
+        if st.orders_on(day) >= st.capacity_per_day {
+            return Err(Shortfall::Capacity { capacity_per_day: st.capacity_per_day });
+        }
+        Ok(())
+    }
+
+    fn refresh_bit(&self, store: StoreIdx, sku: u32, cell: &Cell) {
+        self.available[sku as usize].set(store.0, cell.available() > 0);
+    }
+
+    /// Reserves `shipments` (one entry per distinct store) for `order`: all lines at all stores,
+    /// or nothing. On success returns when the reservation expires.
+    ///
+    /// # Errors
+    /// `Ok(Err(Refused))` when a store is short (nothing changed); `Err(DuplicateOrder)` when the
+    /// order already has a reservation (nothing changed).
+    ///
+    /// # Runtime
+    /// O(s log s + l log k): s stores, l lines, k SKUs per store.
+    pub fn reserve(
+        &self,
+        order: &OrderId,
+        shipments: &[(StoreIdx, &StoreLines)],
+        now: Timestamp,
+    ) -> Result<Result<Timestamp, Refused>, LedgerError> {
+        if self.reservations.contains(order) {
+            return Err(LedgerError::DuplicateOrder(order.clone()));
+        }
+        let day = now.local_day();
+        // Lock in ascending store order so that concurrent multi-store reservations cannot deadlock.
+        let mut order_of: Vec<usize> = (0..shipments.len()).collect();
+        order_of.sort_by_key(|&i| shipments[i].0);
+        let mut guards: Vec<(usize, MutexGuard<'_, StoreStock>)> = Vec::with_capacity(shipments.len());
+        for &i in &order_of {
+            let st = self.stores[shipments[i].0 .0 as usize].lock();
+            if let Err(shortfall) = Self::check_locked(&st, shipments[i].1, day) {
+                return Ok(Err(Refused { shipment: i, shortfall }));
+            }
+            guards.push((i, st));
+        }
+        for (i, st) in guards.iter_mut() {
+            let (store, lines) = shipments[*i];
+            for (sku, qty) in lines {
+                let c = st.find(*sku).expect("checked above");
+                st.cells[c].reserved += qty;
+                self.refresh_bit(store, sku.0, &st.cells[c]);
+            }
+            st.take_order(day);
+        }
+        drop(guards);
+        let expires_at = now.plus(i64::from(self.config.reservation_ttl_s));
+        let holds = shipments
+            .iter()
+            .map(|(store, lines)| Hold { store: *store, lines: lines.to_vec() })
+            .collect();
+        let record = Reservation { holds, day, expires_at, state: ReservationState::Held };
+        if let Err(record) = self.reservations.insert(order.clone(), record) {
+            // Another thread reserved the same order id meanwhile: give our stock back.
+            self.undo(&record.holds, record.day, false);
+            return Err(LedgerError::DuplicateOrder(order.clone()));
+        }
+        Ok(Ok(expires_at))
+    }
+
+    /// Gives held stock back (`commit == false`) or ships it (`commit == true`).
+    fn undo(&self, holds: &[Hold], day: i64, commit: bool) {
+        let mut sorted: Vec<&Hold> = holds.iter().collect();
+        sorted.sort_by_key(|h| h.store);
+        for h in sorted {
+            let mut st = self.stores[h.store.0 as usize].lock();
+            for (sku, qty) in &h.lines {
+                let c = st.find(*sku).expect("held cells are never removed");
+                let cell = &mut st.cells[c];
+                cell.reserved -= qty;
+                if commit {
+                    cell.on_hand = cell.on_hand.saturating_sub(*qty);
+                }
+                let cell = *cell;
+                self.refresh_bit(h.store, sku.0, &cell);
+            }
+            if !commit {
+                st.return_order(day);
+            }
+        }
+    }
+
+    /// Releases a held reservation (order cancelled). Releasing twice is a no-op.
+    pub fn release(&self, order: &OrderId) -> Result<Transition, LedgerError> {
+        self.finish(order, ReservationState::Released, |r| {
+            self.undo(&r.holds, r.day, false);
+        })
+    }
+
+    /// Commits a held reservation (order shipped or collected): on_hand and reserved both drop.
+    /// Committing twice is a no-op.
+    pub fn commit(&self, order: &OrderId) -> Result<Transition, LedgerError> {
+        self.finish(order, ReservationState::Committed, |r| {
+            self.undo(&r.holds, r.day, true);
+        })
+    }
+
+    fn finish(
+        &self,
+        order: &OrderId,
+        target: ReservationState,
+        apply: impl FnOnce(&Reservation),
+    ) -> Result<Transition, LedgerError> {
+        self.reservations.with_mut(order, |r| {
+            let Some(r) = r else {
+                return Err(LedgerError::UnknownOrder(order.clone()));
+            };
+            let already = r.state == target
+                || (target == ReservationState::Released && r.state == ReservationState::Expired);
+            if already {
+                return Ok(Transition::AlreadyDone);
+            }
+            if r.state != ReservationState::Held {
+                let action = if target == ReservationState::Committed { "committed" } else { "released" };
+                return Err(LedgerError::WrongState { order: order.clone(), state: r.state, action });
+            }
+            apply(r);
+            r.state = target;
+            Ok(Transition::Applied)
+        })
+    }
+
+    /// Releases every held reservation whose expiry is at or before `now`. Returns how many.
+    pub fn expire(&self, now: Timestamp) -> usize {
+        self.reservations.expire(now, |r| self.undo(&r.holds, r.day, false))
+    }
+
+    /// A copy of the reservation of `order`.
+    pub fn reservation(&self, order: &OrderId) -> Option<Reservation> {
+        self.reservations.get(order)
+    }
+
+    /// Stock feed, absolute: sets on_hand (and safety stock when given). A value below what is
+    /// reserved is kept and reported as `oversubscribed`, never clamped.
+    pub fn set_on_hand(
+        &self,
+        store: StoreIdx,
+        sku: SkuIdx,
+        on_hand: i64,
+        safety_stock: Option<u32>,
+    ) -> Result<FeedOutcome, LedgerError> {
+        if on_hand < 0 {
+            return Err(LedgerError::NegativeOnHand { on_hand: 0, delta: on_hand });
+        }
+        let on_hand = u32::try_from(on_hand).map_err(|_| LedgerError::OnHandTooLarge(on_hand))?;
+        self.feed(store, sku, |cell| {
+            cell.on_hand = on_hand;
+            if let Some(s) = safety_stock {
+                cell.safety = s;
+            }
+            Ok(())
+        })
+    }
+
+    /// Stock feed, relative: adds `delta` (negative for sales) to on_hand. A delta that would
+    /// take on_hand below zero is refused and changes nothing.
+    pub fn add_on_hand(&self, store: StoreIdx, sku: SkuIdx, delta: i64) -> Result<FeedOutcome, LedgerError> {
+        self.feed(store, sku, |cell| {
+            let next = i64::from(cell.on_hand) + delta;
+            if next < 0 {
+                return Err(LedgerError::NegativeOnHand { on_hand: cell.on_hand, delta });
+            }
+            cell.on_hand = u32::try_from(next).map_err(|_| LedgerError::OnHandTooLarge(next))?;
+            Ok(())
+        })
+    }
+
+    fn feed(
+        &self,
+        store: StoreIdx,
+        sku: SkuIdx,
+        change: impl FnOnce(&mut Cell) -> Result<(), LedgerError>,
+    ) -> Result<FeedOutcome, LedgerError> {
+        let mut st = self.stores[store.0 as usize].lock();
+        let existing = st.find(sku);
+        let mut cell = existing.map_or_else(Cell::default, |i| st.cells[i]);
+        change(&mut cell)?;
+        let new_row = existing.is_none();
+        let (i, _) = st.cell_mut_or_insert(sku);
+        st.cells[i] = cell;
+        if new_row {
+            self.carriers[sku.0 as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        self.refresh_bit(store, sku.0, &cell);
+        Ok(FeedOutcome { level: cell.into(), new_row })
+    }
+
+    /// Sums over all cells: (on_hand, reserved). For conservation checks and metrics.
+    ///
+    /// # Runtime
+    /// O(rows); locks each store in turn.
+    pub fn totals(&self) -> (u64, u64) {
+        self.stores.iter().fold((0, 0), |(h, r), st| {
+            let st = st.lock();
+            st.cells.iter().fold((h, r), |(h, r), c| (h + u64::from(c.on_hand), r + u64::from(c.reserved)))
+        })
+    }
+
+    /// Approximate heap bytes used (cells, bitsets); reservations excluded.
+    pub fn heap_bytes(&self) -> usize {
+        let cells: usize = self
+            .stores
+            .iter()
+            .map(|s| {
+                let s = s.lock();
+                s.skus.capacity() * 4 + s.cells.capacity() * std::mem::size_of::<Cell>()
+            })
+            .sum();
+        cells
+            + self.stores.len() * std::mem::size_of::<Mutex<StoreStock>>()
+            + self.available.iter().map(AtomicBitset::heap_bytes).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests;

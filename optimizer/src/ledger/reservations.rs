@@ -1,0 +1,110 @@
+//! Reservation records, sharded by order id so that routing threads rarely meet on one lock.
+
+use crate::model::{OrderId, SkuIdx, StoreIdx, Timestamp};
+use parking_lot::Mutex;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+/// Lifecycle of a reservation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    /// Stock is held until `expires_at`.
+    Held,
+    /// Shipped or collected: stock left the store.
+    Committed,
+    /// Cancelled: stock went back.
+    Released,
+    /// Not committed before `expires_at`: stock went back.
+    Expired,
+}
+
+/// Units held at one store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub store: StoreIdx,
+    pub lines: Vec<(SkuIdx, u32)>,
+}
+
+/// Stock held for one order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    pub holds: Vec<Hold>,
+    /// Local day whose capacity the reservation counts against.
+    pub day: i64,
+    pub expires_at: Timestamp,
+    pub state: ReservationState,
+}
+
+const SHARDS: usize = 64;
+
+#[derive(Default, Debug)]
+struct Shard {
+    records: FxHashMap<OrderId, Reservation>,
+    /// Held orders in expiry order (the TTL is fixed, so insertion order is expiry order when
+    /// time only moves forward; out-of-order entries are found by the full check below).
+    by_expiry: VecDeque<(Timestamp, OrderId)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Reservations {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl Reservations {
+    pub fn new() -> Self {
+        Reservations { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
+    }
+
+    fn shard(&self, order: &OrderId) -> &Mutex<Shard> {
+        let mut h = FxHasher::default();
+        order.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    pub fn contains(&self, order: &OrderId) -> bool {
+        self.shard(order).lock().records.contains_key(order)
+    }
+
+    pub fn get(&self, order: &OrderId) -> Option<Reservation> {
+        self.shard(order).lock().records.get(order).cloned()
+    }
+
+    /// Inserts a new record; gives it back when the order already has one.
+    pub fn insert(&self, order: OrderId, record: Reservation) -> Result<(), Reservation> {
+        let mut shard = self.shard(&order).lock();
+        if shard.records.contains_key(&order) {
+            return Err(record);
+        }
+        shard.by_expiry.push_back((record.expires_at, order.clone()));
+        shard.records.insert(order, record);
+        Ok(())
+    }
+
+    /// Runs `f` on the record of `order` while its shard is locked.
+    pub fn with_mut<R>(&self, order: &OrderId, f: impl FnOnce(Option<&mut Reservation>) -> R) -> R {
+        let mut shard = self.shard(order).lock();
+        f(shard.records.get_mut(order))
+    }
+
+    /// Marks held records due at `now` as expired, calling `release` on each first.
+    pub fn expire(&self, now: Timestamp, release: impl Fn(&Reservation)) -> usize {
+        let mut count = 0;
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            let Shard { records, by_expiry } = &mut *shard;
+            while by_expiry.front().is_some_and(|(t, _)| *t <= now) {
+                let (_, order) = by_expiry.pop_front().expect("front exists");
+                if let Some(r) = records.get_mut(&order) {
+                    if r.state == ReservationState::Held && r.expires_at <= now {
+                        release(r);
+                        r.state = ReservationState::Expired;
+                        count += 1;
+                    }
+                }
+            }
+        }
+        count
+    }
+}

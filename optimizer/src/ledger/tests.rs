@@ -1,0 +1,256 @@
+use super::*;
+use proptest::prelude::*;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+fn oid(s: &str) -> OrderId {
+    OrderId::parse(s).unwrap()
+}
+
+fn entry(store: u32, sku: u32, on_hand: u32, safety: u32) -> StockEntry {
+    StockEntry { store: StoreIdx(store), sku: SkuIdx(sku), on_hand, safety_stock: safety }
+}
+
+/// Two stores, three SKUs; store 0 has 10 of SKU 0 (safety 2) and 5 of SKU 1; store 1 has 3 of SKU 2.
+fn small() -> StockLedger {
+    StockLedger::new(
+        &[100, 2],
+        3,
+        vec![entry(0, 0, 10, 2), entry(0, 1, 5, 0), entry(1, 2, 3, 0)],
+        LedgerConfig { reservation_ttl_s: 60 },
+    )
+}
+
+const NOW: Timestamp = Timestamp(1_794_326_400);
+
+mod reservation {
+    use super::*;
+
+    #[test]
+    fn all_lines_or_none() {
+        let l = small();
+        let lines = [(SkuIdx(0), 8), (SkuIdx(1), 6)];
+        let refused = l.reserve(&oid("a"), &[(StoreIdx(0), &lines)], NOW).unwrap().unwrap_err();
+        assert_eq!(refused.shortfall, Shortfall::Line { line: 1, missing: 1 });
+        assert_eq!(l.level(StoreIdx(0), SkuIdx(0)).unwrap().reserved, 0);
+        assert!(l.reservation(&oid("a")).is_none());
+
+        let lines = [(SkuIdx(0), 8), (SkuIdx(1), 5)];
+        l.reserve(&oid("a"), &[(StoreIdx(0), &lines)], NOW).unwrap().unwrap();
+        let lvl = l.level(StoreIdx(0), SkuIdx(0)).unwrap();
+        assert_eq!((lvl.reserved, lvl.available), (8, 0));
+        assert!(!l.maybe_available(StoreIdx(0), SkuIdx(0)));
+    }
+
+    #[test]
+    fn multi_store_reservation_is_atomic() {
+        let l = small();
+        let a = [(SkuIdx(0), 1)];
+        let b = [(SkuIdx(2), 4)];
+        let r = l.reserve(&oid("s"), &[(StoreIdx(0), &a), (StoreIdx(1), &b)], NOW).unwrap();
+        assert_eq!(r.unwrap_err(), Refused { shipment: 1, shortfall: Shortfall::Line { line: 0, missing: 1 } });
+        assert_eq!(l.level(StoreIdx(0), SkuIdx(0)).unwrap().reserved, 0);
+        assert_eq!(l.totals(), (18, 0));
+    }
+
+    #[test]
+    fn duplicate_order_id_is_refused_without_taking_stock() {
+        let l = small();
+        let a = [(SkuIdx(0), 1)];
+        l.reserve(&oid("d"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
+        assert_eq!(l.reserve(&oid("d"), &[(StoreIdx(0), &a)], NOW), Err(LedgerError::DuplicateOrder(oid("d"))));
+        assert_eq!(l.level(StoreIdx(0), SkuIdx(0)).unwrap().reserved, 1);
+    }
+
+    #[test]
+    fn capacity_counts_reservations_per_local_day() {
+        let l = small();
+        let b = [(SkuIdx(2), 1)];
+        for i in 0..2 {
+            l.reserve(&oid(&format!("c{i}")), &[(StoreIdx(1), &b)], NOW).unwrap().unwrap();
+        }
+        let r = l.reserve(&oid("c2"), &[(StoreIdx(1), &b)], NOW).unwrap();
+        assert_eq!(r.unwrap_err().shortfall, Shortfall::Capacity { capacity_per_day: 2 });
+        // Releasing frees the slot; the next local day starts from zero.
+        l.release(&oid("c0")).unwrap();
+        assert!(l.reserve(&oid("c3"), &[(StoreIdx(1), &b)], NOW).unwrap().is_ok());
+        assert_eq!(l.orders_today(StoreIdx(1), NOW.plus(86_400)), 0);
+    }
+}
+
+mod lifecycle {
+    use super::*;
+
+    #[test]
+    fn release_and_commit_are_idempotent() {
+        let l = small();
+        let a = [(SkuIdx(1), 2)];
+        l.reserve(&oid("r"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
+        assert_eq!(l.release(&oid("r")), Ok(Transition::Applied));
+        assert_eq!(l.release(&oid("r")), Ok(Transition::AlreadyDone));
+        assert_eq!(l.level(StoreIdx(0), SkuIdx(1)).unwrap().available, 5);
+        assert!(matches!(l.commit(&oid("r")), Err(LedgerError::WrongState { .. })));
+
+        l.reserve(&oid("c"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
+        assert_eq!(l.commit(&oid("c")), Ok(Transition::Applied));
+        assert_eq!(l.commit(&oid("c")), Ok(Transition::AlreadyDone));
+        let lvl = l.level(StoreIdx(0), SkuIdx(1)).unwrap();
+        assert_eq!((lvl.on_hand, lvl.reserved, lvl.available), (3, 0, 3));
+        assert!(matches!(l.release(&oid("c")), Err(LedgerError::WrongState { .. })));
+        assert_eq!(l.release(&oid("zz")), Err(LedgerError::UnknownOrder(oid("zz"))));
+    }
+
+    #[test]
+    fn reservations_expire_after_ttl_unless_committed() {
+        let l = small();
+        let a = [(SkuIdx(0), 3)];
+        l.reserve(&oid("e1"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
+        l.reserve(&oid("e2"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
+        l.commit(&oid("e2")).unwrap();
+        assert_eq!(l.expire(NOW.plus(59)), 0);
+        assert_eq!(l.expire(NOW.plus(60)), 1);
+        assert_eq!(l.reservation(&oid("e1")).unwrap().state, ReservationState::Expired);
+        assert_eq!(l.release(&oid("e1")), Ok(Transition::AlreadyDone));
+        let lvl = l.level(StoreIdx(0), SkuIdx(0)).unwrap();
+        assert_eq!((lvl.on_hand, lvl.reserved), (7, 0));
+    }
+}
+
+mod feeds {
+    use super::*;
+
+    #[test]
+    fn absolute_feed_below_reserved_is_kept_and_flagged() {
+        let l = small();
+        let a = [(SkuIdx(0), 6)];
+        l.reserve(&oid("f"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
+        let out = l.set_on_hand(StoreIdx(0), SkuIdx(0), 4, None).unwrap();
+        assert_eq!(out.level.on_hand, 4);
+        assert!(out.level.oversubscribed);
+        assert_eq!(out.level.available, 0);
+        // Committing still works and never drives on_hand below zero.
+        l.commit(&oid("f")).unwrap();
+        assert_eq!(l.level(StoreIdx(0), SkuIdx(0)).unwrap().on_hand, 0);
+    }
+
+    #[test]
+    fn delta_feed_refuses_negative_on_hand_and_creates_new_rows() {
+        let l = small();
+        assert!(matches!(
+            l.add_on_hand(StoreIdx(0), SkuIdx(1), -6),
+            Err(LedgerError::NegativeOnHand { on_hand: 5, delta: -6 })
+        ));
+        assert_eq!(l.level(StoreIdx(0), SkuIdx(1)).unwrap().on_hand, 5);
+        assert_eq!(l.carrier_count(SkuIdx(2)), 1);
+        let out = l.add_on_hand(StoreIdx(0), SkuIdx(2), 7).unwrap();
+        assert!(out.new_row);
+        assert_eq!(l.carrier_count(SkuIdx(2)), 2);
+        assert!(l.maybe_available(StoreIdx(0), SkuIdx(2)));
+        assert!(matches!(l.set_on_hand(StoreIdx(0), SkuIdx(2), -1, None), Err(LedgerError::NegativeOnHand { .. })));
+    }
+}
+
+mod concurrency {
+    use super::*;
+
+    #[test]
+    fn eight_threads_on_a_hot_sku_with_100_units_take_exactly_100() {
+        let l = Arc::new(StockLedger::new(
+            &[u32::MAX; 4],
+            1,
+            vec![entry(0, 0, 40, 0), entry(1, 0, 30, 0), entry(2, 0, 30, 0)],
+            LedgerConfig::default(),
+        ));
+        let ok = Arc::new(AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (l, ok) = (l.clone(), ok.clone());
+                s.spawn(move || {
+                    for i in 0..100 {
+                        let id = oid(&format!("t{t}-{i}"));
+                        let line = [(SkuIdx(0), 1)];
+                        for store in 0..3 {
+                            if let Ok(Ok(_)) = l.reserve(&id, &[(StoreIdx(store), &line)], NOW) {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(ok.load(Ordering::Relaxed), 100);
+        assert_eq!(l.totals(), (100, 100));
+        for s in 0..3 {
+            assert_eq!(l.level(StoreIdx(s), SkuIdx(0)).unwrap().available, 0);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Reserve { order: u8, store: u32, sku: u32, qty: u32 },
+    Release { order: u8 },
+    Commit { order: u8 },
+    Set { store: u32, sku: u32, on_hand: u32 },
+    Delta { store: u32, sku: u32, delta: i32 },
+    Expire { after_s: u32 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..20, 0u32..3, 0u32..3, 1u32..6).prop_map(|(order, store, sku, qty)| Op::Reserve { order, store, sku, qty }),
+        1 => (0u8..20).prop_map(|order| Op::Release { order }),
+        1 => (0u8..20).prop_map(|order| Op::Commit { order }),
+        1 => (0u32..3, 0u32..3, 0u32..12).prop_map(|(store, sku, on_hand)| Op::Set { store, sku, on_hand }),
+        1 => (0u32..3, 0u32..3, -6i32..6).prop_map(|(store, sku, delta)| Op::Delta { store, sku, delta }),
+        1 => (0u32..120).prop_map(|after_s| Op::Expire { after_s }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(crate::testkit::seeded(200))]
+
+    /// Whatever happens, reserved equals what held reservations hold, and no order was ever
+    /// granted more than was available at the time.
+    #[test]
+    fn reserved_always_matches_held_reservations(ops in proptest::collection::vec(op(), 1..80)) {
+        let rows = (0..3).flat_map(|s| (0..3).map(move |k| entry(s, k, 5, 1))).collect();
+        let l = StockLedger::new(&[1000; 3], 3, rows, LedgerConfig { reservation_ttl_s: 60 });
+        let mut clock = NOW;
+        for op in ops {
+            match op {
+                Op::Reserve { order, store, sku, qty } => {
+                    let before = l.level(StoreIdx(store), SkuIdx(sku)).unwrap();
+                    let line = [(SkuIdx(sku), qty)];
+                    if let Ok(Ok(_)) = l.reserve(&oid(&format!("o{order}")), &[(StoreIdx(store), &line)], clock) {
+                        prop_assert!(before.available >= qty);
+                    }
+                }
+                Op::Release { order } => { let _ = l.release(&oid(&format!("o{order}"))); }
+                Op::Commit { order } => { let _ = l.commit(&oid(&format!("o{order}"))); }
+                Op::Set { store, sku, on_hand } => { l.set_on_hand(StoreIdx(store), SkuIdx(sku), on_hand.into(), None).unwrap(); }
+                Op::Delta { store, sku, delta } => { let _ = l.add_on_hand(StoreIdx(store), SkuIdx(sku), delta.into()); }
+                Op::Expire { after_s } => { clock = clock.plus(after_s.into()); l.expire(clock); }
+            }
+            let mut held = vec![0u32; 9];
+            for order in 0..20u8 {
+                if let Some(r) = l.reservation(&oid(&format!("o{order}"))) {
+                    if r.state == ReservationState::Held {
+                        for h in &r.holds {
+                            for (sku, q) in &h.lines { held[(h.store.0 * 3 + sku.0) as usize] += q; }
+                        }
+                    }
+                }
+            }
+            for s in 0..3u32 {
+                for k in 0..3u32 {
+                    let lvl = l.level(StoreIdx(s), SkuIdx(k)).unwrap();
+                    prop_assert_eq!(lvl.reserved, held[(s * 3 + k) as usize]);
+                    prop_assert_eq!(lvl.available, lvl.on_hand.saturating_sub(lvl.reserved).saturating_sub(lvl.safety_stock));
+                    prop_assert_eq!(l.maybe_available(StoreIdx(s), SkuIdx(k)), lvl.available > 0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Identifiers and quantities. Each is a newtype so that a store id can never be passed where a
+//! SKU is expected; the ones that come from untrusted input have a `parse` constructor.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! numeric_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub u32);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+numeric_id!(
+    /// A store as numbered in `stores.csv` (`store_id`).
+    StoreId
+);
+numeric_id!(
+    /// A stock-keeping unit (product variant) as numbered in `stock.csv` and orders.
+    Sku
+);
+numeric_id!(
+    /// A regional distribution centre as numbered in `dcs.csv`.
+    DcId
+);
+numeric_id!(
+    /// A brand (chain) that operates stores.
+    BrandId
+);
+
+/// Index of a city in [`crate::model::Network::cities`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CityId(pub u16);
+
+/// Seconds since the Unix epoch (UTC). Local time in China is UTC+8 all year.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// China Standard Time offset (no daylight saving).
+    pub const CHINA_OFFSET_S: i64 = 8 * 3600;
+
+    /// Seconds since local (UTC+8) midnight, in `0..86_400`.
+    pub fn local_second_of_day(self) -> u32 {
+        (self.0 + Self::CHINA_OFFSET_S).rem_euclid(86_400) as u32
+    }
+
+    /// Local (UTC+8) calendar day number since 1970-01-01.
+    pub fn local_day(self) -> i64 {
+        (self.0 + Self::CHINA_OFFSET_S).div_euclid(86_400)
+    }
+
+    /// This timestamp moved by `secs` seconds.
+    pub fn plus(self, secs: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(secs))
+    }
+}
+
+/// Why an [`OrderId`] or [`Qty`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("order_id must not be empty")]
+    EmptyOrderId,
+    #[error("order_id is longer than {max} bytes")]
+    OrderIdTooLong { max: usize },
+    #[error("order_id may contain only ASCII letters, digits and - _ . : /")]
+    OrderIdCharacters,
+    #[error("qty must be at least 1")]
+    QtyZero,
+    #[error("qty {got} exceeds the maximum of {max} units per line")]
+    QtyTooLarge { got: u64, max: u32 },
+}
+
+/// A client-chosen order identifier: 1 to 64 bytes of `[A-Za-z0-9-_.:/]`.
+///
+/// # Examples
+/// ```
+/// use optimizer::model::OrderId;
+/// assert!(OrderId::parse("SD-2026-000001").is_ok());
+/// assert!(OrderId::parse("").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// Longest accepted identifier, in bytes.
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses an identifier, refusing empty, over-long or oddly-charactered ones.
+    pub fn parse(s: &str) -> Result<OrderId, IdError> {
+        if s.is_empty() {
+            return Err(IdError::EmptyOrderId);
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(IdError::OrderIdTooLong { max: Self::MAX_LEN });
+        }
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'));
+        if !ok {
+            return Err(IdError::OrderIdCharacters);
+        }
+        Ok(OrderId(s.to_owned()))
+    }
+
+    /// The identifier text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OrderId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A number of units on an order line: `1..=Qty::MAX`.
+///
+/// # Examples
+/// ```
+/// use optimizer::model::Qty;
+/// assert_eq!(Qty::parse(3).unwrap().get(), 3);
+/// assert!(Qty::parse(0).is_err());
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Qty(u32);
+
+impl Qty {
+    /// The largest quantity one order line may ask for.
+    pub const MAX: u32 = 10_000;
+
+    /// Parses a quantity from any integer width (so that `-1` or `2^40` are refused, not wrapped).
+    pub fn parse(v: i64) -> Result<Qty, IdError> {
+        if v <= 0 {
+            return Err(IdError::QtyZero);
+        }
+        if v > i64::from(Self::MAX) {
+            return Err(IdError::QtyTooLarge { got: v as u64, max: Self::MAX });
+        }
+        Ok(Qty(v as u32))
+    }
+
+    /// The number of units.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Qty {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        Qty::parse(v).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_day_and_second_follow_utc_plus_8() {
+        // 2026-11-10T16:00:00Z is 2026-11-11T00:00:00+08:00.
+        let t = Timestamp(1_794_326_400);
+        assert_eq!(t.local_second_of_day(), 0);
+        assert_eq!(t.plus(-1).local_second_of_day(), 86_399);
+        assert_eq!(t.plus(-1).local_day() + 1, t.local_day());
+    }
+
+    #[test]
+    fn order_id_rejects_bad_characters_and_length() {
+        assert_eq!(OrderId::parse("a b"), Err(IdError::OrderIdCharacters));
+        assert!(OrderId::parse(&"x".repeat(64)).is_ok());
+        assert!(matches!(OrderId::parse(&"x".repeat(65)), Err(IdError::OrderIdTooLong { .. })));
+    }
+
+    #[test]
+    fn qty_refuses_zero_negative_and_huge() {
+        assert_eq!(Qty::parse(0), Err(IdError::QtyZero));
+        assert_eq!(Qty::parse(-5), Err(IdError::QtyZero));
+        assert!(matches!(Qty::parse(1 << 40), Err(IdError::QtyTooLarge { .. })));
+        assert_eq!(Qty::parse(10_000).unwrap().get(), 10_000);
+        let q: Result<Qty, _> = serde_json::from_str("0");
+        assert!(q.is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! The static network: cities, stores, DCs and the SKU catalogue, with dense indexes.
+
+use super::ids::{DcId, Sku, StoreId};
+use super::store::{City, Dc, Store};
+use rustc_hash::FxHashMap;
+
+/// Dense position of a store in [`Network::stores`]; what the index and ledger work with.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreIdx(pub u32);
+
+/// Dense position of a SKU in [`SkuCatalog`]; what the ledger's per-SKU structures use.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SkuIdx(pub u32);
+
+/// Why a network could not be assembled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error("store_id {0} appears more than once")]
+    DuplicateStore(StoreId),
+    #[error("dc_id {0} appears more than once")]
+    DuplicateDc(DcId),
+    #[error("sku {0} appears more than once in the catalogue")]
+    DuplicateSku(Sku),
+    #[error("city index {0} is not in the city list")]
+    UnknownCity(u16),
+    #[error("more than {max} stores")]
+    TooManyStores { max: usize },
+}
+
+/// The SKUs the network knows, with a dense index for each.
+#[derive(Clone, Debug, Default)]
+pub struct SkuCatalog {
+    skus: Vec<Sku>,
+    index: FxHashMap<Sku, SkuIdx>,
+}
+
+impl SkuCatalog {
+    /// Builds a catalogue; SKUs must be distinct.
+    pub fn new(skus: Vec<Sku>) -> Result<SkuCatalog, NetworkError> {
+        let mut index = FxHashMap::default();
+        index.reserve(skus.len());
+        for (i, sku) in skus.iter().enumerate() {
+            if index.insert(*sku, SkuIdx(i as u32)).is_some() {
+                return Err(NetworkError::DuplicateSku(*sku));
+            }
+        }
+        Ok(SkuCatalog { skus, index })
+    }
+
+    /// The dense index of `sku`, if the catalogue has it.
+    pub fn get(&self, sku: Sku) -> Option<SkuIdx> {
+        self.index.get(&sku).copied()
+    }
+
+    /// The SKU at a dense index.
+    pub fn sku(&self, idx: SkuIdx) -> Sku {
+        self.skus[idx.0 as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.skus.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.skus.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Sku> + '_ {
+        self.skus.iter().copied()
+    }
+}
+
+/// Cities, stores, DCs and SKUs, immutable once built.
+#[derive(Clone, Debug)]
+pub struct Network {
+    cities: Vec<City>,
+    stores: Vec<Store>,
+    dcs: Vec<Dc>,
+    catalog: SkuCatalog,
+    by_id: FxHashMap<StoreId, StoreIdx>,
+}
+
+impl Network {
+    /// Assembles a network, checking ids are unique and cities exist.
+    pub fn new(
+        cities: Vec<City>,
+        stores: Vec<Store>,
+        dcs: Vec<Dc>,
+        catalog: SkuCatalog,
+    ) -> Result<Network, NetworkError> {
+        if stores.len() > u32::MAX as usize / 2 {
+            return Err(NetworkError::TooManyStores { max: u32::MAX as usize / 2 });
+        }
+        let mut by_id = FxHashMap::default();
+        by_id.reserve(stores.len());
+        for (i, s) in stores.iter().enumerate() {
+            if usize::from(s.city.0) >= cities.len() {
+                return Err(NetworkError::UnknownCity(s.city.0));
+            }
+            if by_id.insert(s.id, StoreIdx(i as u32)).is_some() {
+                return Err(NetworkError::DuplicateStore(s.id));
+            }
+        }
+        for (i, d) in dcs.iter().enumerate() {
+            if usize::from(d.city.0) >= cities.len() {
+                return Err(NetworkError::UnknownCity(d.city.0));
+            }
+            if dcs[..i].iter().any(|o| o.id == d.id) {
+                return Err(NetworkError::DuplicateDc(d.id));
+            }
+        }
+        Ok(Network { cities, stores, dcs, catalog, by_id })
+    }
+
+    pub fn cities(&self) -> &[City] {
+        &self.cities
+    }
+    pub fn stores(&self) -> &[Store] {
+        &self.stores
+    }
+    pub fn dcs(&self) -> &[Dc] {
+        &self.dcs
+    }
+    pub fn catalog(&self) -> &SkuCatalog {
+        &self.catalog
+    }
+
+    /// The store at a dense index.
+    pub fn store(&self, idx: StoreIdx) -> &Store {
+        &self.stores[idx.0 as usize]
+    }
+
+    /// The dense index of a store id.
+    pub fn store_idx(&self, id: StoreId) -> Option<StoreIdx> {
+        self.by_id.get(&id).copied()
+    }
+}

@@ -1,0 +1,370 @@
+//! The checkout router: for one order, which store (or stores, or DC) serves it, decided and
+//! reserved in one step.
+//!
+//! * `ship`: the nearest store within `ship_radius_m` that can supply every line, is open for
+//!   shipping and has capacity left; else the split with the fewest shipments, then least total
+//!   distance, among the nearest stocking stores of each line; else the nearest DC; else
+//!   `unfulfillable` with a reason per line.
+//! * `pickup`: the store the shopper named, if it can; else the nearest pickup store around it
+//!   that can, returned as `alternative` (never a silent switch); else `unfulfillable`.
+//!
+//! Candidates come from the R-tree in great-circle order; each is checked against lock-free
+//! availability bits, then reserved under its store lock. The first store whose reservation
+//! succeeds is the decision, so deciding and reserving are one atomic step.
+
+mod decision;
+mod split;
+
+pub use decision::{Decision, Explanation, LineFailure, LineReason, Rejected, Rejection, Shipment, Status};
+
+use crate::engine::Engine;
+use crate::index::Walk;
+use crate::ledger::{LedgerError, Shortfall};
+use crate::model::{LonLat, Mode, Order, OrderId, OrderLine, SkuIdx, StoreIdx, Timestamp};
+use crate::travel::{Origin, Promise, TravelCost};
+use std::ops::ControlFlow;
+
+/// Router settings.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct RouterConfig {
+    /// Farthest a store may be from the customer to ship from it, metres.
+    pub ship_radius_m: f64,
+    /// Farthest an alternative pickup store may be from the chosen one, metres.
+    pub pickup_radius_m: f64,
+    /// Per line, how many nearest stocking stores the split search considers.
+    pub split_candidates_per_line: usize,
+    /// Most shipments a split may have.
+    pub max_shipments: usize,
+    /// Most stores one search walks before giving up on the single-store stage.
+    pub max_walk: u32,
+    /// Most rejected stores listed in an explanation.
+    pub max_explained: usize,
+    /// Time a store needs to prepare a pickup, seconds.
+    pub pickup_prep_s: u32,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            ship_radius_m: 50_000.0,
+            pickup_radius_m: 10_000.0,
+            split_candidates_per_line: 8,
+            max_shipments: 3,
+            max_walk: 20_000,
+            max_explained: 10,
+            pickup_prep_s: 1800,
+        }
+    }
+}
+
+/// Routing failures that are not "cannot serve" (those are a [`Decision`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("order {0} already holds a reservation")]
+    AlreadyReserved(OrderId),
+}
+
+impl From<LedgerError> for RouteError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::DuplicateOrder(id) => RouteError::AlreadyReserved(id),
+            other => unreachable!("reserve only fails with DuplicateOrder, got {other}"),
+        }
+    }
+}
+
+/// Routes orders against an [`Engine`] using a [`TravelCost`] for ETAs.
+#[derive(Debug, Clone)]
+pub struct Router<C> {
+    config: RouterConfig,
+    cost: C,
+}
+
+/// Per-call working state.
+struct Ctx<'a> {
+    engine: &'a Engine,
+    order: &'a Order,
+    lines: Vec<(SkuIdx, u32)>,
+    now: Timestamp,
+    explanation: Explanation,
+    max_explained: usize,
+}
+
+impl Ctx<'_> {
+    fn reject(&mut self, store: StoreIdx, distance_m: f64, rejection: Rejection) {
+        if self.explanation.rejected.len() < self.max_explained {
+            let store_id = self.engine.network().store(store).id;
+            self.explanation.rejected.push(Rejected { store_id, distance_m, rejection });
+        } else {
+            self.explanation.rejected_not_listed += 1;
+        }
+    }
+
+    fn shortfall(&self, s: Shortfall, lines: &[(SkuIdx, u32)]) -> Rejection {
+        match s {
+            Shortfall::Line { line, missing } => {
+                Rejection::ShortOfSku { sku: self.engine.network().catalog().sku(lines[line].0), missing }
+            }
+            Shortfall::Capacity { capacity_per_day } => Rejection::CapacityFull { capacity_per_day },
+        }
+    }
+}
+
+/// A store found by the single-store search, already reserved.
+struct Found {
+    store: StoreIdx,
+    expires_at: Timestamp,
+}
+
+impl<C: TravelCost> Router<C> {
+    pub fn new(config: RouterConfig, cost: C) -> Self {
+        Router { config, cost }
+    }
+
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    pub fn cost(&self) -> &C {
+        &self.cost
+    }
+
+    /// Decides and reserves for one order at its `created_at` time.
+    ///
+    /// # Errors
+    /// [`RouteError::AlreadyReserved`] when the order id already holds a reservation.
+    pub fn route(&self, engine: &Engine, order: &Order) -> Result<Decision, RouteError> {
+        self.route_at(engine, order, order.created_at())
+    }
+
+    /// Like [`Router::route`], at an explicit time (capacity day, opening hours, promise).
+    pub fn route_at(&self, engine: &Engine, order: &Order, now: Timestamp) -> Result<Decision, RouteError> {
+        let catalog = engine.network().catalog();
+        let mut lines = Vec::with_capacity(order.lines().len());
+        let mut unknown = Vec::new();
+        for l in order.lines() {
+            match catalog.get(l.sku) {
+                Some(k) => lines.push((k, l.qty.get())),
+                None => unknown.push(LineFailure { sku: l.sku, reason: LineReason::UnknownSku }),
+            }
+        }
+        let ctx = Ctx {
+            engine,
+            order,
+            lines,
+            now,
+            explanation: Explanation::default(),
+            max_explained: self.config.max_explained,
+        };
+        if !unknown.is_empty() {
+            return Ok(self.unfulfillable(ctx, unknown));
+        }
+        match order.mode() {
+            Mode::Ship => self.route_ship(ctx),
+            Mode::Pickup => self.route_pickup(ctx),
+        }
+    }
+
+    fn route_ship(&self, mut ctx: Ctx<'_>) -> Result<Decision, RouteError> {
+        let at = ctx.order.customer();
+        ctx.explanation.stages.push("single_store");
+        if let Some(f) = self.find_single(&mut ctx, at, Mode::Ship, self.config.ship_radius_m)? {
+            let shipment = self.store_shipment(&ctx, f.store, ctx.order.lines().to_vec(), Mode::Ship);
+            return Ok(self.decision(ctx, Status::Assigned, vec![shipment], Some(f.expires_at)));
+        }
+        if ctx.lines.len() > 1 && self.config.max_shipments > 1 {
+            ctx.explanation.stages.push("split");
+            if let Some((parts, expires_at)) = split::find(self, &mut ctx)? {
+                let shipments = parts
+                    .into_iter()
+                    .map(|(store, line_ix)| {
+                        let lines = line_ix.iter().map(|&i| ctx.order.lines()[i]).collect();
+                        self.store_shipment(&ctx, store, lines, Mode::Ship)
+                    })
+                    .collect();
+                return Ok(self.decision(ctx, Status::Split, shipments, Some(expires_at)));
+            }
+        }
+        ctx.explanation.stages.push("dc");
+        let nearest_dc = ctx
+            .engine
+            .network()
+            .dcs()
+            .iter()
+            .min_by(|a, b| a.location.distance_m(at).total_cmp(&b.location.distance_m(at)));
+        if let Some(dc) = nearest_dc {
+            let leg = self.cost.leg(Origin { location: dc.location, city: dc.city }, at);
+            let shipment = Shipment {
+                store_id: None,
+                dc_id: Some(dc.id),
+                lon: dc.location.lon(),
+                lat: dc.location.lat(),
+                lines: ctx.order.lines().to_vec(),
+                distance_m: leg.distance_m,
+                eta_s: leg.eta_s,
+                promise: Promise::for_eta(ctx.now, leg.eta_s),
+            };
+            return Ok(self.decision(ctx, Status::Dc, vec![shipment], None));
+        }
+        let failures = self.no_stock(&ctx, self.config.ship_radius_m);
+        Ok(self.unfulfillable(ctx, failures))
+    }
+
+    fn route_pickup(&self, mut ctx: Ctx<'_>) -> Result<Decision, RouteError> {
+        let named = ctx.order.pickup_store().expect("pickup orders name a store");
+        let Some(store) = ctx.engine.network().store_idx(named) else {
+            let failures = ctx
+                .order
+                .lines()
+                .iter()
+                .map(|l| LineFailure { sku: l.sku, reason: LineReason::UnknownPickupStore { store_id: named } })
+                .collect();
+            return Ok(self.unfulfillable(ctx, failures));
+        };
+        ctx.explanation.stages.push("pickup_store");
+        let here = ctx.engine.network().store(store).location;
+        let distance = ctx.order.customer().distance_m(here);
+        ctx.explanation.candidates_considered += 1;
+        if !ctx.engine.network().store(store).capabilities.pickup {
+            ctx.reject(store, distance, Rejection::PickupDisabled);
+        } else {
+            match ctx.engine.ledger().reserve(ctx.order.id(), &[(store, &ctx.lines)], ctx.now)? {
+                Ok(expires_at) => {
+                    let shipment = self.store_shipment(&ctx, store, ctx.order.lines().to_vec(), Mode::Pickup);
+                    return Ok(self.decision(ctx, Status::Assigned, vec![shipment], Some(expires_at)));
+                }
+                Err(refused) => {
+                    let r = ctx.shortfall(refused.shortfall, &ctx.lines);
+                    ctx.reject(store, distance, r);
+                }
+            }
+        }
+        ctx.explanation.stages.push("alternative");
+        if let Some(f) = self.find_single(&mut ctx, here, Mode::Pickup, self.config.pickup_radius_m)? {
+            let shipment = self.store_shipment(&ctx, f.store, ctx.order.lines().to_vec(), Mode::Pickup);
+            return Ok(self.decision(ctx, Status::Alternative, vec![shipment], Some(f.expires_at)));
+        }
+        let failures = self.no_stock(&ctx, self.config.pickup_radius_m);
+        Ok(self.unfulfillable(ctx, failures))
+    }
+
+    /// Walks stores nearest first from `at` and reserves the first that can take every line.
+    fn find_single(
+        &self,
+        ctx: &mut Ctx<'_>,
+        at: LonLat,
+        mode: Mode,
+        radius_m: f64,
+    ) -> Result<Option<Found>, RouteError> {
+        let engine = ctx.engine;
+        let (network, ledger) = (engine.network(), engine.ledger());
+        let driver = ctx
+            .lines
+            .iter()
+            .map(|(sku, _)| *sku)
+            .min_by_key(|sku| ledger.carrier_count(*sku))
+            .expect("orders have lines");
+        let lines = std::mem::take(&mut ctx.lines);
+        let mut walked = 0u32;
+        let outcome = engine.index().walk(Walk::Carriers(driver), at, f64::INFINITY, |store, d| {
+            if d > radius_m {
+                ctx.reject(store, d, Rejection::OutsideRadius { radius_m });
+                return ControlFlow::Break(Ok(None));
+            }
+            walked += 1;
+            if walked > self.config.max_walk {
+                return ControlFlow::Break(Ok(None));
+            }
+            let caps = network.store(store).capabilities;
+            match mode {
+                Mode::Ship if !caps.ship => {
+                    ctx.reject(store, d, Rejection::ShipDisabled);
+                    return ControlFlow::Continue(());
+                }
+                Mode::Pickup if !caps.pickup => {
+                    ctx.reject(store, d, Rejection::PickupDisabled);
+                    return ControlFlow::Continue(());
+                }
+                _ => {}
+            }
+            if let Some((sku, qty)) = lines.iter().find(|(sku, _)| !ledger.maybe_available(store, *sku)) {
+                let sku = network.catalog().sku(*sku);
+                ctx.reject(store, d, Rejection::ShortOfSku { sku, missing: *qty });
+                return ControlFlow::Continue(());
+            }
+            match ledger.reserve(ctx.order.id(), &[(store, &lines)], ctx.now) {
+                Ok(Ok(expires_at)) => ControlFlow::Break(Ok(Some(Found { store, expires_at }))),
+                Ok(Err(refused)) => {
+                    let r = ctx.shortfall(refused.shortfall, &lines);
+                    ctx.reject(store, d, r);
+                    ControlFlow::Continue(())
+                }
+                Err(e) => ControlFlow::Break(Err(RouteError::from(e))),
+            }
+        });
+        ctx.explanation.candidates_considered += walked.min(self.config.max_walk);
+        ctx.lines = lines;
+        outcome.unwrap_or(Ok(None))
+    }
+
+    fn store_shipment(&self, ctx: &Ctx<'_>, store: StoreIdx, lines: Vec<OrderLine>, mode: Mode) -> Shipment {
+        let s = ctx.engine.network().store(store);
+        let wait = s.hours.wait_s(ctx.now.local_second_of_day());
+        let (distance_m, eta_s) = match mode {
+            Mode::Ship => {
+                let leg = self.cost.leg(Origin { location: s.location, city: s.city }, ctx.order.customer());
+                (leg.distance_m, wait.saturating_add(leg.eta_s))
+            }
+            Mode::Pickup => (ctx.order.customer().distance_m(s.location), wait + self.config.pickup_prep_s),
+        };
+        Shipment {
+            store_id: Some(s.id),
+            dc_id: None,
+            lon: s.location.lon(),
+            lat: s.location.lat(),
+            lines,
+            distance_m,
+            eta_s,
+            promise: Promise::for_eta(ctx.now, eta_s),
+        }
+    }
+
+    fn no_stock(&self, ctx: &Ctx<'_>, radius_m: f64) -> Vec<LineFailure> {
+        ctx.order
+            .lines()
+            .iter()
+            .map(|l| LineFailure { sku: l.sku, reason: LineReason::NoStockWithinRadius { radius_m } })
+            .collect()
+    }
+
+    fn decision(
+        &self,
+        ctx: Ctx<'_>,
+        status: Status,
+        shipments: Vec<Shipment>,
+        expires: Option<Timestamp>,
+    ) -> Decision {
+        Decision {
+            order_id: ctx.order.id().clone(),
+            status,
+            shipments,
+            unfulfilled: Vec::new(),
+            explanation: ctx.explanation,
+            reservation_expires_at: expires,
+        }
+    }
+
+    fn unfulfillable(&self, ctx: Ctx<'_>, unfulfilled: Vec<LineFailure>) -> Decision {
+        Decision {
+            order_id: ctx.order.id().clone(),
+            status: Status::Unfulfillable,
+            shipments: Vec::new(),
+            unfulfilled,
+            explanation: ctx.explanation,
+            reservation_expires_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

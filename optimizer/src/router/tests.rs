@@ -1,0 +1,244 @@
+use super::*;
+use crate::ledger::StockEntry;
+use crate::model::{Qty, Sku, StoreId};
+use crate::testkit;
+use crate::travel::GreatCircle;
+use crate::EngineConfig;
+use proptest::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const NOW: Timestamp = Timestamp(1_794_326_400 + 12 * 3600);
+
+fn line(sku: u32, qty: i64) -> OrderLine {
+    OrderLine { sku: Sku(sku), qty: Qty::parse(qty).unwrap() }
+}
+
+fn ship(id: &str, lon: f64, lat: f64, lines: Vec<OrderLine>) -> Order {
+    Order::new(OrderId::parse(id).unwrap(), NOW, LonLat::new(lon, lat).unwrap(), Mode::Ship, None, lines).unwrap()
+}
+
+fn pickup(id: &str, store: u32, lines: Vec<OrderLine>) -> Order {
+    let at = LonLat::new(121.0, 31.0).unwrap();
+    Order::new(OrderId::parse(id).unwrap(), NOW, at, Mode::Pickup, Some(StoreId(store)), lines).unwrap()
+}
+
+fn rows(spec: &[(u32, u32, u32)]) -> Vec<StockEntry> {
+    spec.iter()
+        .map(|&(store, sku, on_hand)| StockEntry { store: StoreIdx(store), sku: SkuIdx(sku), on_hand, safety_stock: 0 })
+        .collect()
+}
+
+fn router() -> Router<GreatCircle> {
+    Router::new(RouterConfig::default(), GreatCircle::default())
+}
+
+/// Stores 1..=4 east of (121.0, 31.0) at about 1, 2, 3 and 100 km.
+fn line_of_stores() -> Vec<crate::model::Store> {
+    vec![
+        testkit::store(1, 121.01, 31.0),
+        testkit::store(2, 121.02, 31.0),
+        testkit::store(3, 121.03, 31.0),
+        testkit::store(4, 122.05, 31.0),
+    ]
+}
+
+mod ship_mode {
+    use super::*;
+
+    #[test]
+    fn nearest_capable_store_wins_and_nearer_ones_are_explained() {
+        let mut stores = line_of_stores();
+        stores[1].capabilities.ship = false;
+        let engine = Engine::new(testkit::network(stores, 3), rows(&[(0, 0, 1), (1, 0, 9), (2, 0, 9)]), EngineConfig::default());
+        let d = router().route(&engine, &ship("o1", 121.0, 31.0, vec![line(0, 2)])).unwrap();
+        assert_eq!(d.status, Status::Assigned);
+        assert_eq!(d.shipments[0].store_id, Some(StoreId(3)));
+        let reasons: Vec<(StoreId, Rejection)> = d.explanation.rejected.iter().map(|r| (r.store_id, r.rejection.clone())).collect();
+        assert_eq!(
+            reasons,
+            vec![(StoreId(1), Rejection::ShortOfSku { sku: Sku(0), missing: 1 }), (StoreId(2), Rejection::ShipDisabled)]
+        );
+        assert!(d.reservation_expires_at.is_some());
+        assert_eq!(engine.stock_level(StoreId(3), Sku(0)).unwrap().unwrap().reserved, 2);
+    }
+
+    #[test]
+    fn full_capacity_is_a_reason_to_move_on() {
+        let mut stores = line_of_stores();
+        stores[0].capacity_per_day = 1;
+        let engine = Engine::new(testkit::network(stores, 1), rows(&[(0, 0, 9), (1, 0, 9)]), EngineConfig::default());
+        let r = router();
+        assert_eq!(r.route(&engine, &ship("a", 121.0, 31.0, vec![line(0, 1)])).unwrap().shipments[0].store_id, Some(StoreId(1)));
+        let d = r.route(&engine, &ship("b", 121.0, 31.0, vec![line(0, 1)])).unwrap();
+        assert_eq!(d.shipments[0].store_id, Some(StoreId(2)));
+        assert_eq!(d.explanation.rejected[0].rejection, Rejection::CapacityFull { capacity_per_day: 1 });
+    }
+
+    #[test]
+    fn split_uses_fewest_shipments_then_the_dc_beyond_the_radius() {
+        let engine = Engine::new(
+            testkit::network(line_of_stores(), 3),
+            rows(&[(0, 0, 5), (1, 1, 5), (2, 0, 5), (2, 1, 5), (3, 2, 5)]),
+            EngineConfig::default(),
+        );
+        let r = router();
+        // Store 3 has both lines: one shipment beats two nearer ones.
+        let d = r.route(&engine, &ship("s1", 121.0, 31.0, vec![line(0, 1), line(1, 1)])).unwrap();
+        assert_eq!((d.status, d.shipments.len()), (Status::Assigned, 1));
+        assert_eq!(d.shipments[0].store_id, Some(StoreId(3)));
+        // Now store 3 cannot give 5 of SKU 0: split between 1 (SKU 0) and 2/3 (SKU 1).
+        let d = r.route(&engine, &ship("s2", 121.0, 31.0, vec![line(0, 5), line(1, 1)])).unwrap();
+        assert_eq!(d.status, Status::Split);
+        assert_eq!(d.shipments.len(), 2);
+        assert_eq!(d.shipments[0].store_id, Some(StoreId(1)));
+        assert_eq!(d.shipments[0].lines, vec![line(0, 5)]);
+        assert_eq!(d.shipments[1].store_id, Some(StoreId(2)));
+        // SKU 2 is only 100 km away: outside the 50 km radius, so the DC serves it.
+        let d = r.route(&engine, &ship("s3", 121.0, 31.0, vec![line(2, 1)])).unwrap();
+        assert_eq!(d.status, Status::Dc);
+        assert!(d.reservation_expires_at.is_none());
+        assert!(matches!(d.explanation.rejected.last().unwrap().rejection, Rejection::OutsideRadius { .. }));
+        assert_eq!(engine.stock_level(StoreId(4), Sku(2)).unwrap().unwrap().reserved, 0);
+    }
+
+    #[test]
+    fn unknown_skus_and_missing_dcs_are_unfulfillable_with_reasons() {
+        let net = testkit::network(line_of_stores(), 2);
+        let net = crate::model::Network::new(net.cities().to_vec(), net.stores().to_vec(), vec![], net.catalog().clone()).unwrap();
+        let engine = Engine::new(net, rows(&[(0, 0, 1)]), EngineConfig::default());
+        let d = router().route(&engine, &ship("u1", 121.0, 31.0, vec![line(0, 1), line(77, 1)])).unwrap();
+        assert_eq!(d.status, Status::Unfulfillable);
+        assert_eq!(d.unfulfilled, vec![LineFailure { sku: Sku(77), reason: LineReason::UnknownSku }]);
+        assert_eq!(engine.stock_level(StoreId(1), Sku(0)).unwrap().unwrap().reserved, 0);
+        let d = router().route(&engine, &ship("u2", 121.0, 31.0, vec![line(1, 1)])).unwrap();
+        assert_eq!(d.unfulfilled[0].reason, LineReason::NoStockWithinRadius { radius_m: 50_000.0 });
+    }
+
+    #[test]
+    fn routing_the_same_order_twice_is_refused() {
+        let engine = Engine::new(testkit::network(line_of_stores(), 1), rows(&[(0, 0, 9)]), EngineConfig::default());
+        let o = ship("dup", 121.0, 31.0, vec![line(0, 1)]);
+        router().route(&engine, &o).unwrap();
+        assert_eq!(router().route(&engine, &o), Err(RouteError::AlreadyReserved(o.id().clone())));
+        assert_eq!(engine.stock_level(StoreId(1), Sku(0)).unwrap().unwrap().reserved, 1);
+    }
+}
+
+mod pickup_mode {
+    use super::*;
+
+    #[test]
+    fn named_store_alternative_or_unfulfillable() {
+        let engine = Engine::new(testkit::network(line_of_stores(), 2), rows(&[(0, 0, 1), (2, 0, 5)]), EngineConfig::default());
+        let r = router();
+        let d = r.route(&engine, &pickup("p1", 1, vec![line(0, 1)])).unwrap();
+        assert_eq!((d.status, d.shipments[0].store_id), (Status::Assigned, Some(StoreId(1))));
+        assert_eq!(d.shipments[0].eta_s, r.config().pickup_prep_s);
+        // Store 1 is now empty: store 3 is offered as an alternative, never silently.
+        let d = r.route(&engine, &pickup("p2", 1, vec![line(0, 1)])).unwrap();
+        assert_eq!((d.status, d.shipments[0].store_id), (Status::Alternative, Some(StoreId(3))));
+        assert_eq!(d.explanation.rejected[0].store_id, StoreId(1));
+        let d = r.route(&engine, &pickup("p3", 1, vec![line(1, 1)])).unwrap();
+        assert_eq!(d.status, Status::Unfulfillable);
+        let d = r.route(&engine, &pickup("p4", 999, vec![line(0, 1)])).unwrap();
+        assert_eq!(d.unfulfilled[0].reason, LineReason::UnknownPickupStore { store_id: StoreId(999) });
+    }
+
+    #[test]
+    fn closed_store_waits_until_opening() {
+        let mut stores = line_of_stores();
+        stores[0].hours = crate::model::OpeningHours::new(13 * 60, 22 * 60).unwrap();
+        let engine = Engine::new(testkit::network(stores, 1), rows(&[(0, 0, 1)]), EngineConfig::default());
+        let d = router().route(&engine, &pickup("h1", 1, vec![line(0, 1)])).unwrap();
+        assert_eq!(d.shipments[0].eta_s, 3600 + 1800);
+    }
+}
+
+mod concurrency {
+    use super::*;
+
+    #[test]
+    fn eight_threads_never_oversell_a_hot_sku() {
+        let stores: Vec<_> = (0..20).map(|i| testkit::store(i + 1, 121.0 + 0.001 * f64::from(i), 31.0)).collect();
+        let stock: Vec<_> = (0..20).map(|s| (s, 0, 5)).collect();
+        let engine = Engine::new(testkit::network(stores, 1), rows(&stock), EngineConfig::default());
+        let from_stores = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (engine, from_stores) = (&engine, &from_stores);
+                s.spawn(move || {
+                    let r = router();
+                    for i in 0..40 {
+                        let d = r.route(engine, &ship(&format!("t{t}-{i}"), 121.005, 31.0, vec![line(0, 1)])).unwrap();
+                        if d.status == Status::Assigned {
+                            from_stores.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            assert_eq!(d.status, Status::Dc);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(from_stores.load(Ordering::Relaxed), 100);
+        assert_eq!(engine.ledger().totals(), (100, 100));
+    }
+}
+
+/// Brute force: the nearest ship-capable store within the radius that has every line.
+fn oracle(engine: &Engine, order: &Order, radius: f64) -> Option<f64> {
+    let net = engine.network();
+    net.stores()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.capabilities.ship)
+        .filter(|(i, _)| {
+            order.lines().iter().all(|l| {
+                let k = net.catalog().get(l.sku).unwrap();
+                engine.ledger().level(StoreIdx(*i as u32), k).is_some_and(|v| v.available >= l.qty.get())
+            })
+        })
+        .map(|(_, s)| s.location.distance_m(order.customer()))
+        .filter(|d| *d <= radius)
+        .min_by(f64::total_cmp)
+}
+
+proptest! {
+    #![proptest_config(testkit::seeded(48))]
+
+    /// The chosen store is exactly as near as the brute-force nearest capable store, and the
+    /// router never assigns a single store when none qualifies; holds across a stream of orders
+    /// that deplete stock.
+    #[test]
+    fn filtered_nearest_matches_brute_force(
+        stores in proptest::collection::vec((120.5f64..121.5, 30.5f64..31.5, any::<bool>()), 2..60),
+        stock in proptest::collection::vec((0usize..60, 0u32..6, 0u32..4), 1..200),
+        orders in proptest::collection::vec((120.5f64..121.5, 30.5f64..31.5, proptest::collection::btree_set(0u32..6, 1..4), 1i64..3), 1..30),
+        sparse in prop_oneof![Just(0.0), Just(1.01)],
+    ) {
+        let n = stores.len();
+        let net = testkit::network(
+            stores.iter().enumerate().map(|(i, (lon, lat, ship))| {
+                let mut s = testkit::store(i as u32, *lon, *lat);
+                s.capabilities.ship = *ship;
+                s
+            }).collect(),
+            6,
+        );
+        let rows = stock.iter().map(|&(s, k, q)| StockEntry { store: StoreIdx((s % n) as u32), sku: SkuIdx(k), on_hand: q, safety_stock: 0 }).collect();
+        let cfg = EngineConfig { index: crate::index::IndexConfig { sparse_fraction: sparse }, ..EngineConfig::default() };
+        let engine = Engine::new(net, rows, cfg);
+        let r = Router::new(RouterConfig { ship_radius_m: 40_000.0, ..RouterConfig::default() }, GreatCircle::default());
+        for (i, (lon, lat, skus, qty)) in orders.into_iter().enumerate() {
+            let o = ship(&format!("p{i}"), lon, lat, skus.into_iter().map(|k| line(k, qty)).collect());
+            let want = oracle(&engine, &o, 40_000.0);
+            let d = r.route(&engine, &o).unwrap();
+            match want {
+                Some(dist) => {
+                    prop_assert_eq!(d.status, Status::Assigned);
+                    prop_assert!((d.shipments[0].distance_m - dist).abs() < 1e-3);
+                }
+                None => prop_assert_ne!(d.status, Status::Assigned),
+            }
+        }
+    }
+}
