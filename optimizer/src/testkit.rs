@@ -14,8 +14,8 @@ pub fn seeded(cases: u32) -> Config {
 }
 
 use crate::model::{
-    BrandId, Capabilities, City, CityId, Dc, DcId, LonLat, Network, OpeningHours, Sku, SkuCatalog,
-    Store, StoreId,
+    BrandId, Capabilities, City, CityId, Dc, DcId, LonLat, Network, OpeningHours, Sku, SkuCatalog, Store,
+    StoreId,
 };
 
 /// One city (Shanghai) that every fixture store belongs to.

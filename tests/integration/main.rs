@@ -1,1 +1,4 @@
+//! Integration tests: drive the real `omniroute` binary.
 
+mod cli;
+mod helpers;

@@ -6,8 +6,8 @@
 mod curve;
 
 use crate::model::{
-    BrandId, Capabilities, City, CityId, Dc, DcId, LonLat, Mode, OpeningHours, Order, OrderId,
-    OrderLine, Qty, Sku, Store, StoreId, Timestamp,
+    BrandId, Capabilities, City, CityId, Dc, DcId, LonLat, Mode, OpeningHours, Order, OrderId, OrderLine,
+    Qty, Sku, Store, StoreId, Timestamp,
 };
 use rand::distr::weighted::WeightedIndex;
 use rand::{Rng, SeedableRng};
@@ -108,8 +108,18 @@ impl Progress for NoProgress {
 }
 
 /// Regional hubs for DCs, in order of preference; missing ones are replaced by the largest cities.
-const DC_CITIES: [&str; 10] =
-    ["Beijing", "Shanghai", "Guangzhou", "Chengdu", "Wuhan", "Xi'an", "Shenyang", "Kunming", "Zhengzhou", "Hangzhou"];
+const DC_CITIES: [&str; 10] = [
+    "Beijing",
+    "Shanghai",
+    "Guangzhou",
+    "Chengdu",
+    "Wuhan",
+    "Xi'an",
+    "Shenyang",
+    "Kunming",
+    "Zhengzhou",
+    "Hangzhou",
+];
 
 const STREAM_STORES: u64 = 1 << 40;
 const STREAM_ORDERS: u64 = 2 << 40;
@@ -127,7 +137,10 @@ fn city_sigma_m(city: &City) -> f64 {
 
 fn around(city: &City, rng: &mut ChaCha8Rng, scale: f64) -> LonLat {
     let n = Normal::new(0.0, city_sigma_m(city) * scale).expect("positive sigma");
-    city.location.offset_m(n.sample(rng), n.sample(rng))
+    let p = city.location.offset_m(n.sample(rng), n.sample(rng));
+    // Six decimals (about 0.1 m) keep the files small and round-trip exactly through text.
+    let round = |v: f64| (v * 1e6).round() / 1e6;
+    LonLat::new(round(p.lon()), round(p.lat())).expect("rounding keeps a valid position")
 }
 
 /// Generates a dataset over `cities`.
@@ -135,23 +148,9 @@ fn around(city: &City, rng: &mut ChaCha8Rng, scale: f64) -> LonLat {
 /// # Runtime
 /// O(stores * skus_per_store + orders * lines), parallel over stores and orders.
 pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Result<Dataset, GenError> {
-    if cities.is_empty() {
-        return Err(GenError::NoCities);
-    }
-    for (field, v, min) in [("stores", cfg.stores as u64, 1), ("skus", cfg.skus.into(), 1), ("brands", cfg.brands.into(), 1)] {
-        if v < min {
-            return Err(GenError::TooSmall { field, min });
-        }
-    }
-    if let LineMix::Fixed(n) = cfg.lines {
-        if !(1..=50).contains(&n) {
-            return Err(GenError::Lines);
-        }
-    }
-    if !(0.0..=1.0).contains(&cfg.pickup_share) {
-        return Err(GenError::PickupShare);
-    }
-    let by_pop = WeightedIndex::new(cities.iter().map(|c| c.population.max(1) as f64)).expect("positive weights");
+    validate(cities, cfg)?;
+    let by_pop =
+        WeightedIndex::new(cities.iter().map(|c| c.population.max(1) as f64)).expect("positive weights");
     let sku_zipf = Zipf::new(f64::from(cfg.skus), 1.0).expect("n >= 1");
     let brand_zipf = Zipf::new(f64::from(cfg.brands), 1.1).expect("n >= 1");
     let capacity = LogNormal::new(200f64.ln(), 0.6).expect("valid");
@@ -196,7 +195,8 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
                 .into_iter()
                 .map(|s| {
                     let popular = if s <= 50 { 20 } else { 0 };
-                    let on_hand = if rng.random_bool(0.05) { 0 } else { 1 + popular + rng.random_range(0..20u32) };
+                    let on_hand =
+                        if rng.random_bool(0.05) { 0 } else { 1 + popular + rng.random_range(0..20u32) };
                     let safety_stock = rng.random_range(0..=2u32).min(on_hand);
                     StockRow { store: id, sku: Sku(s), on_hand, safety_stock }
                 })
@@ -212,8 +212,45 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
         stock.extend(rows);
     }
     let dcs = pick_dcs(cities, cfg.dcs);
-    let orders = generate_orders(cities, &stores, cfg, &by_pop, &sku_zipf, progress);
+    let orders = orders(cities, &stores, cfg, progress)?;
     Ok(Dataset { stores, stock, dcs, orders })
+}
+
+/// Generates only the order stream of `cfg` for an existing set of stores (pickup orders name
+/// pickup stores of the customer's city).
+pub fn orders(
+    cities: &[City],
+    stores: &[Store],
+    cfg: &GenConfig,
+    progress: &dyn Progress,
+) -> Result<Vec<Order>, GenError> {
+    validate(cities, cfg)?;
+    let by_pop =
+        WeightedIndex::new(cities.iter().map(|c| c.population.max(1) as f64)).expect("positive weights");
+    let sku_zipf = Zipf::new(f64::from(cfg.skus), 1.0).expect("n >= 1");
+    Ok(generate_orders(cities, stores, cfg, &by_pop, &sku_zipf, progress))
+}
+
+fn validate(cities: &[City], cfg: &GenConfig) -> Result<(), GenError> {
+    if cities.is_empty() {
+        return Err(GenError::NoCities);
+    }
+    for (field, v, min) in
+        [("stores", cfg.stores as u64, 1), ("skus", cfg.skus.into(), 1), ("brands", cfg.brands.into(), 1)]
+    {
+        if v < min {
+            return Err(GenError::TooSmall { field, min });
+        }
+    }
+    if let LineMix::Fixed(n) = cfg.lines {
+        if !(1..=50).contains(&n) {
+            return Err(GenError::Lines);
+        }
+    }
+    if !(0.0..=1.0).contains(&cfg.pickup_share) {
+        return Err(GenError::PickupShare);
+    }
+    Ok(())
 }
 
 fn assortment_size(cfg: &GenConfig, rng: &mut ChaCha8Rng) -> usize {
@@ -243,6 +280,9 @@ fn pick_dcs(cities: &[City], n: usize) -> Vec<Dc> {
         .collect()
 }
 
+/// An order before it gets its id: (time, position, customer, pickup store, lines).
+type Draft = (i64, usize, LonLat, Option<StoreId>, Vec<OrderLine>);
+
 fn generate_orders(
     cities: &[City],
     stores: &[Store],
@@ -259,7 +299,7 @@ fn generate_orders(
     let hour_weights = WeightedIndex::new(curve::HOURLY_WEIGHTS).expect("positive");
     let spike = Exp::new(1.0 / 600.0).expect("positive rate");
     progress.stage("orders", cfg.orders as u64);
-    let mut drafts: Vec<(i64, usize, LonLat, Option<StoreId>, Vec<OrderLine>)> = (0..cfg.orders)
+    let mut drafts: Vec<Draft> = (0..cfg.orders)
         .into_par_iter()
         .map(|i| {
             let mut rng = rng_for(cfg.seed, STREAM_ORDERS + i as u64);
@@ -362,7 +402,10 @@ mod tests {
             generate(&cities(), &GenConfig { stores: 0, ..small() }, &NoProgress).unwrap_err(),
             GenError::TooSmall { field: "stores", min: 1 }
         );
-        assert_eq!(generate(&cities(), &GenConfig { lines: LineMix::Fixed(0), ..small() }, &NoProgress).unwrap_err(), GenError::Lines);
+        assert_eq!(
+            generate(&cities(), &GenConfig { lines: LineMix::Fixed(0), ..small() }, &NoProgress).unwrap_err(),
+            GenError::Lines
+        );
         assert_eq!(generate(&[], &small(), &NoProgress).unwrap_err(), GenError::NoCities);
     }
 }

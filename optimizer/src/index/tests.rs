@@ -59,7 +59,7 @@ proptest! {
         prop_assert!(idx.is_sparse(SkuIdx(0)));
         let at = LonLat::new(qlon, qlat).unwrap();
         let mut seen = vec![];
-        idx.walk::<()>(Walk::Carriers(SkuIdx(0)), at, f64::INFINITY, |s, d| { seen.push((s, d)); ControlFlow::Continue(()) });
+        idx.walk::<()>(Walk::Carriers(SkuIdx(0)), at, 0.0, f64::INFINITY, |c| { seen.push((c.store, c.distance_m())); ControlFlow::Continue(()) });
         let want: Vec<(StoreIdx, f64)> = brute_force(&net, at).into_iter().filter(|p| carriers.contains(&p.0)).collect();
         prop_assert_eq!(seen.len(), want.len());
         for (g, w) in seen.iter().zip(&want) {
@@ -73,10 +73,31 @@ fn added_carriers_become_visible_to_sparse_walks() {
     let net = testkit::network(vec![testkit::store(1, 121.0, 31.0), testkit::store(2, 121.1, 31.0)], 1);
     let idx = StoreIndex::build(&net, &[vec![StoreIdx(0)]], IndexConfig { sparse_fraction: 1.0 });
     let at = LonLat::new(121.1, 31.0).unwrap();
-    let first = |idx: &StoreIndex| idx.walk(Walk::Carriers(SkuIdx(0)), at, 1e7, |s, _| ControlFlow::Break(s));
+    let first =
+        |idx: &StoreIndex| idx.walk(Walk::Carriers(SkuIdx(0)), at, 0.0, 1e7, |c| ControlFlow::Break(c.store));
     assert_eq!(first(&idx), Some(StoreIdx(0)));
     idx.add_carrier(SkuIdx(0), StoreIdx(1));
     assert_eq!(first(&idx), Some(StoreIdx(1)));
+}
+
+#[test]
+fn walk_visits_only_the_distance_band() {
+    let stores = (0..50).map(|i| testkit::store(i, 121.0 + 0.01 * f64::from(i), 31.0)).collect();
+    let net = testkit::network(stores, 1);
+    let idx = StoreIndex::build(&net, &[vec![]], IndexConfig::default());
+    let at = LonLat::new(121.0, 31.0).unwrap();
+    let mut seen = vec![];
+    idx.walk::<()>(Walk::All, at, 10_000.0, 20_000.0, |c| {
+        seen.push(c.distance_m());
+        ControlFlow::Continue(())
+    });
+    let want: Vec<f64> = (0..50)
+        .map(|i| at.distance_m(LonLat::new(121.0 + 0.01 * f64::from(i), 31.0).unwrap()))
+        .filter(|d| (10_000.0..=20_000.0).contains(d))
+        .collect();
+    assert_eq!(seen.len(), want.len());
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+    assert!(seen.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-3));
 }
 
 #[test]
@@ -85,7 +106,7 @@ fn walk_stops_at_the_radius() {
     let idx = StoreIndex::build(&net, &[vec![]], IndexConfig::default());
     let at = LonLat::new(121.0, 31.0).unwrap();
     let mut n = 0;
-    idx.walk::<()>(Walk::All, at, 50_000.0, |_, _| {
+    idx.walk::<()>(Walk::All, at, 0.0, 50_000.0, |_| {
         n += 1;
         ControlFlow::Continue(())
     });

@@ -15,8 +15,8 @@ mod reservations;
 
 pub use bitset::AtomicBitset;
 use cell::{Cell, StoreStock};
-pub use reservations::{Hold, Reservation, ReservationState};
 use reservations::Reservations;
+pub use reservations::{Hold, Reservation, ReservationState};
 
 use crate::model::{OrderId, SkuIdx, StoreIdx, Timestamp};
 use parking_lot::{Mutex, MutexGuard};
@@ -267,9 +267,8 @@ impl StockLedger {
         shipments: &[(StoreIdx, &StoreLines)],
         now: Timestamp,
     ) -> Result<Result<Timestamp, Refused>, LedgerError> {
-        if self.reservations.contains(order) {
-            return Err(LedgerError::DuplicateOrder(order.clone()));
-        }
+        // No pre-check for a duplicate id: the insert below detects it and gives the stock back,
+        // which keeps one shard lookup off the hot path.
         let day = now.local_day();
         // Lock in ascending store order so that concurrent multi-store reservations cannot deadlock.
         let mut order_of: Vec<usize> = (0..shipments.len()).collect();
@@ -293,10 +292,13 @@ impl StockLedger {
         }
         drop(guards);
         let expires_at = now.plus(i64::from(self.config.reservation_ttl_s));
-        let holds = shipments
+        let mut holds: Vec<Hold> = shipments
             .iter()
-            .map(|(store, lines)| Hold { store: *store, lines: lines.to_vec() })
+            .flat_map(|(store, lines)| {
+                lines.iter().map(|(sku, qty)| Hold { store: *store, sku: *sku, qty: *qty })
+            })
             .collect();
+        holds.sort_by_key(|h| h.store);
         let record = Reservation { holds, day, expires_at, state: ReservationState::Held };
         if let Err(record) = self.reservations.insert(order.clone(), record) {
             // Another thread reserved the same order id meanwhile: give our stock back.
@@ -307,20 +309,20 @@ impl StockLedger {
     }
 
     /// Gives held stock back (`commit == false`) or ships it (`commit == true`).
+    /// `holds` are sorted by store, so stores are locked in ascending order.
     fn undo(&self, holds: &[Hold], day: i64, commit: bool) {
-        let mut sorted: Vec<&Hold> = holds.iter().collect();
-        sorted.sort_by_key(|h| h.store);
-        for h in sorted {
-            let mut st = self.stores[h.store.0 as usize].lock();
-            for (sku, qty) in &h.lines {
-                let c = st.find(*sku).expect("held cells are never removed");
+        for group in holds.chunk_by(|a, b| a.store == b.store) {
+            let store = group[0].store;
+            let mut st = self.stores[store.0 as usize].lock();
+            for h in group {
+                let c = st.find(h.sku).expect("held cells are never removed");
                 let cell = &mut st.cells[c];
-                cell.reserved -= qty;
+                cell.reserved -= h.qty;
                 if commit {
-                    cell.on_hand = cell.on_hand.saturating_sub(*qty);
+                    cell.on_hand = cell.on_hand.saturating_sub(h.qty);
                 }
                 let cell = *cell;
-                self.refresh_bit(h.store, sku.0, &cell);
+                self.refresh_bit(store, h.sku.0, &cell);
             }
             if !commit {
                 st.return_order(day);

@@ -20,14 +20,15 @@ pub enum ReservationState {
     Expired,
 }
 
-/// Units held at one store.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Units of one SKU held at one store.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Hold {
     pub store: StoreIdx,
-    pub lines: Vec<(SkuIdx, u32)>,
+    pub sku: SkuIdx,
+    pub qty: u32,
 }
 
-/// Stock held for one order.
+/// Stock held for one order, sorted by store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reservation {
     pub holds: Vec<Hold>,
@@ -63,10 +64,6 @@ impl Reservations {
         &self.shards[(h.finish() as usize) % SHARDS]
     }
 
-    pub fn contains(&self, order: &OrderId) -> bool {
-        self.shard(order).lock().records.contains_key(order)
-    }
-
     pub fn get(&self, order: &OrderId) -> Option<Reservation> {
         self.shard(order).lock().records.get(order).cloned()
     }
@@ -74,12 +71,16 @@ impl Reservations {
     /// Inserts a new record; gives it back when the order already has one.
     pub fn insert(&self, order: OrderId, record: Reservation) -> Result<(), Reservation> {
         let mut shard = self.shard(&order).lock();
-        if shard.records.contains_key(&order) {
-            return Err(record);
+        match shard.records.entry(order) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(record),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let order = slot.key().clone();
+                let expires_at = record.expires_at;
+                slot.insert(record);
+                shard.by_expiry.push_back((expires_at, order));
+                Ok(())
+            }
         }
-        shard.by_expiry.push_back((record.expires_at, order.clone()));
-        shard.records.insert(order, record);
-        Ok(())
     }
 
     /// Runs `f` on the record of `order` while its shard is locked.

@@ -48,7 +48,10 @@ mod reservation {
         let a = [(SkuIdx(0), 1)];
         let b = [(SkuIdx(2), 4)];
         let r = l.reserve(&oid("s"), &[(StoreIdx(0), &a), (StoreIdx(1), &b)], NOW).unwrap();
-        assert_eq!(r.unwrap_err(), Refused { shipment: 1, shortfall: Shortfall::Line { line: 0, missing: 1 } });
+        assert_eq!(
+            r.unwrap_err(),
+            Refused { shipment: 1, shortfall: Shortfall::Line { line: 0, missing: 1 } }
+        );
         assert_eq!(l.level(StoreIdx(0), SkuIdx(0)).unwrap().reserved, 0);
         assert_eq!(l.totals(), (18, 0));
     }
@@ -58,7 +61,10 @@ mod reservation {
         let l = small();
         let a = [(SkuIdx(0), 1)];
         l.reserve(&oid("d"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
-        assert_eq!(l.reserve(&oid("d"), &[(StoreIdx(0), &a)], NOW), Err(LedgerError::DuplicateOrder(oid("d"))));
+        assert_eq!(
+            l.reserve(&oid("d"), &[(StoreIdx(0), &a)], NOW),
+            Err(LedgerError::DuplicateOrder(oid("d")))
+        );
         assert_eq!(l.level(StoreIdx(0), SkuIdx(0)).unwrap().reserved, 1);
     }
 
@@ -146,7 +152,10 @@ mod feeds {
         assert!(out.new_row);
         assert_eq!(l.carrier_count(SkuIdx(2)), 2);
         assert!(l.maybe_available(StoreIdx(0), SkuIdx(2)));
-        assert!(matches!(l.set_on_hand(StoreIdx(0), SkuIdx(2), -1, None), Err(LedgerError::NegativeOnHand { .. })));
+        assert!(matches!(
+            l.set_on_hand(StoreIdx(0), SkuIdx(2), -1, None),
+            Err(LedgerError::NegativeOnHand { .. })
+        ));
     }
 }
 
@@ -233,12 +242,12 @@ proptest! {
                 Op::Delta { store, sku, delta } => { let _ = l.add_on_hand(StoreIdx(store), SkuIdx(sku), delta.into()); }
                 Op::Expire { after_s } => { clock = clock.plus(after_s.into()); l.expire(clock); }
             }
-            let mut held = vec![0u32; 9];
+            let mut held = [0u32; 9];
             for order in 0..20u8 {
                 if let Some(r) = l.reservation(&oid(&format!("o{order}"))) {
                     if r.state == ReservationState::Held {
                         for h in &r.holds {
-                            for (sku, q) in &h.lines { held[(h.store.0 * 3 + sku.0) as usize] += q; }
+                            held[(h.store.0 * 3 + h.sku.0) as usize] += h.qty;
                         }
                     }
                 }

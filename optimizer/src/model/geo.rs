@@ -86,10 +86,7 @@ impl LonLat {
         let dlat = (north_m / EARTH_RADIUS_M).to_degrees();
         let coslat = self.lat.to_radians().cos().max(1e-6);
         let dlon = (east_m / (EARTH_RADIUS_M * coslat)).to_degrees();
-        LonLat {
-            lon: (self.lon + dlon).clamp(-180.0, 180.0),
-            lat: (self.lat + dlat).clamp(-90.0, 90.0),
-        }
+        LonLat { lon: (self.lon + dlon).clamp(-180.0, 180.0), lat: (self.lat + dlat).clamp(-90.0, 90.0) }
     }
 }
 

@@ -81,7 +81,8 @@ pub enum IdError {
     QtyTooLarge { got: u64, max: u32 },
 }
 
-/// A client-chosen order identifier: 1 to 64 bytes of `[A-Za-z0-9-_.:/]`.
+/// A client-chosen order identifier: 1 to 64 bytes of `[A-Za-z0-9-_.:/]`. Cloning is cheap
+/// (shared, immutable text).
 ///
 /// # Examples
 /// ```
@@ -89,9 +90,14 @@ pub enum IdError {
 /// assert!(OrderId::parse("SD-2026-000001").is_ok());
 /// assert!(OrderId::parse("").is_err());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct OrderId(String);
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderId(std::sync::Arc<str>);
+
+impl Serialize for OrderId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl OrderId {
     /// Longest accepted identifier, in bytes.
@@ -105,13 +111,12 @@ impl OrderId {
         if s.len() > Self::MAX_LEN {
             return Err(IdError::OrderIdTooLong { max: Self::MAX_LEN });
         }
-        let ok = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'));
+        let ok =
+            s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/'));
         if !ok {
             return Err(IdError::OrderIdCharacters);
         }
-        Ok(OrderId(s.to_owned()))
+        Ok(OrderId(s.into()))
     }
 
     /// The identifier text.

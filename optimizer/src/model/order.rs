@@ -43,9 +43,7 @@ impl OrderError {
         match self {
             OrderError::NoLines | OrderError::TooManyLines { .. } => "lines".into(),
             OrderError::DuplicateSku { index, .. } => format!("lines[{index}].sku"),
-            OrderError::MissingPickupStore | OrderError::UnexpectedPickupStore => {
-                "pickup_store_id".into()
-            }
+            OrderError::MissingPickupStore | OrderError::UnexpectedPickupStore => "pickup_store_id".into(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Stores, distribution centres and cities: the static part of the network.
 
-use super::ids::{BrandId, CityId, DcId, StoreId};
 use super::geo::LonLat;
+use super::ids::{BrandId, CityId, DcId, StoreId};
 use serde::{Deserialize, Serialize};
 
 /// Fulfilment modes a store offers.

@@ -50,13 +50,20 @@ impl Shipment {
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Rejection {
     /// The store lacks `missing` units of `sku`.
-    ShortOfSku { sku: Sku, missing: u32 },
+    ShortOfSku {
+        sku: Sku,
+        missing: u32,
+    },
     /// The store already took its daily order capacity.
-    CapacityFull { capacity_per_day: u32 },
+    CapacityFull {
+        capacity_per_day: u32,
+    },
     PickupDisabled,
     ShipDisabled,
     /// The store is farther than the search radius.
-    OutsideRadius { radius_m: f64 },
+    OutsideRadius {
+        radius_m: f64,
+    },
 }
 
 /// One store the router looked at and did not choose.
@@ -74,9 +81,13 @@ pub struct Rejected {
 pub enum LineReason {
     UnknownSku,
     /// No store within `radius_m` could supply it and no DC could take the order.
-    NoStockWithinRadius { radius_m: f64 },
+    NoStockWithinRadius {
+        radius_m: f64,
+    },
     /// The pickup store named in the order does not exist.
-    UnknownPickupStore { store_id: StoreId },
+    UnknownPickupStore {
+        store_id: StoreId,
+    },
 }
 
 /// An order line that could not be served, with its reason.
@@ -96,8 +107,49 @@ pub struct Explanation {
     pub rejected: Vec<Rejected>,
     /// Rejections not listed in `rejected` because of the limit.
     pub rejected_not_listed: u32,
-    /// The stages tried, in order: `single_store`, `split`, `dc`, `pickup_store`, `alternative`.
-    pub stages: Vec<&'static str>,
+    /// The stages tried, in order.
+    pub stages: Stages,
+}
+
+/// A routing stage.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    SingleStore,
+    Split,
+    Dc,
+    PickupStore,
+    Alternative,
+}
+
+/// The stages a decision went through, in order (at most 5; kept inline, no allocation).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stages {
+    len: u8,
+    items: [Option<Stage>; 5],
+}
+
+impl Stages {
+    pub fn push(&mut self, stage: Stage) {
+        if let Some(slot) = self.items.get_mut(usize::from(self.len)) {
+            *slot = Some(stage);
+            self.len += 1;
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Stage> + '_ {
+        self.items.iter().flatten().copied()
+    }
+
+    pub fn contains(&self, stage: Stage) -> bool {
+        self.iter().any(|s| s == stage)
+    }
+}
+
+impl Serialize for Stages {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 /// The routing decision for one order. Stock for store shipments is reserved until

@@ -15,7 +15,9 @@
 mod decision;
 mod split;
 
-pub use decision::{Decision, Explanation, LineFailure, LineReason, Rejected, Rejection, Shipment, Status};
+pub use decision::{
+    Decision, Explanation, LineFailure, LineReason, Rejected, Rejection, Shipment, Stage, Stages, Status,
+};
 
 use crate::engine::Engine;
 use crate::index::Walk;
@@ -167,13 +169,13 @@ impl<C: TravelCost> Router<C> {
 
     fn route_ship(&self, mut ctx: Ctx<'_>) -> Result<Decision, RouteError> {
         let at = ctx.order.customer();
-        ctx.explanation.stages.push("single_store");
+        ctx.explanation.stages.push(Stage::SingleStore);
         if let Some(f) = self.find_single(&mut ctx, at, Mode::Ship, self.config.ship_radius_m)? {
             let shipment = self.store_shipment(&ctx, f.store, ctx.order.lines().to_vec(), Mode::Ship);
             return Ok(self.decision(ctx, Status::Assigned, vec![shipment], Some(f.expires_at)));
         }
         if ctx.lines.len() > 1 && self.config.max_shipments > 1 {
-            ctx.explanation.stages.push("split");
+            ctx.explanation.stages.push(Stage::Split);
             if let Some((parts, expires_at)) = split::find(self, &mut ctx)? {
                 let shipments = parts
                     .into_iter()
@@ -185,7 +187,7 @@ impl<C: TravelCost> Router<C> {
                 return Ok(self.decision(ctx, Status::Split, shipments, Some(expires_at)));
             }
         }
-        ctx.explanation.stages.push("dc");
+        ctx.explanation.stages.push(Stage::Dc);
         let nearest_dc = ctx
             .engine
             .network()
@@ -217,11 +219,14 @@ impl<C: TravelCost> Router<C> {
                 .order
                 .lines()
                 .iter()
-                .map(|l| LineFailure { sku: l.sku, reason: LineReason::UnknownPickupStore { store_id: named } })
+                .map(|l| LineFailure {
+                    sku: l.sku,
+                    reason: LineReason::UnknownPickupStore { store_id: named },
+                })
                 .collect();
             return Ok(self.unfulfillable(ctx, failures));
         };
-        ctx.explanation.stages.push("pickup_store");
+        ctx.explanation.stages.push(Stage::PickupStore);
         let here = ctx.engine.network().store(store).location;
         let distance = ctx.order.customer().distance_m(here);
         ctx.explanation.candidates_considered += 1;
@@ -239,7 +244,7 @@ impl<C: TravelCost> Router<C> {
                 }
             }
         }
-        ctx.explanation.stages.push("alternative");
+        ctx.explanation.stages.push(Stage::Alternative);
         if let Some(f) = self.find_single(&mut ctx, here, Mode::Pickup, self.config.pickup_radius_m)? {
             let shipment = self.store_shipment(&ctx, f.store, ctx.order.lines().to_vec(), Mode::Pickup);
             return Ok(self.decision(ctx, Status::Alternative, vec![shipment], Some(f.expires_at)));
@@ -266,37 +271,30 @@ impl<C: TravelCost> Router<C> {
             .expect("orders have lines");
         let lines = std::mem::take(&mut ctx.lines);
         let mut walked = 0u32;
-        let outcome = engine.index().walk(Walk::Carriers(driver), at, f64::INFINITY, |store, d| {
-            if d > radius_m {
-                ctx.reject(store, d, Rejection::OutsideRadius { radius_m });
-                return ControlFlow::Break(Ok(None));
-            }
+        let outcome = engine.index().walk(Walk::Carriers(driver), at, 0.0, radius_m, |c| {
             walked += 1;
             if walked > self.config.max_walk {
                 return ControlFlow::Break(Ok(None));
             }
-            let caps = network.store(store).capabilities;
-            match mode {
-                Mode::Ship if !caps.ship => {
-                    ctx.reject(store, d, Rejection::ShipDisabled);
-                    return ControlFlow::Continue(());
-                }
-                Mode::Pickup if !caps.pickup => {
-                    ctx.reject(store, d, Rejection::PickupDisabled);
-                    return ControlFlow::Continue(());
-                }
-                _ => {}
+            let (store, capable) = match mode {
+                Mode::Ship => (c.store, c.ship),
+                Mode::Pickup => (c.store, c.pickup),
+            };
+            if !capable {
+                let r = if mode == Mode::Ship { Rejection::ShipDisabled } else { Rejection::PickupDisabled };
+                ctx.reject(store, c.distance_m(), r);
+                return ControlFlow::Continue(());
             }
             if let Some((sku, qty)) = lines.iter().find(|(sku, _)| !ledger.maybe_available(store, *sku)) {
                 let sku = network.catalog().sku(*sku);
-                ctx.reject(store, d, Rejection::ShortOfSku { sku, missing: *qty });
+                ctx.reject(store, c.distance_m(), Rejection::ShortOfSku { sku, missing: *qty });
                 return ControlFlow::Continue(());
             }
             match ledger.reserve(ctx.order.id(), &[(store, &lines)], ctx.now) {
                 Ok(Ok(expires_at)) => ControlFlow::Break(Ok(Some(Found { store, expires_at }))),
                 Ok(Err(refused)) => {
                     let r = ctx.shortfall(refused.shortfall, &lines);
-                    ctx.reject(store, d, r);
+                    ctx.reject(store, c.distance_m(), r);
                     ControlFlow::Continue(())
                 }
                 Err(e) => ControlFlow::Break(Err(RouteError::from(e))),
@@ -304,7 +302,17 @@ impl<C: TravelCost> Router<C> {
         });
         ctx.explanation.candidates_considered += walked.min(self.config.max_walk);
         ctx.lines = lines;
-        outcome.unwrap_or(Ok(None))
+        let found = outcome.unwrap_or(Ok(None))?;
+        if found.is_none() && walked <= self.config.max_walk {
+            // Nothing within the radius: name the nearest carrier beyond it.
+            let beyond = engine.index().walk(Walk::Carriers(driver), at, radius_m, f64::INFINITY, |c| {
+                ControlFlow::Break((c.store, c.distance_m()))
+            });
+            if let Some((store, d)) = beyond {
+                ctx.reject(store, d, Rejection::OutsideRadius { radius_m });
+            }
+        }
+        Ok(found)
     }
 
     fn store_shipment(&self, ctx: &Ctx<'_>, store: StoreIdx, lines: Vec<OrderLine>, mode: Mode) -> Shipment {

@@ -40,10 +40,8 @@ pub(super) fn find<C: TravelCost>(
         let Some(parts) = best_cover(&candidates, n, router.config.max_shipments) else {
             return Ok(None);
         };
-        let per_store: Vec<(StoreIdx, Vec<(SkuIdx, u32)>)> = parts
-            .iter()
-            .map(|(s, ix)| (*s, ix.iter().map(|&i| ctx.lines[i]).collect()))
-            .collect();
+        let per_store: Vec<(StoreIdx, Vec<(SkuIdx, u32)>)> =
+            parts.iter().map(|(s, ix)| (*s, ix.iter().map(|&i| ctx.lines[i]).collect())).collect();
         let request: Vec<(StoreIdx, &[(SkuIdx, u32)])> =
             per_store.iter().map(|(s, l)| (*s, l.as_slice())).collect();
         match ctx.engine.ledger().reserve(ctx.order.id(), &request, ctx.now)? {
@@ -57,20 +55,20 @@ pub(super) fn find<C: TravelCost>(
 /// Candidate stores with the lines they can supply now (mask) and their distance.
 fn candidates<C: TravelCost>(router: &Router<C>, ctx: &mut Ctx<'_>) -> Vec<(StoreIdx, u64, f64)> {
     let engine = ctx.engine;
-    let (network, ledger) = (engine.network(), engine.ledger());
+    let ledger = engine.ledger();
     let at = ctx.order.customer();
     let k = router.config.split_candidates_per_line;
     let mut found: Vec<(StoreIdx, f64)> = Vec::new();
     for &(sku, _) in &ctx.lines {
         let mut taken = 0;
         let mut walked = 0;
-        engine.index().walk::<()>(Walk::Carriers(sku), at, router.config.ship_radius_m, |store, d| {
+        engine.index().walk::<()>(Walk::Carriers(sku), at, 0.0, router.config.ship_radius_m, |c| {
             walked += 1;
             if walked > router.config.max_walk {
                 return ControlFlow::Break(());
             }
-            if network.store(store).capabilities.ship && ledger.maybe_available(store, sku) {
-                found.push((store, d));
+            if c.ship && ledger.maybe_available(c.store, sku) {
+                found.push((c.store, c.distance_m()));
                 taken += 1;
             }
             if taken == k {
@@ -109,7 +107,11 @@ fn best_cover(candidates: &[(StoreIdx, u64, f64)], n: usize, max_shipments: usiz
             if next == mask {
                 continue;
             }
-            let cand = Cover { shipments: here.shipments + 1, distance_m: here.distance_m + d, from: Some((mask, ci as u32)) };
+            let cand = Cover {
+                shipments: here.shipments + 1,
+                distance_m: here.distance_m + d,
+                from: Some((mask, ci as u32)),
+            };
             let better = match table[next as usize] {
                 None => true,
                 Some(old) => (cand.shipments, cand.distance_m) < (old.shipments, old.distance_m),

@@ -14,7 +14,8 @@ fn line(sku: u32, qty: i64) -> OrderLine {
 }
 
 fn ship(id: &str, lon: f64, lat: f64, lines: Vec<OrderLine>) -> Order {
-    Order::new(OrderId::parse(id).unwrap(), NOW, LonLat::new(lon, lat).unwrap(), Mode::Ship, None, lines).unwrap()
+    Order::new(OrderId::parse(id).unwrap(), NOW, LonLat::new(lon, lat).unwrap(), Mode::Ship, None, lines)
+        .unwrap()
 }
 
 fn pickup(id: &str, store: u32, lines: Vec<OrderLine>) -> Order {
@@ -24,7 +25,12 @@ fn pickup(id: &str, store: u32, lines: Vec<OrderLine>) -> Order {
 
 fn rows(spec: &[(u32, u32, u32)]) -> Vec<StockEntry> {
     spec.iter()
-        .map(|&(store, sku, on_hand)| StockEntry { store: StoreIdx(store), sku: SkuIdx(sku), on_hand, safety_stock: 0 })
+        .map(|&(store, sku, on_hand)| StockEntry {
+            store: StoreIdx(store),
+            sku: SkuIdx(sku),
+            on_hand,
+            safety_stock: 0,
+        })
         .collect()
 }
 
@@ -49,14 +55,22 @@ mod ship_mode {
     fn nearest_capable_store_wins_and_nearer_ones_are_explained() {
         let mut stores = line_of_stores();
         stores[1].capabilities.ship = false;
-        let engine = Engine::new(testkit::network(stores, 3), rows(&[(0, 0, 1), (1, 0, 9), (2, 0, 9)]), EngineConfig::default());
+        let engine = Engine::new(
+            testkit::network(stores, 3),
+            rows(&[(0, 0, 1), (1, 0, 9), (2, 0, 9)]),
+            EngineConfig::default(),
+        );
         let d = router().route(&engine, &ship("o1", 121.0, 31.0, vec![line(0, 2)])).unwrap();
         assert_eq!(d.status, Status::Assigned);
         assert_eq!(d.shipments[0].store_id, Some(StoreId(3)));
-        let reasons: Vec<(StoreId, Rejection)> = d.explanation.rejected.iter().map(|r| (r.store_id, r.rejection.clone())).collect();
+        let reasons: Vec<(StoreId, Rejection)> =
+            d.explanation.rejected.iter().map(|r| (r.store_id, r.rejection.clone())).collect();
         assert_eq!(
             reasons,
-            vec![(StoreId(1), Rejection::ShortOfSku { sku: Sku(0), missing: 1 }), (StoreId(2), Rejection::ShipDisabled)]
+            vec![
+                (StoreId(1), Rejection::ShortOfSku { sku: Sku(0), missing: 1 }),
+                (StoreId(2), Rejection::ShipDisabled)
+            ]
         );
         assert!(d.reservation_expires_at.is_some());
         assert_eq!(engine.stock_level(StoreId(3), Sku(0)).unwrap().unwrap().reserved, 2);
@@ -66,9 +80,13 @@ mod ship_mode {
     fn full_capacity_is_a_reason_to_move_on() {
         let mut stores = line_of_stores();
         stores[0].capacity_per_day = 1;
-        let engine = Engine::new(testkit::network(stores, 1), rows(&[(0, 0, 9), (1, 0, 9)]), EngineConfig::default());
+        let engine =
+            Engine::new(testkit::network(stores, 1), rows(&[(0, 0, 9), (1, 0, 9)]), EngineConfig::default());
         let r = router();
-        assert_eq!(r.route(&engine, &ship("a", 121.0, 31.0, vec![line(0, 1)])).unwrap().shipments[0].store_id, Some(StoreId(1)));
+        assert_eq!(
+            r.route(&engine, &ship("a", 121.0, 31.0, vec![line(0, 1)])).unwrap().shipments[0].store_id,
+            Some(StoreId(1))
+        );
         let d = r.route(&engine, &ship("b", 121.0, 31.0, vec![line(0, 1)])).unwrap();
         assert_eq!(d.shipments[0].store_id, Some(StoreId(2)));
         assert_eq!(d.explanation.rejected[0].rejection, Rejection::CapacityFull { capacity_per_day: 1 });
@@ -104,7 +122,13 @@ mod ship_mode {
     #[test]
     fn unknown_skus_and_missing_dcs_are_unfulfillable_with_reasons() {
         let net = testkit::network(line_of_stores(), 2);
-        let net = crate::model::Network::new(net.cities().to_vec(), net.stores().to_vec(), vec![], net.catalog().clone()).unwrap();
+        let net = crate::model::Network::new(
+            net.cities().to_vec(),
+            net.stores().to_vec(),
+            vec![],
+            net.catalog().clone(),
+        )
+        .unwrap();
         let engine = Engine::new(net, rows(&[(0, 0, 1)]), EngineConfig::default());
         let d = router().route(&engine, &ship("u1", 121.0, 31.0, vec![line(0, 1), line(77, 1)])).unwrap();
         assert_eq!(d.status, Status::Unfulfillable);
@@ -116,7 +140,8 @@ mod ship_mode {
 
     #[test]
     fn routing_the_same_order_twice_is_refused() {
-        let engine = Engine::new(testkit::network(line_of_stores(), 1), rows(&[(0, 0, 9)]), EngineConfig::default());
+        let engine =
+            Engine::new(testkit::network(line_of_stores(), 1), rows(&[(0, 0, 9)]), EngineConfig::default());
         let o = ship("dup", 121.0, 31.0, vec![line(0, 1)]);
         router().route(&engine, &o).unwrap();
         assert_eq!(router().route(&engine, &o), Err(RouteError::AlreadyReserved(o.id().clone())));
@@ -129,7 +154,11 @@ mod pickup_mode {
 
     #[test]
     fn named_store_alternative_or_unfulfillable() {
-        let engine = Engine::new(testkit::network(line_of_stores(), 2), rows(&[(0, 0, 1), (2, 0, 5)]), EngineConfig::default());
+        let engine = Engine::new(
+            testkit::network(line_of_stores(), 2),
+            rows(&[(0, 0, 1), (2, 0, 5)]),
+            EngineConfig::default(),
+        );
         let r = router();
         let d = r.route(&engine, &pickup("p1", 1, vec![line(0, 1)])).unwrap();
         assert_eq!((d.status, d.shipments[0].store_id), (Status::Assigned, Some(StoreId(1))));
@@ -159,7 +188,8 @@ mod concurrency {
 
     #[test]
     fn eight_threads_never_oversell_a_hot_sku() {
-        let stores: Vec<_> = (0..20).map(|i| testkit::store(i + 1, 121.0 + 0.001 * f64::from(i), 31.0)).collect();
+        let stores: Vec<_> =
+            (0..20).map(|i| testkit::store(i + 1, 121.0 + 0.001 * f64::from(i), 31.0)).collect();
         let stock: Vec<_> = (0..20).map(|s| (s, 0, 5)).collect();
         let engine = Engine::new(testkit::network(stores, 1), rows(&stock), EngineConfig::default());
         let from_stores = AtomicU32::new(0);
@@ -169,7 +199,9 @@ mod concurrency {
                 s.spawn(move || {
                     let r = router();
                     for i in 0..40 {
-                        let d = r.route(engine, &ship(&format!("t{t}-{i}"), 121.005, 31.0, vec![line(0, 1)])).unwrap();
+                        let d = r
+                            .route(engine, &ship(&format!("t{t}-{i}"), 121.005, 31.0, vec![line(0, 1)]))
+                            .unwrap();
                         if d.status == Status::Assigned {
                             from_stores.fetch_add(1, Ordering::Relaxed);
                         } else {

@@ -134,7 +134,12 @@ mod tests {
     use super::*;
 
     fn city(name: &str, lon: f64, lat: f64) -> City {
-        City { name: name.into(), province_code: "00".into(), location: LonLat::new(lon, lat).unwrap(), population: 1 }
+        City {
+            name: name.into(),
+            province_code: "00".into(),
+            location: LonLat::new(lon, lat).unwrap(),
+            population: 1,
+        }
     }
 
     fn cities() -> Vec<City> {

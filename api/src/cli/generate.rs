@@ -1,0 +1,74 @@
+use crate::data::{cities, write_dataset};
+use crate::progress::Bar;
+use anyhow::Context;
+use optimizer::generate::{generate, GenConfig, LineMix};
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of stores.
+    #[arg(long, default_value_t = 2_000)]
+    pub stores: usize,
+    /// Number of SKUs in the catalogue.
+    #[arg(long, default_value_t = 200)]
+    pub skus: u32,
+    /// Number of orders.
+    #[arg(long, default_value_t = 10_000)]
+    pub orders: usize,
+    /// Random seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 11)]
+    pub seed: u64,
+    /// Average SKUs carried per store.
+    #[arg(long, default_value_t = 100)]
+    pub skus_per_store: u32,
+    /// Lines per order: `mixed` (1 to 5) or a fixed number.
+    #[arg(long, default_value = "mixed", value_parser = parse_lines)]
+    pub lines: LineMix,
+    /// Share of pickup orders, 0 to 1.
+    #[arg(long, default_value_t = 0.2)]
+    pub pickup_share: f64,
+    /// Number of distribution centres.
+    #[arg(long, default_value_t = 8)]
+    pub dcs: usize,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn parse_lines(s: &str) -> Result<LineMix, String> {
+    if s == "mixed" {
+        return Ok(LineMix::Mixed);
+    }
+    match s.parse::<u8>() {
+        Ok(n @ 1..=50) => Ok(LineMix::Fixed(n)),
+        _ => Err(format!("`{s}` is neither `mixed` nor a number of lines from 1 to 50")),
+    }
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let cities = cities::bundled();
+    let cfg = GenConfig {
+        stores: a.stores,
+        skus: a.skus,
+        orders: a.orders,
+        seed: a.seed,
+        skus_per_store: a.skus_per_store,
+        lines: a.lines,
+        pickup_share: a.pickup_share,
+        dcs: a.dcs,
+        ..GenConfig::default()
+    };
+    let bar = Bar::new();
+    let data = generate(&cities, &cfg, &bar).context("invalid generator settings")?;
+    write_dataset(&a.out, &data, &cities, &bar)?;
+    bar.finish();
+    eprintln!(
+        "wrote {} stores, {} stock rows, {} DCs and {} orders to {}",
+        data.stores.len(),
+        data.stock.len(),
+        data.dcs.len(),
+        data.orders.len(),
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The `omniroute` command line.
+
+pub mod bench;
+mod generate;
+mod replay;
+mod route;
+
+use crate::data;
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use optimizer::router::RouterConfig;
+use optimizer::travel::{GreatCircle, HubNetwork, HubNetworkConfig, TravelCost};
+use optimizer::{Engine, EngineConfig};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// omniroute: geospatial order-fulfilment optimizer for ship-from-store and pickup.
+#[derive(Debug, Parser)]
+#[command(name = "omniroute", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a synthetic store network and Singles' Day order stream.
+    Generate(generate::Args),
+    /// Route one order (JSON, as a line of orders.jsonl) and print the decision.
+    Route(route::Args),
+    /// Route a whole order stream in time order with live stock depletion; print KPIs.
+    Replay(replay::Args),
+    /// Measure routing throughput, latency, load time and memory against a naive baseline.
+    Bench(bench::Args),
+}
+
+/// Which travel-cost model gives ETAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CostModel {
+    /// Great-circle distance at courier speed.
+    GreatCircle,
+    /// Line haul over the city hub network (petgraph, all pairs precomputed).
+    Hub,
+}
+
+/// Router options shared by the commands that route.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoutingArgs {
+    /// Travel-cost model for ETAs and promises.
+    #[arg(long, value_enum, default_value_t = CostModel::Hub)]
+    pub cost: CostModel,
+    /// Farthest a store may ship from, kilometres.
+    #[arg(long, default_value_t = 50.0)]
+    pub ship_radius_km: f64,
+}
+
+impl RoutingArgs {
+    pub fn router_config(&self) -> anyhow::Result<RouterConfig> {
+        anyhow::ensure!(
+            self.ship_radius_km.is_finite() && self.ship_radius_km > 0.0,
+            "--ship-radius-km must be a positive number of kilometres"
+        );
+        Ok(RouterConfig { ship_radius_m: self.ship_radius_km * 1000.0, ..RouterConfig::default() })
+    }
+
+    pub fn travel_cost(&self, engine: &Engine) -> Box<dyn TravelCost> {
+        match self.cost {
+            CostModel::GreatCircle => Box::new(GreatCircle::default()),
+            CostModel::Hub => {
+                Box::new(HubNetwork::new(engine.network().cities(), HubNetworkConfig::default()))
+            }
+        }
+    }
+}
+
+/// Loads a dataset directory into an engine; returns it with the seconds it took.
+pub fn load_engine(dir: &Path) -> anyhow::Result<(Engine, f64)> {
+    let t = Instant::now();
+    let loaded = data::load_network(dir).with_context(|| format!("loading dataset {}", dir.display()))?;
+    let engine = Engine::new(loaded.network, loaded.stock, EngineConfig::default());
+    Ok((engine, t.elapsed().as_secs_f64()))
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Route(a) => route::run(a),
+        Command::Replay(a) => replay::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}
+
+/// Default dataset: the bundled sample next to the binary's source tree or the working directory.
+pub fn default_data_dir() -> PathBuf {
+    let here = PathBuf::from("data/sample");
+    if here.join("stores.csv").exists() {
+        return here;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
+}

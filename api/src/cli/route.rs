@@ -1,0 +1,34 @@
+use super::{default_data_dir, load_engine, RoutingArgs};
+use crate::data::order_json::parse_order;
+use anyhow::Context;
+use optimizer::router::Router;
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Dataset directory (default: the bundled sample).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// File with one order as JSON, or `-` for standard input.
+    #[arg(long)]
+    pub order: PathBuf,
+    #[command(flatten)]
+    pub routing: RoutingArgs,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let text = if a.order.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("reading the order from standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(&a.order).with_context(|| format!("reading {}", a.order.display()))?
+    };
+    let order = parse_order(text.trim()).map_err(|e| anyhow::anyhow!("invalid order: {e}"))?;
+    let (engine, _) = load_engine(&a.data.unwrap_or_else(default_data_dir))?;
+    let router = Router::new(a.routing.router_config()?, a.routing.travel_cost(&engine));
+    let decision = router.route(&engine, &order)?;
+    println!("{}", serde_json::to_string_pretty(&decision)?);
+    Ok(())
+}

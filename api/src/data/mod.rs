@@ -1,0 +1,62 @@
+//! Dataset directories: `stores.csv`, `stock.csv`, `dcs.csv` and `orders.jsonl` (formats in
+//! `data/README.md`). Loading checks every row and returns either everything or an error that
+//! names file, line and field.
+
+pub mod cities;
+mod error;
+pub mod order_json;
+mod stock;
+mod stores;
+mod write;
+
+pub use error::DataError;
+pub use write::write_dataset;
+
+use optimizer::ledger::StockEntry;
+use optimizer::model::{Network, Order, SkuCatalog};
+use std::path::Path;
+
+/// What a dataset directory holds, ready for [`optimizer::Engine::new`].
+pub struct Loaded {
+    pub network: Network,
+    pub stock: Vec<StockEntry>,
+}
+
+/// Loads `stores.csv`, `dcs.csv` and `stock.csv` from `dir` against the bundled cities.
+/// The SKU catalogue is every SKU that appears in `stock.csv`.
+pub fn load_network(dir: &Path) -> Result<Loaded, DataError> {
+    let cities = cities::bundled();
+    let stores = stores::read_stores(&dir.join("stores.csv"), &cities)?;
+    let dcs = stores::read_dcs(&dir.join("dcs.csv"), &cities)?;
+    let (rows, skus) = stock::read_stock(&dir.join("stock.csv"), &stores)?;
+    let catalog = SkuCatalog::new(skus).expect("distinct by construction");
+    let network = Network::new(cities, stores, dcs, catalog).map_err(|e| DataError::file(dir, e))?;
+    let stock = rows
+        .into_iter()
+        .map(|r| StockEntry {
+            store: optimizer::model::StoreIdx(r.store),
+            sku: network.catalog().get(r.sku).expect("catalogue built from these rows"),
+            on_hand: r.on_hand,
+            safety_stock: r.safety_stock,
+        })
+        .collect();
+    Ok(Loaded { network, stock })
+}
+
+/// Reads an `orders.jsonl` file (one order per line; blank lines are skipped).
+pub fn read_orders(path: &Path) -> Result<Vec<Order>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    parse_orders(path, &text)
+}
+
+/// Parses orders from JSON-lines text; `path` names the source in errors.
+pub fn parse_orders(path: &Path, text: &str) -> Result<Vec<Order>, DataError> {
+    use rayon::prelude::*;
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    lines
+        .par_iter()
+        .map(|(i, l)| {
+            order_json::parse_order(l).map_err(|e| DataError::row(path, *i as u64 + 1, e.field, e.message))
+        })
+        .collect()
+}

@@ -1,0 +1,136 @@
+//! The JSON shape of one order (a line of `orders.jsonl`, the body of a route call), parsed
+//! into a validated [`Order`] with errors that name the field.
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use optimizer::model::{LonLat, Mode, Order, OrderId, OrderLine, StoreId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Wire form of an order. Coordinates are degrees; `created_at` is RFC 3339.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderJson {
+    pub order_id: OrderId,
+    pub created_at: String,
+    pub customer: LonLatJson,
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pickup_store_id: Option<StoreId>,
+    pub lines: Vec<OrderLine>,
+}
+
+/// `{lat, lon}` in degrees, validated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LonLatJson(pub LonLat);
+
+/// A field-level problem in an order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {message}")]
+pub struct FieldError {
+    /// JSON path of the offending field (`lines[2].qty`), or `body` when the JSON is malformed.
+    pub field: String,
+    pub message: String,
+}
+
+/// China Standard Time, the offset timestamps are written with.
+pub fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("valid offset")
+}
+
+/// Formats a timestamp as RFC 3339 in UTC+8.
+pub fn format_time(t: Timestamp) -> String {
+    DateTime::from_timestamp(t.0, 0)
+        .unwrap_or_default()
+        .with_timezone(&china())
+        .to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+/// Parses an RFC 3339 timestamp.
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| Timestamp(t.timestamp()))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 timestamp ({e})"))
+}
+
+impl OrderJson {
+    /// The wire form of an order.
+    pub fn from_order(o: &Order) -> OrderJson {
+        OrderJson {
+            order_id: o.id().clone(),
+            created_at: format_time(o.created_at()),
+            customer: LonLatJson(o.customer()),
+            mode: o.mode(),
+            pickup_store_id: o.pickup_store(),
+            lines: o.lines().to_vec(),
+        }
+    }
+
+    /// Checks cross-field rules and builds the order.
+    pub fn into_order(self) -> Result<Order, FieldError> {
+        let created_at = parse_time(&self.created_at)
+            .map_err(|message| FieldError { field: "created_at".into(), message })?;
+        Order::new(self.order_id, created_at, self.customer.0, self.mode, self.pickup_store_id, self.lines)
+            .map_err(|e| FieldError { field: e.field(), message: e.to_string() })
+    }
+}
+
+/// Parses one order from JSON text.
+///
+/// # Errors
+/// A [`FieldError`] naming the JSON path of the first problem.
+pub fn parse_order(text: &str) -> Result<Order, FieldError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let wire: OrderJson = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        let named = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p).and_then(|rest| rest.split('`').next()));
+        let field = match named {
+            Some(name) if path == "." => name.to_string(),
+            Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
+            Some(name) => format!("{path}.{name}"),
+            None if path == "." || inner.is_syntax() || inner.is_eof() => "body".to_string(),
+            None => path,
+        };
+        FieldError { field, message }
+    })?;
+    wire.into_order()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"{"order_id":"A1","created_at":"2026-11-11T00:00:05+08:00","customer":{"lat":31.2,"lon":121.4},"mode":"ship","lines":[{"sku":3,"qty":2}]}"#;
+
+    #[test]
+    fn parses_and_round_trips() {
+        let o = parse_order(OK).unwrap();
+        assert_eq!(o.created_at(), Timestamp(1_794_326_405));
+        let back = serde_json::to_string(&OrderJson::from_order(&o)).unwrap();
+        assert_eq!(parse_order(&back).unwrap(), o);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (OK.replace("\"qty\":2", "\"qty\":0"), "lines[0].qty"),
+            (OK.replace("\"lat\":31.2", "\"lat\":91"), "customer"),
+            (OK.replace("\"mode\":\"ship\"", "\"mode\":\"fly\""), "mode"),
+            (OK.replace("+08:00", "+8"), "created_at"),
+            (OK.replace("\"sku\":3", "\"sku\":-3"), "lines[0].sku"),
+            (OK.replace("\"lines\":[{\"sku\":3,\"qty\":2}]", "\"lines\":[]"), "lines"),
+            (OK.replace("\"mode\"", "\"colour\":1,\"mode\""), "colour"),
+            (OK.replace("\"mode\":\"ship\"", "\"mode\":\"pickup\""), "pickup_store_id"),
+            ("{\"order_id\":".to_string(), "body"),
+        ];
+        for (text, field) in cases {
+            let e = parse_order(&text).unwrap_err();
+            assert!(
+                e.field == field || e.field.starts_with(field) || e.message.contains(field),
+                "{text} -> {e:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,166 @@
+use crate::helpers::{read, run, small_dataset, stderr, stdout};
+use serde_json::Value;
+
+mod generate {
+    use super::*;
+
+    #[test]
+    fn same_seed_writes_identical_files_and_another_seed_does_not() {
+        let (a, b, c) = (small_dataset(5), small_dataset(5), small_dataset(6));
+        for f in ["stores.csv", "stock.csv", "dcs.csv", "orders.jsonl"] {
+            assert_eq!(read(&a.dir.join(f)), read(&b.dir.join(f)), "{f} differs");
+        }
+        assert_ne!(read(&a.dir.join("stock.csv")), read(&c.dir.join("stock.csv")));
+    }
+
+    #[test]
+    fn refuses_nonsense_settings_with_a_message() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = run(&["generate", "--stores", "0", "--out", tmp.path().to_str().unwrap()], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("stores must be at least 1"), "{}", stderr(&out));
+        let out = run(&["generate", "--lines", "99", "--out", tmp.path().to_str().unwrap()], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("--lines"), "{}", stderr(&out));
+    }
+}
+
+mod route {
+    use super::*;
+
+    fn first_order(dir: &std::path::Path) -> String {
+        read(&dir.join("orders.jsonl")).lines().find(|l| l.contains("\"ship\"")).unwrap().to_string()
+    }
+
+    #[test]
+    fn prints_an_explained_decision_for_an_order_on_stdin() {
+        let d = small_dataset(7);
+        let out =
+            run(&["route", "--data", d.dir.to_str().unwrap(), "--order", "-"], Some(&first_order(&d.dir)));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let status = v["status"].as_str().unwrap();
+        assert!(["assigned", "split", "dc"].contains(&status), "{v}");
+        let s = &v["shipments"][0];
+        assert!(s["distance_m"].as_f64().unwrap() >= 0.0);
+        assert!(s["eta_s"].as_u64().unwrap() > 0);
+        assert!(["same_day", "next_day", "later"].contains(&s["promise"].as_str().unwrap()));
+        assert!(v["explanation"]["stages"].as_array().unwrap().contains(&Value::from("single_store")));
+    }
+
+    #[test]
+    fn a_bad_order_names_the_field_and_exits_non_zero() {
+        let d = small_dataset(7);
+        let bad = first_order(&d.dir).replacen("\"qty\":", "\"qty\":-", 1);
+        let out = run(&["route", "--data", d.dir.to_str().unwrap(), "--order", "-"], Some(&bad));
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("lines[0].qty"), "{}", stderr(&out));
+    }
+}
+
+mod replay {
+    use super::*;
+
+    #[test]
+    fn replays_the_stream_and_reports_kpis() {
+        let d = small_dataset(8);
+        let out = run(&["replay", "--data", d.dir.to_str().unwrap(), "--json"], None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let k: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(k["orders"], 800);
+        let shares = ["share_from_stores", "share_from_dcs", "share_unfulfillable"]
+            .iter()
+            .map(|f| k[f].as_f64().unwrap())
+            .sum::<f64>();
+        assert!((shares - 1.0).abs() < 1e-9, "{k}");
+        assert!(k["share_from_stores"].as_f64().unwrap() > 0.5, "{k}");
+        assert!(k["distance_p95_m"].as_f64().unwrap() >= k["distance_p50_m"].as_f64().unwrap());
+        let mix = &k["promise_mix"];
+        let total: f64 = ["same_day", "next_day", "later"].iter().map(|p| mix[p].as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn replaying_twice_gives_the_same_kpis_but_wall_time() {
+        let d = small_dataset(9);
+        let kpis = || {
+            let out =
+                run(&["replay", "--data", d.dir.to_str().unwrap(), "--json", "--cost", "great-circle"], None);
+            let mut v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+            v.as_object_mut().unwrap().retain(|k, _| k != "wall_time_s" && k != "orders_per_s");
+            v
+        };
+        assert_eq!(kpis(), kpis());
+    }
+}
+
+mod bad_rows {
+    use super::*;
+
+    /// Corrupts one line of one file and expects an error naming file, line and field.
+    fn expect_error(file: &str, line: usize, edit: impl Fn(&str) -> String, field: &str) {
+        let d = small_dataset(3);
+        let path = d.dir.join(file);
+        let text = read(&path);
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines[line - 1] = edit(&lines[line - 1]);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let out = run(&["replay", "--data", d.dir.to_str().unwrap()], None);
+        assert!(!out.status.success(), "{file}:{line} should fail");
+        let err = stderr(&out);
+        let want = format!("{file}:{line}: field `{field}`");
+        assert!(err.contains(&want), "wanted `{want}` in: {err}");
+        assert!(stdout(&out).is_empty(), "nothing is reported from a half-loaded dataset");
+    }
+
+    fn set_field(row: &str, index: usize, value: &str) -> String {
+        let mut f: Vec<&str> = row.split(',').collect();
+        f[index] = value;
+        f.join(",")
+    }
+
+    #[test]
+    fn stores_csv() {
+        expect_error("stores.csv", 5, |r| set_field(r, 3, "95.0"), "lat");
+        expect_error("stores.csv", 6, |r| set_field(r, 4, "abc"), "lon");
+        expect_error("stores.csv", 7, |r| set_field(r, 2, "Atlantis"), "city");
+        expect_error("stores.csv", 8, |r| set_field(r, 5, "maybe"), "pickup");
+        expect_error("stores.csv", 9, |r| set_field(r, 0, "1"), "store_id");
+        expect_error("stores.csv", 10, |r| set_field(r, 7, "-4"), "capacity_per_day");
+        expect_error("stores.csv", 1, |r| r.replace("ship,", "shop,"), "ship");
+    }
+
+    #[test]
+    fn stock_csv() {
+        expect_error("stock.csv", 4, |r| set_field(r, 0, "999999"), "store_id");
+        expect_error("stock.csv", 5, |r| set_field(r, 2, "-1"), "on_hand");
+        expect_error("stock.csv", 6, |r| set_field(r, 3, "x"), "safety_stock");
+        expect_error("stock.csv", 7, |r| r.split(',').take(2).collect::<Vec<_>>().join(","), "on_hand");
+    }
+
+    #[test]
+    fn duplicate_stock_rows_name_the_later_line() {
+        let d = small_dataset(3);
+        let path = d.dir.join("stock.csv");
+        let mut lines: Vec<String> = read(&path).lines().map(str::to_string).collect();
+        let dup = lines[1].clone();
+        lines.push(dup);
+        let n = lines.len();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let out = run(&["replay", "--data", d.dir.to_str().unwrap()], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(&format!("stock.csv:{n}: field `sku`")), "{}", stderr(&out));
+    }
+
+    #[test]
+    fn dcs_and_orders() {
+        expect_error("dcs.csv", 2, |r| set_field(r, 1, "Nowhere"), "city");
+        expect_error("orders.jsonl", 3, |r| r.replace("\"mode\":", "\"mood\":"), "mood");
+        expect_error(
+            "orders.jsonl",
+            4,
+            |r| r.replace("\"lines\":[", "\"lines\":[{\"sku\":1,\"qty\":0},"),
+            "lines[0].qty",
+        );
+    }
+}
