@@ -6,3 +6,5 @@
 pub mod cli;
 pub mod data;
 pub mod progress;
+pub mod server;
+pub mod storage;

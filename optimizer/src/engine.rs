@@ -99,6 +99,13 @@ impl Engine {
         Ok(self.after_feed(s, k, out))
     }
 
+    /// Recovery: sets a persisted cell value (see [`StockLedger::restore_cell`]).
+    pub fn restore_cell(&self, store: StoreIdx, sku: SkuIdx, on_hand: u32, safety_stock: u32, version: u64) {
+        if self.ledger.restore_cell(store, sku, on_hand, safety_stock, version) {
+            self.index.add_carrier(sku, store);
+        }
+    }
+
     /// The current stock of one store and SKU (`None` when the store has no row for it).
     pub fn stock_level(&self, store: StoreId, sku: Sku) -> Result<Option<StockLevel>, FeedError> {
         let (s, k) = self.resolve(store, sku)?;

@@ -217,7 +217,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(a.orders >= threads, "--orders must be at least the number of threads");
     let (engine, build_s, from_files) = match &a.data {
         Some(dir) => {
-            let (e, s) = load_engine(dir)?;
+            let (e, s) = load_engine(dir, optimizer::EngineConfig::default())?;
             (e, s, true)
         }
         None => {

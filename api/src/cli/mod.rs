@@ -4,6 +4,7 @@ pub mod bench;
 mod generate;
 mod replay;
 mod route;
+mod serve;
 
 use crate::data;
 use anyhow::Context;
@@ -32,6 +33,8 @@ pub enum Command {
     Replay(replay::Args),
     /// Measure routing throughput, latency, load time and memory against a naive baseline.
     Bench(bench::Args),
+    /// Run the checkout HTTP service with durable state.
+    Serve(serve::Args),
 }
 
 /// Which travel-cost model gives ETAs.
@@ -74,10 +77,10 @@ impl RoutingArgs {
 }
 
 /// Loads a dataset directory into an engine; returns it with the seconds it took.
-pub fn load_engine(dir: &Path) -> anyhow::Result<(Engine, f64)> {
+pub fn load_engine(dir: &Path, config: EngineConfig) -> anyhow::Result<(Engine, f64)> {
     let t = Instant::now();
     let loaded = data::load_network(dir).with_context(|| format!("loading dataset {}", dir.display()))?;
-    let engine = Engine::new(loaded.network, loaded.stock, EngineConfig::default());
+    let engine = Engine::new(loaded.network, loaded.stock, config);
     Ok((engine, t.elapsed().as_secs_f64()))
 }
 
@@ -88,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Route(a) => route::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

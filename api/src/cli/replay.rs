@@ -28,7 +28,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let dir = a.data.unwrap_or_else(default_data_dir);
-    let (engine, load_s) = load_engine(&dir)?;
+    let (engine, load_s) = load_engine(&dir, optimizer::EngineConfig::default())?;
     let path = a.orders.unwrap_or_else(|| dir.join("orders.jsonl"));
     let mut orders = read_orders(&path)?;
     orders.sort_by_key(|o| o.created_at());

@@ -26,7 +26,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         std::fs::read_to_string(&a.order).with_context(|| format!("reading {}", a.order.display()))?
     };
     let order = parse_order(text.trim()).map_err(|e| anyhow::anyhow!("invalid order: {e}"))?;
-    let (engine, _) = load_engine(&a.data.unwrap_or_else(default_data_dir))?;
+    let (engine, _) =
+        load_engine(&a.data.unwrap_or_else(default_data_dir), optimizer::EngineConfig::default())?;
     let router = Router::new(a.routing.router_config()?, a.routing.travel_cost(&engine));
     let decision = router.route(&engine, &order)?;
     println!("{}", serde_json::to_string_pretty(&decision)?);

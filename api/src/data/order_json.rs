@@ -1,7 +1,7 @@
 //! The JSON shape of one order (a line of `orders.jsonl`, the body of a route call), parsed
 //! into a validated [`Order`] with errors that name the field.
 
-use chrono::{DateTime, FixedOffset, SecondsFormat};
+use chrono::{DateTime, FixedOffset};
 use optimizer::model::{LonLat, Mode, Order, OrderId, OrderLine, StoreId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,13 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    /// The error is about the body as a whole (malformed JSON), not one field.
+    pub fn field_is_body(&self) -> bool {
+        self.field == "body"
+    }
+}
+
 /// China Standard Time, the offset timestamps are written with.
 pub fn china() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("valid offset")
@@ -38,10 +45,7 @@ pub fn china() -> FixedOffset {
 
 /// Formats a timestamp as RFC 3339 in UTC+8.
 pub fn format_time(t: Timestamp) -> String {
-    DateTime::from_timestamp(t.0, 0)
-        .unwrap_or_default()
-        .with_timezone(&china())
-        .to_rfc3339_opts(SecondsFormat::Secs, false)
+    t.to_rfc3339()
 }
 
 /// Parses an RFC 3339 timestamp.

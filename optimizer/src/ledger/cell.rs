@@ -28,6 +28,9 @@ pub(crate) struct StoreStock {
     /// Local day number `orders_today` counts for.
     pub day: i64,
     pub orders_today: u32,
+    /// Bumped on every change of an on_hand or safety value, so that writers that persist
+    /// those values out of order can keep the newest.
+    pub version: u64,
 }
 
 impl StoreStock {

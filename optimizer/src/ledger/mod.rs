@@ -108,12 +108,27 @@ pub enum Transition {
     AlreadyDone,
 }
 
+/// A new on_hand/safety value of one cell, with the store's version after the change. Persist
+/// with "newest version wins" to survive reordering.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CellChange {
+    pub store: StoreIdx,
+    pub sku: SkuIdx,
+    pub on_hand: u32,
+    pub safety_stock: u32,
+    pub version: u64,
+}
+
 /// What a stock feed row did.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FeedOutcome {
     pub level: StockLevel,
+    /// on_hand before the change (0 for a new row).
+    pub previous_on_hand: u32,
     /// The (store, SKU) pair had no stock row before.
     pub new_row: bool,
+    #[serde(skip)]
+    pub change: CellChange,
 }
 
 /// Reservation failure: which store of the request could not take its lines.
@@ -302,24 +317,37 @@ impl StockLedger {
         let record = Reservation { holds, day, expires_at, state: ReservationState::Held };
         if let Err(record) = self.reservations.insert(order.clone(), record) {
             // Another thread reserved the same order id meanwhile: give our stock back.
-            self.undo(&record.holds, record.day, false);
+            let _ = self.undo(&record.holds, record.day, false);
             return Err(LedgerError::DuplicateOrder(order.clone()));
         }
         Ok(Ok(expires_at))
     }
 
     /// Gives held stock back (`commit == false`) or ships it (`commit == true`).
-    /// `holds` are sorted by store, so stores are locked in ascending order.
-    fn undo(&self, holds: &[Hold], day: i64, commit: bool) {
+    /// `holds` are sorted by store, so stores are locked in ascending order. Returns the cells
+    /// whose on_hand changed (commit only).
+    fn undo(&self, holds: &[Hold], day: i64, commit: bool) -> Vec<CellChange> {
+        let mut changes = Vec::new();
         for group in holds.chunk_by(|a, b| a.store == b.store) {
             let store = group[0].store;
             let mut st = self.stores[store.0 as usize].lock();
+            if commit {
+                st.version += 1;
+            }
+            let version = st.version;
             for h in group {
                 let c = st.find(h.sku).expect("held cells are never removed");
                 let cell = &mut st.cells[c];
                 cell.reserved -= h.qty;
                 if commit {
                     cell.on_hand = cell.on_hand.saturating_sub(h.qty);
+                    changes.push(CellChange {
+                        store,
+                        sku: h.sku,
+                        on_hand: cell.on_hand,
+                        safety_stock: cell.safety,
+                        version,
+                    });
                 }
                 let cell = *cell;
                 self.refresh_bit(store, h.sku.0, &cell);
@@ -328,21 +356,29 @@ impl StockLedger {
                 st.return_order(day);
             }
         }
+        changes
     }
 
     /// Releases a held reservation (order cancelled). Releasing twice is a no-op.
     pub fn release(&self, order: &OrderId) -> Result<Transition, LedgerError> {
         self.finish(order, ReservationState::Released, |r| {
-            self.undo(&r.holds, r.day, false);
+            let _ = self.undo(&r.holds, r.day, false);
         })
     }
 
     /// Commits a held reservation (order shipped or collected): on_hand and reserved both drop.
     /// Committing twice is a no-op.
     pub fn commit(&self, order: &OrderId) -> Result<Transition, LedgerError> {
-        self.finish(order, ReservationState::Committed, |r| {
-            self.undo(&r.holds, r.day, true);
-        })
+        self.commit_with_changes(order).map(|(t, _)| t)
+    }
+
+    /// Like [`StockLedger::commit`], also returning the cells whose on_hand changed.
+    pub fn commit_with_changes(&self, order: &OrderId) -> Result<(Transition, Vec<CellChange>), LedgerError> {
+        let mut changes = Vec::new();
+        let t = self.finish(order, ReservationState::Committed, |r| {
+            changes = self.undo(&r.holds, r.day, true);
+        })?;
+        Ok((t, changes))
     }
 
     fn finish(
@@ -370,9 +406,57 @@ impl StockLedger {
         })
     }
 
-    /// Releases every held reservation whose expiry is at or before `now`. Returns how many.
-    pub fn expire(&self, now: Timestamp) -> usize {
-        self.reservations.expire(now, |r| self.undo(&r.holds, r.day, false))
+    /// Releases every held reservation whose expiry is at or before `now`. Returns their orders.
+    pub fn expire(&self, now: Timestamp) -> Vec<OrderId> {
+        self.reservations.expire(now, |r| {
+            let _ = self.undo(&r.holds, r.day, false);
+        })
+    }
+
+    /// Recovery: puts back a reservation record as it was persisted. A held one holds its
+    /// stock again (without checks: it was granted before) and counts against its day's capacity.
+    pub fn restore_reservation(&self, order: OrderId, mut record: Reservation) -> Result<(), LedgerError> {
+        record.holds.sort_by_key(|h| h.store);
+        if record.state == ReservationState::Held {
+            for group in record.holds.chunk_by(|a, b| a.store == b.store) {
+                let store = group[0].store;
+                let mut st = self.stores[store.0 as usize].lock();
+                for h in group {
+                    let (c, new_row) = st.cell_mut_or_insert(h.sku);
+                    if new_row {
+                        self.carriers[h.sku.0 as usize].fetch_add(1, Ordering::Relaxed);
+                    }
+                    st.cells[c].reserved += h.qty;
+                    let cell = st.cells[c];
+                    self.refresh_bit(store, h.sku.0, &cell);
+                }
+                st.take_order(record.day);
+            }
+        }
+        self.reservations.insert(order.clone(), record).map_err(|_| LedgerError::DuplicateOrder(order))
+    }
+
+    /// Recovery: sets a cell's on_hand and safety stock as persisted, keeping the store's version
+    /// at least `version`. Returns whether the row is new.
+    pub fn restore_cell(
+        &self,
+        store: StoreIdx,
+        sku: SkuIdx,
+        on_hand: u32,
+        safety_stock: u32,
+        version: u64,
+    ) -> bool {
+        let mut st = self.stores[store.0 as usize].lock();
+        let (i, new_row) = st.cell_mut_or_insert(sku);
+        if new_row {
+            self.carriers[sku.0 as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        st.cells[i].on_hand = on_hand;
+        st.cells[i].safety = safety_stock;
+        st.version = st.version.max(version);
+        let cell = st.cells[i];
+        self.refresh_bit(store, sku.0, &cell);
+        new_row
     }
 
     /// A copy of the reservation of `order`.
@@ -424,15 +508,19 @@ impl StockLedger {
         let mut st = self.stores[store.0 as usize].lock();
         let existing = st.find(sku);
         let mut cell = existing.map_or_else(Cell::default, |i| st.cells[i]);
+        let previous_on_hand = cell.on_hand;
         change(&mut cell)?;
         let new_row = existing.is_none();
         let (i, _) = st.cell_mut_or_insert(sku);
         st.cells[i] = cell;
+        st.version += 1;
         if new_row {
             self.carriers[sku.0 as usize].fetch_add(1, Ordering::Relaxed);
         }
         self.refresh_bit(store, sku.0, &cell);
-        Ok(FeedOutcome { level: cell.into(), new_row })
+        let change =
+            CellChange { store, sku, on_hand: cell.on_hand, safety_stock: cell.safety, version: st.version };
+        Ok(FeedOutcome { level: cell.into(), previous_on_hand, new_row, change })
     }
 
     /// Sums over all cells: (on_hand, reserved). For conservation checks and metrics.

@@ -90,8 +90,8 @@ impl Reservations {
     }
 
     /// Marks held records due at `now` as expired, calling `release` on each first.
-    pub fn expire(&self, now: Timestamp, release: impl Fn(&Reservation)) -> usize {
-        let mut count = 0;
+    pub fn expire(&self, now: Timestamp, release: impl Fn(&Reservation)) -> Vec<OrderId> {
+        let mut expired = Vec::new();
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             let Shard { records, by_expiry } = &mut *shard;
@@ -101,11 +101,11 @@ impl Reservations {
                     if r.state == ReservationState::Held && r.expires_at <= now {
                         release(r);
                         r.state = ReservationState::Expired;
-                        count += 1;
+                        expired.push(order);
                     }
                 }
             }
         }
-        count
+        expired
     }
 }

@@ -113,12 +113,51 @@ mod lifecycle {
         l.reserve(&oid("e1"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
         l.reserve(&oid("e2"), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
         l.commit(&oid("e2")).unwrap();
-        assert_eq!(l.expire(NOW.plus(59)), 0);
-        assert_eq!(l.expire(NOW.plus(60)), 1);
+        assert!(l.expire(NOW.plus(59)).is_empty());
+        assert_eq!(l.expire(NOW.plus(60)), vec![oid("e1")]);
         assert_eq!(l.reservation(&oid("e1")).unwrap().state, ReservationState::Expired);
         assert_eq!(l.release(&oid("e1")), Ok(Transition::AlreadyDone));
         let lvl = l.level(StoreIdx(0), SkuIdx(0)).unwrap();
         assert_eq!((lvl.on_hand, lvl.reserved), (7, 0));
+    }
+}
+
+mod recovery {
+    use super::*;
+
+    #[test]
+    fn restored_state_matches_the_original() {
+        let a = small();
+        let lines = [(SkuIdx(0), 3)];
+        a.reserve(&oid("h"), &[(StoreIdx(0), &lines)], NOW).unwrap().unwrap();
+        let (_, changes) = {
+            a.reserve(&oid("c"), &[(StoreIdx(0), &lines)], NOW).unwrap().unwrap();
+            a.commit_with_changes(&oid("c")).unwrap()
+        };
+        let feed = a.add_on_hand(StoreIdx(1), SkuIdx(0), 4).unwrap();
+        assert!(feed.new_row && feed.previous_on_hand == 0);
+
+        let b = small();
+        for c in changes.iter().chain([&feed.change]) {
+            b.restore_cell(c.store, c.sku, c.on_hand, c.safety_stock, c.version);
+        }
+        for id in ["h", "c"] {
+            b.restore_reservation(oid(id), a.reservation(&oid(id)).unwrap()).unwrap();
+        }
+        for (s, k) in [(0, 0), (0, 1), (1, 0), (1, 2)] {
+            assert_eq!(a.level(StoreIdx(s), SkuIdx(k)), b.level(StoreIdx(s), SkuIdx(k)), "({s}, {k})");
+        }
+        assert_eq!(a.orders_today(StoreIdx(0), NOW), b.orders_today(StoreIdx(0), NOW));
+        assert_eq!(b.release(&oid("h")), Ok(Transition::Applied));
+        assert_eq!(b.commit(&oid("c")), Ok(Transition::AlreadyDone));
+    }
+
+    #[test]
+    fn versions_grow_with_every_change_of_a_store() {
+        let l = small();
+        let v1 = l.set_on_hand(StoreIdx(0), SkuIdx(0), 5, None).unwrap().change.version;
+        let v2 = l.add_on_hand(StoreIdx(0), SkuIdx(1), 1).unwrap().change.version;
+        assert!(v2 > v1);
     }
 }
 

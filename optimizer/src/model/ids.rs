@@ -41,10 +41,16 @@ numeric_id!(
 #[serde(transparent)]
 pub struct CityId(pub u16);
 
-/// Seconds since the Unix epoch (UTC). Local time in China is UTC+8 all year.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+/// Seconds since the Unix epoch (UTC). Local time in China is UTC+8 all year. Serialises as an
+/// RFC 3339 string in UTC+8 (`2026-11-11T00:15:00+08:00`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.to_rfc3339())
+    }
+}
 
 impl Timestamp {
     /// China Standard Time offset (no daylight saving).
@@ -58,6 +64,29 @@ impl Timestamp {
     /// Local (UTC+8) calendar day number since 1970-01-01.
     pub fn local_day(self) -> i64 {
         (self.0 + Self::CHINA_OFFSET_S).div_euclid(86_400)
+    }
+
+    /// RFC 3339 text in UTC+8.
+    ///
+    /// # Examples
+    /// ```
+    /// use optimizer::model::Timestamp;
+    /// assert_eq!(Timestamp(1_794_326_400).to_rfc3339(), "2026-11-11T00:00:00+08:00");
+    /// assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T08:00:00+08:00");
+    /// ```
+    pub fn to_rfc3339(self) -> String {
+        // Civil date from a day number (Howard Hinnant's algorithm).
+        let z = self.local_day() + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let sod = self.local_second_of_day();
+        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+08:00", sod / 3600, sod / 60 % 60, sod % 60)
     }
 
     /// This timestamp moved by `secs` seconds.
@@ -189,6 +218,16 @@ mod tests {
         assert_eq!(t.local_second_of_day(), 0);
         assert_eq!(t.plus(-1).local_second_of_day(), 86_399);
         assert_eq!(t.plus(-1).local_day() + 1, t.local_day());
+    }
+
+    #[test]
+    fn rfc3339_matches_a_calendar_across_leap_years() {
+        assert_eq!(Timestamp(951_782_400 - 8 * 3600).to_rfc3339(), "2000-02-29T00:00:00+08:00");
+        assert_eq!(Timestamp(1_709_164_799).to_rfc3339(), "2024-02-29T07:59:59+08:00");
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1_794_326_400)).unwrap(),
+            "\"2026-11-11T00:00:00+08:00\""
+        );
     }
 
     #[test]

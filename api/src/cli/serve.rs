@@ -1,0 +1,69 @@
+use super::{default_data_dir, RoutingArgs};
+use crate::server::auth::ApiKeys;
+use crate::server::state::Limits;
+use crate::server::{Application, ServeConfig};
+use anyhow::Context;
+use optimizer::ledger::LedgerConfig;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Dataset directory (default: the bundled sample).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Directory of the embedded durable state (created if missing).
+    #[arg(long, default_value = "state")]
+    pub state: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// File with `role:key` lines; otherwise OMNIROUTE_API_KEYS (comma-separated `role:key`);
+    /// with neither, a random development admin key is printed at start-up.
+    #[arg(long)]
+    pub api_keys_file: Option<PathBuf>,
+    /// Seconds a reservation holds stock unless the order is shipped.
+    #[arg(long, default_value_t = 900)]
+    pub reservation_ttl_s: u32,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    #[command(flatten)]
+    pub routing: RoutingArgs,
+}
+
+fn keys(a: &Args) -> anyhow::Result<ApiKeys> {
+    if let Some(path) = &a.api_keys_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return ApiKeys::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    if let Ok(text) = std::env::var("OMNIROUTE_API_KEYS") {
+        return ApiKeys::parse(&text).map_err(|e| anyhow::anyhow!("OMNIROUTE_API_KEYS: {e}"));
+    }
+    let (keys, key) = ApiKeys::development();
+    eprintln!("no API keys configured: development admin key for this run: {key}");
+    Ok(keys)
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    anyhow::ensure!(a.reservation_ttl_s > 0, "--reservation-ttl-s must be at least 1");
+    let config = ServeConfig {
+        data: a.data.clone().unwrap_or_else(default_data_dir),
+        state_dir: a.state.clone(),
+        bind: a.bind.clone(),
+        keys: keys(&a)?,
+        router: a.routing.router_config()?,
+        cost: a.routing.cost,
+        ledger: LedgerConfig { reservation_ttl_s: a.reservation_ttl_s },
+        limits: Limits::default(),
+        expiry_every: Duration::from_secs(1),
+        workers: a.workers,
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(config)?;
+        // Tests and scripts read this line to find the port.
+        println!("listening on http://{}", app.addr());
+        app.run().await.context("serving")
+    })
+}

@@ -1,0 +1,158 @@
+//! The one error shape of the HTTP API, `{code, message, field}`, and the one table that maps each
+//! error to its HTTP status and stable snake_case code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// Every way a request can fail. Variants are grouped by who is at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    // The caller sent something wrong (4xx).
+    #[error("{message}")]
+    MalformedJson { message: String },
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
+    #[error("{message}")]
+    UnknownSku { field: String, message: String },
+    #[error("{message}")]
+    UnknownStore { field: String, message: String },
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{field} has {got} entries, more than the maximum of {max}")]
+    TooManyItems { field: String, got: usize, max: usize },
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("a bearer token is required (Authorization: Bearer <key>)")]
+    Unauthorized,
+    #[error("the {role} role may not {action}")]
+    Forbidden { role: &'static str, action: &'static str },
+    #[error("{what} not found")]
+    NotFound { what: &'static str, field: Option<String> },
+    #[error("order {order_id} was already routed with a different body")]
+    IdempotencyMismatch { order_id: String },
+    #[error("{message}")]
+    InvalidState { message: String },
+    #[error("order {order_id} has nothing reserved (it was served by a DC or not at all)")]
+    NoReservation { order_id: String },
+    #[error("{message}")]
+    NegativeOnHand { field: String, message: String },
+    // The service cannot do it right now (5xx).
+    #[error("state storage is unavailable: {0}")]
+    StorageUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code (see the table in `ApiError::status_and_code`).
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The offending input field as a JSON path (`lines[0].qty`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// The table: HTTP status and stable code of each error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ApiError::*;
+        match self {
+            MalformedJson { .. } => (StatusCode::BAD_REQUEST, "malformed_json"),
+            InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            UnknownSku { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku"),
+            UnknownStore { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_store"),
+            PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            TooManyItems { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_items"),
+            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            IdempotencyMismatch { .. } => (StatusCode::CONFLICT, "idempotency_mismatch"),
+            InvalidState { .. } => (StatusCode::CONFLICT, "invalid_state"),
+            NoReservation { .. } => (StatusCode::CONFLICT, "no_reservation"),
+            NegativeOnHand { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "negative_on_hand"),
+            StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The field the error is about, if any.
+    pub fn field(&self) -> Option<String> {
+        use ApiError::*;
+        match self {
+            MalformedJson { .. } => Some("body".into()),
+            InvalidField { field, .. }
+            | UnknownSku { field, .. }
+            | UnknownStore { field, .. }
+            | TooManyItems { field, .. }
+            | NegativeOnHand { field, .. } => Some(field.clone()),
+            NotFound { field, .. } => field.clone(),
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { code: self.status_and_code().1, message: self.to_string(), field: self.field() }
+    }
+
+    /// A field-level input error.
+    pub fn invalid(field: impl Into<String>, message: impl ToString) -> ApiError {
+        ApiError::InvalidField { field: field.into(), message: message.to_string() }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status_code().is_server_error() {
+            log::error!("{self}");
+        }
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        ApiError::StorageUnavailable(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_statuses_are_errors() {
+        let all = [
+            ApiError::MalformedJson { message: String::new() },
+            ApiError::invalid("f", "m"),
+            ApiError::UnknownSku { field: "f".into(), message: String::new() },
+            ApiError::UnknownStore { field: "f".into(), message: String::new() },
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::TooManyItems { field: "f".into(), got: 2, max: 1 },
+            ApiError::UnsupportedMediaType,
+            ApiError::Unauthorized,
+            ApiError::Forbidden { role: "planner", action: "x" },
+            ApiError::NotFound { what: "order", field: None },
+            ApiError::IdempotencyMismatch { order_id: "o".into() },
+            ApiError::InvalidState { message: String::new() },
+            ApiError::NoReservation { order_id: "o".into() },
+            ApiError::NegativeOnHand { field: "f".into(), message: String::new() },
+            ApiError::StorageUnavailable(String::new()),
+            ApiError::Internal(String::new()),
+        ];
+        let mut codes: Vec<&str> = all.iter().map(|e| e.status_and_code().1).collect();
+        assert!(all.iter().all(|e| e.status_code().is_client_error() || e.status_code().is_server_error()));
+        assert!(codes.iter().all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+}

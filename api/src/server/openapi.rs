@@ -1,0 +1,183 @@
+//! The OpenAPI 3 document (`/openapi.json`, browsable at `/docs`).
+//!
+//! The optimizer's types carry no documentation framework, so the wire shapes are mirrored here
+//! as doc-only schemas. A test deserialises real responses into them with unknown fields denied,
+//! so the spec cannot drift from what the service sends.
+
+#![allow(dead_code)] // Fields are read by the schema generator and by tests.
+
+use serde::Deserialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "omniroute", description = "Ship-from-store and pickup routing with live stock. All endpoints but health, metrics and docs need `Authorization: Bearer <key>`; errors are `{code, message, field}`."),
+    paths(
+        super::routes::orders::route,
+        super::routes::orders::route_batch,
+        super::routes::orders::get,
+        super::routes::orders::cancel,
+        super::routes::orders::ship,
+        super::routes::stores::nearby,
+        super::routes::stores::get,
+        super::routes::stock::put,
+        super::routes::stock::get,
+    ),
+    components(schemas(super::error::ErrorBody)),
+    modifiers(&Bearer),
+    tags((name = "orders"), (name = "stores"), (name = "stock"))
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// An order, as one line of orders.jsonl.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderDoc {
+    /// 1 to 64 characters of `A-Z a-z 0-9 - _ . : /`; the idempotency key.
+    order_id: String,
+    /// RFC 3339, e.g. `2026-11-11T00:00:05+08:00`.
+    created_at: String,
+    customer: LonLatDoc,
+    /// `ship` or `pickup`.
+    mode: String,
+    /// Required for `pickup`, forbidden for `ship`.
+    pickup_store_id: Option<u32>,
+    /// 1 to 100 lines with distinct SKUs.
+    lines: Vec<LineDoc>,
+}
+
+/// A position in degrees.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LonLatDoc {
+    lon: f64,
+    lat: f64,
+}
+
+/// One order line.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineDoc {
+    sku: u32,
+    /// 1 to 10,000.
+    qty: u32,
+}
+
+/// Body of `/v1/orders/route-batch`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchDoc {
+    /// Up to 10,000 orders, distinct order ids.
+    orders: Vec<OrderDoc>,
+}
+
+/// Per-order results, in request order: a decision or `{"error": {code, message, field}}`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchResultDoc {
+    results: Vec<serde_json::Value>,
+}
+
+/// A routing decision.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionDoc {
+    order_id: String,
+    /// `assigned`, `split`, `dc`, `alternative` (pickup at another store) or `unfulfillable`.
+    status: String,
+    shipments: Vec<ShipmentDoc>,
+    /// Lines that cannot be served, with reasons (unfulfillable only).
+    unfulfilled: Vec<LineFailureDoc>,
+    explanation: ExplanationDoc,
+    /// RFC 3339; held store stock is released then unless the order is shipped.
+    reservation_expires_at: Option<String>,
+}
+
+/// One parcel or pickup.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentDoc {
+    store_id: Option<u32>,
+    dc_id: Option<u32>,
+    lon: f64,
+    lat: f64,
+    lines: Vec<LineDoc>,
+    /// Great-circle distance to the customer, metres.
+    distance_m: f64,
+    /// Seconds until delivery (ship) or until ready (pickup).
+    eta_s: u32,
+    /// `same_day`, `next_day` or `later`.
+    promise: String,
+}
+
+/// A line that cannot be served.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineFailureDoc {
+    sku: u32,
+    /// `unknown_sku`, `no_stock_within_radius` or `unknown_pickup_store`.
+    reason: String,
+    radius_m: Option<f64>,
+    store_id: Option<u32>,
+}
+
+/// How the decision was reached.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplanationDoc {
+    candidates_considered: u32,
+    rejected: Vec<RejectedDoc>,
+    rejected_not_listed: u32,
+    /// `single_store`, `split`, `dc`, `pickup_store`, `alternative`, in order.
+    stages: Vec<String>,
+}
+
+/// A nearer store that was passed over.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectedDoc {
+    store_id: u32,
+    distance_m: f64,
+    /// `short_of_sku`, `capacity_full`, `pickup_disabled`, `ship_disabled` or `outside_radius`.
+    reason: String,
+    sku: Option<u32>,
+    missing: Option<u32>,
+    capacity_per_day: Option<u32>,
+    radius_m: Option<f64>,
+}
+
+/// An order's current state.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderViewDoc {
+    order_id: String,
+    /// `held`, `committed`, `released`, `expired`, or `none` when nothing was reserved.
+    state: String,
+    reservation_expires_at: Option<String>,
+    decision: DecisionDoc,
+}
+
+/// Stock of one SKU in one store.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockLevelDoc {
+    store_id: u32,
+    sku: u32,
+    on_hand: u32,
+    reserved: u32,
+    safety_stock: u32,
+    /// on_hand - reserved - safety_stock, never below zero.
+    available: u32,
+    /// on_hand is below reserved (a feed reported less than was promised).
+    oversubscribed: bool,
+}

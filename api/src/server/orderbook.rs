@@ -1,0 +1,154 @@
+//! Idempotency: one answer per order id, shared by every retry.
+//!
+//! The first request for an order id becomes its *owner*: it routes, persists, then publishes the
+//! answer. Concurrent requests for the same id wait for that answer instead of routing again, so
+//! 50 identical requests make one reservation and get byte-identical bodies. If the owner fails
+//! (storage down), the slot is freed and the next request tries again.
+
+use optimizer::model::OrderId;
+use parking_lot::Mutex;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// The durable answer to one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The order as canonical JSON: what a retry must match.
+    pub request: String,
+    /// The response body given.
+    pub response: bytes::Bytes,
+}
+
+enum Slot {
+    Pending(watch::Receiver<Option<Arc<Answer>>>),
+    Done(Arc<Answer>),
+}
+
+const SHARDS: usize = 64;
+
+/// Answers by order id, sharded.
+pub struct OrderBook {
+    shards: Box<[Mutex<FxHashMap<OrderId, Slot>>]>,
+}
+
+/// What [`OrderBook::claim`] found.
+pub enum Claim<'a> {
+    /// Nobody has routed this order: the caller must, then call [`Owner::complete`].
+    Owner(Owner<'a>),
+    /// Already answered.
+    Done(Arc<Answer>),
+    /// Another request is routing it right now: wait on this.
+    Wait(watch::Receiver<Option<Arc<Answer>>>),
+}
+
+/// The right (and duty) to answer one order. Dropping it without completing frees the slot.
+pub struct Owner<'a> {
+    book: &'a OrderBook,
+    id: OrderId,
+    tx: Option<watch::Sender<Option<Arc<Answer>>>>,
+}
+
+impl Owner<'_> {
+    pub fn id(&self) -> &OrderId {
+        &self.id
+    }
+
+    /// Publishes the (durable) answer to waiters and later retries.
+    pub fn complete(mut self, answer: Arc<Answer>) {
+        self.book.shard(&self.id).lock().insert(self.id.clone(), Slot::Done(answer.clone()));
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Some(answer));
+        }
+    }
+}
+
+impl Drop for Owner<'_> {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            // Not completed: let the next request try.
+            self.book.shard(&self.id).lock().remove(&self.id);
+        }
+    }
+}
+
+impl Default for OrderBook {
+    fn default() -> Self {
+        OrderBook { shards: (0..SHARDS).map(|_| Mutex::new(FxHashMap::default())).collect() }
+    }
+}
+
+impl OrderBook {
+    fn shard(&self, id: &OrderId) -> &Mutex<FxHashMap<OrderId, Slot>> {
+        let mut h = FxHasher::default();
+        id.hash(&mut h);
+        &self.shards[h.finish() as usize % SHARDS]
+    }
+
+    /// Finds the answer to `id`, or makes the caller its owner.
+    pub fn claim(&self, id: &OrderId) -> Claim<'_> {
+        let mut shard = self.shard(id).lock();
+        match shard.get(id) {
+            Some(Slot::Done(a)) => Claim::Done(a.clone()),
+            Some(Slot::Pending(rx)) => Claim::Wait(rx.clone()),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                shard.insert(id.clone(), Slot::Pending(rx));
+                Claim::Owner(Owner { book: self, id: id.clone(), tx: Some(tx) })
+            }
+        }
+    }
+
+    /// The answer to `id`, if it has one (recovery and reads).
+    pub fn get(&self, id: &OrderId) -> Option<Arc<Answer>> {
+        match self.shard(id).lock().get(id) {
+            Some(Slot::Done(a)) => Some(a.clone()),
+            _ => None,
+        }
+    }
+
+    /// Recovery: records a persisted answer.
+    pub fn insert(&self, id: OrderId, answer: Arc<Answer>) {
+        self.shard(&id).lock().insert(id, Slot::Done(answer));
+    }
+}
+
+/// Waits for a pending answer; `None` when its owner gave up (the caller should claim again).
+pub async fn wait(mut rx: watch::Receiver<Option<Arc<Answer>>>) -> Option<Arc<Answer>> {
+    rx.wait_for(Option::is_some).await.ok().and_then(|v| v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> OrderId {
+        OrderId::parse(s).unwrap()
+    }
+
+    fn answer(r: &str) -> Arc<Answer> {
+        Arc::new(Answer { request: r.into(), response: bytes::Bytes::from_static(b"{}") })
+    }
+
+    #[tokio::test]
+    async fn one_owner_others_wait_for_its_answer() {
+        let book = OrderBook::default();
+        let Claim::Owner(owner) = book.claim(&id("a")) else { panic!("first claim owns") };
+        let Claim::Wait(rx) = book.claim(&id("a")) else { panic!("second claim waits") };
+        let waiter = tokio::spawn(wait(rx));
+        owner.complete(answer("x"));
+        assert_eq!(waiter.await.unwrap().unwrap().request, "x");
+        assert!(matches!(book.claim(&id("a")), Claim::Done(_)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_owner_frees_the_slot() {
+        let book = OrderBook::default();
+        let Claim::Owner(owner) = book.claim(&id("b")) else { panic!() };
+        let Claim::Wait(rx) = book.claim(&id("b")) else { panic!() };
+        drop(owner);
+        assert!(wait(rx).await.is_none());
+        assert!(matches!(book.claim(&id("b")), Claim::Owner(_)));
+    }
+}

@@ -1,0 +1,187 @@
+//! `/v1/stores`: nearby search and store details.
+
+use crate::server::auth::Action;
+use crate::server::error::ApiError;
+use crate::server::state::{now, AppState};
+use actix_web::{web, HttpRequest, HttpResponse};
+use optimizer::index::Walk;
+use optimizer::model::{LonLat, Sku, StoreId, StoreIdx};
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+
+/// Query of `/v1/stores/nearby` (all values as text, parsed with field-named errors).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct NearbyQuery {
+    /// Latitude, degrees.
+    lat: Option<String>,
+    /// Longitude, degrees.
+    lon: Option<String>,
+    /// How many stores, 1 to 100 (default 10).
+    k: Option<String>,
+    /// Only stores with this SKU available.
+    sku: Option<String>,
+}
+
+/// A store near a point.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NearbyStore {
+    store_id: u32,
+    lon: f64,
+    lat: f64,
+    distance_m: f64,
+    pickup: bool,
+    ship: bool,
+    /// Units of the requested SKU available (present when `sku` was given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available: Option<u32>,
+}
+
+fn number<T: std::str::FromStr>(field: &str, raw: Option<&String>) -> Result<Option<T>, ApiError> {
+    raw.map(|r| r.parse::<T>().map_err(|_| ApiError::invalid(field, format!("`{r}` is not a valid number"))))
+        .transpose()
+}
+
+#[utoipa::path(
+    get, path = "/v1/stores/nearby", tag = "stores", params(NearbyQuery),
+    responses(
+        (status = 200, description = "Nearest stores first", body = [NearbyStore]),
+        (status = 400, description = "Invalid or missing lat/lon/k", body = crate::server::error::ErrorBody),
+        (status = 422, description = "Unknown SKU", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+/// The k stores nearest to a point, optionally only those with a SKU available.
+pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state.keys.authorize(&req, Action::Read)?;
+    let q: NearbyQuery = serde_urlencoded::from_str(req.query_string()).map_err(|e| {
+        let m = e.to_string();
+        let field = m
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("query")
+            .to_string();
+        ApiError::invalid(field, m)
+    })?;
+    let lat: f64 =
+        number("lat", q.lat.as_ref())?.ok_or_else(|| ApiError::invalid("lat", "lat is required"))?;
+    let lon: f64 =
+        number("lon", q.lon.as_ref())?.ok_or_else(|| ApiError::invalid("lon", "lon is required"))?;
+    let at = LonLat::new(lon, lat).map_err(|e| {
+        let field = if matches!(e, optimizer::model::GeoError::Lat(_)) { "lat" } else { "lon" };
+        ApiError::invalid(field, e)
+    })?;
+    let k: usize = number("k", q.k.as_ref())?.unwrap_or(10);
+    if !(1..=100).contains(&k) {
+        return Err(ApiError::invalid("k", "k must be between 1 and 100"));
+    }
+    let net = state.engine.network();
+    let sku = match number::<u32>("sku", q.sku.as_ref())? {
+        Some(s) => Some(net.catalog().get(Sku(s)).ok_or_else(|| ApiError::UnknownSku {
+            field: "sku".into(),
+            message: format!("sku {s} is not in the catalogue"),
+        })?),
+        None => None,
+    };
+    let ledger = state.engine.ledger();
+    let walk = sku.map_or(Walk::All, Walk::Carriers);
+    let mut out = Vec::with_capacity(k);
+    state.engine.index().walk::<()>(walk, at, 0.0, f64::INFINITY, |c| {
+        let available = match sku {
+            Some(s) if !ledger.maybe_available(c.store, s) => return ControlFlow::Continue(()),
+            Some(s) => Some(ledger.level(c.store, s).map_or(0, |l| l.available)),
+            None => None,
+        };
+        if available == Some(0) {
+            return ControlFlow::Continue(());
+        }
+        let store = net.store(c.store);
+        out.push(NearbyStore {
+            store_id: store.id.0,
+            lon: store.location.lon(),
+            lat: store.location.lat(),
+            distance_m: c.distance_m(),
+            pickup: c.pickup,
+            ship: c.ship,
+            available,
+        });
+        if out.len() == k {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// One store.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoreView {
+    store_id: u32,
+    brand: u32,
+    city: String,
+    lon: f64,
+    lat: f64,
+    pickup: bool,
+    ship: bool,
+    capacity_per_day: u32,
+    /// Orders counted against today's capacity (local day, UTC+8).
+    orders_today: u32,
+    /// Local opening hours `HH:MM`, absent when open around the clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opens: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closes: Option<String>,
+    /// SKUs with a stock row in this store.
+    skus_stocked: usize,
+}
+
+pub fn parse_store(state: &AppState, raw: &str) -> Result<(StoreId, StoreIdx), ApiError> {
+    let id = raw
+        .parse::<u32>()
+        .map(StoreId)
+        .map_err(|_| ApiError::invalid("store_id", format!("`{raw}` is not a store id")))?;
+    let idx = state
+        .engine
+        .network()
+        .store_idx(id)
+        .ok_or(ApiError::NotFound { what: "store", field: Some("store_id".into()) })?;
+    Ok((id, idx))
+}
+
+#[utoipa::path(
+    get, path = "/v1/stores/{store_id}", tag = "stores",
+    params(("store_id" = u32, Path, description = "The store id")),
+    responses(
+        (status = 200, description = "The store", body = StoreView),
+        (status = 404, description = "Unknown store", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+/// One store's details and today's order count.
+pub async fn get(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.keys.authorize(&req, Action::Read)?;
+    let (_, idx) = parse_store(&state, &path)?;
+    let net = state.engine.network();
+    let s = net.store(idx);
+    let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+    let always = s.hours.opens_min == s.hours.closes_min;
+    Ok(HttpResponse::Ok().json(StoreView {
+        store_id: s.id.0,
+        brand: s.brand.0,
+        city: net.cities()[usize::from(s.city.0)].name.clone(),
+        lon: s.location.lon(),
+        lat: s.location.lat(),
+        pickup: s.capabilities.pickup,
+        ship: s.capabilities.ship,
+        capacity_per_day: s.capacity_per_day,
+        orders_today: state.engine.ledger().orders_today(idx, now()),
+        opens: (!always).then(|| hhmm(s.hours.opens_min)),
+        closes: (!always).then(|| hhmm(s.hours.closes_min)),
+        skus_stocked: state.engine.ledger().skus_of(idx).len(),
+    }))
+}

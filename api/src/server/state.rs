@@ -1,0 +1,281 @@
+//! The application state shared by all workers, and the operations handlers build on.
+
+use super::auth::ApiKeys;
+use super::error::ApiError;
+use super::metrics::Metrics;
+use super::orderbook::{self, Answer, Claim, OrderBook};
+use crate::data::order_json::OrderJson;
+use crate::storage::{CellRecord, ChangeSet, OrderRecord, ReservationRecord, Storage};
+use optimizer::ledger::{CellChange, Hold, Reservation, ReservationState};
+use optimizer::model::{Order, OrderId, Sku, StoreId, Timestamp};
+use optimizer::router::{Decision, Rejection, Router};
+use optimizer::travel::TravelCost;
+use optimizer::Engine;
+use std::sync::Arc;
+
+/// Request size limits.
+#[derive(Copy, Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_batch_body_bytes: usize,
+    pub max_batch_orders: usize,
+    pub max_feed_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_batch_body_bytes: 32 * 1024 * 1024,
+            max_batch_orders: 10_000,
+            max_feed_rows: 100_000,
+        }
+    }
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub engine: Engine,
+    pub router: Router<Box<dyn TravelCost>>,
+    pub storage: Box<dyn Storage>,
+    pub orders: OrderBook,
+    pub keys: ApiKeys,
+    pub metrics: Metrics,
+    pub limits: Limits,
+}
+
+/// The wall clock, as a [`Timestamp`].
+pub fn now() -> Timestamp {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Timestamp(secs as i64)
+}
+
+impl AppState {
+    /// Applies persisted state on top of the freshly loaded dataset.
+    pub fn recover(&self) -> Result<(usize, usize), ApiError> {
+        let snapshot = self.storage.load()?;
+        let net = self.engine.network();
+        let mut cells = 0;
+        for c in &snapshot.cells {
+            let (Some(store), Some(sku)) =
+                (net.store_idx(StoreId(c.store_id)), net.catalog().get(Sku(c.sku)))
+            else {
+                log::warn!(
+                    "state has stock for store {} sku {} that the dataset lacks; skipped",
+                    c.store_id,
+                    c.sku
+                );
+                continue;
+            };
+            self.engine.restore_cell(store, sku, c.on_hand, c.safety_stock, c.version);
+            cells += 1;
+        }
+        for o in &snapshot.orders {
+            let id = OrderId::parse(&o.order_id)
+                .map_err(|e| ApiError::Internal(format!("stored order id: {e}")))?;
+            if let Some(r) = &o.reservation {
+                let holds = r
+                    .holds
+                    .iter()
+                    .filter_map(|&(store, sku, qty)| {
+                        Some(Hold {
+                            store: net.store_idx(StoreId(store))?,
+                            sku: net.catalog().get(Sku(sku))?,
+                            qty,
+                        })
+                    })
+                    .collect();
+                let record =
+                    Reservation { holds, day: r.day, expires_at: Timestamp(r.expires_at), state: r.state };
+                self.engine
+                    .ledger()
+                    .restore_reservation(id.clone(), record)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+            }
+            let answer =
+                Answer { request: o.request.clone(), response: bytes::Bytes::from(o.response.clone()) };
+            self.orders.insert(id, Arc::new(answer));
+        }
+        self.metrics.orders.set(snapshot.orders.len() as i64);
+        Ok((cells, snapshot.orders.len()))
+    }
+
+    /// The persisted form of an order's current reservation.
+    pub fn reservation_record(&self, id: &OrderId) -> Option<ReservationRecord> {
+        let net = self.engine.network();
+        self.engine.ledger().reservation(id).map(|r| ReservationRecord {
+            state: r.state,
+            day: r.day,
+            expires_at: r.expires_at.0,
+            holds: r
+                .holds
+                .iter()
+                .map(|h| (net.store(h.store).id.0, net.catalog().sku(h.sku).0, h.qty))
+                .collect(),
+        })
+    }
+
+    /// The persisted record of an order in its current state.
+    pub fn order_record(&self, id: &OrderId, answer: &Answer) -> OrderRecord {
+        let reservation = self.reservation_record(id);
+        let version = match reservation.as_ref().map(|r| r.state) {
+            Some(ReservationState::Held) | None => 1,
+            Some(_) => 2,
+        };
+        OrderRecord {
+            order_id: id.to_string(),
+            version,
+            request: answer.request.clone(),
+            response: String::from_utf8_lossy(&answer.response).into_owned(),
+            reservation,
+        }
+    }
+
+    pub fn cell_records(&self, changes: &[CellChange]) -> Vec<CellRecord> {
+        let net = self.engine.network();
+        changes
+            .iter()
+            .map(|c| CellRecord {
+                store_id: net.store(c.store).id.0,
+                sku: net.catalog().sku(c.sku).0,
+                on_hand: c.on_hand,
+                safety_stock: c.safety_stock,
+                version: c.version,
+            })
+            .collect()
+    }
+
+    fn count(&self, d: &Decision) {
+        let status = serde_json::to_value(d.status).ok();
+        let status = status.as_ref().and_then(|v| v.as_str()).unwrap_or("unknown");
+        self.metrics.routes.with_label_values(&[status]).inc();
+        if d.reservation_expires_at.is_some() {
+            self.metrics.reservations.inc();
+        }
+        for r in &d.explanation.rejected {
+            let reason = match r.rejection {
+                Rejection::ShortOfSku { .. } => "short_of_sku",
+                Rejection::CapacityFull { .. } => "capacity_full",
+                Rejection::PickupDisabled => "pickup_disabled",
+                Rejection::ShipDisabled => "ship_disabled",
+                Rejection::OutsideRadius { .. } => "outside_radius",
+            };
+            self.metrics.rejections.with_label_values(&[reason]).inc();
+        }
+    }
+
+    /// Routes and reserves one order now; returns the answer and the record to persist.
+    fn decide(&self, order: &Order, request: String) -> Result<(Arc<Answer>, OrderRecord), ApiError> {
+        let decision = self
+            .router
+            .route_at(&self.engine, order, now())
+            .map_err(|e| ApiError::Internal(format!("routing {}: {e}", order.id())))?;
+        self.count(&decision);
+        let response = serde_json::to_vec(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let answer = Arc::new(Answer { request, response: response.into() });
+        let record = self.order_record(order.id(), &answer);
+        Ok((answer, record))
+    }
+
+    fn check(
+        &self,
+        answer: Arc<Answer>,
+        request: &str,
+        id: &OrderId,
+        replay: bool,
+    ) -> Result<Arc<Answer>, ApiError> {
+        if answer.request != request {
+            return Err(ApiError::IdempotencyMismatch { order_id: id.to_string() });
+        }
+        if replay {
+            self.metrics.replays.inc();
+        }
+        Ok(answer)
+    }
+
+    /// Routes a batch of validated orders with idempotency, persisting all new decisions in one
+    /// durable write. Order ids must be distinct within the batch.
+    pub async fn route_many(&self, orders: &[Order]) -> Vec<Result<Arc<Answer>, ApiError>> {
+        let requests: Vec<String> = orders.iter().map(canonical).collect();
+        let mut results: Vec<Option<Result<Arc<Answer>, ApiError>>> = vec![None; orders.len()];
+        let mut pending = Vec::new();
+        loop {
+            let mut owners = Vec::new();
+            let mut changes = ChangeSet::default();
+            for (i, order) in orders.iter().enumerate() {
+                if results[i].is_some() || pending.iter().any(|(j, _)| *j == i) {
+                    continue;
+                }
+                match self.orders.claim(order.id()) {
+                    Claim::Done(a) => results[i] = Some(self.check(a, &requests[i], order.id(), true)),
+                    Claim::Wait(rx) => pending.push((i, rx)),
+                    Claim::Owner(owner) => match self.decide(order, requests[i].clone()) {
+                        Ok((answer, record)) => {
+                            changes.orders.push(record);
+                            owners.push((i, owner, answer));
+                        }
+                        Err(e) => results[i] = Some(Err(e)),
+                    },
+                }
+            }
+            if !owners.is_empty() {
+                match self.storage.commit(changes).await {
+                    Ok(()) => {
+                        self.metrics.orders.add(owners.len() as i64);
+                        for (i, owner, answer) in owners {
+                            owner.complete(answer.clone());
+                            results[i] = Some(Ok(answer));
+                        }
+                    }
+                    Err(e) => {
+                        for (i, owner, _) in owners {
+                            // Not durable: undo the reservation so that nothing unacknowledged holds stock.
+                            let _ = self.engine.ledger().release(owner.id());
+                            results[i] = Some(Err(ApiError::from(e.clone())));
+                        }
+                    }
+                }
+            }
+            let mut retry = false;
+            for (i, rx) in std::mem::take(&mut pending) {
+                match orderbook::wait(rx).await {
+                    Some(a) => results[i] = Some(self.check(a, &requests[i], orders[i].id(), true)),
+                    None => retry = true,
+                }
+            }
+            if !retry {
+                break;
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ApiError::Internal("order left unanswered".into()))))
+            .collect()
+    }
+
+    /// Persists the current state of an order (after cancel, ship or expiry) with changed cells.
+    pub async fn persist_order(&self, id: &OrderId, cells: Vec<CellRecord>) -> Result<(), ApiError> {
+        let answer = self.orders.get(id).ok_or(ApiError::NotFound { what: "order", field: None })?;
+        let record = self.order_record(id, &answer);
+        self.storage.commit(ChangeSet { cells, orders: vec![record] }).await.map_err(ApiError::from)
+    }
+
+    /// Releases reservations whose TTL has passed and persists their new state.
+    pub async fn expire_due(&self) {
+        let expired = self.engine.ledger().expire(now());
+        if expired.is_empty() {
+            return;
+        }
+        self.metrics.expired.inc_by(expired.len() as u64);
+        let orders =
+            expired.iter().filter_map(|id| self.orders.get(id).map(|a| self.order_record(id, &a))).collect();
+        if let Err(e) = self.storage.commit(ChangeSet { cells: vec![], orders }).await {
+            log::error!("persisting {} expired reservations failed: {e}", expired.len());
+        }
+    }
+}
+
+/// The canonical JSON of an order: what identical retries share.
+pub fn canonical(order: &Order) -> String {
+    serde_json::to_string(&OrderJson::from_order(order)).expect("orders serialise")
+}
