@@ -1,4 +1,7 @@
-//! Integration tests: drive the real `omniroute` binary.
+//! Integration tests: drive the real `omniroute` binary (CLI commands, and the HTTP service on a
+//! random port with a fresh state directory).
 
 mod cli;
 mod helpers;
+mod server;
+mod service;

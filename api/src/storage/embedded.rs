@@ -28,8 +28,19 @@ struct Job {
 /// The redb-backed [`Storage`].
 pub struct Embedded {
     db: Arc<Database>,
-    queue: mpsc::Sender<Job>,
+    queue: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
     healthy: Arc<AtomicBool>,
+}
+
+impl Drop for Embedded {
+    /// Lets the writer finish what is queued, then closes the database.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> StorageError {
@@ -51,11 +62,11 @@ impl Embedded {
         let (queue, jobs) = mpsc::channel::<Job>();
         let healthy = Arc::new(AtomicBool::new(true));
         let (writer_db, writer_healthy) = (db.clone(), healthy.clone());
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("redb-writer".into())
             .spawn(move || writer(&writer_db, &jobs, &writer_healthy))
             .map_err(err)?;
-        Ok(Embedded { db, queue, healthy })
+        Ok(Embedded { db, queue: Some(queue), writer: Some(writer), healthy })
     }
 }
 
@@ -127,7 +138,10 @@ impl Storage for Embedded {
 
     fn commit(&self, changes: ChangeSet) -> Durable {
         let (done, wait) = oneshot::channel();
-        let sent = self.queue.send(Job { changes, done });
+        let sent = match &self.queue {
+            Some(q) => q.send(Job { changes, done }).map_err(|_| ()),
+            None => Err(()),
+        };
         Box::pin(async move {
             sent.map_err(|_| StorageError("the state writer has stopped".into()))?;
             wait.await.map_err(|_| StorageError("the state writer has stopped".into()))?

@@ -49,13 +49,16 @@ impl StoreStock {
         }
     }
 
-    /// Counts one more order on `day`.
+    /// Counts one more order on `day`. A later day starts a new count; an earlier day (a
+    /// record restored out of order) no longer matters and is not counted.
     pub fn take_order(&mut self, day: i64) {
-        if self.day != day {
+        if day > self.day {
             self.day = day;
             self.orders_today = 0;
         }
-        self.orders_today += 1;
+        if day == self.day {
+            self.orders_today += 1;
+        }
     }
 
     /// Gives back an order slot counted on `day` (no-op once that day is over).

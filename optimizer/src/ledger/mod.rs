@@ -414,21 +414,25 @@ impl StockLedger {
     }
 
     /// Recovery: puts back a reservation record as it was persisted. A held one holds its
-    /// stock again (without checks: it was granted before) and counts against its day's capacity.
+    /// stock again (without checks: it was granted before); held and committed ones count against
+    /// their day's capacity (released and expired ones gave their slot back).
     pub fn restore_reservation(&self, order: OrderId, mut record: Reservation) -> Result<(), LedgerError> {
         record.holds.sort_by_key(|h| h.store);
-        if record.state == ReservationState::Held {
+        let held = record.state == ReservationState::Held;
+        if held || record.state == ReservationState::Committed {
             for group in record.holds.chunk_by(|a, b| a.store == b.store) {
                 let store = group[0].store;
                 let mut st = self.stores[store.0 as usize].lock();
-                for h in group {
-                    let (c, new_row) = st.cell_mut_or_insert(h.sku);
-                    if new_row {
-                        self.carriers[h.sku.0 as usize].fetch_add(1, Ordering::Relaxed);
+                if held {
+                    for h in group {
+                        let (c, new_row) = st.cell_mut_or_insert(h.sku);
+                        if new_row {
+                            self.carriers[h.sku.0 as usize].fetch_add(1, Ordering::Relaxed);
+                        }
+                        st.cells[c].reserved += h.qty;
+                        let cell = st.cells[c];
+                        self.refresh_bit(store, h.sku.0, &cell);
                     }
-                    st.cells[c].reserved += h.qty;
-                    let cell = st.cells[c];
-                    self.refresh_bit(store, h.sku.0, &cell);
                 }
                 st.take_order(record.day);
             }

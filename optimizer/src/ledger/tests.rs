@@ -153,6 +153,20 @@ mod recovery {
     }
 
     #[test]
+    fn restoring_an_older_day_after_today_keeps_todays_count() {
+        let l = small();
+        let hold = |day| Reservation {
+            holds: vec![Hold { store: StoreIdx(1), sku: SkuIdx(2), qty: 1 }],
+            day,
+            expires_at: NOW,
+            state: ReservationState::Committed,
+        };
+        l.restore_reservation(oid("today"), hold(NOW.local_day())).unwrap();
+        l.restore_reservation(oid("yesterday"), hold(NOW.local_day() - 1)).unwrap();
+        assert_eq!(l.orders_today(StoreIdx(1), NOW), 1);
+    }
+
+    #[test]
     fn versions_grow_with_every_change_of_a_store() {
         let l = small();
         let v1 = l.set_on_hand(StoreIdx(0), SkuIdx(0), 5, None).unwrap().change.version;
