@@ -4,6 +4,10 @@
 //! answer. Concurrent requests for the same id wait for that answer instead of routing again, so
 //! 50 identical requests make one reservation and get byte-identical bodies. If the owner fails
 //! (storage down), the slot is freed and the next request tries again.
+//!
+//! Once answered, only a 64-bit fingerprint of the canonical request stays in memory; the
+//! response itself is read back from storage when a retry comes (memory stays small at tens of
+//! millions of orders).
 
 use optimizer::model::OrderId;
 use parking_lot::Mutex;
@@ -23,7 +27,15 @@ pub struct Answer {
 
 enum Slot {
     Pending(watch::Receiver<Option<Arc<Answer>>>),
-    Done(Arc<Answer>),
+    /// Answered; the fingerprint of its canonical request.
+    Done(u64),
+}
+
+/// A stable 64-bit fingerprint of a canonical request.
+pub fn fingerprint(request: &str) -> u64 {
+    let mut h = FxHasher::default();
+    request.hash(&mut h);
+    h.finish()
 }
 
 const SHARDS: usize = 64;
@@ -37,8 +49,8 @@ pub struct OrderBook {
 pub enum Claim<'a> {
     /// Nobody has routed this order: the caller must, then call [`Owner::complete`].
     Owner(Owner<'a>),
-    /// Already answered.
-    Done(Arc<Answer>),
+    /// Already answered: the fingerprint of its request (the answer is in storage).
+    Done(u64),
     /// Another request is routing it right now: wait on this.
     Wait(watch::Receiver<Option<Arc<Answer>>>),
 }
@@ -57,7 +69,7 @@ impl Owner<'_> {
 
     /// Publishes the (durable) answer to waiters and later retries.
     pub fn complete(mut self, answer: Arc<Answer>) {
-        self.book.shard(&self.id).lock().insert(self.id.clone(), Slot::Done(answer.clone()));
+        self.book.shard(&self.id).lock().insert(self.id.clone(), Slot::Done(fingerprint(&answer.request)));
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Some(answer));
         }
@@ -90,7 +102,7 @@ impl OrderBook {
     pub fn claim(&self, id: &OrderId) -> Claim<'_> {
         let mut shard = self.shard(id).lock();
         match shard.get(id) {
-            Some(Slot::Done(a)) => Claim::Done(a.clone()),
+            Some(Slot::Done(f)) => Claim::Done(*f),
             Some(Slot::Pending(rx)) => Claim::Wait(rx.clone()),
             None => {
                 let (tx, rx) = watch::channel(None);
@@ -100,17 +112,14 @@ impl OrderBook {
         }
     }
 
-    /// The answer to `id`, if it has one (recovery and reads).
-    pub fn get(&self, id: &OrderId) -> Option<Arc<Answer>> {
-        match self.shard(id).lock().get(id) {
-            Some(Slot::Done(a)) => Some(a.clone()),
-            _ => None,
-        }
+    /// Whether `id` has been answered.
+    pub fn answered(&self, id: &OrderId) -> bool {
+        matches!(self.shard(id).lock().get(id), Some(Slot::Done(_)))
     }
 
-    /// Recovery: records a persisted answer.
-    pub fn insert(&self, id: OrderId, answer: Arc<Answer>) {
-        self.shard(&id).lock().insert(id, Slot::Done(answer));
+    /// Recovery: records that `id` was answered for `request`.
+    pub fn insert(&self, id: OrderId, request: &str) {
+        self.shard(&id).lock().insert(id, Slot::Done(fingerprint(request)));
     }
 }
 
@@ -139,7 +148,8 @@ mod tests {
         let waiter = tokio::spawn(wait(rx));
         owner.complete(answer("x"));
         assert_eq!(waiter.await.unwrap().unwrap().request, "x");
-        assert!(matches!(book.claim(&id("a")), Claim::Done(_)));
+        assert!(matches!(book.claim(&id("a")), Claim::Done(f) if f == fingerprint("x")));
+        assert!(book.answered(&id("a")));
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@ use super::error::ApiError;
 use super::metrics::Metrics;
 use super::orderbook::{self, Answer, Claim, OrderBook};
 use crate::data::order_json::OrderJson;
-use crate::storage::{CellRecord, ChangeSet, OrderRecord, ReservationRecord, Storage};
-use optimizer::ledger::{CellChange, Hold, Reservation, ReservationState};
+use crate::storage::{CellRecord, ChangeSet, OrderRecord, Recovery, ReservationRecord, Storage};
+use optimizer::ledger::{CellChange, Hold, Reservation};
 use optimizer::model::{Order, OrderId, Sku, StoreId, Timestamp};
 use optimizer::router::{Decision, Rejection, Router};
 use optimizer::travel::TravelCost;
@@ -53,27 +53,31 @@ pub fn now() -> Timestamp {
 impl AppState {
     /// Applies persisted state on top of the freshly loaded dataset.
     pub fn recover(&self) -> Result<(usize, usize), ApiError> {
-        let snapshot = self.storage.load()?;
-        let net = self.engine.network();
-        let mut cells = 0;
-        for c in &snapshot.cells {
-            let (Some(store), Some(sku)) =
-                (net.store_idx(StoreId(c.store_id)), net.catalog().get(Sku(c.sku)))
-            else {
-                log::warn!(
-                    "state has stock for store {} sku {} that the dataset lacks; skipped",
-                    c.store_id,
-                    c.sku
-                );
-                continue;
-            };
-            self.engine.restore_cell(store, sku, c.on_hand, c.safety_stock, c.version);
-            cells += 1;
+        struct Apply<'a> {
+            state: &'a AppState,
+            cells: usize,
+            orders: usize,
+            error: Option<ApiError>,
         }
-        for o in &snapshot.orders {
-            let id = OrderId::parse(&o.order_id)
-                .map_err(|e| ApiError::Internal(format!("stored order id: {e}")))?;
-            if let Some(r) = &o.reservation {
+        impl Recovery for Apply<'_> {
+            fn cell(&mut self, c: CellRecord) {
+                let net = self.state.engine.network();
+                let (Some(store), Some(sku)) =
+                    (net.store_idx(StoreId(c.store_id)), net.catalog().get(Sku(c.sku)))
+                else {
+                    log::warn!(
+                        "state has stock for store {} sku {} that the dataset lacks; skipped",
+                        c.store_id,
+                        c.sku
+                    );
+                    return;
+                };
+                self.state.engine.restore_cell(store, sku, c.on_hand, c.safety_stock, c.version);
+                self.cells += 1;
+            }
+            fn reservation(&mut self, order_id: &str, r: ReservationRecord) {
+                let net = self.state.engine.network();
+                let Ok(id) = OrderId::parse(order_id) else { return };
                 let holds = r
                     .holds
                     .iter()
@@ -87,17 +91,30 @@ impl AppState {
                     .collect();
                 let record =
                     Reservation { holds, day: r.day, expires_at: Timestamp(r.expires_at), state: r.state };
-                self.engine
-                    .ledger()
-                    .restore_reservation(id.clone(), record)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                if let Err(e) = self.state.engine.ledger().restore_reservation(id, record) {
+                    self.error.get_or_insert(ApiError::Internal(e.to_string()));
+                }
             }
-            let answer =
-                Answer { request: o.request.clone(), response: bytes::Bytes::from(o.response.clone()) };
-            self.orders.insert(id, Arc::new(answer));
+            fn order(&mut self, order_id: &str, request: &str) {
+                match OrderId::parse(order_id) {
+                    Ok(id) => {
+                        self.state.orders.insert(id, request);
+                        self.orders += 1;
+                    }
+                    Err(e) => {
+                        self.error
+                            .get_or_insert(ApiError::Internal(format!("stored order id {order_id}: {e}")));
+                    }
+                }
+            }
         }
-        self.metrics.orders.set(snapshot.orders.len() as i64);
-        Ok((cells, snapshot.orders.len()))
+        let mut apply = Apply { state: self, cells: 0, orders: 0, error: None };
+        self.storage.recover(&mut apply)?;
+        if let Some(e) = apply.error {
+            return Err(e);
+        }
+        self.metrics.orders.set(apply.orders as i64);
+        Ok((apply.cells, apply.orders))
     }
 
     /// The persisted form of an order's current reservation.
@@ -115,20 +132,13 @@ impl AppState {
         })
     }
 
-    /// The persisted record of an order in its current state.
-    pub fn order_record(&self, id: &OrderId, answer: &Answer) -> OrderRecord {
-        let reservation = self.reservation_record(id);
-        let version = match reservation.as_ref().map(|r| r.state) {
-            Some(ReservationState::Held) | None => 1,
-            Some(_) => 2,
-        };
-        OrderRecord {
-            order_id: id.to_string(),
-            version,
-            request: answer.request.clone(),
-            response: String::from_utf8_lossy(&answer.response).into_owned(),
-            reservation,
-        }
+    /// The stored answer of an answered order.
+    pub fn answer(&self, id: &OrderId) -> Result<Answer, ApiError> {
+        let record = self
+            .storage
+            .order(id.as_str())?
+            .ok_or_else(|| ApiError::Internal(format!("order {id} is answered but not in storage")))?;
+        Ok(Answer { request: record.request, response: record.response.into() })
     }
 
     pub fn cell_records(&self, changes: &[CellChange]) -> Vec<CellRecord> {
@@ -164,17 +174,31 @@ impl AppState {
         }
     }
 
-    /// Routes and reserves one order now; returns the answer and the record to persist.
-    fn decide(&self, order: &Order, request: String) -> Result<(Arc<Answer>, OrderRecord), ApiError> {
+    /// Routes and reserves one order now; returns the answer and what to persist.
+    fn decide(&self, order: &Order, request: String) -> Result<(Arc<Answer>, ChangeSet), ApiError> {
         let decision = self
             .router
             .route_at(&self.engine, order, now())
             .map_err(|e| ApiError::Internal(format!("routing {}: {e}", order.id())))?;
         self.count(&decision);
         let response = serde_json::to_vec(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let id = order.id().to_string();
+        let record = OrderRecord {
+            order_id: id.clone(),
+            request: request.clone(),
+            response: String::from_utf8(response.clone()).expect("serde_json writes UTF-8"),
+        };
+        let reservations = self.reservation_record(order.id()).map(|r| (id, r)).into_iter().collect();
         let answer = Arc::new(Answer { request, response: response.into() });
-        let record = self.order_record(order.id(), &answer);
-        Ok((answer, record))
+        Ok((answer, ChangeSet { cells: vec![], orders: vec![record], reservations }))
+    }
+
+    /// An answered order's stored answer, if `request` matches it.
+    fn replay(&self, fingerprint: u64, request: &str, id: &OrderId) -> Result<Arc<Answer>, ApiError> {
+        if fingerprint != orderbook::fingerprint(request) {
+            return Err(ApiError::IdempotencyMismatch { order_id: id.to_string() });
+        }
+        self.check(Arc::new(self.answer(id)?), request, id, true)
     }
 
     fn check(
@@ -207,11 +231,12 @@ impl AppState {
                     continue;
                 }
                 match self.orders.claim(order.id()) {
-                    Claim::Done(a) => results[i] = Some(self.check(a, &requests[i], order.id(), true)),
+                    Claim::Done(f) => results[i] = Some(self.replay(f, &requests[i], order.id())),
                     Claim::Wait(rx) => pending.push((i, rx)),
                     Claim::Owner(owner) => match self.decide(order, requests[i].clone()) {
-                        Ok((answer, record)) => {
-                            changes.orders.push(record);
+                        Ok((answer, change)) => {
+                            changes.orders.extend(change.orders);
+                            changes.reservations.extend(change.reservations);
                             owners.push((i, owner, answer));
                         }
                         Err(e) => results[i] = Some(Err(e)),
@@ -253,11 +278,10 @@ impl AppState {
             .collect()
     }
 
-    /// Persists the current state of an order (after cancel, ship or expiry) with changed cells.
-    pub async fn persist_order(&self, id: &OrderId, cells: Vec<CellRecord>) -> Result<(), ApiError> {
-        let answer = self.orders.get(id).ok_or(ApiError::NotFound { what: "order", field: None })?;
-        let record = self.order_record(id, &answer);
-        self.storage.commit(ChangeSet { cells, orders: vec![record] }).await.map_err(ApiError::from)
+    /// Persists the current reservation of an order (after cancel or ship) with changed cells.
+    pub async fn persist_reservation(&self, id: &OrderId, cells: Vec<CellRecord>) -> Result<(), ApiError> {
+        let reservations = self.reservation_record(id).map(|r| (id.to_string(), r)).into_iter().collect();
+        self.storage.commit(ChangeSet { cells, orders: vec![], reservations }).await.map_err(ApiError::from)
     }
 
     /// Releases reservations whose TTL has passed and persists their new state.
@@ -267,9 +291,11 @@ impl AppState {
             return;
         }
         self.metrics.expired.inc_by(expired.len() as u64);
-        let orders =
-            expired.iter().filter_map(|id| self.orders.get(id).map(|a| self.order_record(id, &a))).collect();
-        if let Err(e) = self.storage.commit(ChangeSet { cells: vec![], orders }).await {
+        let reservations = expired
+            .iter()
+            .filter_map(|id| self.reservation_record(id).map(|r| (id.to_string(), r)))
+            .collect();
+        if let Err(e) = self.storage.commit(ChangeSet { cells: vec![], orders: vec![], reservations }).await {
             log::error!("persisting {} expired reservations failed: {e}", expired.len());
         }
     }

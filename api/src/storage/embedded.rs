@@ -2,10 +2,12 @@
 //! whatever has queued up in one transaction (group commit), fsynced (redb's default
 //! `Durability::Immediate`) before any caller is told the write is done.
 //!
-//! Why redb: a pure-Rust, ACID, copy-on-write B-tree in one file, with crash safety that does not
-//! depend on a write-ahead log we would have to replay ourselves; no C toolchain and no server.
+//! Why redb: a pure-Rust, ACID, copy-on-write B-tree in one file, whose crash safety does not
+//! depend on a log we would have to replay ourselves; no C toolchain and no server to run.
 
-use super::{CellRecord, ChangeSet, Durable, OrderRecord, Snapshot, Storage, StorageError};
+use super::{
+    CellRecord, ChangeSet, Durable, OrderRecord, Recovery, ReservationRecord, Storage, StorageError,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,15 +16,39 @@ use tokio::sync::oneshot;
 
 /// (store_id, sku) -> (on_hand, safety_stock, version)
 const CELLS: TableDefinition<(u32, u32), (u32, u32, u64)> = TableDefinition::new("cells");
-/// order_id -> JSON of `OrderRecord`
+/// order_id -> `frame(request, response)`, written once
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
+/// order_id -> (version, reservation JSON)
+const RESERVATIONS: TableDefinition<&str, (u32, &[u8])> = TableDefinition::new("reservations");
 
 /// Most queued change sets folded into one transaction.
 const MAX_GROUP: usize = 4096;
+/// redb's page cache.
+const CACHE_BYTES: usize = 256 << 20;
 
+/// A change set encoded on the caller's thread, so the single writer only inserts.
 struct Job {
-    changes: ChangeSet,
+    cells: Vec<CellRecord>,
+    orders: Vec<(String, Vec<u8>)>,
+    reservations: Vec<(String, u32, Vec<u8>)>,
     done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+/// Request and response as raw bytes (no JSON escaping): `[u32 len][request][response]`.
+fn frame(request: &str, response: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + request.len() + response.len());
+    out.extend_from_slice(&(request.len() as u32).to_le_bytes());
+    out.extend_from_slice(request.as_bytes());
+    out.extend_from_slice(response.as_bytes());
+    out
+}
+
+fn unframe(order_id: &str, bytes: &[u8]) -> Result<(String, String), StorageError> {
+    let bad = || StorageError(format!("order {order_id}: corrupt record"));
+    let len = u32::from_le_bytes(bytes.get(..4).ok_or_else(bad)?.try_into().expect("4 bytes")) as usize;
+    let request = std::str::from_utf8(bytes.get(4..4 + len).ok_or_else(bad)?).map_err(|_| bad())?;
+    let response = std::str::from_utf8(&bytes[4 + len..]).map_err(|_| bad())?;
+    Ok((request.to_owned(), response.to_owned()))
 }
 
 /// The redb-backed [`Storage`].
@@ -52,11 +78,15 @@ impl Embedded {
     pub fn open(dir: &Path) -> Result<Embedded, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
         let path = dir.join("state.redb");
-        let db = Database::create(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-        // Make sure both tables exist so that readers never see "table does not exist".
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        // Make sure every table exists so that readers never see "table does not exist".
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(CELLS).map_err(err)?;
         txn.open_table(ORDERS).map_err(err)?;
+        txn.open_table(RESERVATIONS).map_err(err)?;
         txn.commit().map_err(err)?;
         let db = Arc::new(db);
         let (queue, jobs) = mpsc::channel::<Job>();
@@ -95,24 +125,23 @@ fn write_group(db: &Database, group: &[Job]) -> Result<(), StorageError> {
     {
         let mut cells = txn.open_table(CELLS).map_err(err)?;
         let mut orders = txn.open_table(ORDERS).map_err(err)?;
+        let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
         for job in group {
-            for c in &job.changes.cells {
+            for c in &job.cells {
                 let newer =
                     cells.get((c.store_id, c.sku)).map_err(err)?.is_none_or(|old| old.value().2 < c.version);
                 if newer {
                     cells.insert((c.store_id, c.sku), (c.on_hand, c.safety_stock, c.version)).map_err(err)?;
                 }
             }
-            for o in &job.changes.orders {
-                let newer = match orders.get(o.order_id.as_str()).map_err(err)? {
-                    None => true,
-                    Some(old) => {
-                        serde_json::from_slice::<OrderRecord>(old.value()).map_err(err)?.version < o.version
-                    }
-                };
+            for (id, bytes) in &job.orders {
+                orders.insert(id.as_str(), bytes.as_slice()).map_err(err)?;
+            }
+            for (id, version, bytes) in &job.reservations {
+                let newer =
+                    reservations.get(id.as_str()).map_err(err)?.is_none_or(|old| old.value().0 < *version);
                 if newer {
-                    let bytes = serde_json::to_vec(o).map_err(err)?;
-                    orders.insert(o.order_id.as_str(), bytes.as_slice()).map_err(err)?;
+                    reservations.insert(id.as_str(), (*version, bytes.as_slice())).map_err(err)?;
                 }
             }
         }
@@ -121,31 +150,52 @@ fn write_group(db: &Database, group: &[Job]) -> Result<(), StorageError> {
 }
 
 impl Storage for Embedded {
-    fn load(&self) -> Result<Snapshot, StorageError> {
+    fn recover(&self, into: &mut dyn Recovery) -> Result<(), StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
-        let mut snapshot = Snapshot::default();
         for row in txn.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
             let ((store_id, sku), (on_hand, safety_stock, version)) = (k.value(), v.value());
-            snapshot.cells.push(CellRecord { store_id, sku, on_hand, safety_stock, version });
+            into.cell(CellRecord { store_id, sku, on_hand, safety_stock, version });
+        }
+        for row in txn.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            let r: ReservationRecord = serde_json::from_slice(v.value().1).map_err(err)?;
+            into.reservation(k.value(), r);
         }
         for row in txn.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
-            let (_, v) = row.map_err(err)?;
-            snapshot.orders.push(serde_json::from_slice(v.value()).map_err(err)?);
+            let (k, v) = row.map_err(err)?;
+            let (request, _) = unframe(k.value(), v.value())?;
+            into.order(k.value(), &request);
         }
-        Ok(snapshot)
+        Ok(())
     }
 
     fn commit(&self, changes: ChangeSet) -> Durable {
         let (done, wait) = oneshot::channel();
+        let orders =
+            changes.orders.iter().map(|o| (o.order_id.clone(), frame(&o.request, &o.response))).collect();
+        let reservations = changes
+            .reservations
+            .iter()
+            .map(|(id, r)| (id.clone(), r.version(), serde_json::to_vec(r).expect("serialisable")))
+            .collect();
+        let job = Job { cells: changes.cells, orders, reservations, done };
         let sent = match &self.queue {
-            Some(q) => q.send(Job { changes, done }).map_err(|_| ()),
+            Some(q) => q.send(job).map_err(|_| ()),
             None => Err(()),
         };
         Box::pin(async move {
             sent.map_err(|_| StorageError("the state writer has stopped".into()))?;
             wait.await.map_err(|_| StorageError("the state writer has stopped".into()))?
         })
+    }
+
+    fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(ORDERS).map_err(err)?;
+        let Some(v) = table.get(order_id).map_err(err)? else { return Ok(None) };
+        let (request, response) = unframe(order_id, v.value())?;
+        Ok(Some(OrderRecord { order_id: order_id.to_owned(), request, response }))
     }
 
     fn healthy(&self) -> bool {
@@ -160,17 +210,44 @@ impl Storage for Embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::ReservationRecord;
     use optimizer::ledger::ReservationState;
 
-    fn order(id: &str, version: u32, state: ReservationState) -> OrderRecord {
+    #[derive(Default)]
+    struct Collect {
+        cells: Vec<CellRecord>,
+        reservations: Vec<(String, ReservationRecord)>,
+        orders: Vec<(String, String)>,
+    }
+
+    impl Recovery for Collect {
+        fn cell(&mut self, cell: CellRecord) {
+            self.cells.push(cell);
+        }
+        fn reservation(&mut self, order_id: &str, r: ReservationRecord) {
+            self.reservations.push((order_id.into(), r));
+        }
+        fn order(&mut self, order_id: &str, request: &str) {
+            self.orders.push((order_id.into(), request.into()));
+        }
+    }
+
+    fn reservation(state: ReservationState) -> ReservationRecord {
+        ReservationRecord { state, day: 1, expires_at: 2, holds: vec![(1, 2, 3)] }
+    }
+
+    fn order(id: &str) -> OrderRecord {
         OrderRecord {
             order_id: id.into(),
-            version,
-            request: "{}".into(),
-            response: format!("{{\"v\":{version}}}"),
-            reservation: Some(ReservationRecord { state, day: 1, expires_at: 2, holds: vec![(1, 2, 3)] }),
+            request: format!("{{\"id\":\"{id}\"}}"),
+            response: "{\"q\":\"\\\"\"}".into(),
         }
+    }
+
+    #[test]
+    fn frames_round_trip_and_corruption_is_detected() {
+        let (rq, rs) = unframe("x", &frame("{\"a\":1}", "{\"b\":\"\\\"\"}")).unwrap();
+        assert_eq!((rq.as_str(), rs.as_str()), ("{\"a\":1}", "{\"b\":\"\\\"\"}"));
+        assert!(unframe("x", &[9, 0, 0, 0, b'a']).is_err());
     }
 
     #[tokio::test]
@@ -179,38 +256,37 @@ mod tests {
         {
             let s = Embedded::open(dir.path()).unwrap();
             let c = |v, on_hand| CellRecord { store_id: 1, sku: 2, on_hand, safety_stock: 0, version: v };
-            // Written out of order: version 5 first, then the older version 3.
+            // Written out of order: the newer versions first, then the older ones.
             s.commit(ChangeSet {
                 cells: vec![c(5, 50)],
-                orders: vec![order("a", 2, ReservationState::Committed)],
+                orders: vec![order("a")],
+                reservations: vec![("a".into(), reservation(ReservationState::Committed))],
             })
             .await
             .unwrap();
             s.commit(ChangeSet {
                 cells: vec![c(3, 30)],
-                orders: vec![order("a", 1, ReservationState::Held)],
+                reservations: vec![("a".into(), reservation(ReservationState::Held))],
+                ..Default::default()
             })
             .await
             .unwrap();
             let many: Vec<_> = (0..100)
-                .map(|i| {
-                    s.commit(ChangeSet {
-                        orders: vec![order(&format!("o{i}"), 1, ReservationState::Held)],
-                        ..Default::default()
-                    })
-                })
+                .map(|i| s.commit(ChangeSet { orders: vec![order(&format!("o{i}"))], ..Default::default() }))
                 .collect();
             for m in many {
                 m.await.unwrap();
             }
         }
         let s = Embedded::open(dir.path()).unwrap();
-        let snap = s.load().unwrap();
-        assert_eq!(snap.cells.len(), 1);
-        assert_eq!((snap.cells[0].on_hand, snap.cells[0].version), (50, 5));
-        assert_eq!(snap.orders.len(), 101);
-        let a = snap.orders.iter().find(|o| o.order_id == "a").unwrap();
-        assert_eq!(a.reservation.as_ref().unwrap().state, ReservationState::Committed);
+        let mut got = Collect::default();
+        s.recover(&mut got).unwrap();
+        assert_eq!(got.cells.len(), 1);
+        assert_eq!((got.cells[0].on_hand, got.cells[0].version), (50, 5));
+        assert_eq!(got.reservations, vec![("a".to_string(), reservation(ReservationState::Committed))]);
+        assert_eq!(got.orders.len(), 101);
+        assert_eq!(s.order("a").unwrap().unwrap(), order("a"));
+        assert!(s.order("nope").unwrap().is_none());
         assert!(s.healthy());
     }
 }

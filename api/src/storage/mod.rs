@@ -2,9 +2,10 @@
 //!
 //! What is persisted is the state that cannot be rebuilt from the dataset files: stock cells
 //! changed by feeds or commits (with the store version that made them, so that "newest version
-//! wins" whatever order writes arrive in), and one record per routed order (its canonical request,
-//! the response given, and its reservation). A write future resolves only once the change is
-//! durable; the HTTP layer answers 2xx only after that.
+//! wins" whatever order writes arrive in), one record per answered order (its canonical request
+//! and the response given, written once), and each order's reservation in its latest state. A
+//! write future resolves only once the change is durable; the HTTP layer answers 2xx only after
+//! that. Order bodies are read back on demand (retries, reads), never kept in memory in bulk.
 
 mod embedded;
 
@@ -42,19 +43,25 @@ pub struct ReservationRecord {
     pub holds: Vec<(u32, u32, u32)>,
 }
 
-/// A persisted order: enough to answer retries identically and to rebuild its reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl ReservationRecord {
+    /// 1 while held, 2 once ended (committed, released, expired); the higher version wins.
+    pub fn version(&self) -> u32 {
+        if self.state == ReservationState::Held {
+            1
+        } else {
+            2
+        }
+    }
+}
+
+/// A persisted order answer, written once: enough to answer retries identically.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
     pub order_id: String,
-    /// 1 when routed, 2 after its reservation ended (committed, released, expired); the higher
-    /// version wins.
-    pub version: u32,
     /// The order as canonical JSON (what an identical retry must match).
     pub request: String,
     /// The response body given for it.
     pub response: String,
-    /// `None` when nothing was reserved (DC or unfulfillable decisions).
-    pub reservation: Option<ReservationRecord>,
 }
 
 /// Changes to persist atomically.
@@ -62,19 +69,16 @@ pub struct OrderRecord {
 pub struct ChangeSet {
     pub cells: Vec<CellRecord>,
     pub orders: Vec<OrderRecord>,
+    /// (order_id, reservation) in its current state.
+    pub reservations: Vec<(String, ReservationRecord)>,
 }
 
-impl ChangeSet {
-    pub fn is_empty(&self) -> bool {
-        self.cells.is_empty() && self.orders.is_empty()
-    }
-}
-
-/// Everything persisted, read at start-up.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub cells: Vec<CellRecord>,
-    pub orders: Vec<OrderRecord>,
+/// Receives persisted state at start-up, one item at a time (nothing is held in bulk).
+pub trait Recovery {
+    fn cell(&mut self, cell: CellRecord);
+    fn reservation(&mut self, order_id: &str, reservation: ReservationRecord);
+    /// An answered order and its canonical request.
+    fn order(&mut self, order_id: &str, request: &str);
 }
 
 /// A pending durable write.
@@ -82,10 +86,12 @@ pub type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>
 
 /// Where live state is kept durably.
 pub trait Storage: Send + Sync + 'static {
-    /// Reads everything persisted.
-    fn load(&self) -> Result<Snapshot, StorageError>;
+    /// Streams everything persisted into `into`: cells, then reservations, then orders.
+    fn recover(&self, into: &mut dyn Recovery) -> Result<(), StorageError>;
     /// Persists `changes` atomically; the future resolves once they are durable.
     fn commit(&self, changes: ChangeSet) -> Durable;
+    /// Reads one answered order.
+    fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, StorageError>;
     /// Whether writes are currently going through.
     fn healthy(&self) -> bool;
     /// A short name for logs and /readyz.

@@ -11,7 +11,6 @@ use optimizer::ledger::{LedgerError, ReservationState};
 use optimizer::model::{Mode, Order, OrderId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::sync::Arc;
 
 fn field_error(e: FieldError, prefix: &str) -> ApiError {
     if e.field_is_body() {
@@ -159,7 +158,8 @@ fn state_name(s: Option<ReservationState>) -> &'static str {
     }
 }
 
-fn order_view(state: &AppState, id: &OrderId, answer: &Arc<Answer>) -> Result<HttpResponse, ApiError> {
+fn order_view(state: &AppState, id: &OrderId) -> Result<HttpResponse, ApiError> {
+    let answer = state.answer(id)?;
     let reservation = state.engine.ledger().reservation(id);
     let decision: &RawValue =
         serde_json::from_slice(&answer.response).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -172,8 +172,12 @@ fn order_view(state: &AppState, id: &OrderId, answer: &Arc<Answer>) -> Result<Ht
     Ok(HttpResponse::Ok().json(body))
 }
 
-fn known(state: &AppState, id: &OrderId) -> Result<Arc<Answer>, ApiError> {
-    state.orders.get(id).ok_or(ApiError::NotFound { what: "order", field: Some("order_id".into()) })
+fn known(state: &AppState, id: &OrderId) -> Result<(), ApiError> {
+    if state.orders.answered(id) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound { what: "order", field: Some("order_id".into()) })
+    }
 }
 
 #[utoipa::path(
@@ -193,8 +197,8 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     state.keys.authorize(&req, Action::ReadOrders)?;
     let id = parse_id(&path)?;
-    let answer = known(&state, &id)?;
-    order_view(&state, &id, &answer)
+    known(&state, &id)?;
+    order_view(&state, &id)
 }
 
 #[utoipa::path(
@@ -243,7 +247,7 @@ async fn transition(
 ) -> Result<HttpResponse, ApiError> {
     state.keys.authorize(&req, Action::Checkout)?;
     let id = parse_id(&path)?;
-    let answer = known(&state, &id)?;
+    known(&state, &id)?;
     let ledger = state.engine.ledger();
     let result =
         if commit { ledger.commit_with_changes(&id) } else { ledger.release(&id).map(|t| (t, vec![])) };
@@ -262,6 +266,6 @@ async fn transition(
     // Persist even when this call changed nothing (`AlreadyDone`): an earlier, unacknowledged
     // change then becomes durable before this answer.
     let _ = transition;
-    state.persist_order(&id, state.cell_records(&changes)).await?;
-    order_view(&state, &id, &answer)
+    state.persist_reservation(&id, state.cell_records(&changes)).await?;
+    order_view(&state, &id)
 }

@@ -146,7 +146,7 @@ pub async fn put(
         }
     }
     let changes: Vec<_> = applied.iter().map(|(_, _, o)| o.change).collect();
-    state.storage.commit(ChangeSet { cells: state.cell_records(&changes), orders: vec![] }).await?;
+    state.storage.commit(ChangeSet { cells: state.cell_records(&changes), ..ChangeSet::default() }).await?;
     state.metrics.feed_rows.inc_by(applied.len() as u64);
     let oversubscribed = applied
         .iter()
