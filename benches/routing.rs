@@ -23,7 +23,7 @@ fn network() -> (Engine, GenConfig) {
     let stores = std::env::var("OMNIROUTE_BENCH_STORES").ok().and_then(|v| v.parse().ok()).unwrap_or(180_000);
     let cfg = GenConfig { stores, skus: 2_000, orders: 0, skus_per_store: 100, ..GenConfig::default() };
     let data = generate::generate(&cities::bundled(), &cfg, &NoProgress).expect("valid config");
-    (in_memory_engine(data).expect("valid dataset"), cfg)
+    (in_memory_engine(data, optimizer::EngineConfig::default()).expect("valid dataset"), cfg)
 }
 
 /// A cycling supply of orders with fresh ids (ids must be unique per reservation).

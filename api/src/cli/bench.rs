@@ -40,6 +40,9 @@ pub struct Args {
     /// Threads for the multi-threaded cases (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// SKUs carried by fewer than this share of stores get their own R-tree.
+    #[arg(long, default_value_t = optimizer::index::IndexConfig::default().sparse_fraction)]
+    pub sparse_fraction: f64,
     /// Run only the cases whose name contains this text (e.g. `naive`, `3-line`).
     #[arg(long)]
     pub only: Option<String>,
@@ -217,7 +220,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(a.orders >= threads, "--orders must be at least the number of threads");
     let (engine, build_s, from_files) = match &a.data {
         Some(dir) => {
-            let (e, s) = load_engine(dir, optimizer::EngineConfig::default())?;
+            let (e, s) = load_engine(dir, engine_config(&a))?;
             (e, s, true)
         }
         None => {
@@ -233,7 +236,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let data = generate::generate(&cities::bundled(), &cfg, &bar)?;
             bar.finish();
             let t = Instant::now();
-            let engine = in_memory_engine(data)?;
+            let engine = in_memory_engine(data, engine_config(&a))?;
             (engine, t.elapsed().as_secs_f64(), false)
         }
     };
@@ -306,8 +309,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn engine_config(a: &Args) -> EngineConfig {
+    let index = optimizer::index::IndexConfig { sparse_fraction: a.sparse_fraction };
+    EngineConfig { index, ..EngineConfig::default() }
+}
+
 /// Builds an engine straight from a generated dataset (no files).
-pub fn in_memory_engine(data: generate::Dataset) -> anyhow::Result<Engine> {
+pub fn in_memory_engine(data: generate::Dataset, config: EngineConfig) -> anyhow::Result<Engine> {
     use optimizer::ledger::StockEntry;
     use optimizer::model::{Network, SkuCatalog, StoreIdx};
     let mut skus: Vec<_> = data.stock.iter().map(|r| r.sku).collect();
@@ -326,5 +334,5 @@ pub fn in_memory_engine(data: generate::Dataset) -> anyhow::Result<Engine> {
         })
         .collect();
     let _ = StoreIdx(0);
-    Ok(Engine::new(network, stock, EngineConfig::default()))
+    Ok(Engine::new(network, stock, config))
 }

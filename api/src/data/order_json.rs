@@ -82,8 +82,15 @@ impl OrderJson {
 /// # Errors
 /// A [`FieldError`] naming the JSON path of the first problem.
 pub fn parse_order(text: &str) -> Result<Order, FieldError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    let wire: OrderJson = serde_path_to_error::deserialize(de).map_err(|e| {
+    let wire: OrderJson = parse_json(text.as_bytes())?;
+    wire.into_order()
+}
+
+/// Parses any JSON value, naming the JSON path of the first problem (`lines[0].qty`; the name of
+/// an unknown or missing field; `body` when the text is not JSON at all).
+pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, FieldError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
@@ -91,15 +98,15 @@ pub fn parse_order(text: &str) -> Result<Order, FieldError> {
             .iter()
             .find_map(|p| message.strip_prefix(p).and_then(|rest| rest.split('`').next()));
         let field = match named {
+            _ if inner.is_syntax() || inner.is_eof() => "body".to_string(),
             Some(name) if path == "." => name.to_string(),
             Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
             Some(name) => format!("{path}.{name}"),
-            None if path == "." || inner.is_syntax() || inner.is_eof() => "body".to_string(),
+            None if path == "." => "body".to_string(),
             None => path,
         };
         FieldError { field, message }
-    })?;
-    wire.into_order()
+    })
 }
 
 #[cfg(test)]

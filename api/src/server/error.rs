@@ -118,6 +118,16 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::data::order_json::FieldError> for ApiError {
+    fn from(e: crate::data::order_json::FieldError) -> Self {
+        if e.field_is_body() {
+            ApiError::MalformedJson { message: e.message }
+        } else {
+            ApiError::InvalidField { field: e.field, message: e.message }
+        }
+    }
+}
+
 impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
         ApiError::StorageUnavailable(e.0)

@@ -34,24 +34,5 @@ pub async fn read_json_body(
 
 /// Parses JSON, naming the field of the first problem (`[3].sku`, `orders`...).
 pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::MalformedJson { message: inner.to_string() };
-        }
-        let message = inner.to_string();
-        let named = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|p| message.strip_prefix(p).and_then(|rest| rest.split('`').next()));
-        let field = match named {
-            Some(name) if path == "." => name.to_string(),
-            Some(name) if path == name || path.ends_with(&format!(".{name}")) => path,
-            Some(name) => format!("{path}.{name}"),
-            None if path == "." => "body".to_string(),
-            None => path,
-        };
-        ApiError::InvalidField { field, message }
-    })
+    crate::data::order_json::parse_json(bytes).map_err(ApiError::from)
 }

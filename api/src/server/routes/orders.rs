@@ -12,12 +12,12 @@ use optimizer::model::{Mode, Order, OrderId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-fn field_error(e: FieldError, prefix: &str) -> ApiError {
-    if e.field_is_body() {
-        return ApiError::MalformedJson { message: e.message };
+/// A field error of an order inside a batch: its path gets the order's prefix.
+fn field_error(mut e: FieldError, prefix: &str) -> ApiError {
+    if !prefix.is_empty() && !e.field_is_body() {
+        e.field = format!("{prefix}.{}", e.field);
     }
-    let field = if prefix.is_empty() { e.field } else { format!("{prefix}.{}", e.field) };
-    ApiError::InvalidField { field, message: e.message }
+    ApiError::from(e)
 }
 
 /// Checks an order against the network: every SKU and the pickup store must exist.
