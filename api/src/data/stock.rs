@@ -77,6 +77,8 @@ pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<RawStock>
         .map(|(chunk, first)| parse_chunk(path, chunk, first, &by_id))
         .collect();
     let mut rows = Vec::with_capacity(body.len() / 20);
+    drop(parts);
+    drop(bytes);
     for part in parsed {
         rows.extend(part?);
     }

@@ -3,8 +3,8 @@
 //!
 //! # Design
 //! * One R-tree over every store answers k-nearest and within-radius queries.
-//! * A SKU carried by few stores ("sparse": fewer than `sparse_fraction` of all stores) gets an
-//!   R-tree of its own over just its carriers. Searching for it walks only stores that carry it.
+//! * A SKU carried by few stores ("sparse": fewer than `sparse_fraction`, default 1/4, of all
+//!   stores) gets an R-tree of its own over just its carriers. Searching for it walks only stores that carry it.
 //! * A SKU carried by many stores is searched through the global tree; the ledger's per-SKU
 //!   availability bitset rejects a store in a few nanoseconds, and since at least
 //!   `sparse_fraction` of stores carry it, few stores are walked before a carrier is met.
@@ -80,7 +80,7 @@ pub struct IndexConfig {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        IndexConfig { sparse_fraction: 1.0 / 16.0 }
+        IndexConfig { sparse_fraction: 0.25 }
     }
 }
 
