@@ -317,7 +317,7 @@ fn engine_config(a: &Args) -> EngineConfig {
 /// Builds an engine straight from a generated dataset (no files).
 pub fn in_memory_engine(data: generate::Dataset, config: EngineConfig) -> anyhow::Result<Engine> {
     use optimizer::ledger::StockEntry;
-    use optimizer::model::{Network, SkuCatalog, StoreIdx};
+    use optimizer::model::{Network, SkuCatalog};
     let mut skus: Vec<_> = data.stock.iter().map(|r| r.sku).collect();
     skus.sort_unstable();
     skus.dedup();
@@ -333,6 +333,5 @@ pub fn in_memory_engine(data: generate::Dataset, config: EngineConfig) -> anyhow
             safety_stock: r.safety_stock,
         })
         .collect();
-    let _ = StoreIdx(0);
     Ok(Engine::new(network, stock, config))
 }

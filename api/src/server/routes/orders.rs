@@ -251,7 +251,8 @@ async fn transition(
     let ledger = state.engine.ledger();
     let result =
         if commit { ledger.commit_with_changes(&id) } else { ledger.release(&id).map(|t| (t, vec![])) };
-    let (transition, changes) = match result {
+    // The transition itself (applied now or already done) does not change the answer.
+    let (_, changes) = match result {
         Ok(r) => r,
         Err(LedgerError::UnknownOrder(_)) => {
             return Err(ApiError::NoReservation { order_id: id.to_string() })
@@ -265,7 +266,6 @@ async fn transition(
     };
     // Persist even when this call changed nothing (`AlreadyDone`): an earlier, unacknowledged
     // change then becomes durable before this answer.
-    let _ = transition;
     state.persist_reservation(&id, state.cell_records(&changes)).await?;
     order_view(&state, &id)
 }
