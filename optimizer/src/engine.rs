@@ -12,15 +12,13 @@ pub struct EngineConfig {
     pub ledger: LedgerConfig,
 }
 
-/// Why a stock feed row was refused.
+/// Why a stock lookup by external ids failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeedError {
     #[error("store_id {0} is not in the network")]
     UnknownStore(StoreId),
     #[error("sku {0} is not in the catalogue")]
     UnknownSku(Sku),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
 }
 
 /// Network + index + ledger. Shared by reference between routing threads.
@@ -80,23 +78,22 @@ impl Engine {
     }
 
     /// Absolute stock feed row: on_hand (and optionally safety stock) for one store and SKU.
+    /// A new (store, SKU) row also enters the SKU's carrier index.
     pub fn set_stock(
         &self,
-        store: StoreId,
-        sku: Sku,
+        store: StoreIdx,
+        sku: SkuIdx,
         on_hand: i64,
         safety_stock: Option<u32>,
-    ) -> Result<FeedOutcome, FeedError> {
-        let (s, k) = self.resolve(store, sku)?;
-        let out = self.ledger.set_on_hand(s, k, on_hand, safety_stock)?;
-        Ok(self.after_feed(s, k, out))
+    ) -> Result<FeedOutcome, LedgerError> {
+        let out = self.ledger.set_on_hand(store, sku, on_hand, safety_stock)?;
+        Ok(self.after_feed(store, sku, out))
     }
 
     /// Relative stock feed row: add `delta` to on_hand.
-    pub fn add_stock(&self, store: StoreId, sku: Sku, delta: i64) -> Result<FeedOutcome, FeedError> {
-        let (s, k) = self.resolve(store, sku)?;
-        let out = self.ledger.add_on_hand(s, k, delta)?;
-        Ok(self.after_feed(s, k, out))
+    pub fn add_stock(&self, store: StoreIdx, sku: SkuIdx, delta: i64) -> Result<FeedOutcome, LedgerError> {
+        let out = self.ledger.add_on_hand(store, sku, delta)?;
+        Ok(self.after_feed(store, sku, out))
     }
 
     /// Recovery: sets a persisted cell value (see [`StockLedger::restore_cell`]).

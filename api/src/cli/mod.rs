@@ -67,7 +67,14 @@ impl RoutingArgs {
     }
 
     pub fn travel_cost(&self, engine: &Engine) -> Box<dyn TravelCost> {
-        match self.cost {
+        self.cost.build(engine)
+    }
+}
+
+impl CostModel {
+    /// The travel-cost strategy for this choice, over the engine's cities.
+    pub fn build(self, engine: &Engine) -> Box<dyn TravelCost> {
+        match self {
             CostModel::GreatCircle => Box::new(GreatCircle::default()),
             CostModel::Hub => {
                 Box::new(HubNetwork::new(engine.network().cities(), HubNetworkConfig::default()))

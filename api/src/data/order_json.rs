@@ -1,7 +1,7 @@
 //! The JSON shape of one order (a line of `orders.jsonl`, the body of a route call), parsed
 //! into a validated [`Order`] with errors that name the field.
 
-use chrono::{DateTime, FixedOffset};
+use chrono::DateTime;
 use optimizer::model::{LonLat, Mode, Order, OrderId, OrderLine, StoreId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -38,16 +38,6 @@ impl FieldError {
     }
 }
 
-/// China Standard Time, the offset timestamps are written with.
-pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("valid offset")
-}
-
-/// Formats a timestamp as RFC 3339 in UTC+8.
-pub fn format_time(t: Timestamp) -> String {
-    t.to_rfc3339()
-}
-
 /// Parses an RFC 3339 timestamp.
 pub fn parse_time(s: &str) -> Result<Timestamp, String> {
     DateTime::parse_from_rfc3339(s)
@@ -60,7 +50,7 @@ impl OrderJson {
     pub fn from_order(o: &Order) -> OrderJson {
         OrderJson {
             order_id: o.id().clone(),
-            created_at: format_time(o.created_at()),
+            created_at: o.created_at().to_rfc3339(),
             customer: LonLatJson(o.customer()),
             mode: o.mode(),
             pickup_store_id: o.pickup_store(),

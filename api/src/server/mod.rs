@@ -19,7 +19,6 @@ use auth::ApiKeys;
 use error::ApiError;
 use optimizer::ledger::LedgerConfig;
 use optimizer::router::{Router, RouterConfig};
-use optimizer::travel::{GreatCircle, HubNetwork, HubNetworkConfig, TravelCost};
 use optimizer::EngineConfig;
 use state::{AppState, Limits};
 use std::net::{SocketAddr, TcpListener};
@@ -63,12 +62,7 @@ impl Application {
             Embedded::open(&config.state_dir)
                 .with_context(|| format!("opening state in {}", config.state_dir.display()))?,
         );
-        let cost: Box<dyn TravelCost> = match config.cost {
-            CostModel::GreatCircle => Box::new(GreatCircle::default()),
-            CostModel::Hub => {
-                Box::new(HubNetwork::new(engine.network().cities(), HubNetworkConfig::default()))
-            }
-        };
+        let cost = config.cost.build(&engine);
         let state = web::Data::new(AppState {
             engine,
             router: Router::new(config.router, cost),

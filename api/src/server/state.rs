@@ -8,7 +8,7 @@ use crate::data::order_json::OrderJson;
 use crate::storage::{CellRecord, ChangeSet, OrderRecord, Recovery, ReservationRecord, Storage};
 use optimizer::ledger::{CellChange, Hold, Reservation};
 use optimizer::model::{Order, OrderId, Sku, StoreId, Timestamp};
-use optimizer::router::{Decision, Rejection, Router};
+use optimizer::router::{Decision, Router};
 use optimizer::travel::TravelCost;
 use optimizer::Engine;
 use std::sync::Arc;
@@ -156,21 +156,12 @@ impl AppState {
     }
 
     fn count(&self, d: &Decision) {
-        let status = serde_json::to_value(d.status).ok();
-        let status = status.as_ref().and_then(|v| v.as_str()).unwrap_or("unknown");
-        self.metrics.routes.with_label_values(&[status]).inc();
+        self.metrics.routes.with_label_values(&[d.status.as_str()]).inc();
         if d.reservation_expires_at.is_some() {
             self.metrics.reservations.inc();
         }
         for r in &d.explanation.rejected {
-            let reason = match r.rejection {
-                Rejection::ShortOfSku { .. } => "short_of_sku",
-                Rejection::CapacityFull { .. } => "capacity_full",
-                Rejection::PickupDisabled => "pickup_disabled",
-                Rejection::ShipDisabled => "ship_disabled",
-                Rejection::OutsideRadius { .. } => "outside_radius",
-            };
-            self.metrics.rejections.with_label_values(&[reason]).inc();
+            self.metrics.rejections.with_label_values(&[r.rejection.reason()]).inc();
         }
     }
 
@@ -198,22 +189,15 @@ impl AppState {
         if fingerprint != orderbook::fingerprint(request) {
             return Err(ApiError::IdempotencyMismatch { order_id: id.to_string() });
         }
-        self.check(Arc::new(self.answer(id)?), request, id, true)
+        self.check(Arc::new(self.answer(id)?), request, id)
     }
 
-    fn check(
-        &self,
-        answer: Arc<Answer>,
-        request: &str,
-        id: &OrderId,
-        replay: bool,
-    ) -> Result<Arc<Answer>, ApiError> {
+    /// `answer` if it was given for `request` (a counted replay); otherwise a conflict.
+    fn check(&self, answer: Arc<Answer>, request: &str, id: &OrderId) -> Result<Arc<Answer>, ApiError> {
         if answer.request != request {
             return Err(ApiError::IdempotencyMismatch { order_id: id.to_string() });
         }
-        if replay {
-            self.metrics.replays.inc();
-        }
+        self.metrics.replays.inc();
         Ok(answer)
     }
 
@@ -264,7 +248,7 @@ impl AppState {
             let mut retry = false;
             for (i, rx) in std::mem::take(&mut pending) {
                 match orderbook::wait(rx).await {
-                    Some(a) => results[i] = Some(self.check(a, &requests[i], orders[i].id(), true)),
+                    Some(a) => results[i] = Some(self.check(a, &requests[i], orders[i].id())),
                     None => retry = true,
                 }
             }

@@ -223,13 +223,6 @@ impl StoreIndex {
         out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         out
     }
-
-    /// Approximate heap bytes used by the trees.
-    pub fn heap_bytes(&self) -> usize {
-        let node = std::mem::size_of::<rstar::RTreeNode<Site>>();
-        let sparse: usize = self.sparse.iter().flatten().map(|t| t.read().size()).sum();
-        (self.all.size() + sparse) * node * 5 / 4 + self.locations.len() * 24
-    }
 }
 
 #[cfg(test)]

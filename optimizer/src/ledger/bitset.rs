@@ -34,11 +34,6 @@ impl AtomicBitset {
             self.words[w].fetch_and(!(1 << b), Ordering::Relaxed);
         }
     }
-
-    /// Heap bytes used.
-    pub fn heap_bytes(&self) -> usize {
-        self.words.len() * 8
-    }
 }
 
 #[cfg(test)]

@@ -537,21 +537,6 @@ impl StockLedger {
             st.cells.iter().fold((h, r), |(h, r), c| (h + u64::from(c.on_hand), r + u64::from(c.reserved)))
         })
     }
-
-    /// Approximate heap bytes used (cells, bitsets); reservations excluded.
-    pub fn heap_bytes(&self) -> usize {
-        let cells: usize = self
-            .stores
-            .iter()
-            .map(|s| {
-                let s = s.lock();
-                s.skus.capacity() * 4 + s.cells.capacity() * std::mem::size_of::<Cell>()
-            })
-            .sum();
-        cells
-            + self.stores.len() * std::mem::size_of::<Mutex<StoreStock>>()
-            + self.available.iter().map(AtomicBitset::heap_bytes).sum::<usize>()
-    }
 }
 
 #[cfg(test)]

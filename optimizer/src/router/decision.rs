@@ -1,6 +1,6 @@
 //! What the router answers: a decision that explains itself.
 
-use crate::model::{DcId, LonLat, OrderId, OrderLine, Sku, StoreId, Timestamp};
+use crate::model::{DcId, OrderId, OrderLine, Sku, StoreId, Timestamp};
 use crate::travel::Promise;
 use serde::Serialize;
 
@@ -21,6 +21,19 @@ pub enum Status {
     Unfulfillable,
 }
 
+impl Status {
+    /// The snake_case name used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Assigned => "assigned",
+            Status::Split => "split",
+            Status::Dc => "dc",
+            Status::Alternative => "alternative",
+            Status::Unfulfillable => "unfulfillable",
+        }
+    }
+}
+
 /// One parcel (or pickup) from one store or DC.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Shipment {
@@ -37,12 +50,6 @@ pub struct Shipment {
     /// Time until delivery (ship) or until ready for collection (pickup), seconds.
     pub eta_s: u32,
     pub promise: Promise,
-}
-
-impl Shipment {
-    pub fn location(&self) -> LonLat {
-        LonLat::new(self.lon, self.lat).expect("built from a valid location")
-    }
 }
 
 /// Why a store nearer than the chosen one (or the chosen pickup store) was passed over.
@@ -64,6 +71,19 @@ pub enum Rejection {
     OutsideRadius {
         radius_m: f64,
     },
+}
+
+impl Rejection {
+    /// The snake_case reason used in JSON and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::ShortOfSku { .. } => "short_of_sku",
+            Rejection::CapacityFull { .. } => "capacity_full",
+            Rejection::PickupDisabled => "pickup_disabled",
+            Rejection::ShipDisabled => "ship_disabled",
+            Rejection::OutsideRadius { .. } => "outside_radius",
+        }
+    }
 }
 
 /// One store the router looked at and did not choose.
@@ -140,10 +160,6 @@ impl Stages {
     pub fn iter(&self) -> impl Iterator<Item = Stage> + '_ {
         self.items.iter().flatten().copied()
     }
-
-    pub fn contains(&self, stage: Stage) -> bool {
-        self.iter().any(|s| s == stage)
-    }
 }
 
 impl Serialize for Stages {
@@ -165,4 +181,27 @@ pub struct Decision {
     /// held: DC or unfulfillable decisions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation_expires_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Sku;
+
+    #[test]
+    fn names_match_the_json_names() {
+        for s in [Status::Assigned, Status::Split, Status::Dc, Status::Alternative, Status::Unfulfillable] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        let all = [
+            Rejection::ShortOfSku { sku: Sku(1), missing: 1 },
+            Rejection::CapacityFull { capacity_per_day: 1 },
+            Rejection::PickupDisabled,
+            Rejection::ShipDisabled,
+            Rejection::OutsideRadius { radius_m: 1.0 },
+        ];
+        for r in all {
+            assert_eq!(serde_json::to_value(&r).unwrap()["reason"], r.reason());
+        }
+    }
 }

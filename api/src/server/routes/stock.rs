@@ -7,7 +7,7 @@ use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use crate::storage::ChangeSet;
 use actix_web::{web, HttpRequest, HttpResponse};
-use optimizer::ledger::{FeedOutcome, LedgerError};
+use optimizer::ledger::FeedOutcome;
 use optimizer::model::{Sku, SkuIdx, StoreId, StoreIdx};
 use serde::{Deserialize, Serialize};
 
@@ -123,10 +123,8 @@ pub async fn put(
     let mut applied: Vec<(StoreIdx, SkuIdx, FeedOutcome)> = Vec::with_capacity(plan.len());
     for (i, (store, sku, change)) in plan.iter().enumerate() {
         let out = match change {
-            Change::Set(v, s) => {
-                state.engine.set_stock(net.store(*store).id, net.catalog().sku(*sku), *v, *s)
-            }
-            Change::Add(d) => state.engine.add_stock(net.store(*store).id, net.catalog().sku(*sku), *d),
+            Change::Set(v, s) => state.engine.set_stock(*store, *sku, *v, *s),
+            Change::Add(d) => state.engine.add_stock(*store, *sku, *d),
         };
         match out {
             Ok(o) => applied.push((*store, *sku, o)),
@@ -135,13 +133,11 @@ pub async fn put(
                 for (s, k, o) in applied.iter().rev() {
                     let _ = ledger.set_on_hand(*s, *k, i64::from(o.previous_on_hand), None);
                 }
-                let message = match e {
-                    optimizer::FeedError::Ledger(LedgerError::NegativeOnHand { on_hand, delta }) => {
-                        format!("delta {delta} would take on_hand {on_hand} below zero")
-                    }
-                    other => other.to_string(),
-                };
-                return Err(ApiError::NegativeOnHand { field: format!("[{i}].delta"), message });
+                // Ranges were validated above, so the only refusal left is a delta below zero.
+                return Err(ApiError::NegativeOnHand {
+                    field: format!("[{i}].delta"),
+                    message: e.to_string(),
+                });
             }
         }
     }
