@@ -10,6 +10,7 @@
 //! * [`travel`]: travel-cost strategies (great circle, petgraph hub network) and promises;
 //! * [`router`]: the checkout decision for one order, reserved atomically, explained;
 //! * [`generate`]: deterministic synthetic networks and Singles' Day order streams;
+//! * [`plan`]: batch plans for a wave of orders: greedy and LP (good_lp + HiGHS), validator;
 //! * [`kpi`]: replay KPIs (fill rate, split rate, distance percentiles, promise mix).
 
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod index;
 pub mod kpi;
 pub mod ledger;
 pub mod model;
+pub mod plan;
 pub mod router;
 pub mod travel;
 
