@@ -24,6 +24,12 @@ pub struct Args {
     /// Lines per order: `mixed` (1 to 5) or a fixed number.
     #[arg(long, default_value = "mixed", value_parser = parse_lines)]
     pub lines: LineMix,
+    /// Multiplies on-hand stock (randomized rounding); below 1 makes stock scarce and contested.
+    #[arg(long, default_value_t = 1.0)]
+    pub stock_scale: f64,
+    /// Largest quantity per order line, 1 to 3 (1 gives one-unit lines).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=3))]
+    pub max_qty: u32,
     /// Share of pickup orders, 0 to 1.
     #[arg(long, default_value_t = 0.2)]
     pub pickup_share: f64,
@@ -55,6 +61,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         skus_per_store: a.skus_per_store,
         lines: a.lines,
         pickup_share: a.pickup_share,
+        max_qty: a.max_qty,
+        stock_scale: a.stock_scale,
         dcs: a.dcs,
         ..GenConfig::default()
     };

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod generate;
+mod optimize;
 mod replay;
 mod route;
 mod serve;
@@ -35,6 +36,8 @@ pub enum Command {
     Bench(bench::Args),
     /// Run the checkout HTTP service with durable state.
     Serve(serve::Args),
+    /// Plan a wave of orders at least total cost (greedy or LP), with KPIs and shadow prices.
+    Optimize(optimize::Args),
 }
 
 /// Which travel-cost model gives ETAs.
@@ -99,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(a) => replay::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Optimize(a) => optimize::run(a),
     }
 }
 

@@ -36,6 +36,11 @@ pub struct GenConfig {
     pub brands: u32,
     pub dcs: usize,
     pub lines: LineMix,
+    /// Multiplies every store's on-hand stock (rounded down); below 1 makes stock scarce and
+    /// contested, as planners' stress cases are.
+    pub stock_scale: f64,
+    /// Largest quantity per line (quantities are 1: 85%, 2: 10%, 3: 5%, capped here).
+    pub max_qty: u32,
     /// Share of orders for in-store pickup.
     pub pickup_share: f64,
     /// Local midnight that starts the sale day.
@@ -53,6 +58,8 @@ impl Default for GenConfig {
             brands: 1_000,
             dcs: 8,
             lines: LineMix::Mixed,
+            max_qty: 3,
+            stock_scale: 1.0,
             pickup_share: 0.2,
             // 2026-11-11T00:00:00+08:00
             day_start: Timestamp(1_794_326_400),
@@ -87,6 +94,8 @@ pub enum GenError {
     Lines,
     #[error("pickup_share must be between 0 and 1")]
     PickupShare,
+    #[error("stock_scale must be a positive number")]
+    StockScale,
     #[error("the city list is empty")]
     NoCities,
 }
@@ -197,6 +206,11 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
                     let popular = if s <= 50 { 20 } else { 0 };
                     let on_hand =
                         if rng.random_bool(0.05) { 0 } else { 1 + popular + rng.random_range(0..20u32) };
+                    let on_hand = if cfg.stock_scale == 1.0 {
+                        on_hand
+                    } else {
+                        (f64::from(on_hand) * cfg.stock_scale + rng.random::<f64>()).floor() as u32
+                    };
                     let safety_stock = rng.random_range(0..=2u32).min(on_hand);
                     StockRow { store: id, sku: Sku(s), on_hand, safety_stock }
                 })
@@ -246,6 +260,9 @@ fn validate(cities: &[City], cfg: &GenConfig) -> Result<(), GenError> {
         if !(1..=50).contains(&n) {
             return Err(GenError::Lines);
         }
+    }
+    if !(cfg.stock_scale.is_finite() && cfg.stock_scale > 0.0) {
+        return Err(GenError::StockScale);
     }
     if !(0.0..=1.0).contains(&cfg.pickup_share) {
         return Err(GenError::PickupShare);
@@ -319,6 +336,7 @@ fn generate_orders(
                         85..95 => 2,
                         _ => 3,
                     };
+                    let qty = qty.min(i64::from(cfg.max_qty.max(1)));
                     lines.push(OrderLine { sku, qty: Qty::parse(qty).expect("1..=3") });
                 }
             }

@@ -384,7 +384,7 @@ fn resolve_after_a_stock_change_solves_only_touched_components() {
     let mut cache = LpCache::default();
     let inst = w.instance(&config);
     let first = lp::solve(&inst, LpOptions::default(), Some(&mut cache), &NoProgress).unwrap();
-    let s1 = first.lp.as_ref().unwrap();
+    let s1 = first.lp.clone().unwrap();
     assert!(s1.components >= 2, "{s1:?}");
     assert_eq!(s1.components_reused, 0);
 
@@ -397,7 +397,8 @@ fn resolve_after_a_stock_change_solves_only_touched_components() {
     let again = lp::solve(&inst2, LpOptions::default(), Some(&mut cache), &NoProgress).unwrap();
     let s2 = again.lp.as_ref().unwrap();
     assert!(s2.components_reused >= 1, "the Beijing cluster is untouched: {s2:?}");
-    assert!(s2.components_solved < s2.components, "{s2:?}");
+    let solved_before = s1.components_solved;
+    assert!(s2.components_solved < solved_before, "{s2:?} vs {solved_before}");
     let fresh = lp_plan(&inst2);
     assert!((s2.plan_cost - fresh.lp.unwrap().plan_cost).abs() < 1e-9);
     assert_eq!(again.choices, lp_plan(&inst2).choices);

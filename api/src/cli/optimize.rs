@@ -1,0 +1,350 @@
+//! `omniroute optimize`: a batch plan for an order file, greedy or LP, with KPIs, the greedy-versus-LP
+//! gap, shadow prices and an optional independent check.
+
+use super::{default_data_dir, load_engine, CostModel};
+use crate::data::read_orders;
+use crate::progress::Bar;
+use anyhow::Context;
+use optimizer::model::{Order, Timestamp};
+use optimizer::plan::{self, lp, Instance, LedgerView, Plan, PlanConfig, PlanReport, Solver};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SolverArg {
+    Greedy,
+    Lp,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Dataset directory (default: the bundled sample).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Orders to plan (default: orders.jsonl in the dataset directory).
+    #[arg(long)]
+    pub orders: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = SolverArg::Lp)]
+    pub solver: SolverArg,
+    /// Write the plan (assignments, KPIs, LP statistics, shadow prices) as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Planner settings as TOML: `k`, `allow_split`, `dc_fallback` and a `[weights]` table
+    /// (per_km, per_hour, per_shipment, split_penalty, dc_flat, dc_per_km, unfilled).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Use the peers' weights: 1 per great-circle km, a flat DC cost of 500, nothing else.
+    #[arg(long, conflicts_with = "config")]
+    pub peer_weights: bool,
+    /// Candidate stores per order and per line (overrides the config).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Travel-cost model for the legs the weights price.
+    #[arg(long, value_enum, default_value_t = CostModel::GreatCircle)]
+    pub cost: CostModel,
+    /// Check the plan with the independent validator; exit non-zero on any violation.
+    #[arg(long)]
+    pub check: bool,
+    /// LP only: solve one monolithic LP (no presolve, no components), as a peer would.
+    #[arg(long)]
+    pub monolithic: bool,
+    /// LP only: skip the greedy comparison.
+    #[arg(long)]
+    pub no_compare: bool,
+    /// Shadow prices to list per kind.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Write the single-line instance as a min-cost-flow problem (binary, see
+    /// benches/peer_mcf.py) and exit.
+    #[arg(long)]
+    pub export_mcf: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the command prints.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    solver: &'static str,
+    orders: usize,
+    load_s: f64,
+    candidates_s: f64,
+    solve_s: f64,
+    kpis: &'a plan::PlanKpis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lp: Option<&'a plan::LpStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    greedy_comparison: Option<Comparison>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow_prices: Option<&'a plan::ShadowPrices>,
+    violations: Option<usize>,
+}
+
+/// The greedy plan on the same instance, against this one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub greedy_cost: f64,
+    pub greedy_dc_share: f64,
+    pub greedy_unfilled: usize,
+    pub greedy_s: f64,
+    /// (greedy - this) / this.
+    pub greedy_excess: f64,
+}
+
+/// Reads a planner config file (TOML).
+pub fn read_config(path: &Path) -> anyhow::Result<PlanConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let config: PlanConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    config.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(config)
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let mut config = match (&a.config, a.peer_weights) {
+        (Some(p), _) => read_config(p)?,
+        (None, true) => PlanConfig { weights: plan::CostWeights::peer(), ..PlanConfig::default() },
+        (None, false) => PlanConfig::default(),
+    };
+    if let Some(k) = a.k {
+        config.k = k;
+    }
+    config.validate().map_err(|e| anyhow::anyhow!("--k: {e}"))?;
+    anyhow::ensure!(
+        !(a.monolithic && a.solver == SolverArg::Greedy),
+        "--monolithic applies to --solver lp only"
+    );
+    let dir = a.data.clone().unwrap_or_else(default_data_dir);
+    let (engine, load_s) = load_engine(&dir, optimizer::EngineConfig::default())?;
+    let path = a.orders.clone().unwrap_or_else(|| dir.join("orders.jsonl"));
+    let orders = read_orders(&path)?;
+    anyhow::ensure!(!orders.is_empty(), "{}: no orders to plan", path.display());
+    let now = orders.iter().map(Order::created_at).min().unwrap_or(Timestamp(0));
+    let view = LedgerView { network: engine.network(), ledger: engine.ledger(), now };
+    let cost = a.cost.build(&engine);
+    let bar = Bar::new();
+    let t = Instant::now();
+    let inst = Instance::build(&engine, &view, &*cost, &orders, &config, &bar);
+    let candidates_s = t.elapsed().as_secs_f64();
+    if let Some(out) = &a.export_mcf {
+        bar.finish();
+        export_mcf(&inst, out)?;
+        eprintln!("wrote the min-cost-flow instance of {} orders to {}", inst.len(), out.display());
+        return Ok(());
+    }
+    let t = Instant::now();
+    let plan: Plan = match a.solver {
+        SolverArg::Greedy => plan::greedy(&inst),
+        SolverArg::Lp => lp::solve(&inst, lp::LpOptions { decompose: !a.monolithic }, None, &bar)?,
+    };
+    let solve_s = t.elapsed().as_secs_f64();
+    bar.finish();
+    let report = PlanReport::new(engine.network(), &orders, &inst, &plan, a.top);
+    let greedy_comparison =
+        (plan.solver == Solver::Lp && !a.no_compare).then(|| compare(&engine, &orders, &inst, &report));
+    let violations = a.check.then(|| {
+        plan::validate::validate(engine.network(), &view, &orders, &report.assignments, &report.unfilled)
+    });
+    if let Some(out) = &a.out {
+        let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            report: &'a PlanReport,
+            greedy_comparison: &'a Option<Comparison>,
+        }
+        serde_json::to_writer(&mut w, &Out { report: &report, greedy_comparison: &greedy_comparison })?;
+        w.flush()?;
+    }
+    let summary = Summary {
+        solver: plan.solver.as_str(),
+        orders: orders.len(),
+        load_s,
+        candidates_s,
+        solve_s,
+        kpis: &report.kpis,
+        lp: report.lp.as_ref(),
+        greedy_comparison: greedy_comparison.clone(),
+        shadow_prices: report.shadow_prices.as_ref(),
+        violations: violations.as_ref().map(Vec::len),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", table(&summary));
+    }
+    if let Some(v) = violations {
+        if !v.is_empty() {
+            for x in v.iter().take(20) {
+                eprintln!("violation: {x}");
+            }
+            anyhow::bail!("the plan has {} violations", v.len());
+        }
+    }
+    Ok(())
+}
+
+fn compare(engine: &optimizer::Engine, orders: &[Order], inst: &Instance, report: &PlanReport) -> Comparison {
+    let t = Instant::now();
+    let g = plan::greedy(inst);
+    let greedy_s = t.elapsed().as_secs_f64();
+    let gr = PlanReport::new(engine.network(), orders, inst, &g, 0);
+    Comparison {
+        greedy_cost: gr.kpis.cost,
+        greedy_dc_share: gr.kpis.dc_share,
+        greedy_unfilled: gr.kpis.unfilled,
+        greedy_s,
+        greedy_excess: if report.kpis.cost > 0.0 {
+            (gr.kpis.cost - report.kpis.cost) / report.kpis.cost
+        } else {
+            0.0
+        },
+    }
+}
+
+fn table(s: &Summary) -> String {
+    let k = s.kpis;
+    let pct = |x: f64| format!("{:.3}%", x * 100.0);
+    let mut rows: Vec<(&str, String)> = vec![
+        ("solver", s.solver.to_string()),
+        ("orders", s.orders.to_string()),
+        ("load", format!("{:.2} s", s.load_s)),
+        ("candidates", format!("{:.2} s", s.candidates_s)),
+        ("solve", format!("{:.2} s", s.solve_s)),
+        ("cost", format!("{:.3}", k.cost)),
+        ("total distance", format!("{:.1} km", k.total_km)),
+        ("fill rate", pct(k.fill_rate)),
+        ("from stores", pct(k.store_share)),
+        ("from DCs", pct(k.dc_share)),
+        ("split rate", pct(k.split_rate)),
+        ("unfilled", k.unfilled.to_string()),
+        (
+            "store utilization",
+            format!(
+                "{} stores, p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}, {} at capacity",
+                k.utilization.stores_used,
+                k.utilization.p50,
+                k.utilization.p90,
+                k.utilization.p99,
+                k.utilization.max,
+                k.utilization.stores_at_capacity
+            ),
+        ),
+    ];
+    if let Some(lp) = s.lp {
+        rows.push(("LP bound", format!("{:.3} (gap {:.4}%)", lp.lower_bound, lp.gap * 100.0)));
+        rows.push((
+            "presolve",
+            format!("{} of {} orders fixed in {:.2} s", lp.fixed_by_presolve, lp.orders, lp.presolve_s),
+        ));
+        rows.push((
+            "components",
+            format!(
+                "{} (largest {} orders), {} columns, {} rows, {} fractional orders",
+                lp.components, lp.largest_component, lp.lp_columns, lp.lp_rows, lp.fractional_orders
+            ),
+        ));
+    }
+    if let Some(g) = &s.greedy_comparison {
+        rows.push((
+            "greedy",
+            format!(
+                "cost {:.3} ({:+.2}% vs this plan), DC share {}, {:.2} s",
+                g.greedy_cost,
+                g.greedy_excess * 100.0,
+                pct(g.greedy_dc_share),
+                g.greedy_s
+            ),
+        ));
+    }
+    if let Some(p) = s.shadow_prices {
+        for c in p.capacity.iter().take(3) {
+            rows.push((
+                "capacity price",
+                format!("store {}: {:.3} per order", c.store_id, c.saving_per_order),
+            ));
+        }
+        for c in p.stock.iter().take(3) {
+            rows.push((
+                "stock price",
+                format!("store {} sku {}: {:.3} per unit", c.store_id, c.sku, c.saving_per_unit),
+            ));
+        }
+    }
+    if let Some(v) = s.violations {
+        rows.push(("check", if v == 0 { "valid".to_string() } else { format!("{v} violations") }));
+    }
+    rows.iter().map(|(k, v)| format!("{k:<18} {v}\n")).collect()
+}
+
+/// Writes a single-line instance as a min-cost-flow problem for the peer benchmark:
+/// little-endian i64 `nodes, arcs`, then `tails[arcs], heads[arcs], capacities[arcs],
+/// costs[arcs]` and `supplies[nodes]`. Costs are in micro-units (cost x 10^6, rounded).
+/// Nodes: 0 sink, 1..=n orders, then cells, then stores.
+fn export_mcf(inst: &Instance, path: &Path) -> anyhow::Result<()> {
+    use optimizer::plan::OptKind;
+    let n = inst.len();
+    let cells = inst.cells();
+    let order = |o: usize| 1 + o as i64;
+    let cell = |r: usize| 1 + n as i64 + r as i64;
+    let store = |s: usize| 1 + (n + cells) as i64 + s as i64;
+    let nodes = 1 + n + cells + inst.store_count();
+    let micro = |c: f64| (c * 1e6).round() as i64;
+    let (mut tails, mut heads, mut caps, mut costs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut arc = |t: i64, h: i64, cap: i64, cost: i64| {
+        tails.push(t);
+        heads.push(h);
+        caps.push(cap);
+        costs.push(cost);
+    };
+    for o in 0..n {
+        let lines = inst.lines(o);
+        anyhow::ensure!(
+            lines.len() == 1 && lines[0].1 == 1,
+            "--export-mcf needs single-line, one-unit orders (order #{o} has {} lines)",
+            lines.len()
+        );
+        let fallback = inst
+            .options(o)
+            .iter()
+            .filter(|x| matches!(x.kind, OptKind::Dc | OptKind::Unfilled))
+            .map(|x| x.cost)
+            .fold(f64::INFINITY, f64::min);
+        arc(order(o), 0, 1, micro(fallback));
+        for x in inst.options(o).iter().filter(|x| x.kind == OptKind::Whole) {
+            let (s, k) = (optimizer::model::StoreIdx(x.store), optimizer::model::SkuIdx(lines[0].0));
+            let r = inst.cell_row(s, k).expect("option cells are rows");
+            arc(order(o), cell(r), 1, micro(x.cost));
+        }
+    }
+    let bounds = inst.bounds();
+    for r in 0..cells {
+        arc(cell(r), store(inst.cell(r).0 .0 as usize), bounds[r] as i64, 0);
+    }
+    for s in 0..inst.store_count() {
+        arc(store(s), 0, bounds[inst.capacity_row(s as u32)] as i64, 0);
+    }
+    let mut supplies = vec![0i64; nodes];
+    supplies[0] = -(n as i64);
+    for o in 0..n {
+        supplies[1 + o] = 1;
+    }
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    for v in [nodes as i64, tails.len() as i64]
+        .iter()
+        .chain(&tails)
+        .chain(&heads)
+        .chain(&caps)
+        .chain(&costs)
+        .chain(&supplies)
+    {
+        w.write_all(&v.to_le_bytes())?;
+    }
+    w.flush()?;
+    Ok(())
+}
