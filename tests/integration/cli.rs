@@ -164,3 +164,59 @@ mod bad_rows {
         );
     }
 }
+
+mod optimize {
+    use super::*;
+
+    fn plan(dir: &std::path::Path, extra: &[&str]) -> Value {
+        let mut args = vec!["optimize", "--data", dir.to_str().unwrap(), "--check", "--json"];
+        args.extend_from_slice(extra);
+        let out = run(&args, None);
+        assert!(out.status.success(), "optimize failed: {}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).expect("JSON summary")
+    }
+
+    #[test]
+    fn lp_plans_validate_beat_greedy_and_write_the_plan_file() {
+        let d = small_dataset(21);
+        let out_file = d.dir.join("plan.json");
+        let lp = plan(&d.dir, &["--out", out_file.to_str().unwrap()]);
+        assert_eq!(lp["violations"], 0);
+        let cost = lp["kpis"]["cost"].as_f64().unwrap();
+        assert!(lp["lp"]["lower_bound"].as_f64().unwrap() <= cost + 1e-6);
+        assert!(lp["greedy_comparison"]["greedy_cost"].as_f64().unwrap() >= cost - 1e-6);
+        let greedy = plan(&d.dir, &["--solver", "greedy"]);
+        assert_eq!(greedy["violations"], 0);
+        assert!(greedy["kpis"]["cost"].as_f64().unwrap() >= cost - 1e-6);
+        let written: Value = serde_json::from_str(&read(&out_file)).unwrap();
+        let n =
+            written["assignments"].as_array().unwrap().len() + written["unfilled"].as_array().unwrap().len();
+        assert_eq!(n, 800, "every order appears once");
+        // The same run gives the same plan.
+        let again = plan(&d.dir, &[]);
+        assert_eq!(again["kpis"]["cost"], lp["kpis"]["cost"]);
+    }
+
+    #[test]
+    fn a_bad_config_names_the_field_and_exits_non_zero() {
+        let d = small_dataset(22);
+        let cfg = d.dir.join("weights.toml");
+        std::fs::write(&cfg, "k = 8\n[weights]\nper_km = -2.0\n").unwrap();
+        let out =
+            run(&["optimize", "--data", d.dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("weights.per_km"), "{}", stderr(&out));
+        std::fs::write(&cfg, "k = 8\nspeed = 3\n").unwrap();
+        let out =
+            run(&["optimize", "--data", d.dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("speed"), "{}", stderr(&out));
+        let mcf = d.dir.join("x.mcf");
+        let out = run(
+            &["optimize", "--data", d.dir.to_str().unwrap(), "--export-mcf", mcf.to_str().unwrap()],
+            None,
+        );
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("single-line"), "{}", stderr(&out));
+    }
+}

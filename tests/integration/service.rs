@@ -397,3 +397,97 @@ mod reads {
         assert_eq!(send("GET", &app.url("/readyz"), None, None).await.unwrap().status, 200);
     }
 }
+
+mod plans {
+    use super::*;
+
+    async fn wait_done(app: &TestApp, location: &str) -> Value {
+        for _ in 0..600 {
+            let r = get(app, location, PLANNER).await;
+            assert_eq!(r.status, 200);
+            let v = r.json();
+            match v["status"].as_str().unwrap() {
+                "done" | "failed" => return v,
+                "queued" | "running" => {}
+                other => panic!("unexpected status {other}"),
+            }
+            actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("plan did not finish within a minute");
+    }
+
+    #[actix_rt::test]
+    async fn planners_run_lp_and_greedy_plans_that_reserve_nothing_and_bad_input_is_refused() {
+        let app = spawn_app();
+        let orders: Vec<Value> = (0..200).map(|i| ship_order(&format!("plan-{i}"), i)).collect();
+        let body = json!({
+            "orders": orders,
+            "solver": "lp",
+            "config": {"k": 8, "weights": {"per_km": 1.0, "dc_flat": 500.0, "unfilled": 100000.0}}
+        })
+        .to_string();
+
+        let r = post(&app, "/v1/plans", CHECKOUT, body.clone()).await;
+        assert_eq!((r.status, r.json()["code"].clone()), (403, json!("forbidden")));
+
+        let r = send("POST", &app.url("/v1/plans"), Some(PLANNER), Some(("application/json", body)))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+        let id = r.json()["plan_id"].as_str().unwrap().to_string();
+        let plan = wait_done(&app, &format!("/v1/plans/{id}")).await;
+        assert_eq!(plan["status"], json!("done"), "{plan}");
+        let result = &plan["result"];
+        assert_eq!(result["kpis"]["orders"], json!(200));
+        let served = result["assignments"].as_array().unwrap();
+        assert_eq!(served.len() + result["unfilled"].as_array().unwrap().len(), 200);
+        let cost = result["kpis"]["cost"].as_f64().unwrap();
+        assert!(result["lp"]["lower_bound"].as_f64().unwrap() <= cost + 1e-6);
+        assert!(result["greedy_comparison"]["greedy_cost"].as_f64().unwrap() >= cost - 1e-6);
+        // Planning reserves nothing.
+        let first = &served[0]["shipments"][0];
+        if let Some(store) = first["store_id"].as_u64() {
+            let sku = first["lines"][0]["sku"].as_u64().unwrap();
+            assert_eq!(stock(&app, store, sku).await["reserved"], json!(0));
+        }
+
+        let greedy = json!({"orders": [ship_order("g-1", 1), ship_order("g-2", 2)], "solver": "greedy"});
+        let r = post(&app, "/v1/plans", PLANNER, greedy.to_string()).await;
+        assert_eq!(r.status, 202);
+        let plan = wait_done(&app, &format!("/v1/plans/{}", r.json()["plan_id"].as_str().unwrap())).await;
+        assert_eq!((plan["status"].clone(), plan["solver"].clone()), (json!("done"), json!("greedy")));
+        assert!(plan["result"]["lp"].is_null());
+
+        for (body, status, code, field) in [
+            (json!({"orders": [ship_order("x", 1)], "config": {"k": 0}}), 400, "invalid_field", "config.k"),
+            (
+                json!({"orders": [ship_order("x", 1)], "config": {"weights": {"per_km": -1.0}}}),
+                400,
+                "invalid_field",
+                "config.weights.per_km",
+            ),
+            (
+                json!({"orders": [ship_order("x", 1)], "config": {"speed": 1}}),
+                400,
+                "invalid_field",
+                "config.speed",
+            ),
+            (
+                json!({"orders": [ship_order("x", 1), ship_order("x", 2)]}),
+                400,
+                "invalid_field",
+                "orders[1].order_id",
+            ),
+            (json!({"orders": []}), 400, "invalid_field", "orders"),
+            (json!({"orders": [ship_order("x", 1)], "solver": "magic"}), 400, "invalid_field", "solver"),
+        ] {
+            let r = post(&app, "/v1/plans", PLANNER, body.to_string()).await;
+            let v = r.json();
+            assert_eq!((r.status, v["code"].as_str().unwrap()), (status, code), "{body}: {v}");
+            assert!(v["field"].as_str().unwrap_or("").starts_with(field), "{body}: {v}");
+        }
+        assert_eq!(get(&app, "/v1/plans/plan-nope", PLANNER).await.status, 404);
+        let metrics = String::from_utf8_lossy(&get(&app, "/metrics", ADMIN).await.body).into_owned();
+        assert!(metrics.contains("omniroute_plans_total{solver=\"lp\",status=\"done\"} 1"), "{metrics}");
+    }
+}

@@ -6,7 +6,7 @@ use crate::data::read_orders;
 use crate::progress::Bar;
 use anyhow::Context;
 use optimizer::model::{Order, Timestamp};
-use optimizer::plan::{self, lp, Instance, LedgerView, Plan, PlanConfig, PlanReport, Solver};
+use optimizer::plan::{self, lp, Comparison, Instance, LedgerView, Plan, PlanConfig, PlanReport, Solver};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -83,17 +83,6 @@ struct Summary<'a> {
     violations: Option<usize>,
 }
 
-/// The greedy plan on the same instance, against this one.
-#[derive(Debug, Clone, Serialize)]
-pub struct Comparison {
-    pub greedy_cost: f64,
-    pub greedy_dc_share: f64,
-    pub greedy_unfilled: usize,
-    pub greedy_s: f64,
-    /// (greedy - this) / this.
-    pub greedy_excess: f64,
-}
-
 /// Reads a planner config file (TOML).
 pub fn read_config(path: &Path) -> anyhow::Result<PlanConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -142,8 +131,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let solve_s = t.elapsed().as_secs_f64();
     bar.finish();
     let report = PlanReport::new(engine.network(), &orders, &inst, &plan, a.top);
-    let greedy_comparison =
-        (plan.solver == Solver::Lp && !a.no_compare).then(|| compare(&engine, &orders, &inst, &report));
+    let greedy_comparison = (plan.solver == Solver::Lp && !a.no_compare)
+        .then(|| Comparison::against_greedy(engine.network(), &orders, &inst, &report));
     let violations = a.check.then(|| {
         plan::validate::validate(engine.network(), &view, &orders, &report.assignments, &report.unfilled)
     });
@@ -185,24 +174,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn compare(engine: &optimizer::Engine, orders: &[Order], inst: &Instance, report: &PlanReport) -> Comparison {
-    let t = Instant::now();
-    let g = plan::greedy(inst);
-    let greedy_s = t.elapsed().as_secs_f64();
-    let gr = PlanReport::new(engine.network(), orders, inst, &g, 0);
-    Comparison {
-        greedy_cost: gr.kpis.cost,
-        greedy_dc_share: gr.kpis.dc_share,
-        greedy_unfilled: gr.kpis.unfilled,
-        greedy_s,
-        greedy_excess: if report.kpis.cost > 0.0 {
-            (gr.kpis.cost - report.kpis.cost) / report.kpis.cost
-        } else {
-            0.0
-        },
-    }
 }
 
 fn table(s: &Summary) -> String {
@@ -321,8 +292,8 @@ fn export_mcf(inst: &Instance, path: &Path) -> anyhow::Result<()> {
         }
     }
     let bounds = inst.bounds();
-    for r in 0..cells {
-        arc(cell(r), store(inst.cell(r).0 .0 as usize), bounds[r] as i64, 0);
+    for (r, &b) in bounds[..cells].iter().enumerate() {
+        arc(cell(r), store(inst.cell(r).0 .0 as usize), b as i64, 0);
     }
     for s in 0..inst.store_count() {
         arc(store(s), 0, bounds[inst.capacity_row(s as u32)] as i64, 0);

@@ -46,6 +46,8 @@ pub enum Action {
     WriteStock,
     /// Read stock levels and stores.
     Read,
+    /// Start and read batch plans.
+    Plan,
 }
 
 impl Action {
@@ -55,6 +57,7 @@ impl Action {
             Action::ReadOrders => "read orders",
             Action::WriteStock => "send stock feeds",
             Action::Read => "read stores and stock",
+            Action::Plan => "start or read plans",
         }
     }
 
@@ -67,6 +70,7 @@ impl Action {
             Action::ReadOrders => matches!(role, Checkout | Planner),
             Action::WriteStock => role == StoreSystem,
             Action::Read => true,
+            Action::Plan => role == Planner,
         }
     }
 }

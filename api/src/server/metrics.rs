@@ -23,6 +23,8 @@ pub struct Metrics {
     pub expired: IntCounter,
     /// Orders known to the service.
     pub orders: IntGauge,
+    /// Plan jobs finished, by solver and status (done, failed).
+    pub plans: IntCounterVec,
 }
 
 impl Metrics {
@@ -60,6 +62,11 @@ impl Metrics {
             feed_rows: counter("omniroute_stock_feed_rows_total", "Stock feed rows applied"),
             expired: counter("omniroute_reservations_expired_total", "Reservations released by their TTL"),
             orders: IntGauge::new("omniroute_orders", "Orders known to the service").expect("valid metric"),
+            plans: IntCounterVec::new(
+                Opts::new("omniroute_plans_total", "Plan jobs finished by solver and status"),
+                &["solver", "status"],
+            )
+            .expect("valid metric"),
             registry,
         };
         for c in [
@@ -71,6 +78,7 @@ impl Metrics {
             Box::new(m.feed_rows.clone()),
             Box::new(m.expired.clone()),
             Box::new(m.orders.clone()),
+            Box::new(m.plans.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

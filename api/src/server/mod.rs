@@ -7,6 +7,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod orderbook;
+pub mod plans;
 pub mod routes;
 pub mod state;
 
@@ -71,6 +72,7 @@ impl Application {
             keys: config.keys,
             metrics: Default::default(),
             limits: config.limits,
+            plans: Default::default(),
         });
         let t = Instant::now();
         let (cells, orders) = state.recover().map_err(|e| anyhow::anyhow!("recovering state: {e}"))?;
@@ -137,7 +139,7 @@ impl Application {
 }
 
 fn routes_config(cfg: &mut web::ServiceConfig) {
-    use routes::{health, orders, stock, stores};
+    use routes::{health, orders, plans, stock, stores};
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
@@ -158,7 +160,9 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                 .route("/stores/nearby", web::get().to(stores::nearby))
                 .route("/stores/{store_id}", web::get().to(stores::get))
                 .route("/stock", web::put().to(stock::put))
-                .route("/stock/{store_id}/{sku}", web::get().to(stock::get)),
+                .route("/stock/{store_id}/{sku}", web::get().to(stock::get))
+                .route("/plans", web::post().to(plans::create))
+                .route("/plans/{plan_id}", web::get().to(plans::get)),
         )
         .default_service(web::to(|| async {
             ApiError::NotFound { what: "route", field: None }.error_response()

@@ -23,10 +23,12 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::stores::get,
         super::routes::stock::put,
         super::routes::stock::get,
+        super::routes::plans::create,
+        super::routes::plans::get,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&Bearer),
-    tags((name = "orders"), (name = "stores"), (name = "stock"))
+    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"))
 )]
 pub struct ApiDoc;
 
@@ -180,4 +182,35 @@ pub struct StockLevelDoc {
     available: u32,
     /// on_hand is below reserved (a feed reported less than was promised).
     oversubscribed: bool,
+}
+
+/// Body of `POST /v1/plans`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequestDoc {
+    /// Up to 1,000,000 orders (lines of orders.jsonl), distinct order ids.
+    orders: Vec<OrderDoc>,
+    /// `lp` (default) or `greedy`.
+    solver: Option<String>,
+    /// `k` (candidates per order and line, default 16), `allow_split`, `dc_fallback` and
+    /// `weights` {per_km, per_hour, per_shipment, split_penalty, dc_flat, dc_per_km, unfilled}.
+    config: Option<serde_json::Value>,
+}
+
+/// A plan job.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanStatusDoc {
+    plan_id: String,
+    /// `queued`, `running`, `done` or `failed`.
+    status: String,
+    solver: String,
+    orders: usize,
+    created_at: String,
+    finished_at: Option<String>,
+    /// {stage, done, total}: stages are candidates, presolve, solve.
+    progress: serde_json::Value,
+    /// When done: {solver, kpis, lp, shadow_prices, greedy_comparison, assignments, unfilled}.
+    result: Option<serde_json::Value>,
+    error: Option<String>,
 }

@@ -20,6 +20,8 @@ pub struct Limits {
     pub max_batch_body_bytes: usize,
     pub max_batch_orders: usize,
     pub max_feed_rows: usize,
+    pub max_plan_orders: usize,
+    pub max_plan_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -29,6 +31,8 @@ impl Default for Limits {
             max_batch_body_bytes: 32 * 1024 * 1024,
             max_batch_orders: 10_000,
             max_feed_rows: 100_000,
+            max_plan_orders: 1_000_000,
+            max_plan_body_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -42,6 +46,7 @@ pub struct AppState {
     pub keys: ApiKeys,
     pub metrics: Metrics,
     pub limits: Limits,
+    pub plans: super::plans::PlanBook,
 }
 
 /// The wall clock, as a [`Timestamp`].

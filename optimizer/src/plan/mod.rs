@@ -25,7 +25,8 @@ pub use greedy::greedy;
 pub use instance::{Instance, Opt, OptKind};
 pub use lp::{LpCache, LpStats};
 pub use report::{
-    Assignment, CellPrice, PlanKpis, PlanReport, ShadowPrices, Shipment, StorePrice, Unfilled, Utilization,
+    Assignment, CellPrice, Comparison, PlanKpis, PlanReport, ShadowPrices, Shipment, StorePrice, Unfilled,
+    Utilization,
 };
 
 use crate::ledger::StockLedger;

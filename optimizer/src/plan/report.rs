@@ -234,3 +234,38 @@ fn shadow_prices(network: &Network, inst: &Instance, lp: &LpStats, top: usize) -
     out.capacity.truncate(top);
     out
 }
+
+/// The greedy plan on the same instance, measured against another plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub greedy_cost: f64,
+    pub greedy_dc_share: f64,
+    pub greedy_unfilled: usize,
+    /// Seconds the greedy took.
+    pub greedy_s: f64,
+    /// (greedy cost - this plan's cost) / this plan's cost.
+    pub greedy_excess: f64,
+}
+
+impl Comparison {
+    /// Runs the greedy on `inst` and compares it with `report`.
+    pub fn against_greedy(
+        network: &Network,
+        orders: &[Order],
+        inst: &Instance,
+        report: &PlanReport,
+    ) -> Comparison {
+        let t = std::time::Instant::now();
+        let g = super::greedy(inst);
+        let greedy_s = t.elapsed().as_secs_f64();
+        let gr = PlanReport::new(network, orders, inst, &g, 0);
+        let cost = report.kpis.cost;
+        Comparison {
+            greedy_cost: gr.kpis.cost,
+            greedy_dc_share: gr.kpis.dc_share,
+            greedy_unfilled: gr.kpis.unfilled,
+            greedy_s,
+            greedy_excess: if cost > 0.0 { (gr.kpis.cost - cost) / cost } else { 0.0 },
+        }
+    }
+}

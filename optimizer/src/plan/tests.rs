@@ -19,8 +19,11 @@ struct Spec {
     stores: Vec<(f64, f64, u32)>,
     skus: u32,
     stock: Vec<(u32, u32, u32)>,
-    orders: Vec<(f64, f64, Vec<(u32, u32)>)>,
+    orders: Vec<OrderSpec>,
 }
+
+/// (lon, lat, lines of (sku, qty)).
+type OrderSpec = (f64, f64, Vec<(u32, u32)>);
 
 struct World {
     engine: Engine,

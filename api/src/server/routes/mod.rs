@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod orders;
+pub mod plans;
 pub mod stock;
 pub mod stores;
 

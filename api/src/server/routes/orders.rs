@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// A field error of an order inside a batch: its path gets the order's prefix.
-fn field_error(mut e: FieldError, prefix: &str) -> ApiError {
+pub(super) fn field_error(mut e: FieldError, prefix: &str) -> ApiError {
     if !prefix.is_empty() && !e.field_is_body() {
         e.field = format!("{prefix}.{}", e.field);
     }
@@ -21,7 +21,7 @@ fn field_error(mut e: FieldError, prefix: &str) -> ApiError {
 }
 
 /// Checks an order against the network: every SKU and the pickup store must exist.
-fn validate(state: &AppState, order: &Order, prefix: &str) -> Result<(), ApiError> {
+pub(super) fn validate(state: &AppState, order: &Order, prefix: &str) -> Result<(), ApiError> {
     let net = state.engine.network();
     let at = |f: String| if prefix.is_empty() { f } else { format!("{prefix}.{f}") };
     for (i, line) in order.lines().iter().enumerate() {

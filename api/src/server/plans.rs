@@ -1,0 +1,216 @@
+//! Plan jobs: `POST /v1/plans` queues one, a worker thread runs it against a snapshot of live
+//! stock, `GET /v1/plans/{id}` reports status, progress and the result.
+//!
+//! Jobs run one at a time (a plan already uses both cores through rayon) in submission order.
+//! Plans are computations, not state: they reserve nothing, and the book keeps the last
+//! [`KEEP_FINISHED`] finished plans in memory only (a restart forgets them; planners re-submit).
+
+use super::state::{now, AppState};
+use optimizer::generate::Progress;
+use optimizer::model::Order;
+use optimizer::plan::{self, lp, Comparison, Instance, LedgerView, PlanConfig, PlanReport, Solver};
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Finished plans kept for `GET /v1/plans/{id}`.
+pub const KEEP_FINISHED: usize = 64;
+
+/// Where a job is.
+#[derive(Clone, Debug)]
+pub enum JobState {
+    Queued,
+    Running,
+    /// The result as JSON: `{kpis, lp, shadow_prices, greedy_comparison, assignments, unfilled}`.
+    Done(Arc<Box<RawValue>>),
+    Failed(String),
+}
+
+/// One plan job.
+pub struct Job {
+    pub id: String,
+    pub solver: Solver,
+    pub orders: usize,
+    pub created_at: String,
+    pub state: Mutex<JobState>,
+    stage: Mutex<&'static str>,
+    done: AtomicU64,
+    total: AtomicU64,
+    finished_at: Mutex<Option<String>>,
+}
+
+impl Progress for Job {
+    fn stage(&self, name: &'static str, total: u64) {
+        *self.stage.lock() = name;
+        self.total.store(total, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
+    }
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The status document of a job.
+#[derive(Serialize)]
+pub struct JobView<'a> {
+    plan_id: &'a str,
+    status: &'static str,
+    solver: &'static str,
+    orders: usize,
+    created_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+    progress: ProgressView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Arc<Box<RawValue>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProgressView {
+    stage: &'static str,
+    done: u64,
+    total: u64,
+}
+
+impl Job {
+    pub fn view(&self) -> JobView<'_> {
+        let state = self.state.lock().clone();
+        let (status, result, error) = match state {
+            JobState::Queued => ("queued", None, None),
+            JobState::Running => ("running", None, None),
+            JobState::Done(r) => ("done", Some(r), None),
+            JobState::Failed(e) => ("failed", None, Some(e)),
+        };
+        JobView {
+            plan_id: &self.id,
+            status,
+            solver: self.solver.as_str(),
+            orders: self.orders,
+            created_at: &self.created_at,
+            finished_at: self.finished_at.lock().clone(),
+            progress: ProgressView {
+                stage: *self.stage.lock(),
+                done: self.done.load(Ordering::Relaxed),
+                total: self.total.load(Ordering::Relaxed),
+            },
+            result,
+            error,
+        }
+    }
+}
+
+/// Jobs by id, and ids in submission order.
+type Jobs = (rustc_hash::FxHashMap<String, Arc<Job>>, VecDeque<String>);
+
+/// All known jobs.
+#[derive(Default)]
+pub struct PlanBook {
+    jobs: Mutex<Jobs>,
+    /// Held by the running job: jobs run one at a time.
+    run: Mutex<()>,
+}
+
+impl PlanBook {
+    pub fn get(&self, id: &str) -> Option<Arc<Job>> {
+        self.jobs.lock().0.get(id).cloned()
+    }
+
+    /// Registers a job and starts its thread.
+    pub fn submit(
+        state: actix_web::web::Data<AppState>,
+        orders: Vec<Order>,
+        solver: Solver,
+        config: PlanConfig,
+    ) -> Arc<Job> {
+        let id = format!("plan-{:016x}", rand::random::<u64>());
+        let job = Arc::new(Job {
+            id: id.clone(),
+            solver,
+            orders: orders.len(),
+            created_at: now().to_rfc3339(),
+            state: Mutex::new(JobState::Queued),
+            stage: Mutex::new("queued"),
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            finished_at: Mutex::new(None),
+        });
+        {
+            let mut jobs = state.plans.jobs.lock();
+            jobs.0.insert(id.clone(), job.clone());
+            jobs.1.push_back(id);
+            // Forget the oldest finished plans beyond the limit.
+            while jobs.1.len() > KEEP_FINISHED {
+                let oldest = jobs.1[0].clone();
+                let finished = jobs
+                    .0
+                    .get(&oldest)
+                    .is_none_or(|j| matches!(*j.state.lock(), JobState::Done(_) | JobState::Failed(_)));
+                if !finished {
+                    break;
+                }
+                jobs.1.pop_front();
+                jobs.0.remove(&oldest);
+            }
+        }
+        let j = job.clone();
+        std::thread::Builder::new()
+            .name(format!("plan {}", j.id))
+            .spawn(move || {
+                let _one_at_a_time = state.plans.run.lock();
+                *j.state.lock() = JobState::Running;
+                let t = std::time::Instant::now();
+                let outcome = run(&state, &j, &orders, solver, &config);
+                let status = if outcome.is_ok() { "done" } else { "failed" };
+                state.metrics.plans.with_label_values(&[solver.as_str(), status]).inc();
+                log::info!(
+                    "plan {} ({} orders, {}) {status} in {:.2} s",
+                    j.id,
+                    orders.len(),
+                    solver.as_str(),
+                    t.elapsed().as_secs_f64()
+                );
+                *j.finished_at.lock() = Some(now().to_rfc3339());
+                *j.state.lock() = match outcome {
+                    Ok(raw) => JobState::Done(raw),
+                    Err(e) => JobState::Failed(e),
+                };
+            })
+            .expect("plan thread starts");
+        job
+    }
+}
+
+/// Plans `orders` against the live network and a snapshot of its stock.
+fn run(
+    state: &AppState,
+    job: &Job,
+    orders: &[Order],
+    solver: Solver,
+    config: &PlanConfig,
+) -> Result<Arc<Box<RawValue>>, String> {
+    let engine = &state.engine;
+    let view = LedgerView { network: engine.network(), ledger: engine.ledger(), now: now() };
+    let inst = Instance::build(engine, &view, state.router.cost(), orders, config, job);
+    let plan = match solver {
+        Solver::Greedy => plan::greedy(&inst),
+        Solver::Lp => lp::solve(&inst, lp::LpOptions::default(), None, job).map_err(|e| e.to_string())?,
+    };
+    let report = PlanReport::new(engine.network(), orders, &inst, &plan, 10);
+    let greedy_comparison =
+        (solver == Solver::Lp).then(|| Comparison::against_greedy(engine.network(), orders, &inst, &report));
+    #[derive(Serialize)]
+    struct Out<'a> {
+        #[serde(flatten)]
+        report: &'a PlanReport,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        greedy_comparison: Option<Comparison>,
+    }
+    let json =
+        serde_json::to_string(&Out { report: &report, greedy_comparison }).map_err(|e| e.to_string())?;
+    RawValue::from_string(json).map(Arc::new).map_err(|e| e.to_string())
+}
