@@ -25,8 +25,7 @@ use crate::model::StoreIdx;
 use good_lp::constraint::ConstraintReference;
 use good_lp::solvers::highs::highs;
 use good_lp::{
-    variable, Constraint, DualValues, Expression, ProblemVariables, Solution, SolutionWithDual, SolverModel,
-    Variable,
+    variable, DualValues, Expression, ProblemVariables, Solution, SolutionWithDual, SolverModel, Variable,
 };
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHasher};
@@ -393,8 +392,10 @@ pub fn solve(
     let (components, solutions, solved, reused, rounds) = if !options.decompose {
         let components = monolith(&pre);
         progress.stage("solve", components.len() as u64);
-        let solutions =
-            components.iter().map(|c| solve_component(&pre, c, false)).collect::<Result<Vec<_>, _>>()?;
+        let solutions = components
+            .iter()
+            .map(|c| solve_component(&pre, c, Mode::Monolithic))
+            .collect::<Result<Vec<_>, _>>()?;
         let n = components.len();
         (components, solutions, n, 0, 1)
     } else {
@@ -421,7 +422,21 @@ pub fn solve(
         (components, solutions, solved, reused, rounds)
     };
 
-    // Read the LP solutions back: integral orders take their choice, the rest are repaired.
+    // Fractional components get an integral solve (branch and bound on the same rows); its
+    // choices are taken where they fit, the rest are repaired like any fractional order.
+    progress.stage("integral", 0);
+    let mips: Vec<Option<Vec<f64>>> = components
+        .par_iter()
+        .zip(&solutions)
+        .with_max_len(1)
+        .map(|(c, s)| {
+            (!is_integral(&s.values) && !c.rows.is_empty() && c.orders.len() <= MIP_MAX_ORDERS)
+                .then(|| solve_component(&pre, c, Mode::Integer).ok().map(|m| m.values))
+                .flatten()
+        })
+        .collect();
+
+    // Read the solutions back: integral orders take their choice, the rest are repaired.
     let mut choices: Vec<Option<Choice>> = pre.fixed.clone();
     let mut lower_bound: f64 =
         choices.iter().enumerate().filter_map(|(o, c)| c.as_ref().and_then(|c| inst.cost_of(o, c))).sum();
@@ -429,7 +444,9 @@ pub fn solve(
     let mut fractional: Vec<(usize, Vec<(f64, Choice)>)> = Vec::new();
     let mut duals = Vec::new();
     let (mut lp_columns, mut lp_rows) = (0, 0);
-    for (c, s) in components.iter().zip(&solutions) {
+    let mut fractional_orders = 0;
+    let mut deferred: Vec<(usize, Option<Choice>, Vec<(f64, Choice)>)> = Vec::new();
+    for ((c, s), mip) in components.iter().zip(&solutions).zip(&mips) {
         lower_bound += s.objective;
         lp_columns += s.values.len();
         lp_rows += c.rows.len() + c.orders.len();
@@ -441,18 +458,35 @@ pub fn solve(
         let mut at = 0;
         for &o in &c.orders {
             let o = o as usize;
-            let (cands, used) = read_order(&pre, o, &s.values[at..]);
+            let (mut cands, used) = read_order(&pre, o, &s.values[at..]);
+            let lp_integral = cands.first().is_some_and(|(v, _)| *v >= 1.0 - INT_TOL);
+            if !lp_integral {
+                fractional_orders += 1;
+            }
+            if let Some(m) = mip {
+                // After every LP-integral order: the integral solution may use rows outside
+                // the model differently, so its choices are taken only where they fit.
+                let first = read_order(&pre, o, &m[at..]).0.into_iter().next().map(|(_, c)| c);
+                deferred.push((o, first, cands));
+                at += used;
+                continue;
+            }
             at += used;
-            match cands.first() {
-                Some((v, choice)) if *v >= 1.0 - INT_TOL => {
-                    apply(inst, o, choice, &mut left);
-                    choices[o] = Some(choice.clone());
-                }
-                _ => fractional.push((o, cands)),
+            if lp_integral {
+                let (_, choice) = cands.swap_remove(0);
+                apply(inst, o, &choice, &mut left);
+                choices[o] = Some(choice);
+            } else {
+                fractional.push((o, cands));
             }
         }
     }
-    let fractional_orders = fractional.len();
+    for (o, first, cands) in deferred {
+        match first {
+            Some(choice) if take_if_fits(inst, o, &choice, &mut left) => choices[o] = Some(choice),
+            _ => fractional.push((o, cands)),
+        }
+    }
     fractional.sort_by(|a, b| {
         let va = a.1.first().map_or(0.0, |c| c.0);
         let vb = b.1.first().map_or(0.0, |c| c.0);
@@ -767,20 +801,16 @@ impl IntegerIf for good_lp::VariableDefinition {
     }
 }
 
-/// Solves one component: the LP, then branch and bound when the LP is fractional (keeping the
-/// LP's bound and duals). A component without rows takes each order's cheapest option.
+/// Solves one component's LP. A component of one order without rows takes its cheapest option.
 fn solve_exact(pre: &Presolve, c: &Component) -> Result<ComponentSolution, PlanError> {
     if c.rows.is_empty() && c.orders.len() == 1 {
         return Ok(cheapest(pre, c.orders[0] as usize));
     }
-    let lp = solve_component(pre, c, false)?;
-    if lp.values.iter().all(|v| (v - v.round()).abs() <= INT_TOL) || c.orders.len() > MIP_MAX_ORDERS {
-        return Ok(lp);
-    }
-    match solve_component(pre, c, true) {
-        Ok(mip) => Ok(ComponentSolution { values: mip.values, ..lp }),
-        Err(_) => Ok(lp),
-    }
+    solve_component(pre, c, Mode::Lp)
+}
+
+fn is_integral(values: &[f64]) -> bool {
+    values.iter().all(|v| (v - v.round()).abs() <= INT_TOL)
 }
 
 /// The cheapest live option of order `o` as column values (an order with no constraints).
@@ -830,80 +860,225 @@ fn cheapest(pre: &Presolve, o: usize) -> ComponentSolution {
 }
 
 /// Builds and solves one component's LP (or, with `integer`, its integer program).
-fn solve_component(pre: &Presolve, c: &Component, integer: bool) -> Result<ComponentSolution, PlanError> {
+/// How to hand a component to HiGHS.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Mode {
+    /// The LP with settings tuned for small sparse components.
+    Lp,
+    /// The integer program (branch and bound).
+    Integer,
+    /// The LP with HiGHS's default settings, as a peer would run it.
+    Monolithic,
+}
+
+/// One column of a component: an option of an order, or the order's split column `z`.
+#[derive(Copy, Clone)]
+struct Col {
+    order: usize,
+    /// The option index, `None` for `z`.
+    opt: Option<usize>,
+}
+
+/// Components from this many orders are solved by column generation.
+const COLUMN_GENERATION_ORDERS: usize = 5_000;
+/// Options per order (and per line) in the first restricted LP of column generation.
+const INITIAL_COLUMNS: usize = 3;
+
+/// Solves one component. `Lp` runs column generation: the LP over each order's few cheapest
+/// options (and every fallback), then columns with negative reduced cost under its duals are
+/// added until none is left, which proves the full LP optimal.
+fn solve_component(pre: &Presolve, c: &Component, mode: Mode) -> Result<ComponentSolution, PlanError> {
     let inst = pre.inst;
-    let mut vars = ProblemVariables::new();
-    let mut objective = Expression::with_capacity(c.orders.len() * 4);
-    let mut columns: Vec<Variable> = Vec::new();
-    let mut row_expr: FxHashMap<usize, Expression> = FxHashMap::default();
-    let mut equalities: Vec<Constraint> = Vec::with_capacity(c.orders.len());
+    // Column generation pays off on large components only.
+    let generate = mode == Mode::Lp && c.orders.len() >= COLUMN_GENERATION_ORDERS;
+    let mut cols: Vec<Col> = Vec::new();
+    let mut active: Vec<bool> = Vec::new();
     for &o in &c.orders {
         let o = o as usize;
         let n_lines = inst.lines(o).len();
-        let mut convex = Expression::with_capacity(4);
-        let mut lines: Vec<Expression> = vec![Expression::default(); n_lines];
+        let live: Vec<usize> = inst.option_range(o).filter(|&i| pre.alive[i]).collect();
+        // Rank of each live option among its kind (whole, or its line), by cost.
+        let mut keep = vec![!generate; live.len()];
+        for group in 0..=n_lines {
+            let mut idx: Vec<usize> = (0..live.len())
+                .filter(|&j| match inst.opts[live[j]].kind {
+                    OptKind::Whole => group == n_lines,
+                    OptKind::Line(n) => usize::from(n) == group,
+                    OptKind::Dc | OptKind::Unfilled => false,
+                })
+                .collect();
+            idx.sort_by(|&a, &b| inst.opts[live[a]].cost.total_cmp(&inst.opts[live[b]].cost));
+            for &j in idx.iter().take(INITIAL_COLUMNS) {
+                keep[j] = true;
+            }
+        }
         let mut has_split = false;
-        for i in inst.option_range(o) {
-            if !pre.alive[i] {
-                continue;
-            }
-            let x = &inst.opts[i];
-            let v = vars.add(variable().min(0.0).max(1.0).integer_if(integer));
-            columns.push(v);
-            objective.add_mul(x.cost, v);
-            match x.kind {
-                OptKind::Line(n) => {
-                    has_split = true;
-                    lines[usize::from(n)].add_mul(1.0, v);
-                }
-                _ => convex.add_mul(1.0, v),
-            }
-            inst.rows_of(o, x, |r, coef| {
-                if pre.contested(r) {
-                    row_expr.entry(r).or_default().add_mul(coef, v);
-                }
-            });
+        for (j, &i) in live.iter().enumerate() {
+            let kind = inst.opts[i].kind;
+            has_split |= matches!(kind, OptKind::Line(_));
+            cols.push(Col { order: o, opt: Some(i) });
+            active.push(keep[j] || matches!(kind, OptKind::Dc | OptKind::Unfilled));
         }
         if has_split {
-            let z = vars.add(variable().min(0.0).max(1.0).integer_if(integer));
-            columns.push(z);
-            objective.add_mul(-inst.split_penalty, z);
-            convex.add_mul(1.0, z);
-            for mut e in lines {
-                e.add_mul(-1.0, z);
-                equalities.push(e.eq(0.0));
+            cols.push(Col { order: o, opt: None });
+            active.push(true);
+        }
+    }
+    loop {
+        let r = solve_restricted(pre, c, mode, &cols, &active)?;
+        if !generate {
+            return Ok(r.solution);
+        }
+        // Price the inactive columns: reduced cost = cost - (order or line dual) - row duals.
+        let mut added = 0;
+        let mut line_of = 0usize;
+        let mut at_order = usize::MAX;
+        let mut order_pos = 0usize;
+        for (j, col) in cols.iter().enumerate() {
+            if col.order != at_order {
+                at_order = col.order;
+                order_pos = c.orders.binary_search(&(col.order as u32)).expect("component order");
+                line_of = r.line_start[order_pos];
+            }
+            if active[j] {
+                continue;
+            }
+            let i = col.opt.expect("z is always active");
+            let x = &inst.opts[i];
+            let mut rc = x.cost
+                - match x.kind {
+                    OptKind::Line(n) => r.line_duals[line_of + usize::from(n)],
+                    _ => r.order_duals[order_pos],
+                };
+            inst.rows_of(col.order, x, |row, coef| {
+                if let Ok(k) = c.rows.binary_search(&row) {
+                    rc -= coef * r.solution.duals[k];
+                }
+            });
+            if rc < -1e-7 {
+                active[j] = true;
+                added += 1;
             }
         }
-        equalities.push(convex.eq(1.0));
+        if added == 0 {
+            return Ok(r.solution);
+        }
     }
-    let mut model = vars.minimise(objective.clone()).using(highs).set_threads(1);
-    // Components are small and sparse: HiGHS's presolve costs more than it saves, and devex
-    // pricing beats steepest edge here (measured on the 20k x 100k instances).
-    model = model.set_option("presolve", "off").set_option("simplex_dual_edge_weight_strategy", 1);
+}
+
+/// A restricted LP's solution and the duals pricing needs.
+struct Restricted {
+    /// Values of every column (inactive ones 0), objective, duals of `c.rows`.
+    solution: ComponentSolution,
+    /// Dual of each order's convexity row, in component order.
+    order_duals: Vec<f64>,
+    /// Duals of the line rows; order `k`'s lines start at `line_start[k]`.
+    line_duals: Vec<f64>,
+    line_start: Vec<usize>,
+}
+
+fn solve_restricted(
+    pre: &Presolve,
+    c: &Component,
+    mode: Mode,
+    cols: &[Col],
+    active: &[bool],
+) -> Result<Restricted, PlanError> {
+    let integer = mode == Mode::Integer;
+    let inst = pre.inst;
+    let mut vars = ProblemVariables::new();
+    let mut objective = Expression::with_capacity(cols.len());
+    let mut columns: Vec<Option<Variable>> = Vec::with_capacity(cols.len());
+    let mut row_expr: Vec<Expression> = vec![Expression::default(); c.rows.len()];
+    let mut convex: Vec<Expression> = vec![Expression::default(); c.orders.len()];
+    let mut line_start = Vec::with_capacity(c.orders.len());
+    let mut lines: Vec<Expression> = Vec::new();
+    let mut split_of: Vec<Option<Variable>> = vec![None; c.orders.len()];
+    let mut k = usize::MAX;
+    let mut at_order = usize::MAX;
+    for (col, &on) in cols.iter().zip(active) {
+        if col.order != at_order {
+            at_order = col.order;
+            k = k.wrapping_add(1);
+            line_start.push(lines.len());
+            lines.extend((0..inst.lines(col.order).len()).map(|_| Expression::default()));
+        }
+        if !on {
+            columns.push(None);
+            continue;
+        }
+        let v = vars.add(variable().min(0.0).max(1.0).integer_if(integer));
+        columns.push(Some(v));
+        match col.opt {
+            None => {
+                objective.add_mul(-inst.split_penalty, v);
+                convex[k].add_mul(1.0, v);
+                split_of[k] = Some(v);
+            }
+            Some(i) => {
+                let x = &inst.opts[i];
+                objective.add_mul(x.cost, v);
+                match x.kind {
+                    OptKind::Line(n) => lines[line_start[k] + usize::from(n)].add_mul(1.0, v),
+                    _ => convex[k].add_mul(1.0, v),
+                }
+                inst.rows_of(col.order, x, |r, coef| {
+                    if let Ok(at) = c.rows.binary_search(&r) {
+                        row_expr[at].add_mul(coef, v);
+                    }
+                });
+            }
+        }
+    }
+    let mut model = vars.minimise(objective.clone()).using(highs);
+    if mode != Mode::Monolithic {
+        // Components are small and sparse: HiGHS's presolve costs more than it saves, and
+        // devex pricing beats steepest edge here (measured on the 20k x 100k instances).
+        model = model
+            .set_threads(1)
+            .set_option("presolve", "off")
+            .set_option("simplex_dual_edge_weight_strategy", 1);
+    }
     if integer {
         model = model.set_option("mip_rel_gap", 1e-7).set_time_limit(MIP_SECONDS);
     }
-    for e in equalities {
-        model.add_constraint(e);
+    let order_refs: Vec<ConstraintReference> =
+        convex.into_iter().map(|e| model.add_constraint(e.eq(1.0))).collect();
+    let mut line_refs: Vec<Option<ConstraintReference>> = Vec::with_capacity(lines.len());
+    for (k, &start) in line_start.iter().enumerate() {
+        let end = line_start.get(k + 1).copied().unwrap_or(lines.len());
+        for e in &mut lines[start..end] {
+            line_refs.push(split_of[k].map(|z| {
+                let mut e = std::mem::take(e);
+                e.add_mul(-1.0, z);
+                model.add_constraint(e.eq(0.0))
+            }));
+        }
     }
-    let refs: Vec<ConstraintReference> = c
-        .rows
-        .iter()
-        .map(|r| {
-            let e = row_expr.remove(r).unwrap_or_default();
-            model.add_constraint(e.leq(pre.left[*r]))
-        })
-        .collect();
+    let refs: Vec<ConstraintReference> =
+        row_expr.into_iter().zip(&c.rows).map(|(e, r)| model.add_constraint(e.leq(pre.left[*r]))).collect();
     let mut sol =
         model.solve().map_err(|e| PlanError::Solver { orders: c.orders.len(), message: e.to_string() })?;
-    let values: Vec<f64> = columns.iter().map(|&v| sol.value(v)).collect();
+    let values: Vec<f64> = columns.iter().map(|v| v.map_or(0.0, |v| sol.value(v))).collect();
     let objective = sol.eval(&objective);
     if integer {
-        return Ok(ComponentSolution { values, objective, duals: Vec::new() });
+        return Ok(Restricted {
+            solution: ComponentSolution { values, objective, duals: Vec::new() },
+            order_duals: Vec::new(),
+            line_duals: Vec::new(),
+            line_start,
+        });
     }
     let dual = sol.compute_dual();
     let duals = refs.into_iter().map(|r| dual.dual(r)).collect();
-    Ok(ComponentSolution { values, objective, duals })
+    let order_duals = order_refs.into_iter().map(|r| dual.dual(r)).collect();
+    let line_duals = line_refs.into_iter().map(|r| r.map_or(0.0, |r| dual.dual(r))).collect();
+    Ok(Restricted {
+        solution: ComponentSolution { values, objective, duals },
+        order_duals,
+        line_duals,
+        line_start,
+    })
 }
 
 /// The candidate choices of order `o` from its LP column values (in build order), best first,

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Batch-optimizer benchmark, side by side in one run: omniroute LP and greedy against OR-tools
+# min-cost flow (benches/peer_mcf.py) and HiGHS on the monolithic LP (omniroute --monolithic),
+# on generated instances. Results go to stdout as one JSON line per run; BENCHMARKS.md records
+# them.
+#
+#   benches/plan.sh [small|large|all]   (default: small = the 20,000-store instances)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-small}
+scripts/setup
+cargo build --release --locked -p omniroute >&2
+bin=target/release/omniroute
+venv=target/peer-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import ortools, numpy" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "ortools==9.15.6755" "numpy>=1.26"
+fi
+
+# Single-line instances are contested: 50 of 200 SKUs per store, a tenth of the default stock.
+# Mixed-line instances keep the default stock (contested mixed instances are still too slow: see
+# BENCHMARKS.md).
+gen() { # dir stores orders lines max_qty stock_scale
+  [ -f "$1/orders.jsonl" ] && return
+  $bin generate --stores "$2" --orders "$3" --skus 200 --skus-per-store 50 --stock-scale "$6" \
+    --lines "$4" --max-qty "$5" --pickup-share 0 --out "$1" >&2
+}
+measure() { # label, command...
+  local label=$1; shift
+  local t0=$(date +%s.%N)
+  /usr/bin/time -f '%M' -o /tmp/plan-bench-rss "$@" > /tmp/plan-bench-out
+  local t1=$(date +%s.%N)
+  python3 - "$label" "$t0" "$t1" <<'PY'
+import json, sys
+label, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+out = open("/tmp/plan-bench-out").read().strip()
+rss = int(open("/tmp/plan-bench-rss").read().split()[-1]) / 1024
+try:
+    j = json.loads(out.splitlines()[-1] if out.startswith("{\"peer") else out)
+except Exception:
+    j = {"raw": out[-500:]}
+row = {"run": label, "wall_s": round(t1 - t0, 2), "peak_rss_mib": round(rss)}
+if "violations" in j:
+    row["violations"] = j["violations"]
+if "kpis" in j:
+    row.update(cost=j["kpis"]["cost"], dc_share=j["kpis"]["dc_share"], split_rate=j["kpis"]["split_rate"],
+               load_s=round(j["load_s"], 2), candidates_s=round(j["candidates_s"], 2), solve_s=round(j["solve_s"], 2))
+    if j.get("lp"):
+        lp = j["lp"]
+        row.update(lp_bound=lp["lower_bound"], gap=lp["gap"], fixed=lp["fixed_by_presolve"],
+                   components=lp["components"], largest=lp["largest_component"], rounds=lp["lazy_rounds"],
+                   fractional=lp["fractional_orders"])
+    if j.get("greedy_comparison"):
+        g = j["greedy_comparison"]
+        row.update(greedy_cost=g["greedy_cost"], greedy_dc_share=g["greedy_dc_share"], greedy_excess=g["greedy_excess"])
+else:
+    row.update(j)
+print(json.dumps(row), flush=True)
+PY
+}
+
+run_set() { # dir single(1/0) monolithic(1/0)
+  local d=$1 w=()
+  # Single-line runs use the peers' weights (1 per km, DC 500); mixed runs the default weights.
+  [ "$2" = 1 ] && w=(--peer-weights)
+  measure "$d lp" $bin optimize --data "$d" "${w[@]}" --check --json
+  measure "$d greedy" $bin optimize --data "$d" "${w[@]}" --solver greedy --json
+  if [ "$2" = 1 ]; then
+    $bin optimize --data "$d" --peer-weights --export-mcf "$d/instance.mcf" >&2
+    measure "$d ortools-mcf" "$venv/bin/python" benches/peer_mcf.py "$d/instance.mcf"
+  fi
+  if [ "$3" = 1 ]; then
+    measure "$d highs-monolithic" $bin optimize --data "$d" --peer-weights --monolithic --no-compare --json
+  fi
+}
+
+if [ "$which" = small ] || [ "$which" = all ]; then
+  gen data/large/b20k-1 20000 100000 1 1 0.1
+  gen data/large/b20k-mixd 20000 100000 mixed 3 1
+  run_set data/large/b20k-1 1 1
+  run_set data/large/b20k-mixd 0 0
+fi
+if [ "$which" = large ] || [ "$which" = all ]; then
+  gen data/large/b180k-1 180000 1000000 1 1 0.1
+  gen data/large/b180k-mixd 180000 1000000 mixed 3 1
+  run_set data/large/b180k-1 1 0
+  run_set data/large/b180k-mixd 0 0
+fi
