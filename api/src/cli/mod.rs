@@ -40,6 +40,28 @@ pub enum Command {
     Optimize(optimize::Args),
 }
 
+/// A dataset directory and an order file in it (or elsewhere).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatasetArgs {
+    /// Dataset directory (default: the bundled sample).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Order file (default: orders.jsonl in the dataset directory).
+    #[arg(long)]
+    pub orders: Option<PathBuf>,
+}
+
+impl DatasetArgs {
+    /// The dataset directory.
+    pub fn dir(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(default_data_dir)
+    }
+    /// The order file.
+    pub fn orders_path(&self) -> PathBuf {
+        self.orders.clone().unwrap_or_else(|| self.dir().join("orders.jsonl"))
+    }
+}
+
 /// Which travel-cost model gives ETAs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CostModel {

@@ -1,7 +1,7 @@
 //! `omniroute optimize`: a batch plan for an order file, greedy or LP, with KPIs, the greedy-versus-LP
 //! gap, shadow prices and an optional independent check.
 
-use super::{default_data_dir, load_engine, CostModel};
+use super::{load_engine, CostModel, DatasetArgs};
 use crate::data::read_orders;
 use crate::progress::Bar;
 use anyhow::Context;
@@ -20,12 +20,8 @@ pub enum SolverArg {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Dataset directory (default: the bundled sample).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Orders to plan (default: orders.jsonl in the dataset directory).
-    #[arg(long)]
-    pub orders: Option<PathBuf>,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
     #[arg(long, value_enum, default_value_t = SolverArg::Lp)]
     pub solver: SolverArg,
     /// Write the plan (assignments, KPIs, LP statistics, shadow prices) as JSON here.
@@ -105,9 +101,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         !(a.monolithic && a.solver == SolverArg::Greedy),
         "--monolithic applies to --solver lp only"
     );
-    let dir = a.data.clone().unwrap_or_else(default_data_dir);
+    let dir = a.dataset.dir();
     let (engine, load_s) = load_engine(&dir, optimizer::EngineConfig::default())?;
-    let path = a.orders.clone().unwrap_or_else(|| dir.join("orders.jsonl"));
+    let path = a.dataset.orders_path();
     let orders = read_orders(&path)?;
     anyhow::ensure!(!orders.is_empty(), "{}: no orders to plan", path.display());
     let now = orders.iter().map(Order::created_at).min().unwrap_or(Timestamp(0));
@@ -278,13 +274,7 @@ fn export_mcf(inst: &Instance, path: &Path) -> anyhow::Result<()> {
             "--export-mcf needs single-line, one-unit orders (order #{o} has {} lines)",
             lines.len()
         );
-        let fallback = inst
-            .options(o)
-            .iter()
-            .filter(|x| matches!(x.kind, OptKind::Dc | OptKind::Unfilled))
-            .map(|x| x.cost)
-            .fold(f64::INFINITY, f64::min);
-        arc(order(o), 0, 1, micro(fallback));
+        arc(order(o), 0, 1, micro(inst.fallback_cost(o)));
         for x in inst.options(o).iter().filter(|x| x.kind == OptKind::Whole) {
             let (s, k) = (optimizer::model::StoreIdx(x.store), optimizer::model::SkuIdx(lines[0].0));
             let r = inst.cell_row(s, k).expect("option cells are rows");

@@ -1,20 +1,16 @@
-use super::{default_data_dir, load_engine, RoutingArgs};
+use super::{load_engine, DatasetArgs, RoutingArgs};
 use crate::data::read_orders;
 use crate::progress::Bar;
 use anyhow::Context;
 use optimizer::kpi::{KpiAccumulator, Kpis};
 use optimizer::router::Router;
-use std::path::PathBuf;
+
 use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Dataset directory (default: the bundled sample).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Order stream (default: orders.jsonl in the dataset directory).
-    #[arg(long)]
-    pub orders: Option<PathBuf>,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
     /// Keep reservations held (they expire after the TTL) instead of committing each order as
     /// shipped right after routing.
     #[arg(long)]
@@ -27,9 +23,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let dir = a.data.unwrap_or_else(default_data_dir);
+    let dir = a.dataset.dir();
     let (engine, load_s) = load_engine(&dir, optimizer::EngineConfig::default())?;
-    let path = a.orders.unwrap_or_else(|| dir.join("orders.jsonl"));
+    let path = a.dataset.orders_path();
     let mut orders = read_orders(&path)?;
     orders.sort_by_key(|o| o.created_at());
     let router = Router::new(a.routing.router_config()?, a.routing.travel_cost(&engine));

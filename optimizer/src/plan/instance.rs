@@ -418,6 +418,15 @@ impl Instance {
         }
     }
 
+    /// The cheapest uncapacitated option of order `o` (its DC or leaving it unfilled).
+    pub fn fallback_cost(&self, o: usize) -> f64 {
+        self.options(o)
+            .iter()
+            .filter(|x| matches!(x.kind, OptKind::Dc | OptKind::Unfilled))
+            .map(|x| x.cost)
+            .fold(f64::INFINITY, f64::min)
+    }
+
     /// The split penalty the line options include.
     pub fn split_penalty(&self) -> f64 {
         self.split_penalty

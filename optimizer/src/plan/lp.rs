@@ -349,6 +349,9 @@ fn max_use(inst: &Instance, o: usize, keep: impl Fn(usize) -> bool) -> Vec<(usiz
     out
 }
 
+/// An order of an integrally solved component: its integral choice and its LP candidates.
+type Deferred = (usize, Option<Choice>, Vec<(f64, Choice)>);
+
 /// One component: its orders, their live options and the rows they contest.
 struct Component {
     orders: Vec<u32>,
@@ -445,7 +448,7 @@ pub fn solve(
     let mut duals = Vec::new();
     let (mut lp_columns, mut lp_rows) = (0, 0);
     let mut fractional_orders = 0;
-    let mut deferred: Vec<(usize, Option<Choice>, Vec<(f64, Choice)>)> = Vec::new();
+    let mut deferred: Vec<Deferred> = Vec::new();
     for ((c, s), mip) in components.iter().zip(&solutions).zip(&mips) {
         lower_bound += s.objective;
         lp_columns += s.values.len();
@@ -879,116 +882,36 @@ struct Col {
     opt: Option<usize>,
 }
 
-/// Components from this many orders are solved by column generation.
-const COLUMN_GENERATION_ORDERS: usize = 5_000;
-/// Options per order (and per line) in the first restricted LP of column generation.
-const INITIAL_COLUMNS: usize = 3;
-
-/// Solves one component. `Lp` runs column generation: the LP over each order's few cheapest
-/// options (and every fallback), then columns with negative reduced cost under its duals are
-/// added until none is left, which proves the full LP optimal.
+/// Solves one component: every live option of its orders is a column.
 fn solve_component(pre: &Presolve, c: &Component, mode: Mode) -> Result<ComponentSolution, PlanError> {
     let inst = pre.inst;
-    // Column generation pays off on large components only.
-    let generate = mode == Mode::Lp && c.orders.len() >= COLUMN_GENERATION_ORDERS;
     let mut cols: Vec<Col> = Vec::new();
-    let mut active: Vec<bool> = Vec::new();
     for &o in &c.orders {
         let o = o as usize;
-        let n_lines = inst.lines(o).len();
-        let live: Vec<usize> = inst.option_range(o).filter(|&i| pre.alive[i]).collect();
-        // Rank of each live option among its kind (whole, or its line), by cost.
-        let mut keep = vec![!generate; live.len()];
-        for group in 0..=n_lines {
-            let mut idx: Vec<usize> = (0..live.len())
-                .filter(|&j| match inst.opts[live[j]].kind {
-                    OptKind::Whole => group == n_lines,
-                    OptKind::Line(n) => usize::from(n) == group,
-                    OptKind::Dc | OptKind::Unfilled => false,
-                })
-                .collect();
-            idx.sort_by(|&a, &b| inst.opts[live[a]].cost.total_cmp(&inst.opts[live[b]].cost));
-            for &j in idx.iter().take(INITIAL_COLUMNS) {
-                keep[j] = true;
-            }
-        }
         let mut has_split = false;
-        for (j, &i) in live.iter().enumerate() {
-            let kind = inst.opts[i].kind;
-            has_split |= matches!(kind, OptKind::Line(_));
+        for i in inst.option_range(o).filter(|&i| pre.alive[i]) {
+            has_split |= matches!(inst.opts[i].kind, OptKind::Line(_));
             cols.push(Col { order: o, opt: Some(i) });
-            active.push(keep[j] || matches!(kind, OptKind::Dc | OptKind::Unfilled));
         }
         if has_split {
             cols.push(Col { order: o, opt: None });
-            active.push(true);
         }
     }
-    loop {
-        let r = solve_restricted(pre, c, mode, &cols, &active)?;
-        if !generate {
-            return Ok(r.solution);
-        }
-        // Price the inactive columns: reduced cost = cost - (order or line dual) - row duals.
-        let mut added = 0;
-        let mut line_of = 0usize;
-        let mut at_order = usize::MAX;
-        let mut order_pos = 0usize;
-        for (j, col) in cols.iter().enumerate() {
-            if col.order != at_order {
-                at_order = col.order;
-                order_pos = c.orders.binary_search(&(col.order as u32)).expect("component order");
-                line_of = r.line_start[order_pos];
-            }
-            if active[j] {
-                continue;
-            }
-            let i = col.opt.expect("z is always active");
-            let x = &inst.opts[i];
-            let mut rc = x.cost
-                - match x.kind {
-                    OptKind::Line(n) => r.line_duals[line_of + usize::from(n)],
-                    _ => r.order_duals[order_pos],
-                };
-            inst.rows_of(col.order, x, |row, coef| {
-                if let Ok(k) = c.rows.binary_search(&row) {
-                    rc -= coef * r.solution.duals[k];
-                }
-            });
-            if rc < -1e-7 {
-                active[j] = true;
-                added += 1;
-            }
-        }
-        if added == 0 {
-            return Ok(r.solution);
-        }
-    }
+    solve_columns(pre, c, mode, &cols)
 }
 
-/// A restricted LP's solution and the duals pricing needs.
-struct Restricted {
-    /// Values of every column (inactive ones 0), objective, duals of `c.rows`.
-    solution: ComponentSolution,
-    /// Dual of each order's convexity row, in component order.
-    order_duals: Vec<f64>,
-    /// Duals of the line rows; order `k`'s lines start at `line_start[k]`.
-    line_duals: Vec<f64>,
-    line_start: Vec<usize>,
-}
-
-fn solve_restricted(
+/// Builds the LP (or integer program) over `cols` and solves it with HiGHS.
+fn solve_columns(
     pre: &Presolve,
     c: &Component,
     mode: Mode,
     cols: &[Col],
-    active: &[bool],
-) -> Result<Restricted, PlanError> {
+) -> Result<ComponentSolution, PlanError> {
     let integer = mode == Mode::Integer;
     let inst = pre.inst;
     let mut vars = ProblemVariables::new();
     let mut objective = Expression::with_capacity(cols.len());
-    let mut columns: Vec<Option<Variable>> = Vec::with_capacity(cols.len());
+    let mut columns: Vec<Variable> = Vec::with_capacity(cols.len());
     let mut row_expr: Vec<Expression> = vec![Expression::default(); c.rows.len()];
     let mut convex: Vec<Expression> = vec![Expression::default(); c.orders.len()];
     let mut line_start = Vec::with_capacity(c.orders.len());
@@ -996,19 +919,15 @@ fn solve_restricted(
     let mut split_of: Vec<Option<Variable>> = vec![None; c.orders.len()];
     let mut k = usize::MAX;
     let mut at_order = usize::MAX;
-    for (col, &on) in cols.iter().zip(active) {
+    for col in cols {
         if col.order != at_order {
             at_order = col.order;
             k = k.wrapping_add(1);
             line_start.push(lines.len());
             lines.extend((0..inst.lines(col.order).len()).map(|_| Expression::default()));
         }
-        if !on {
-            columns.push(None);
-            continue;
-        }
         let v = vars.add(variable().min(0.0).max(1.0).integer_if(integer));
-        columns.push(Some(v));
+        columns.push(v);
         match col.opt {
             None => {
                 objective.add_mul(-inst.split_penalty, v);
@@ -1042,43 +961,31 @@ fn solve_restricted(
     if integer {
         model = model.set_option("mip_rel_gap", 1e-7).set_time_limit(MIP_SECONDS);
     }
-    let order_refs: Vec<ConstraintReference> =
-        convex.into_iter().map(|e| model.add_constraint(e.eq(1.0))).collect();
-    let mut line_refs: Vec<Option<ConstraintReference>> = Vec::with_capacity(lines.len());
+    for e in convex {
+        model.add_constraint(e.eq(1.0));
+    }
     for (k, &start) in line_start.iter().enumerate() {
         let end = line_start.get(k + 1).copied().unwrap_or(lines.len());
-        for e in &mut lines[start..end] {
-            line_refs.push(split_of[k].map(|z| {
+        if let Some(z) = split_of[k] {
+            for e in &mut lines[start..end] {
                 let mut e = std::mem::take(e);
                 e.add_mul(-1.0, z);
-                model.add_constraint(e.eq(0.0))
-            }));
+                model.add_constraint(e.eq(0.0));
+            }
         }
     }
     let refs: Vec<ConstraintReference> =
         row_expr.into_iter().zip(&c.rows).map(|(e, r)| model.add_constraint(e.leq(pre.left[*r]))).collect();
     let mut sol =
         model.solve().map_err(|e| PlanError::Solver { orders: c.orders.len(), message: e.to_string() })?;
-    let values: Vec<f64> = columns.iter().map(|v| v.map_or(0.0, |v| sol.value(v))).collect();
+    let values: Vec<f64> = columns.iter().map(|&v| sol.value(v)).collect();
     let objective = sol.eval(&objective);
     if integer {
-        return Ok(Restricted {
-            solution: ComponentSolution { values, objective, duals: Vec::new() },
-            order_duals: Vec::new(),
-            line_duals: Vec::new(),
-            line_start,
-        });
+        return Ok(ComponentSolution { values, objective, duals: Vec::new() });
     }
     let dual = sol.compute_dual();
     let duals = refs.into_iter().map(|r| dual.dual(r)).collect();
-    let order_duals = order_refs.into_iter().map(|r| dual.dual(r)).collect();
-    let line_duals = line_refs.into_iter().map(|r| r.map_or(0.0, |r| dual.dual(r))).collect();
-    Ok(Restricted {
-        solution: ComponentSolution { values, objective, duals },
-        order_duals,
-        line_duals,
-        line_start,
-    })
+    Ok(ComponentSolution { values, objective, duals })
 }
 
 /// The candidate choices of order `o` from its LP column values (in build order), best first,

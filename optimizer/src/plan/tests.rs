@@ -233,13 +233,7 @@ fn min_cost_flow(inst: &Instance) -> f64 {
     };
     for o in 0..n {
         add(&mut edges, src, order_node(o), 1, 0.0);
-        let fallback = inst
-            .options(o)
-            .iter()
-            .filter(|x| matches!(x.kind, OptKind::Dc | OptKind::Unfilled))
-            .map(|x| x.cost)
-            .fold(f64::INFINITY, f64::min);
-        add(&mut edges, order_node(o), sink, 1, fallback);
+        add(&mut edges, order_node(o), sink, 1, inst.fallback_cost(o));
         for x in inst.options(o).iter().filter(|x| x.kind == OptKind::Whole) {
             let sku = SkuIdx(inst.lines(o)[0].0);
             let r = inst.cell_row(StoreIdx(x.store), sku).unwrap();
