@@ -13,15 +13,36 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// A field error of an order inside a batch: its path gets the order's prefix.
-pub(super) fn field_error(mut e: FieldError, prefix: &str) -> ApiError {
+fn field_error(mut e: FieldError, prefix: &str) -> ApiError {
     if !prefix.is_empty() && !e.field_is_body() {
         e.field = format!("{prefix}.{}", e.field);
     }
     ApiError::from(e)
 }
 
+/// Parses and checks item `i` of a list of orders (`orders[i]...` in error fields), refusing an
+/// order id already in `seen`; `list` names the list in that message ("batch", "plan").
+pub(super) fn parse_listed(
+    state: &AppState,
+    raw: &str,
+    i: usize,
+    seen: &mut rustc_hash::FxHashSet<OrderId>,
+    list: &str,
+) -> Result<Order, ApiError> {
+    let prefix = format!("orders[{i}]");
+    let o = parse_order(raw).map_err(|e| field_error(e, &prefix))?;
+    validate(state, &o, &prefix)?;
+    if !seen.insert(o.id().clone()) {
+        return Err(ApiError::invalid(
+            format!("{prefix}.order_id"),
+            format!("order {} appears twice in this {list}", o.id()),
+        ));
+    }
+    Ok(o)
+}
+
 /// Checks an order against the network: every SKU and the pickup store must exist.
-pub(super) fn validate(state: &AppState, order: &Order, prefix: &str) -> Result<(), ApiError> {
+fn validate(state: &AppState, order: &Order, prefix: &str) -> Result<(), ApiError> {
     let net = state.engine.network();
     let at = |f: String| if prefix.is_empty() { f } else { format!("{prefix}.{f}") };
     for (i, line) in order.lines().iter().enumerate() {
@@ -108,17 +129,7 @@ pub async fn route_batch(
     let mut valid: Vec<Order> = Vec::with_capacity(batch.orders.len());
     let mut seen = rustc_hash::FxHashSet::default();
     for (i, raw) in batch.orders.iter().enumerate() {
-        let prefix = format!("orders[{i}]");
-        let parsed = parse_order(raw.get()).map_err(|e| field_error(e, &prefix)).and_then(|o| {
-            validate(&state, &o, &prefix)?;
-            if !seen.insert(o.id().clone()) {
-                return Err(ApiError::invalid(
-                    format!("{prefix}.order_id"),
-                    format!("order {} appears twice in this batch", o.id()),
-                ));
-            }
-            Ok(o)
-        });
+        let parsed = parse_listed(&state, raw.get(), i, &mut seen, "batch");
         slots.push(parsed.map(|o| {
             valid.push(o);
             valid.len() - 1

@@ -1,8 +1,7 @@
 //! `/v1/plans`: batch plans for planners, run as background jobs.
 
-use super::orders::{field_error, validate};
+use super::orders::parse_listed;
 use super::{parse_json, read_json_body};
-use crate::data::order_json::parse_order;
 use crate::server::auth::Action;
 use crate::server::error::ApiError;
 use crate::server::plans::PlanBook;
@@ -65,16 +64,7 @@ pub async fn create(
     let mut orders = Vec::with_capacity(parsed.orders.len());
     let mut seen = rustc_hash::FxHashSet::default();
     for (i, raw) in parsed.orders.iter().enumerate() {
-        let prefix = format!("orders[{i}]");
-        let o = parse_order(raw.get()).map_err(|e| field_error(e, &prefix))?;
-        validate(&state, &o, &prefix)?;
-        if !seen.insert(o.id().clone()) {
-            return Err(ApiError::invalid(
-                format!("{prefix}.order_id"),
-                format!("order {} appears twice in this plan", o.id()),
-            ));
-        }
-        orders.push(o);
+        orders.push(parse_listed(&state, raw.get(), i, &mut seen, "plan")?);
     }
     let job = PlanBook::submit(state.clone(), orders, parsed.solver.unwrap_or(Solver::Lp), config);
     let location = format!("/v1/plans/{}", job.id);
