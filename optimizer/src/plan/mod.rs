@@ -242,22 +242,3 @@ impl<V: StockView + ?Sized> StockView for Overlay<'_, V> {
         self.capacity.get(&store).copied().unwrap_or_else(|| self.base.capacity_left(store))
     }
 }
-
-/// Builds the instance of `orders` and plans it with `solver` (LP options default, no cache).
-pub fn optimize(
-    engine: &crate::Engine,
-    view: &dyn StockView,
-    cost: &dyn crate::travel::TravelCost,
-    orders: &[crate::model::Order],
-    config: &PlanConfig,
-    solver: Solver,
-    progress: &dyn crate::generate::Progress,
-) -> Result<(Instance, Plan), PlanError> {
-    config.validate()?;
-    let inst = Instance::build(engine, view, cost, orders, config, progress);
-    let plan = match solver {
-        Solver::Greedy => greedy(&inst),
-        Solver::Lp => lp::solve(&inst, lp::LpOptions::default(), None, progress)?,
-    };
-    Ok((inst, plan))
-}
