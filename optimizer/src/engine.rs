@@ -103,6 +103,16 @@ impl Engine {
         }
     }
 
+    /// Cache mode: sets a cell to a database value if newer (see [`StockLedger::sync_cell`]).
+    /// Returns whether it applied.
+    pub fn sync_cell(&self, store: StoreIdx, sku: SkuIdx, free: u32, safety_stock: u32, version: u32) -> bool {
+        let (applied, new_row) = self.ledger.sync_cell(store, sku, free, safety_stock, version);
+        if new_row {
+            self.index.add_carrier(sku, store);
+        }
+        applied
+    }
+
     /// The current stock of one store and SKU (`None` when the store has no row for it).
     pub fn stock_level(&self, store: StoreId, sku: Sku) -> Result<Option<StockLevel>, FeedError> {
         let (s, k) = self.resolve(store, sku)?;

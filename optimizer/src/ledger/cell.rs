@@ -8,6 +8,8 @@ pub(crate) struct Cell {
     pub on_hand: u32,
     pub reserved: u32,
     pub safety: u32,
+    /// Cache mode only: the database version of the value held (see `StockLedger::sync_cell`).
+    pub version: u32,
 }
 
 impl Cell {

@@ -171,7 +171,7 @@ impl StockLedger {
             .collect();
         for r in rows {
             let st = &mut stores[r.store.0 as usize];
-            let cell = Cell { on_hand: r.on_hand, reserved: 0, safety: r.safety_stock };
+            let cell = Cell { on_hand: r.on_hand, reserved: 0, safety: r.safety_stock, version: 0 };
             if st.skus.last() == Some(&r.sku.0) {
                 *st.cells.last_mut().expect("parallel vectors") = cell;
             } else {
@@ -461,6 +461,75 @@ impl StockLedger {
         let cell = st.cells[i];
         self.refresh_bit(store, sku.0, &cell);
         new_row
+    }
+
+    /// Cache mode (a database is the authority and this ledger caches it): sets a cell to the
+    /// database's value when `version` is newer than the one held, or the row is new. `free` is the
+    /// database's on_hand minus reserved: holds of other replicas count as stock gone, and this
+    /// ledger's own reservations are in-flight only (see [`StockLedger::settle`]). Returns
+    /// (applied, new row).
+    pub fn sync_cell(&self, store: StoreIdx, sku: SkuIdx, free: u32, safety_stock: u32, version: u32) -> (bool, bool) {
+        let mut st = self.stores[store.0 as usize].lock();
+        let (i, new_row) = st.cell_mut_or_insert(sku);
+        if new_row {
+            self.carriers[sku.0 as usize].fetch_add(1, Ordering::Relaxed);
+        } else if st.cells[i].version >= version {
+            return (false, false);
+        }
+        let cell = &mut st.cells[i];
+        cell.on_hand = free;
+        cell.safety = safety_stock;
+        cell.version = version;
+        let cell = *cell;
+        self.refresh_bit(store, sku.0, &cell);
+        (true, new_row)
+    }
+
+    /// Cache mode: the database confirmed the in-flight reservation of `order`. The local record
+    /// goes and its holds stop counting as reserved here (sync the cells from the database first:
+    /// from then on the database's `free` counts them); its capacity slot stays taken.
+    pub fn settle(&self, order: &OrderId) -> Option<Reservation> {
+        self.forget(order, false)
+    }
+
+    /// Cache mode: the database refused the in-flight reservation of `order`, or answered the
+    /// order before: the local record goes, its stock and capacity slot come back, and the order
+    /// may be routed again.
+    pub fn abandon(&self, order: &OrderId) -> Option<Reservation> {
+        self.forget(order, true)
+    }
+
+    fn forget(&self, order: &OrderId, give_back_slot: bool) -> Option<Reservation> {
+        let r = self.reservations.remove(order)?;
+        if r.state == ReservationState::Held {
+            for group in r.holds.chunk_by(|a, b| a.store == b.store) {
+                let store = group[0].store;
+                let mut st = self.stores[store.0 as usize].lock();
+                for h in group {
+                    let c = st.find(h.sku).expect("held cells are never removed");
+                    let cell = &mut st.cells[c];
+                    cell.reserved -= h.qty;
+                    let cell = *cell;
+                    self.refresh_bit(store, h.sku.0, &cell);
+                }
+                if give_back_slot {
+                    st.return_order(r.day);
+                }
+            }
+        }
+        Some(r)
+    }
+
+    /// Cache mode: the database counts `orders` on local `day` for `store` (learnt when it
+    /// refused a reservation for capacity).
+    pub fn sync_orders(&self, store: StoreIdx, day: i64, orders: u32) {
+        let mut st = self.stores[store.0 as usize].lock();
+        if day > st.day {
+            st.day = day;
+            st.orders_today = orders;
+        } else if day == st.day {
+            st.orders_today = st.orders_today.max(orders);
+        }
     }
 
     /// A copy of the reservation of `order`.

@@ -83,6 +83,11 @@ impl Reservations {
         }
     }
 
+    /// Removes the record of `order` (its expiry entry goes when it comes due).
+    pub fn remove(&self, order: &OrderId) -> Option<Reservation> {
+        self.shard(order).lock().records.remove(order)
+    }
+
     /// Runs `f` on the record of `order` while its shard is locked.
     pub fn with_mut<R>(&self, order: &OrderId, f: impl FnOnce(Option<&mut Reservation>) -> R) -> R {
         let mut shard = self.shard(order).lock();

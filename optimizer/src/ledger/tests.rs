@@ -316,3 +316,61 @@ proptest! {
         }
     }
 }
+
+mod cache_mode {
+    use super::*;
+
+    #[test]
+    fn sync_keeps_the_newest_version_and_adds_new_rows() {
+        let l = small();
+        assert_eq!(l.sync_cell(StoreIdx(0), SkuIdx(0), 7, 1, 3), (true, false));
+        // An older notification arriving late changes nothing.
+        assert_eq!(l.sync_cell(StoreIdx(0), SkuIdx(0), 9, 1, 2), (false, false));
+        assert_eq!(l.sync_cell(StoreIdx(0), SkuIdx(0), 9, 1, 3), (false, false));
+        let lvl = l.level(StoreIdx(0), SkuIdx(0)).unwrap();
+        assert_eq!((lvl.on_hand, lvl.safety_stock, lvl.available), (7, 1, 6));
+        // A cell the store never had becomes a carrier.
+        assert_eq!(l.carrier_count(SkuIdx(2)), 1);
+        assert_eq!(l.sync_cell(StoreIdx(0), SkuIdx(2), 4, 0, 1), (true, true));
+        assert_eq!(l.carrier_count(SkuIdx(2)), 2);
+        assert!(l.maybe_available(StoreIdx(0), SkuIdx(2)));
+        // Down to zero clears the availability bit.
+        l.sync_cell(StoreIdx(0), SkuIdx(2), 0, 0, 2);
+        assert!(!l.maybe_available(StoreIdx(0), SkuIdx(2)));
+    }
+
+    #[test]
+    fn settle_keeps_the_slot_and_abandon_gives_everything_back() {
+        let l = small();
+        let lines = [(SkuIdx(2), 1)];
+        l.reserve(&oid("a"), &[(StoreIdx(1), &lines)], NOW).unwrap().unwrap();
+        l.reserve(&oid("b"), &[(StoreIdx(1), &lines)], NOW).unwrap().unwrap();
+        assert_eq!(l.orders_today(StoreIdx(1), NOW), 2);
+        // The database took "a": its free count (3 - 1) arrives, the local hold goes.
+        l.sync_cell(StoreIdx(1), SkuIdx(2), 2, 0, 1);
+        assert!(l.settle(&oid("a")).is_some());
+        assert!(l.reservation(&oid("a")).is_none());
+        let lvl = l.level(StoreIdx(1), SkuIdx(2)).unwrap();
+        assert_eq!((lvl.on_hand, lvl.reserved), (2, 1), "b is still in flight");
+        assert_eq!(l.orders_today(StoreIdx(1), NOW), 2);
+        // The database refused "b": stock and slot come back and "b" can be routed again.
+        assert!(l.abandon(&oid("b")).is_some());
+        assert_eq!(l.level(StoreIdx(1), SkuIdx(2)).unwrap().reserved, 0);
+        assert_eq!(l.orders_today(StoreIdx(1), NOW), 1);
+        assert!(l.abandon(&oid("b")).is_none());
+        l.reserve(&oid("b"), &[(StoreIdx(1), &lines)], NOW).unwrap().unwrap();
+    }
+
+    #[test]
+    fn synced_day_counts_only_grow_within_a_day() {
+        let l = small();
+        let day = NOW.local_day();
+        l.sync_orders(StoreIdx(1), day, 2);
+        assert_eq!(l.orders_today(StoreIdx(1), NOW), 2);
+        l.sync_orders(StoreIdx(1), day, 1);
+        assert_eq!(l.orders_today(StoreIdx(1), NOW), 2);
+        let lines = [(SkuIdx(2), 1)];
+        let r = l.reserve(&oid("c"), &[(StoreIdx(1), &lines)], NOW).unwrap();
+        assert_eq!(r.unwrap_err().shortfall, Shortfall::Capacity { capacity_per_day: 2 });
+    }
+}
