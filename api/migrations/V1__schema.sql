@@ -15,8 +15,9 @@ CREATE TABLE stores (
     pickup boolean NOT NULL,
     ship boolean NOT NULL,
     capacity_per_day integer NOT NULL CHECK (capacity_per_day >= 0),
-    opens text NOT NULL,
-    closes text NOT NULL
+    -- Opening hours, minutes after local midnight (equal: always open).
+    opens_min smallint NOT NULL,
+    closes_min smallint NOT NULL
 );
 CREATE INDEX stores_geom_gist ON stores USING gist (geom);
 
@@ -230,9 +231,10 @@ END $$;
 -- Applies a stock feed, all rows or none, in the order given.
 -- rows: [[store_id, sku, on_hand or null, delta or null, safety_stock or null], ...]
 -- Raises SQLSTATE 'OR001' with the row's index as its detail when a delta would take on_hand below
--- zero. Returns per row: on_hand, reserved, safety_stock and whether the row is new.
+-- zero. Returns per row: on_hand, reserved, safety_stock, version and whether the row is new.
 CREATE FUNCTION omniroute_feed(rows_ jsonb)
-RETURNS TABLE (ord integer, on_hand integer, reserved integer, safety_stock integer, new_row boolean)
+RETURNS TABLE (ord integer, on_hand integer, reserved integer, safety_stock integer, version bigint,
+               new_row boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     r jsonb;
@@ -254,7 +256,7 @@ BEGIN
             SET on_hand = EXCLUDED.on_hand,
                 safety_stock = COALESCE((r->>4)::integer, k.safety_stock),
                 version = k.version + 1
-            RETURNING k.on_hand, k.reserved, k.safety_stock INTO res;
+            RETURNING k.on_hand, k.reserved, k.safety_stock, k.version INTO res;
         ELSE
             IF (r->>3)::bigint < 0 AND NOT existed THEN
                 RAISE EXCEPTION 'delta below zero on a missing row' USING ERRCODE = 'OR001', DETAIL = i::text;
@@ -264,13 +266,13 @@ BEGIN
             ON CONFLICT (store_id, sku) DO UPDATE
             SET on_hand = k.on_hand + (r->>3)::integer, version = k.version + 1
             WHERE k.on_hand + (r->>3)::bigint >= 0
-            RETURNING k.on_hand, k.reserved, k.safety_stock INTO res;
+            RETURNING k.on_hand, k.reserved, k.safety_stock, k.version INTO res;
             IF NOT FOUND THEN
                 RAISE EXCEPTION 'on_hand would go below zero' USING ERRCODE = 'OR001', DETAIL = i::text;
             END IF;
         END IF;
         ord := i; on_hand := res.on_hand; reserved := res.reserved; safety_stock := res.safety_stock;
-        new_row := NOT existed;
+        version := res.version; new_row := NOT existed;
         RETURN NEXT;
     END LOOP;
 END $$;

@@ -1,6 +1,7 @@
 //! The `omniroute` command line.
 
 pub mod bench;
+mod db;
 mod generate;
 mod optimize;
 mod replay;
@@ -38,6 +39,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Plan a wave of orders at least total cost (greedy or LP), with KPIs and shadow prices.
     Optimize(optimize::Args),
+    /// Prepare a PostgreSQL + PostGIS database: migrate the schema, import a dataset.
+    Db(db::Args),
 }
 
 /// A dataset directory and an order file in it (or elsewhere).
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Optimize(a) => optimize::run(a),
+        Command::Db(a) => db::run(a),
     }
 }
 

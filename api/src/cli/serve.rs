@@ -15,6 +15,10 @@ pub struct Args {
     /// Directory of the embedded durable state (created if missing).
     #[arg(long, default_value = "state")]
     pub state: PathBuf,
+    /// PostgreSQL + PostGIS shared by several replicas, instead of the embedded store
+    /// (`postgres://user@host:port/db`; prepare it with `omniroute db migrate` and `db import`).
+    #[arg(long, env = "OMNIROUTE_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: String,
@@ -51,6 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let config = ServeConfig {
         data: a.data.clone().unwrap_or_else(default_data_dir),
         state_dir: a.state.clone(),
+        database_url: a.database_url.clone(),
         bind: a.bind.clone(),
         keys: keys(&a)?,
         router: a.routing.router_config()?,

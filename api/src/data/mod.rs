@@ -43,6 +43,42 @@ pub fn load_network(dir: &Path) -> Result<Loaded, DataError> {
     Ok(Loaded { network, stock })
 }
 
+/// Loads `stores.csv` and `dcs.csv` from `dir` and takes the catalogue and stock from `rows`
+/// (store_id, sku, on_hand, safety_stock), as a database holds them: a replica's network.
+pub fn load_network_with_stock(
+    dir: &Path,
+    rows: impl IntoIterator<Item = (u32, u32, u32, u32)>,
+) -> Result<Loaded, DataError> {
+    let cities = cities::bundled();
+    let stores = stores::read_stores(&dir.join("stores.csv"), &cities)?;
+    let dcs = stores::read_dcs(&dir.join("dcs.csv"), &cities)?;
+    let dense: rustc_hash::FxHashMap<u32, u32> =
+        stores.iter().enumerate().map(|(i, s)| (s.id.0, i as u32)).collect();
+    let mut raw = Vec::new();
+    let mut skus = Vec::new();
+    for (store_id, sku, on_hand, safety_stock) in rows {
+        let store = *dense.get(&store_id).ok_or_else(|| {
+            DataError::file(dir, format!("the stock names store {store_id}, which stores.csv lacks"))
+        })?;
+        raw.push((store, optimizer::model::Sku(sku), on_hand, safety_stock));
+        skus.push(optimizer::model::Sku(sku));
+    }
+    skus.sort_unstable();
+    skus.dedup();
+    let catalog = SkuCatalog::new(skus).expect("deduplicated");
+    let network = Network::new(cities, stores, dcs, catalog).map_err(|e| DataError::file(dir, e))?;
+    let stock = raw
+        .into_iter()
+        .map(|(store, sku, on_hand, safety_stock)| StockEntry {
+            store: optimizer::model::StoreIdx(store),
+            sku: network.catalog().get(sku).expect("catalogue built from these rows"),
+            on_hand,
+            safety_stock,
+        })
+        .collect();
+    Ok(Loaded { network, stock })
+}
+
 /// Reads an `orders.jsonl` file (one order per line; blank lines are skipped).
 pub fn read_orders(path: &Path) -> Result<Vec<Order>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;

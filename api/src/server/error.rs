@@ -40,6 +40,8 @@ pub enum ApiError {
     // The service cannot do it right now (5xx).
     #[error("state storage is unavailable: {0}")]
     StorageUnavailable(String),
+    #[error("order {order_id}: every store chosen for it was taken by other replicas meanwhile; nothing is reserved, retry")]
+    Contention { order_id: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -76,6 +78,7 @@ impl ApiError {
             NoReservation { .. } => (StatusCode::CONFLICT, "no_reservation"),
             NegativeOnHand { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "negative_on_hand"),
             StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            Contention { .. } => (StatusCode::SERVICE_UNAVAILABLE, "stock_contention"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

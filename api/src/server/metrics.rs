@@ -25,6 +25,10 @@ pub struct Metrics {
     pub orders: IntGauge,
     /// Plan jobs finished, by solver and status (done, failed).
     pub plans: IntCounterVec,
+    /// PostgreSQL backend: decisions the database refused (stale cache), routed again.
+    pub db_refusals: IntCounter,
+    /// PostgreSQL backend: cache cells updated from database notifications.
+    pub cache_updates: IntCounter,
 }
 
 impl Metrics {
@@ -67,6 +71,14 @@ impl Metrics {
                 &["solver", "status"],
             )
             .expect("valid metric"),
+            db_refusals: counter(
+                "omniroute_db_refusals_total",
+                "Decisions the database refused because the cache was stale; each was routed again",
+            ),
+            cache_updates: counter(
+                "omniroute_cache_updates_total",
+                "Cache cells updated from database notifications",
+            ),
             registry,
         };
         for c in [
@@ -79,6 +91,8 @@ impl Metrics {
             Box::new(m.expired.clone()),
             Box::new(m.orders.clone()),
             Box::new(m.plans.clone()),
+            Box::new(m.db_refusals.clone()),
+            Box::new(m.cache_updates.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

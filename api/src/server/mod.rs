@@ -3,6 +3,7 @@
 //! [`Application::build`] is the one place that wires everything together.
 
 pub mod auth;
+pub mod backend;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -12,15 +13,17 @@ pub mod routes;
 pub mod state;
 
 use crate::cli::{load_engine, CostModel};
+use crate::storage::postgres::Postgres;
 use crate::storage::{Embedded, Storage};
+use backend::{Backend, CacheSink};
 use actix_web::dev::{Server, Service};
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context;
 use auth::ApiKeys;
 use error::ApiError;
 use optimizer::ledger::LedgerConfig;
-use optimizer::router::{Router, RouterConfig};
-use optimizer::EngineConfig;
+use optimizer::router::RouterConfig;
+use optimizer::{Engine, EngineConfig};
 use state::{AppState, Limits};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -33,6 +36,8 @@ use utoipa_swagger_ui::SwaggerUi;
 pub struct ServeConfig {
     pub data: PathBuf,
     pub state_dir: PathBuf,
+    /// PostgreSQL instead of the embedded store (`postgres://...`).
+    pub database_url: Option<String>,
     pub bind: String,
     pub keys: ApiKeys,
     pub router: RouterConfig,
@@ -57,32 +62,28 @@ impl Application {
     /// Loads the network, opens and recovers state, binds the listener. Call inside an actix
     /// system (`actix_web::rt::System`).
     pub fn build(config: ServeConfig) -> anyhow::Result<Application> {
-        let (engine, load_s) =
-            load_engine(&config.data, EngineConfig { ledger: config.ledger, ..EngineConfig::default() })?;
-        let storage: Box<dyn Storage> = Box::new(
-            Embedded::open(&config.state_dir)
-                .with_context(|| format!("opening state in {}", config.state_dir.display()))?,
-        );
-        let cost = config.cost.build(&engine);
-        let state = web::Data::new(AppState {
-            engine,
-            router: Router::new(config.router, cost),
-            storage,
-            orders: Default::default(),
-            keys: config.keys,
-            metrics: Default::default(),
-            limits: config.limits,
-            plans: Default::default(),
-        });
-        let t = Instant::now();
-        let (cells, orders) = state.recover().map_err(|e| anyhow::anyhow!("recovering state: {e}"))?;
-        log::info!(
-            "loaded {} stores from {} in {load_s:.2} s; recovered {cells} stock cells and {orders} orders from {} in {:.2} s",
-            state.engine.network().stores().len(),
-            config.data.display(),
-            config.state_dir.display(),
-            t.elapsed().as_secs_f64()
-        );
+        let engine_config = EngineConfig { ledger: config.ledger, ..EngineConfig::default() };
+        let state = match &config.database_url {
+            None => {
+                let (engine, load_s) = load_engine(&config.data, engine_config)?;
+                let storage: Box<dyn Storage> = Box::new(
+                    Embedded::open(&config.state_dir)
+                        .with_context(|| format!("opening state in {}", config.state_dir.display()))?,
+                );
+                let state = web::Data::new(AppState::new(engine, &config, Backend::Embedded(storage)));
+                let t = Instant::now();
+                let (cells, orders) = state.recover().map_err(|e| anyhow::anyhow!("recovering state: {e}"))?;
+                log::info!(
+                    "loaded {} stores from {} in {load_s:.2} s; recovered {cells} stock cells and {orders} orders from {} in {:.2} s",
+                    state.engine.network().stores().len(),
+                    config.data.display(),
+                    config.state_dir.display(),
+                    t.elapsed().as_secs_f64()
+                );
+                state
+            }
+            Some(url) => build_postgres(&config, url, engine_config)?,
+        };
         let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
         let app_state = state.clone();
@@ -136,6 +137,43 @@ impl Application {
         log::info!("stopped; every acknowledged write was already durable");
         result
     }
+}
+
+/// A replica over PostgreSQL: the network from the dataset, stock from the database (read after
+/// LISTEN is in place, so no change is missed), then the notifications keep the cache fresh.
+fn build_postgres(config: &ServeConfig, url: &str, engine_config: EngineConfig) -> anyhow::Result<web::Data<AppState>> {
+    let t = Instant::now();
+    let pg = Postgres::connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sink = CacheSink::new();
+    pg.listen(sink.callback()).map_err(|e| anyhow::anyhow!("listening for stock changes: {e}"))?;
+    let cells = pg.stock_snapshot().map_err(|e| anyhow::anyhow!("reading stock: {e}"))?;
+    let loaded = crate::data::load_network_with_stock(
+        &config.data,
+        cells.iter().map(|c| (c.store_id, c.sku, c.free, c.safety_stock)),
+    )
+    .with_context(|| format!("loading the network of {} against the database's stock", config.data.display()))?;
+    let db_stores = pg.store_count().map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(
+        db_stores == loaded.network.stores().len() as u64,
+        "the database holds {db_stores} stores but {} has {}: import this dataset with `omniroute db import --data {}`",
+        config.data.display(),
+        loaded.network.stores().len(),
+        config.data.display()
+    );
+    let engine = Engine::new(loaded.network, loaded.stock, engine_config);
+    for c in cells.iter().filter(|c| c.version > 0) {
+        backend::sync_cell(&engine, c);
+    }
+    let state = web::Data::new(AppState::new(engine, config, Backend::Postgres(pg)));
+    sink.go_live(&state.clone().into_inner());
+    log::info!(
+        "loaded {} stores from {} and {} stock cells from the database in {:.2} s",
+        state.engine.network().stores().len(),
+        config.data.display(),
+        cells.len(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(state)
 }
 
 fn routes_config(cfg: &mut web::ServiceConfig) {

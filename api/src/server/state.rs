@@ -5,7 +5,9 @@ use super::error::ApiError;
 use super::metrics::Metrics;
 use super::orderbook::{self, Answer, Claim, OrderBook};
 use crate::data::order_json::OrderJson;
-use crate::storage::{CellRecord, ChangeSet, OrderRecord, Recovery, ReservationRecord, Storage};
+use super::backend::{self, Backend};
+use crate::storage::postgres::{Outcome, Pending, Postgres};
+use crate::storage::{CellRecord, ChangeSet, OrderRecord, Recovery, ReservationRecord, Storage, StorageError};
 use optimizer::ledger::{CellChange, Hold, Reservation};
 use optimizer::model::{Order, OrderId, Sku, StoreId, Timestamp};
 use optimizer::router::{Decision, Router};
@@ -41,7 +43,7 @@ impl Default for Limits {
 pub struct AppState {
     pub engine: Engine,
     pub router: Router<Box<dyn TravelCost>>,
-    pub storage: Box<dyn Storage>,
+    pub backend: Backend,
     pub orders: OrderBook,
     pub keys: ApiKeys,
     pub metrics: Metrics,
@@ -56,8 +58,47 @@ pub fn now() -> Timestamp {
 }
 
 impl AppState {
-    /// Applies persisted state on top of the freshly loaded dataset.
+    /// The state of a service over `engine` with `backend`.
+    pub fn new(engine: Engine, config: &super::ServeConfig, backend: Backend) -> AppState {
+        let cost = config.cost.build(&engine);
+        AppState {
+            engine,
+            router: Router::new(config.router, cost),
+            backend,
+            orders: Default::default(),
+            keys: config.keys.clone(),
+            metrics: Default::default(),
+            limits: config.limits,
+            plans: Default::default(),
+        }
+    }
+}
+
+/// Most times one order is routed again after the database refused its store (stale cache).
+const MAX_DB_ATTEMPTS: usize = 8;
+
+impl AppState {
+    /// The embedded store, when that is the backend.
+    fn embedded(&self) -> Option<&dyn Storage> {
+        match &self.backend {
+            Backend::Embedded(s) => Some(s.as_ref()),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Persists `changes` in the embedded store (the PostgreSQL backend writes through its own
+    /// calls and has nothing to do here).
+    pub async fn commit(&self, changes: ChangeSet) -> Result<(), StorageError> {
+        match &self.backend {
+            Backend::Embedded(s) => s.commit(changes).await,
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Applies persisted state on top of the freshly loaded dataset (embedded store; a
+    /// PostgreSQL replica builds its cache from the database instead).
     pub fn recover(&self) -> Result<(usize, usize), ApiError> {
+        let Some(storage) = self.embedded() else { return Ok((0, 0)) };
         struct Apply<'a> {
             state: &'a AppState,
             cells: usize,
@@ -114,7 +155,7 @@ impl AppState {
             }
         }
         let mut apply = Apply { state: self, cells: 0, orders: 0, error: None };
-        self.storage.recover(&mut apply)?;
+        storage.recover(&mut apply)?;
         if let Some(e) = apply.error {
             return Err(e);
         }
@@ -138,9 +179,16 @@ impl AppState {
     }
 
     /// The stored answer of an answered order.
-    pub fn answer(&self, id: &OrderId) -> Result<Answer, ApiError> {
-        let record = self
-            .storage
+    pub async fn answer(&self, id: &OrderId) -> Result<Answer, ApiError> {
+        if let Backend::Postgres(pg) = &self.backend {
+            let stored = pg
+                .order(id.as_str())
+                .await?
+                .ok_or_else(|| ApiError::Internal(format!("order {id} is answered but not in the database")))?;
+            return Ok(Answer { request: stored.request, response: stored.response.into() });
+        }
+        let storage = self.embedded().expect("embedded when not postgres");
+        let record = storage
             .order(id.as_str())?
             .ok_or_else(|| ApiError::Internal(format!("order {id} is answered but not in storage")))?;
         Ok(Answer { request: record.request, response: record.response.into() })
@@ -170,13 +218,13 @@ impl AppState {
         }
     }
 
-    /// Routes and reserves one order now; returns the answer and what to persist.
-    fn decide(&self, order: &Order, request: String) -> Result<(Arc<Answer>, ChangeSet), ApiError> {
+    /// Routes and reserves one order now; returns the answer, what to persist and the decision
+    /// (for [`AppState::count`] once the answer is final).
+    fn decide(&self, order: &Order, request: String) -> Result<(Arc<Answer>, ChangeSet, Decision), ApiError> {
         let decision = self
             .router
             .route_at(&self.engine, order, now())
             .map_err(|e| ApiError::Internal(format!("routing {}: {e}", order.id())))?;
-        self.count(&decision);
         let response = serde_json::to_vec(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
         let id = order.id().to_string();
         let record = OrderRecord {
@@ -186,15 +234,15 @@ impl AppState {
         };
         let reservations = self.reservation_record(order.id()).map(|r| (id, r)).into_iter().collect();
         let answer = Arc::new(Answer { request, response: response.into() });
-        Ok((answer, ChangeSet { cells: vec![], orders: vec![record], reservations }))
+        Ok((answer, ChangeSet { cells: vec![], orders: vec![record], reservations }, decision))
     }
 
     /// An answered order's stored answer, if `request` matches it.
-    fn replay(&self, fingerprint: u64, request: &str, id: &OrderId) -> Result<Arc<Answer>, ApiError> {
+    async fn replay(&self, fingerprint: u64, request: &str, id: &OrderId) -> Result<Arc<Answer>, ApiError> {
         if fingerprint != orderbook::fingerprint(request) {
             return Err(ApiError::IdempotencyMismatch { order_id: id.to_string() });
         }
-        self.check(Arc::new(self.answer(id)?), request, id)
+        self.check(Arc::new(self.answer(id).await?), request, id)
     }
 
     /// `answer` if it was given for `request` (a counted replay); otherwise a conflict.
@@ -209,6 +257,10 @@ impl AppState {
     /// Routes a batch of validated orders with idempotency, persisting all new decisions in one
     /// durable write. Order ids must be distinct within the batch.
     pub async fn route_many(&self, orders: &[Order]) -> Vec<Result<Arc<Answer>, ApiError>> {
+        let storage = match &self.backend {
+            Backend::Embedded(s) => s.as_ref(),
+            Backend::Postgres(pg) => return self.route_many_pg(pg, orders).await,
+        };
         let requests: Vec<String> = orders.iter().map(canonical).collect();
         let mut results: Vec<Option<Result<Arc<Answer>, ApiError>>> = vec![None; orders.len()];
         let mut pending = Vec::new();
@@ -220,10 +272,11 @@ impl AppState {
                     continue;
                 }
                 match self.orders.claim(order.id()) {
-                    Claim::Done(f) => results[i] = Some(self.replay(f, &requests[i], order.id())),
+                    Claim::Done(f) => results[i] = Some(self.replay(f, &requests[i], order.id()).await),
                     Claim::Wait(rx) => pending.push((i, rx)),
                     Claim::Owner(owner) => match self.decide(order, requests[i].clone()) {
-                        Ok((answer, change)) => {
+                        Ok((answer, change, decision)) => {
+                            self.count(&decision);
                             changes.orders.extend(change.orders);
                             changes.reservations.extend(change.reservations);
                             owners.push((i, owner, answer));
@@ -233,7 +286,7 @@ impl AppState {
                 }
             }
             if !owners.is_empty() {
-                match self.storage.commit(changes).await {
+                match storage.commit(changes).await {
                     Ok(()) => {
                         self.metrics.orders.add(owners.len() as i64);
                         for (i, owner, answer) in owners {
@@ -267,14 +320,127 @@ impl AppState {
             .collect()
     }
 
+    /// PostgreSQL backend: routes on the cache, then lets the database reserve (folded with
+    /// other requests into one transaction). A decision the database refuses (another replica
+    /// took that stock) is routed again against the refreshed cells; an order another replica
+    /// answered gets that answer.
+    async fn route_many_pg(&self, pg: &Postgres, orders: &[Order]) -> Vec<Result<Arc<Answer>, ApiError>> {
+        let requests: Vec<String> = orders.iter().map(canonical).collect();
+        let mut results: Vec<Option<Result<Arc<Answer>, ApiError>>> = vec![None; orders.len()];
+        let mut todo = Vec::new();
+        let mut waits = Vec::new();
+        for (i, order) in orders.iter().enumerate() {
+            match self.orders.claim(order.id()) {
+                Claim::Done(f) => results[i] = Some(self.replay(f, &requests[i], order.id()).await),
+                Claim::Wait(rx) => waits.push((i, rx)),
+                Claim::Owner(owner) => todo.push((i, owner)),
+            }
+        }
+        let ledger = self.engine.ledger();
+        for _ in 0..MAX_DB_ATTEMPTS {
+            if todo.is_empty() {
+                break;
+            }
+            let mut batch = Vec::with_capacity(todo.len());
+            let mut routed = Vec::with_capacity(todo.len());
+            for (i, owner) in std::mem::take(&mut todo) {
+                match self.decide(&orders[i], requests[i].clone()) {
+                    Ok((answer, mut change, decision)) => {
+                        let (day, expires_at, holds) = match change.reservations.pop() {
+                            Some((_, r)) => (r.day, r.expires_at, r.holds),
+                            None => (now().local_day(), 0, Vec::new()),
+                        };
+                        let order_id = owner.id().to_string();
+                        let response = change.orders.pop().map(|o| o.response).unwrap_or_default();
+                        batch.push(Pending { order_id, request: requests[i].clone(), response, day, expires_at, holds });
+                        routed.push((i, owner, answer, decision));
+                    }
+                    Err(e) => results[i] = Some(Err(e)),
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let outcomes = match pg.reserve(batch).await {
+                Ok(o) => o,
+                Err(e) => {
+                    for (i, owner, _, _) in routed {
+                        ledger.abandon(owner.id());
+                        results[i] = Some(Err(ApiError::from(e.clone())));
+                    }
+                    break;
+                }
+            };
+            for ((i, owner, answer, decision), outcome) in routed.into_iter().zip(outcomes) {
+                let id = owner.id().clone();
+                match outcome {
+                    Outcome::Reserved { cells } => {
+                        for c in &cells {
+                            backend::sync_cell(&self.engine, c);
+                        }
+                        ledger.settle(&id);
+                        self.count(&decision);
+                        self.metrics.orders.inc();
+                        owner.complete(answer.clone());
+                        results[i] = Some(Ok(answer));
+                    }
+                    Outcome::Refused { cells, full } => {
+                        ledger.abandon(&id);
+                        for c in &cells {
+                            backend::sync_cell(&self.engine, c);
+                        }
+                        let net = self.engine.network();
+                        let day = now().local_day();
+                        for (store_id, count) in full {
+                            if let Some(store) = net.store_idx(StoreId(store_id)) {
+                                ledger.sync_orders(store, day, count);
+                            }
+                        }
+                        self.metrics.db_refusals.inc();
+                        todo.push((i, owner));
+                    }
+                    Outcome::Existing { request, response } => {
+                        ledger.abandon(&id);
+                        let stored = Arc::new(Answer { request, response: response.into() });
+                        owner.complete(stored.clone());
+                        results[i] = Some(self.check(stored, &requests[i], &id));
+                    }
+                }
+            }
+        }
+        for (i, owner) in todo {
+            results[i] = Some(Err(ApiError::Contention { order_id: owner.id().to_string() }));
+        }
+        for (i, rx) in waits {
+            results[i] = Some(match orderbook::wait(rx).await {
+                Some(a) => self.check(a, &requests[i], orders[i].id()),
+                None => Err(ApiError::StorageUnavailable(format!(
+                    "order {}: a concurrent request for it failed; retry",
+                    orders[i].id()
+                ))),
+            });
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ApiError::Internal("order left unanswered".into()))))
+            .collect()
+    }
+
     /// Persists the current reservation of an order (after cancel or ship) with changed cells.
     pub async fn persist_reservation(&self, id: &OrderId, cells: Vec<CellRecord>) -> Result<(), ApiError> {
         let reservations = self.reservation_record(id).map(|r| (id.to_string(), r)).into_iter().collect();
-        self.storage.commit(ChangeSet { cells, orders: vec![], reservations }).await.map_err(ApiError::from)
+        self.commit(ChangeSet { cells, orders: vec![], reservations }).await.map_err(ApiError::from)
     }
 
     /// Releases reservations whose TTL has passed and persists their new state.
     pub async fn expire_due(&self) {
+        if let Backend::Postgres(pg) = &self.backend {
+            match pg.expire(now().0).await {
+                Ok(n) => self.metrics.expired.inc_by(n),
+                Err(e) => log::error!("expiring reservations in the database failed: {e}"),
+            }
+            return;
+        }
         let expired = self.engine.ledger().expire(now());
         if expired.is_empty() {
             return;
@@ -284,7 +450,7 @@ impl AppState {
             .iter()
             .filter_map(|id| self.reservation_record(id).map(|r| (id.to_string(), r)))
             .collect();
-        if let Err(e) = self.storage.commit(ChangeSet { cells: vec![], orders: vec![], reservations }).await {
+        if let Err(e) = self.commit(ChangeSet { cells: vec![], orders: vec![], reservations }).await {
             log::error!("persisting {} expired reservations failed: {e}", expired.len());
         }
     }

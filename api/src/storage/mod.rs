@@ -8,6 +8,7 @@
 //! that. Order bodies are read back on demand (retries, reads), never kept in memory in bulk.
 
 mod embedded;
+pub mod postgres;
 
 pub use embedded::Embedded;
 

@@ -3,12 +3,14 @@
 use super::{parse_json, read_json_body};
 use crate::data::order_json::{parse_order, FieldError};
 use crate::server::auth::Action;
+use crate::server::backend::Backend;
+use crate::storage::postgres::Postgres;
 use crate::server::error::ApiError;
 use crate::server::orderbook::Answer;
 use crate::server::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use optimizer::ledger::{LedgerError, ReservationState};
-use optimizer::model::{Mode, Order, OrderId};
+use optimizer::model::{Mode, Order, OrderId, Timestamp};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -169,26 +171,54 @@ fn state_name(s: Option<ReservationState>) -> &'static str {
     }
 }
 
-fn order_view(state: &AppState, id: &OrderId) -> Result<HttpResponse, ApiError> {
-    let answer = state.answer(id)?;
-    let reservation = state.engine.ledger().reservation(id);
-    let decision: &RawValue =
-        serde_json::from_slice(&answer.response).map_err(|e| ApiError::Internal(e.to_string()))?;
+fn view(
+    id: &OrderId,
+    response: &[u8],
+    state: &str,
+    expires_at: Option<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let decision: &RawValue = serde_json::from_slice(response).map_err(|e| ApiError::Internal(e.to_string()))?;
     let body = serde_json::json!({
         "order_id": id,
-        "state": state_name(reservation.as_ref().map(|r| r.state)),
-        "reservation_expires_at": reservation.as_ref().map(|r| r.expires_at),
+        "state": state,
+        "reservation_expires_at": expires_at.map(Timestamp),
         "decision": decision,
     });
     Ok(HttpResponse::Ok().json(body))
 }
 
-fn known(state: &AppState, id: &OrderId) -> Result<(), ApiError> {
-    if state.orders.answered(id) {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound { what: "order", field: Some("order_id".into()) })
+/// The stored state name of a reservation (PostgreSQL backend: 1 held .. 4 expired).
+fn db_state_name(state: i16) -> &'static str {
+    match state {
+        1 => "held",
+        2 => "committed",
+        3 => "released",
+        4 => "expired",
+        _ => "none",
     }
+}
+
+/// The order's view, or 404 when it was never answered.
+async fn order_view(state: &AppState, id: &OrderId) -> Result<HttpResponse, ApiError> {
+    if let Backend::Postgres(pg) = &state.backend {
+        let stored = pg
+            .order(id.as_str())
+            .await?
+            .ok_or(ApiError::NotFound { what: "order", field: Some("order_id".into()) })?;
+        let (st, exp) = stored.reservation.map_or(("none", None), |(s, e)| (db_state_name(s), Some(e)));
+        return view(id, stored.response.as_bytes(), st, exp);
+    }
+    if !state.orders.answered(id) {
+        return Err(ApiError::NotFound { what: "order", field: Some("order_id".into()) });
+    }
+    let answer = state.answer(id).await?;
+    let reservation = state.engine.ledger().reservation(id);
+    view(
+        id,
+        &answer.response,
+        state_name(reservation.as_ref().map(|r| r.state)),
+        reservation.as_ref().map(|r| r.expires_at.0),
+    )
 }
 
 #[utoipa::path(
@@ -208,8 +238,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     state.keys.authorize(&req, Action::ReadOrders)?;
     let id = parse_id(&path)?;
-    known(&state, &id)?;
-    order_view(&state, &id)
+    order_view(&state, &id).await
 }
 
 #[utoipa::path(
@@ -258,7 +287,12 @@ async fn transition(
 ) -> Result<HttpResponse, ApiError> {
     state.keys.authorize(&req, Action::Checkout)?;
     let id = parse_id(&path)?;
-    known(&state, &id)?;
+    if let Backend::Postgres(pg) = &state.backend {
+        return transition_pg(pg, &state, &id, commit).await;
+    }
+    if !state.orders.answered(&id) {
+        return Err(ApiError::NotFound { what: "order", field: Some("order_id".into()) });
+    }
     let ledger = state.engine.ledger();
     let result =
         if commit { ledger.commit_with_changes(&id) } else { ledger.release(&id).map(|t| (t, vec![])) };
@@ -278,5 +312,28 @@ async fn transition(
     // Persist even when this call changed nothing (`AlreadyDone`): an earlier, unacknowledged
     // change then becomes durable before this answer.
     state.persist_reservation(&id, state.cell_records(&changes)).await?;
-    order_view(&state, &id)
+    order_view(&state, &id).await
+}
+
+/// Cancel or ship against the database (the reservation may have been made by any replica);
+/// the caches follow through the stock notifications.
+async fn transition_pg(pg: &Postgres, state: &AppState, id: &OrderId, commit: bool) -> Result<HttpResponse, ApiError> {
+    let target = if commit { 2 } else { 3 };
+    let done = pg.finish(id.as_str(), target).await?;
+    if done.state == 0 {
+        // No reservation: an unknown order (404) or one that reserved nothing (409).
+        return match pg.order(id.as_str()).await? {
+            None => Err(ApiError::NotFound { what: "order", field: Some("order_id".into()) }),
+            Some(_) => Err(ApiError::NoReservation { order_id: id.to_string() }),
+        };
+    }
+    // Already in the target state, or released and then expired: the call is a no-op.
+    let fine = done.state == target || (!commit && done.state == 4);
+    if !fine {
+        let action = if commit { "committed" } else { "released" };
+        return Err(ApiError::InvalidState {
+            message: format!("order {id} is {} and cannot be {action}", db_state_name(done.state)),
+        });
+    }
+    order_view(state, id).await
 }

@@ -5,6 +5,8 @@ use super::{parse_json, read_json_body};
 use crate::server::auth::Action;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
+use crate::server::backend::Backend;
+use crate::storage::postgres::{FeedChange, FeedError, Postgres};
 use crate::storage::ChangeSet;
 use actix_web::{web, HttpRequest, HttpResponse};
 use optimizer::ledger::FeedOutcome;
@@ -119,6 +121,9 @@ pub async fn put(
         };
         plan.push((store, sku, change));
     }
+    if let Backend::Postgres(pg) = &state.backend {
+        return feed_pg(pg, &state, plan).await;
+    }
     let ledger = state.engine.ledger();
     let mut applied: Vec<(StoreIdx, SkuIdx, FeedOutcome)> = Vec::with_capacity(plan.len());
     for (i, (store, sku, change)) in plan.iter().enumerate() {
@@ -142,7 +147,7 @@ pub async fn put(
         }
     }
     let changes: Vec<_> = applied.iter().map(|(_, _, o)| o.change).collect();
-    state.storage.commit(ChangeSet { cells: state.cell_records(&changes), ..ChangeSet::default() }).await?;
+    state.commit(ChangeSet { cells: state.cell_records(&changes), ..ChangeSet::default() }).await?;
     state.metrics.feed_rows.inc_by(applied.len() as u64);
     let oversubscribed = applied
         .iter()
@@ -156,6 +161,51 @@ pub async fn put(
         .collect();
     let new_rows = applied.iter().filter(|(_, _, o)| o.new_row).count();
     Ok(HttpResponse::Ok().json(FeedResult { applied: applied.len(), new_rows, oversubscribed }))
+}
+
+/// The feed against the database: all rows or none, in one transaction; the cache takes the
+/// new values at once (other replicas through the notifications).
+async fn feed_pg(
+    pg: &Postgres,
+    state: &AppState,
+    plan: Vec<(StoreIdx, SkuIdx, Change)>,
+) -> Result<HttpResponse, ApiError> {
+    let net = state.engine.network();
+    let ids = |store: StoreIdx, sku: SkuIdx| (net.store(store).id.0, net.catalog().sku(sku).0);
+    let rows = plan
+        .iter()
+        .map(|(store, sku, change)| {
+            let (s, k) = ids(*store, *sku);
+            let change = match *change {
+                // Ranges were validated by the caller.
+                Change::Set(v, safety_stock) => FeedChange::Set { on_hand: v as u32, safety_stock },
+                Change::Add(d) => FeedChange::Add(d),
+            };
+            (s, k, change)
+        })
+        .collect();
+    let results = match pg.feed(rows).await {
+        Ok(r) => r,
+        Err(FeedError::Negative { row }) => {
+            return Err(ApiError::NegativeOnHand {
+                field: format!("[{row}].delta"),
+                message: format!("row {row}: on_hand would go below zero; nothing was applied"),
+            })
+        }
+        Err(FeedError::Storage(e)) => return Err(e.into()),
+    };
+    let mut oversubscribed = Vec::new();
+    for ((store, sku, _), r) in plan.iter().zip(&results) {
+        let (store_id, sku_id) = ids(*store, *sku);
+        let free = r.on_hand.saturating_sub(r.reserved);
+        state.engine.sync_cell(*store, *sku, free, r.safety_stock, r.version);
+        if r.on_hand < r.reserved {
+            oversubscribed.push(Oversubscribed { store_id, sku: sku_id, on_hand: r.on_hand, reserved: r.reserved });
+        }
+    }
+    state.metrics.feed_rows.inc_by(results.len() as u64);
+    let new_rows = results.iter().filter(|r| r.new_row).count();
+    Ok(HttpResponse::Ok().json(FeedResult { applied: results.len(), new_rows, oversubscribed }))
 }
 
 #[utoipa::path(
@@ -180,6 +230,20 @@ pub async fn get(
         .parse::<u32>()
         .map(Sku)
         .map_err(|_| ApiError::invalid("sku", format!("`{sku_raw}` is not a SKU")))?;
+    if let Backend::Postgres(pg) = &state.backend {
+        if state.engine.network().catalog().get(sku).is_none() {
+            return Err(ApiError::NotFound { what: "sku", field: Some("sku".into()) });
+        }
+        let Some((on_hand, reserved, safety_stock)) = pg.stock_level(store_id.0, sku.0).await? else {
+            return Err(ApiError::NotFound { what: "stock row", field: Some("sku".into()) });
+        };
+        let available = on_hand.saturating_sub(reserved).saturating_sub(safety_stock);
+        return Ok(HttpResponse::Ok().json(serde_json::json!({
+            "store_id": store_id, "sku": sku,
+            "on_hand": on_hand, "reserved": reserved, "safety_stock": safety_stock,
+            "available": available, "oversubscribed": on_hand < reserved,
+        })));
+    }
     match state.engine.stock_level(store_id, sku) {
         Ok(Some(level)) => Ok(HttpResponse::Ok().json(serde_json::json!({
             "store_id": store_id, "sku": sku,
