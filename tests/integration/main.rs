@@ -3,5 +3,6 @@
 
 mod cli;
 mod helpers;
+mod postgres;
 mod server;
 mod service;

@@ -6,19 +6,19 @@ use futures_util::stream::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-struct Reply {
-    status: u16,
-    body: bytes::Bytes,
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: bytes::Bytes,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
-async fn send(
+pub(crate) async fn send(
     method: &str,
     url: &str,
     key: Option<&str>,
@@ -38,11 +38,11 @@ async fn send(
     Ok(Reply { status: res.status().as_u16(), body })
 }
 
-async fn post(app: &TestApp, path: &str, key: &str, body: String) -> Reply {
+pub(crate) async fn post(app: &TestApp, path: &str, key: &str, body: String) -> Reply {
     send("POST", &app.url(path), Some(key), Some(("application/json", body))).await.unwrap()
 }
 
-async fn get(app: &TestApp, path: &str, key: &str) -> Reply {
+pub(crate) async fn get(app: &TestApp, path: &str, key: &str) -> Reply {
     send("GET", &app.url(path), Some(key), None).await.unwrap()
 }
 

@@ -1,0 +1,450 @@
+//! The PostgreSQL + PostGIS backend: three replicas on one database, parity with the embedded
+//! store, and durability across an immediate database stop.
+//!
+//! These tests need PostgreSQL 15 with PostGIS (`scripts/test` installs and starts it). They fail,
+//! never skip, when it is missing. `OMNIROUTE_TEST_DATABASE_URL` names a database the tests may
+//! create databases from (default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+use crate::server::{sample, spawn_app, spawn_app_with, TestApp, CHECKOUT, STORE_SYSTEM};
+use crate::service::{post, send, Reply};
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn admin_url() -> String {
+    std::env::var("OMNIROUTE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Runs one SQL statement with psql; returns its unaligned output.
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-At", "-c", sql])
+        .output()
+        .expect("psql runs (PostgreSQL client installed by scripts/setup)");
+    assert!(
+        out.status.success(),
+        "psql {url} `{sql}` failed (is PostgreSQL with PostGIS running? scripts/test starts it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn with_db(url: &str, name: &str) -> String {
+    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+/// Imports `data` into the database at `url` with the real binary.
+fn import(url: &str, data: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_omniroute"))
+        .args(["db", "--database-url", url, "import", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "db import failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A fresh database on the shared server, dropped afterwards.
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn create() -> TestDb {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let admin = admin_url();
+        let name = format!("omniroute_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = with_db(&admin, &name);
+        import(&url, &sample());
+        TestDb { admin, name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .args(["-X", "-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .output();
+    }
+}
+
+fn replica(url: &str) -> TestApp {
+    spawn_app_with(&sample(), &["--database-url", url])
+}
+
+async fn route(app: &TestApp, order: &Value) -> Reply {
+    post(app, "/v1/orders/route", CHECKOUT, order.to_string()).await
+}
+
+fn ship(id: &str, at: (f64, f64), skus: &[u64]) -> Value {
+    json!({
+        "order_id": id, "created_at": "2026-11-11T00:00:00+08:00",
+        "customer": {"lon": at.0, "lat": at.1}, "mode": "ship",
+        "lines": skus.iter().map(|s| json!({"sku": s, "qty": 1})).collect::<Vec<_>>(),
+    })
+}
+
+fn pickup(id: &str, store: u64, sku: u64) -> Value {
+    json!({
+        "order_id": id, "created_at": "2026-11-11T00:00:00+08:00",
+        "customer": {"lon": 109.6, "lat": 23.0}, "mode": "pickup", "pickup_store_id": store,
+        "lines": [{"sku": sku, "qty": 1}],
+    })
+}
+
+/// Cells whose reserved count differs from what the held reservations hold, plus cells that
+/// promise more than they have: both must be zero.
+fn ledger_mismatches(url: &str) -> (i64, i64) {
+    let held = psql(
+        url,
+        "SELECT count(*) FROM stock k FULL JOIN (
+            SELECT s, q, sum(n) AS n FROM reservations r, unnest(r.stores, r.skus, r.qtys) u(s, q, n)
+            WHERE r.state = 1 GROUP BY 1, 2) h ON h.s = k.store_id AND h.q = k.sku
+         WHERE COALESCE(h.n, 0) <> COALESCE(k.reserved, 0)",
+    );
+    let over = psql(url, "SELECT count(*) FROM stock WHERE reserved > on_hand - safety_stock AND reserved > 0");
+    (held.parse().unwrap(), over.parse().unwrap())
+}
+
+/// The units each store shipment of a decision takes: (store_id, sku) -> qty.
+fn units(decision: &Value) -> Vec<(u64, u64, u64)> {
+    let mut out = vec![];
+    for s in decision["shipments"].as_array().unwrap() {
+        if let Some(store) = s["store_id"].as_u64() {
+            for l in s["lines"].as_array().unwrap() {
+                out.push((store, l["sku"].as_u64().unwrap(), l["qty"].as_u64().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The store that alone holds the hot SKUs (ships, capacity 332/day) and where the orders come from.
+const HOT_STORE: u64 = 6;
+const HOT_AT: (f64, f64) = (114.845305, 30.384286);
+/// (sku, units at HOT_STORE); every other store's stock of them is set to zero.
+const HOT: [(u64, u64); 3] = [(192, 10), (198, 6), (190, 4)];
+/// A pickup store far from HOT_STORE.
+const FEED_STORE: u64 = 7;
+
+#[actix_rt::test]
+async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_second() {
+    let db = TestDb::create();
+    let apps: Vec<TestApp> = (0..3).map(|_| replica(&db.url)).collect();
+
+    // Only HOT_STORE holds the hot SKUs.
+    let stock = std::fs::read_to_string(sample().join("stock.csv")).unwrap();
+    let mut rows = vec![];
+    for line in stock.lines().skip(1) {
+        let f: Vec<u64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        if HOT.iter().any(|(sku, _)| *sku == f[1]) {
+            rows.push(json!({"store_id": f[0], "sku": f[1], "on_hand": 0}));
+        }
+    }
+    for (sku, n) in HOT {
+        rows.push(json!({"store_id": HOT_STORE, "sku": sku, "on_hand": n, "safety_stock": 0}));
+    }
+    let r = send("PUT", &apps[0].url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", json!(rows).to_string())))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The other replicas learn the feed from the database's notifications.
+    let t = Instant::now();
+    for app in &apps[1..] {
+        loop {
+            let text = String::from_utf8(send("GET", &app.url("/metrics"), None, None).await.unwrap().body.to_vec()).unwrap();
+            if metric(&text, "omniroute_cache_updates_total") >= rows.len() as f64 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "replica cache never caught up with the feed");
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // Demand three times the supply, spread over the three replicas at once.
+    let mut orders = vec![];
+    for (sku, n) in HOT {
+        for j in 0..3 * n {
+            orders.push(ship(&format!("HOT-{sku}-{j}"), HOT_AT, &[sku]));
+        }
+    }
+    for j in 0..10 {
+        orders.push(ship(&format!("HOT-MIX-{j}"), HOT_AT, &[192, 198]));
+    }
+    let replies = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[i % 3], o))).await;
+    let mut taken: HashMap<u64, u64> = HashMap::new();
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        for (store, sku, qty) in units(&r.json()) {
+            assert_eq!(store, HOT_STORE, "only the hot store has stock");
+            *taken.entry(sku).or_default() += qty;
+        }
+    }
+    // Every unit went, none twice.
+    for (sku, n) in HOT {
+        assert_eq!(taken.get(&sku).copied().unwrap_or(0), n, "units of sku {sku} taken");
+        let reserved = psql(&db.url, &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = {sku}"));
+        assert_eq!(reserved, n.to_string());
+    }
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
+    let reservations = psql(&db.url, "SELECT count(*) FROM reservations");
+    let answered = psql(&db.url, "SELECT count(*) FROM orders");
+    assert_eq!(answered, orders.len().to_string());
+
+    // A retry on another replica gets the same bytes and reserves nothing more.
+    let retries = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[(i + 1) % 3], o))).await;
+    for (first, retry) in replies.iter().zip(&retries) {
+        assert_eq!(retry.status, 200);
+        assert_eq!(first.body, retry.body, "a retry on another replica answers the same");
+    }
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM reservations"), reservations);
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
+    for (sku, n) in HOT {
+        let reserved = psql(&db.url, &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = {sku}"));
+        assert_eq!(reserved, n.to_string());
+    }
+
+    // A feed sent to replica 0 is routed on by replicas 1 and 2 within a second.
+    let before = route(&apps[1], &pickup("VIS-before", FEED_STORE, 192)).await.json();
+    assert_ne!(before["status"], "assigned", "no stock of 192 at store {FEED_STORE} yet: {before}");
+    let feed = json!([{"store_id": FEED_STORE, "sku": 192, "on_hand": 5}]).to_string();
+    let r = send("PUT", &apps[0].url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", feed))).await.unwrap();
+    assert_eq!(r.status, 200);
+    let t = Instant::now();
+    for (k, app) in apps[1..].iter().enumerate() {
+        let mut n = 0;
+        loop {
+            let d = route(app, &pickup(&format!("VIS-{k}-{n}"), FEED_STORE, 192)).await.json();
+            if d["status"] == "assigned" && d["shipments"][0]["store_id"] == FEED_STORE {
+                break;
+            }
+            n += 1;
+            assert!(t.elapsed() < Duration::from_secs(1), "replica {} did not see the feed within 1 s", k + 1);
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
+}
+
+/// (status, [(store_id, dc_id, lines)]) of a decision: what must agree between backends.
+fn summary(d: &Value) -> Value {
+    let shipments: Vec<Value> = d["shipments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| json!([s["store_id"], s["dc_id"], s["lines"]]))
+        .collect();
+    json!([d["status"], shipments])
+}
+
+#[actix_rt::test]
+async fn the_same_stream_gets_the_same_decisions_on_both_backends() {
+    let db = TestDb::create();
+    let pg = replica(&db.url);
+    let embedded = spawn_app();
+    let text = std::fs::read_to_string(sample().join("orders.jsonl")).unwrap();
+    let mut statuses: HashMap<String, usize> = HashMap::new();
+    for line in text.lines().take(400) {
+        let order: Value = serde_json::from_str(line).unwrap();
+        let (a, b) = (route(&embedded, &order).await, route(&pg, &order).await);
+        assert_eq!((a.status, b.status), (200, 200));
+        let (a, b) = (a.json(), b.json());
+        assert_eq!(summary(&a), summary(&b), "order {}", order["order_id"]);
+        *statuses.entry(a["status"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    // The stream exercises more than one kind of decision.
+    assert!(statuses.len() >= 3, "{statuses:?}");
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
+}
+
+/// A private PostgreSQL cluster that a test may stop and start.
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn pg_bin(prog: &str) -> PathBuf {
+    let dir = std::env::var("OMNIROUTE_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    Path::new(&dir).join(prog)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+impl Cluster {
+    /// PostgreSQL refuses to run as root: as root the cluster runs as the `postgres` user.
+    fn cmd(prog: &str) -> Command {
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(pg_bin(prog));
+            c
+        } else {
+            Command::new(pg_bin(prog))
+        }
+    }
+
+    fn run(mut c: Command, what: &str) {
+        let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn init() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            Cluster::run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres"]).arg(dir.path());
+                    c
+                },
+                "chown",
+            );
+        }
+        let mut c = Cluster::cmd("initdb");
+        c.arg("-D").arg(dir.path().join("data")).args(["-A", "trust", "-U", "postgres", "--no-sync"]);
+        Cluster::run(c, "initdb");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cluster = Cluster { dir, port };
+        cluster.start();
+        cluster
+    }
+
+    fn start(&self) {
+        let mut c = Cluster::cmd("pg_ctl");
+        c.arg("-D").arg(self.dir.path().join("data")).arg("-l").arg(self.dir.path().join("log")).args([
+            "-w",
+            "-o",
+            &format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display()),
+            "start",
+        ]);
+        Cluster::run(c, "pg_ctl start");
+    }
+
+    fn stop_immediate(&self) {
+        let mut c = Cluster::cmd("pg_ctl");
+        c.arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "-w", "stop"]);
+        Cluster::run(c, "pg_ctl stop -m immediate");
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let mut c = Cluster::cmd("pg_ctl");
+        c.arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "stop"]);
+        let _ = c.output();
+    }
+}
+
+#[actix_rt::test]
+async fn acknowledged_reservations_survive_an_immediate_database_stop() {
+    let cluster = std::sync::Arc::new(Cluster::init());
+    psql(&cluster.url("postgres"), "CREATE DATABASE omniroute");
+    let url = cluster.url("omniroute");
+    import(&url, &sample());
+    let on_hand_before = psql(&url, "SELECT sum(on_hand) FROM stock");
+    let app = replica(&url);
+
+    // Stop the database without a shutdown checkpoint while orders stream in, then restart it.
+    let crash = {
+        let cluster = cluster.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(800));
+            cluster.stop_immediate();
+            std::thread::sleep(Duration::from_millis(1500));
+            cluster.start();
+        })
+    };
+    let text = std::fs::read_to_string(sample().join("orders.jsonl")).unwrap();
+    let orders: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut acknowledged: HashMap<String, Value> = HashMap::new();
+    let (mut refused, mut after) = (0, 0);
+    for group in orders.chunks(8) {
+        if crash.is_finished() {
+            after += group.len();
+            if after > 200 {
+                break;
+            }
+        }
+        // Each order is retried until acknowledged: 503 while the database is down.
+        let mut todo: Vec<&Value> = group.iter().collect();
+        let t = Instant::now();
+        while !todo.is_empty() {
+            let replies = join_all(todo.iter().map(|o| route(&app, o))).await;
+            let mut again = vec![];
+            for (o, r) in todo.into_iter().zip(replies) {
+                match r.status {
+                    200 => {
+                        acknowledged.insert(o["order_id"].as_str().unwrap().to_string(), r.json());
+                    }
+                    503 => {
+                        refused += 1;
+                        again.push(o);
+                    }
+                    s => panic!("unexpected {s}: {}", String::from_utf8_lossy(&r.body)),
+                }
+            }
+            todo = again;
+            if !todo.is_empty() {
+                assert!(t.elapsed() < Duration::from_secs(60), "the service did not recover from the restart");
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    crash.join().unwrap();
+    assert!(refused > 0, "the stop happened while orders were streaming");
+    assert!(after > 0, "orders were routed after the restart");
+
+    // Every acknowledged reservation is in the database, with its holds; nothing else is held.
+    let stored = psql(
+        &url,
+        "SELECT r.order_id || ':' || string_agg(u.s || '/' || u.q || '/' || u.n, ',' ORDER BY u.s, u.q)
+         FROM reservations r, unnest(r.stores, r.skus, r.qtys) u(s, q, n) WHERE r.state = 1 GROUP BY r.order_id",
+    );
+    let stored: HashMap<&str, &str> = stored.lines().filter_map(|l| l.split_once(':')).collect();
+    let mut with_holds = 0;
+    for (id, d) in &acknowledged {
+        let mut u = units(d);
+        if u.is_empty() {
+            assert!(!stored.contains_key(id.as_str()), "{id} holds nothing");
+            continue;
+        }
+        with_holds += 1;
+        u.sort();
+        let want: Vec<String> = u.iter().map(|(s, k, q)| format!("{s}/{k}/{q}")).collect();
+        assert_eq!(stored.get(id.as_str()).copied(), Some(want.join(",").as_str()), "reservation of {id}");
+    }
+    assert_eq!(stored.len(), with_holds, "only acknowledged orders hold stock");
+    assert_eq!(psql(&url, "SELECT count(*) FROM orders"), acknowledged.len().to_string());
+    // Stock is conserved: nothing shipped, so on_hand is as imported, and reserved = held.
+    assert_eq!(psql(&url, "SELECT sum(on_hand) FROM stock"), on_hand_before);
+    assert_eq!(ledger_mismatches(&url), (0, 0));
+}
