@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// Base URL of the service.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// Base URL of the service; several replicas comma-separated (requests go round-robin).
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    url: Vec<String>,
     /// Bearer key with the checkout role.
     #[arg(long)]
     key: String,
@@ -68,7 +68,7 @@ fn main() {
         let connector = awc::Connector::new().limit(a.connections);
         let client = awc::Client::builder().timeout(Duration::from_secs(30)).connector(connector).finish();
         let endpoint = if a.batch > 1 { "/v1/orders/route-batch" } else { "/v1/orders/route" };
-        let url = Rc::new(format!("{}{endpoint}", a.url));
+        let urls: Rc<Vec<String>> = Rc::new(a.url.iter().map(|u| format!("{u}{endpoint}")).collect());
         let next = Rc::new(Cell::new(0u64));
         let hist = Rc::new(RefCell::new(Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap()));
         let errors = Rc::new(RefCell::new(std::collections::BTreeMap::<String, u64>::new()));
@@ -76,8 +76,8 @@ fn main() {
         let stop = start + Duration::from_secs(a.duration);
         let mut tasks = Vec::new();
         for _ in 0..a.connections {
-            let (client, url, next, hist, errors, tpl) =
-                (client.clone(), url.clone(), next.clone(), hist.clone(), errors.clone(), tpl.clone());
+            let (client, urls, next, hist, errors, tpl) =
+                (client.clone(), urls.clone(), next.clone(), hist.clone(), errors.clone(), tpl.clone());
             let (key, prefix, rate, batch) = (a.key.clone(), a.prefix.clone(), a.rate, a.batch);
             tasks.push(actix_rt::spawn(async move {
                 loop {
@@ -101,7 +101,7 @@ fn main() {
                         order(0)
                     };
                     let res = client
-                        .post(url.as_str())
+                        .post(urls[(i % urls.len() as u64) as usize].as_str())
                         .insert_header(("Authorization", format!("Bearer {key}")))
                         .insert_header(("Content-Type", "application/json"))
                         .send_body(body)

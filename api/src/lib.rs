@@ -1,7 +1,8 @@
 //! # omniroute (binary crate library)
 //!
 //! Everything that touches the outside world around the pure `optimizer` core: dataset files,
-//! the command line, progress bars and (in later issues) the HTTP service and storage adapters.
+//! the command line, progress bars, the HTTP service and the storage adapters (embedded redb,
+//! PostgreSQL + PostGIS).
 
 pub mod cli;
 pub mod data;
