@@ -9,7 +9,8 @@
 #      flat out.
 # Output goes to stdout; BENCHMARKS.md records it.
 #
-#   benches/pg.sh [rates...]   (default rates: 5000 10000)
+#   benches/pg.sh [all|load] [rates...]   (default: all, rates 5000 10000; `load` reuses the
+#                                          imported database and runs step 3 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup --postgres
@@ -20,15 +21,18 @@ data=data/large/n180k
   --orders 1000000 --seed 11 --out "$data" >&2
 db=omniroute_bench
 url="postgres://postgres@127.0.0.1:5432/$db"
+newest() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
+what=${1:-all}; [ $# -gt 0 ] && shift
+if [ "$what" = all ]; then
 psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db"
-newest() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
 
 echo "== 1. import"
 /usr/bin/time -f 'import: wall %e s, max RSS %M KB' $bin db --database-url "$url" import --data "$data"
 
 echo "== 2. peer SQL lookup vs in-memory candidate search"
 "$(newest pg_peer)" --database-url "$url" --data "$data" --seconds 10
+fi
 
 echo "== 3. route + durable reservation, 3 replicas on one database"
 key=pgbenchkey1
@@ -44,8 +48,8 @@ for port in 8191 8192 8193; do
 done
 load="$(newest load)"
 all=$(IFS=,; echo "${urls[*]}")
-rates=("${@:-5000 10000}")
-for rate in ${rates[@]}; do
+rates="${*:-5000 10000}"
+for rate in $rates; do
   $load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate "$rate" --duration 20 \
     --connections 256 --prefix "pg-r$rate-$$"
 done

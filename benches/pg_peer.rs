@@ -88,7 +88,13 @@ fn report(name: &str, h: &Histogram<u64>, wall: f64) {
     );
 }
 
-async fn sql_case(url: &str, sql: &'static str, queries: Arc<Vec<Query>>, connections: usize, seconds: u64) -> (Histogram<u64>, f64) {
+async fn sql_case(
+    url: &str,
+    sql: &'static str,
+    queries: Arc<Vec<Query>>,
+    connections: usize,
+    seconds: u64,
+) -> (Histogram<u64>, f64) {
     let start = Instant::now();
     let stop = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -152,9 +158,14 @@ fn main() -> anyhow::Result<()> {
         let queries: Arc<Vec<Query>> = Arc::new(set.iter().map(|o| query(o)).collect());
         let mut peer_best = 0.0f64;
         for connections in [1, 2] {
-            let (h, wall) = rt.block_on(sql_case(&a.database_url, sql, queries.clone(), connections, a.seconds));
+            let (h, wall) =
+                rt.block_on(sql_case(&a.database_url, sql, queries.clone(), connections, a.seconds));
             peer_best = peer_best.max(h.len() as f64 / wall);
-            report(&format!("SQL {label} ({connections} connection{})", if connections > 1 { "s" } else { "" }), &h, wall);
+            report(
+                &format!("SQL {label} ({connections} connection{})", if connections > 1 { "s" } else { "" }),
+                &h,
+                wall,
+            );
         }
         // Do both pick the same store? (PostGIS orders by spheroid distance, omniroute by great
         // circle: near-ties may differ.)

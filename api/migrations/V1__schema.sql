@@ -53,7 +53,9 @@ CREATE TABLE orders (
 
 -- state: 1 held, 2 committed (shipped), 3 released (cancelled), 4 expired.
 CREATE TABLE reservations (
-    order_id text PRIMARY KEY REFERENCES orders ON DELETE CASCADE,
+    -- Always an order of `orders` (written by the same function; no foreign key, to keep the
+    -- per-row check off the reservation path).
+    order_id text PRIMARY KEY,
     state smallint NOT NULL CHECK (state BETWEEN 1 AND 4),
     day bigint NOT NULL,
     expires_at bigint NOT NULL,
@@ -63,16 +65,29 @@ CREATE TABLE reservations (
 );
 CREATE INDEX reservations_held_expiry ON reservations (expires_at) WHERE state = 1;
 
--- Cache refresh: every stock change is announced as "store_id,sku,free,safety_stock,version"
--- (free = on_hand - reserved); every store change as its store_id.
+-- Cache refresh: every stock change is announced on channel omniroute_stock as
+-- "store_id,sku,free,safety_stock,version" items separated by ';' (free = on_hand - reserved),
+-- one notification per statement (split to stay under the 8000-byte payload limit).
 CREATE FUNCTION omniroute_stock_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    payload text;
 BEGIN
-    PERFORM pg_notify('omniroute_stock', NEW.store_id || ',' || NEW.sku || ',' ||
-        (NEW.on_hand - NEW.reserved) || ',' || NEW.safety_stock || ',' || NEW.version);
+    FOR payload IN
+        SELECT string_agg(c.item, ';')
+        FROM (SELECT n.store_id || ',' || n.sku || ',' || (n.on_hand - n.reserved) || ',' ||
+                     n.safety_stock || ',' || n.version AS item,
+                     (row_number() OVER ()) / 200 AS chunk
+              FROM changed n) c
+        GROUP BY c.chunk
+    LOOP
+        PERFORM pg_notify('omniroute_stock', payload);
+    END LOOP;
     RETURN NULL;
 END $$;
-CREATE TRIGGER stock_notify AFTER INSERT OR UPDATE ON stock
-    FOR EACH ROW EXECUTE FUNCTION omniroute_stock_notify();
+CREATE TRIGGER stock_notify_update AFTER UPDATE ON stock REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION omniroute_stock_notify();
+CREATE TRIGGER stock_notify_insert AFTER INSERT ON stock REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION omniroute_stock_notify();
 
 CREATE FUNCTION omniroute_store_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -83,57 +98,137 @@ CREATE TRIGGER stores_notify AFTER INSERT OR UPDATE OR DELETE ON stores
     FOR EACH ROW EXECUTE FUNCTION omniroute_store_notify();
 
 -- Reserves a batch of routing decisions, each all or nothing, in the order given.
--- batch: [{"id": order_id, "req": canonical request, "resp": response, "day": local day,
---          "exp": expiry (unix s), "h": [[store_id, sku, qty], ...]}, ...]
+-- batch: [{"id": order_id, "day": local day, "exp": expiry (unix s), "h": [[store_id, sku, qty], ...]}, ...]
+-- reqs, resps: each order's canonical request and response, in batch order (kept out of the
+-- JSON so that the database does not parse them).
 -- A decision without holds (DC, unfulfillable) only records the answer.
 -- One row per order: outcome 'reserved', 'refused' (stock or capacity no longer there: nothing
 -- changed) or 'existing' (the order was answered before: its request and response).
 -- cells: the state of every cell the order named, [[store_id, sku, free, safety, version], ...];
 -- full_stores: stores refused for capacity (with their day's count).
-CREATE FUNCTION omniroute_reserve(batch jsonb)
+CREATE FUNCTION omniroute_reserve(batch jsonb, reqs text[], resps text[])
 RETURNS TABLE (ord integer, outcome text, cells jsonb, full_stores jsonb, request text, response text)
 LANGUAGE plpgsql AS $$
 DECLARE
+    claimed jsonb;
+    dirty jsonb;
     o jsonb;
     i integer;
-    claimed jsonb;
     ok boolean;
     full_ jsonb;
+    -- The holds of the orders this call claimed, one element per line.
+    h_ord integer[];
+    h_id text[];
+    h_day bigint[];
+    h_exp bigint[];
+    h_s integer[];
+    h_q integer[];
+    h_n integer[];
+    -- The stock rows the batch names, locked, with what they can promise; then as updated.
+    c_s integer[];
+    c_q integer[];
+    c_free integer[];
+    r_s integer[];
+    r_q integer[];
+    r_free integer[];
+    r_safety integer[];
+    r_version bigint[];
+    -- The day counters the batch names, locked, with how many more orders each can take.
+    d_s integer[];
+    d_day bigint[];
+    d_left integer[];
 BEGIN
     -- Claim the order ids, in id order. Ids already present are answered orders.
     WITH ins AS (
         INSERT INTO orders (order_id, request, response)
-        SELECT e->>'id', e->>'req', e->>'resp' FROM jsonb_array_elements(batch) e ORDER BY e->>'id'
+        SELECT e.v->>'id', reqs[e.n], resps[e.n] FROM jsonb_array_elements(batch) WITH ORDINALITY e(v, n)
+        ORDER BY e.v->>'id'
         ON CONFLICT (order_id) DO NOTHING
         RETURNING orders.order_id)
     SELECT COALESCE(jsonb_object_agg(ins.order_id, true), '{}'::jsonb) INTO claimed FROM ins;
-    -- Lock every stock row, then every day counter, the batch names, in key order.
-    PERFORM 1 FROM stock k
-    WHERE (k.store_id, k.sku) IN (
-        SELECT (h->>0)::integer, (h->>1)::integer
-        FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h)
-    ORDER BY k.store_id, k.sku FOR UPDATE;
-    INSERT INTO store_days (store_id, day, orders)
-    SELECT DISTINCT (h->>0)::integer, (e->>'day')::bigint, 0
-    FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h
-    ORDER BY 1, 2 ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM store_days d
-    WHERE (d.store_id, d.day) IN (
-        SELECT (h->>0)::integer, (e->>'day')::bigint
-        FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h)
-    ORDER BY d.store_id, d.day FOR UPDATE;
 
+    SELECT array_agg(e.n - 1), array_agg(e.v->>'id'), array_agg((e.v->>'day')::bigint),
+           array_agg((e.v->>'exp')::bigint), array_agg((x->>0)::integer), array_agg((x->>1)::integer),
+           array_agg((x->>2)::integer)
+    INTO h_ord, h_id, h_day, h_exp, h_s, h_q, h_n
+    FROM jsonb_array_elements(batch) WITH ORDINALITY e(v, n), jsonb_array_elements(e.v->'h') x
+    WHERE claimed ? (e.v->>'id');
+
+    IF h_ord IS NOT NULL THEN
+        -- Lock every stock row, then every day counter, the batch names, in key order.
+        SELECT array_agg(l.store_id), array_agg(l.sku), array_agg(l.free) INTO c_s, c_q, c_free FROM (
+            SELECT k.store_id, k.sku, k.on_hand - k.reserved - k.safety_stock AS free FROM stock k
+            WHERE (k.store_id, k.sku) IN (SELECT * FROM unnest(h_s, h_q))
+            ORDER BY k.store_id, k.sku FOR UPDATE) l;
+        INSERT INTO store_days (store_id, day, orders)
+        SELECT DISTINCT u.s, u.d, 0 FROM unnest(h_s, h_day) u(s, d) ORDER BY 1, 2 ON CONFLICT DO NOTHING;
+        SELECT array_agg(l.store_id), array_agg(l.day), array_agg(l.room) INTO d_s, d_day, d_left FROM (
+            SELECT d.store_id, d.day, st.capacity_per_day - d.orders AS room
+            FROM store_days d JOIN stores st USING (store_id)
+            WHERE d.store_id = ANY (h_s) AND d.day = ANY (h_day)
+            ORDER BY d.store_id, d.day FOR UPDATE OF d) l;
+
+        -- Fast path: every order whose cells and stores can take the whole batch's demand on
+        -- them is reserved in bulk; the others ("dirty") go one by one, in batch order, below.
+        WITH h AS (SELECT * FROM unnest(h_id, h_day, h_s, h_q, h_n) u(id, day, s, q, n)),
+        cell AS (SELECT h.s, h.q, sum(h.n) AS n FROM h GROUP BY 1, 2),
+        locked AS (SELECT * FROM unnest(c_s, c_q, c_free) l(s, q, free)),
+        bad_cell AS (
+            SELECT c.s, c.q FROM cell c LEFT JOIN locked l ON l.s = c.s AND l.q = c.q
+            WHERE l.s IS NULL OR l.free < c.n),
+        slot AS (SELECT h.s, h.day, count(DISTINCT h.id) AS n FROM h GROUP BY 1, 2),
+        bad_slot AS (
+            SELECT sl.s, sl.day FROM slot sl
+            JOIN unnest(d_s, d_day, d_left) d(s, day, room) ON d.s = sl.s AND d.day = sl.day
+            WHERE sl.n > d.room)
+        SELECT COALESCE(jsonb_object_agg(z.id, true), '{}'::jsonb) INTO dirty FROM (
+            SELECT DISTINCT h.id FROM h
+            WHERE (h.s, h.q) IN (SELECT bc.s, bc.q FROM bad_cell bc)
+               OR (h.s, h.day) IN (SELECT bs.s, bs.day FROM bad_slot bs)) z;
+
+        WITH u AS (
+            UPDATE stock k SET reserved = k.reserved + w.n, version = k.version + 1
+            FROM (SELECT u.s, u.q, sum(u.n) AS n FROM unnest(h_id, h_s, h_q, h_n) u(id, s, q, n)
+                  WHERE NOT dirty ? u.id GROUP BY 1, 2) w
+            WHERE k.store_id = w.s AND k.sku = w.q
+            RETURNING k.store_id, k.sku, k.on_hand - k.reserved AS free, k.safety_stock, k.version)
+        SELECT array_agg(u.store_id), array_agg(u.sku), array_agg(u.free), array_agg(u.safety_stock),
+               array_agg(u.version)
+        INTO r_s, r_q, r_free, r_safety, r_version FROM u;
+        UPDATE store_days d SET orders = d.orders + w.n
+        FROM (SELECT u.s, u.d, count(DISTINCT u.id) AS n FROM unnest(h_id, h_s, h_day) u(id, s, d)
+              WHERE NOT dirty ? u.id GROUP BY 1, 2) w
+        WHERE d.store_id = w.s AND d.day = w.d;
+        INSERT INTO reservations (order_id, state, day, expires_at, stores, skus, qtys)
+        SELECT u.id, 1, min(u.d), min(u.e), array_agg(u.s), array_agg(u.q), array_agg(u.n)
+        FROM unnest(h_id, h_day, h_exp, h_s, h_q, h_n) u(id, d, e, s, q, n)
+        WHERE NOT dirty ? u.id GROUP BY u.id;
+        RETURN QUERY
+            SELECT u.o, 'reserved'::text,
+                   jsonb_agg(jsonb_build_array(r.s, r.q, r.free, r.safety, r.version)),
+                   '[]'::jsonb, NULL::text, NULL::text
+            FROM unnest(h_ord, h_id, h_s, h_q) u(o, id, s, q)
+            JOIN unnest(r_s, r_q, r_free, r_safety, r_version) r(s, q, free, safety, version)
+              ON r.s = u.s AND r.q = u.q
+            WHERE NOT dirty ? u.id GROUP BY u.o;
+    ELSE
+        dirty := '{}'::jsonb;
+    END IF;
+
+    -- Answered before: their stored answer. Claimed without holds: recorded, nothing to reserve.
+    RETURN QUERY
+        SELECT (e.n - 1)::integer, 'existing'::text, NULL::jsonb, NULL::jsonb, x.request, x.response
+        FROM jsonb_array_elements(batch) WITH ORDINALITY e(v, n) JOIN orders x ON x.order_id = e.v->>'id'
+        WHERE NOT claimed ? (e.v->>'id');
+    RETURN QUERY
+        SELECT (e.n - 1)::integer, 'reserved'::text, '[]'::jsonb, '[]'::jsonb, NULL::text, NULL::text
+        FROM jsonb_array_elements(batch) WITH ORDINALITY e(v, n)
+        WHERE claimed ? (e.v->>'id') AND jsonb_array_length(e.v->'h') = 0;
+
+    -- The dirty orders, one at a time: each all or nothing.
     FOR i IN 0 .. jsonb_array_length(batch) - 1 LOOP
         o := batch -> i;
-        IF NOT claimed ? (o->>'id') THEN
-            RETURN QUERY SELECT i, 'existing'::text, NULL::jsonb, NULL::jsonb, x.request, x.response
-                FROM orders x WHERE x.order_id = o->>'id';
-            CONTINUE;
-        END IF;
-        IF jsonb_array_length(o->'h') = 0 THEN
-            RETURN QUERY SELECT i, 'reserved'::text, '[]'::jsonb, '[]'::jsonb, NULL::text, NULL::text;
-            CONTINUE;
-        END IF;
+        CONTINUE WHEN NOT dirty ? (o->>'id');
         -- Capacity: one slot per store of the order.
         SELECT COALESCE(jsonb_agg(jsonb_build_array(d.store_id, d.orders)), '[]'::jsonb) INTO full_
         FROM store_days d JOIN stores s USING (store_id)

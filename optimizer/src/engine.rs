@@ -105,7 +105,14 @@ impl Engine {
 
     /// Cache mode: sets a cell to a database value if newer (see [`StockLedger::sync_cell`]).
     /// Returns whether it applied.
-    pub fn sync_cell(&self, store: StoreIdx, sku: SkuIdx, free: u32, safety_stock: u32, version: u32) -> bool {
+    pub fn sync_cell(
+        &self,
+        store: StoreIdx,
+        sku: SkuIdx,
+        free: u32,
+        safety_stock: u32,
+        version: u32,
+    ) -> bool {
         let (applied, new_row) = self.ledger.sync_cell(store, sku, free, safety_stock, version);
         if new_row {
             self.index.add_carrier(sku, store);

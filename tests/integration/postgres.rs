@@ -113,7 +113,8 @@ fn ledger_mismatches(url: &str) -> (i64, i64) {
             WHERE r.state = 1 GROUP BY 1, 2) h ON h.s = k.store_id AND h.q = k.sku
          WHERE COALESCE(h.n, 0) <> COALESCE(k.reserved, 0)",
     );
-    let over = psql(url, "SELECT count(*) FROM stock WHERE reserved > on_hand - safety_stock AND reserved > 0");
+    let over =
+        psql(url, "SELECT count(*) FROM stock WHERE reserved > on_hand - safety_stock AND reserved > 0");
     (held.parse().unwrap(), over.parse().unwrap())
 }
 
@@ -163,15 +164,22 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
     for (sku, n) in HOT {
         rows.push(json!({"store_id": HOT_STORE, "sku": sku, "on_hand": n, "safety_stock": 0}));
     }
-    let r = send("PUT", &apps[0].url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", json!(rows).to_string())))
-        .await
-        .unwrap();
+    let r = send(
+        "PUT",
+        &apps[0].url("/v1/stock"),
+        Some(STORE_SYSTEM),
+        Some(("application/json", json!(rows).to_string())),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     // The other replicas learn the feed from the database's notifications.
     let t = Instant::now();
     for app in &apps[1..] {
         loop {
-            let text = String::from_utf8(send("GET", &app.url("/metrics"), None, None).await.unwrap().body.to_vec()).unwrap();
+            let text =
+                String::from_utf8(send("GET", &app.url("/metrics"), None, None).await.unwrap().body.to_vec())
+                    .unwrap();
             if metric(&text, "omniroute_cache_updates_total") >= rows.len() as f64 {
                 break;
             }
@@ -202,7 +210,10 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
     // Every unit went, none twice.
     for (sku, n) in HOT {
         assert_eq!(taken.get(&sku).copied().unwrap_or(0), n, "units of sku {sku} taken");
-        let reserved = psql(&db.url, &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = {sku}"));
+        let reserved = psql(
+            &db.url,
+            &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = {sku}"),
+        );
         assert_eq!(reserved, n.to_string());
     }
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
@@ -219,7 +230,10 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
     assert_eq!(psql(&db.url, "SELECT count(*) FROM reservations"), reservations);
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
     for (sku, n) in HOT {
-        let reserved = psql(&db.url, &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = {sku}"));
+        let reserved = psql(
+            &db.url,
+            &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = {sku}"),
+        );
         assert_eq!(reserved, n.to_string());
     }
 
@@ -227,7 +241,9 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
     let before = route(&apps[1], &pickup("VIS-before", FEED_STORE, 192)).await.json();
     assert_ne!(before["status"], "assigned", "no stock of 192 at store {FEED_STORE} yet: {before}");
     let feed = json!([{"store_id": FEED_STORE, "sku": 192, "on_hand": 5}]).to_string();
-    let r = send("PUT", &apps[0].url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", feed))).await.unwrap();
+    let r = send("PUT", &apps[0].url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", feed)))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     let t = Instant::now();
     for (k, app) in apps[1..].iter().enumerate() {
@@ -238,7 +254,11 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
                 break;
             }
             n += 1;
-            assert!(t.elapsed() < Duration::from_secs(1), "replica {} did not see the feed within 1 s", k + 1);
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "replica {} did not see the feed within 1 s",
+                k + 1
+            );
             actix_rt::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -414,7 +434,10 @@ async fn acknowledged_reservations_survive_an_immediate_database_stop() {
             }
             todo = again;
             if !todo.is_empty() {
-                assert!(t.elapsed() < Duration::from_secs(60), "the service did not recover from the restart");
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "the service did not recover from the restart"
+                );
                 actix_rt::time::sleep(Duration::from_millis(100)).await;
             }
         }

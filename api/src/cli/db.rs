@@ -48,7 +48,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         match a.command {
             DbCommand::Migrate => Ok(()),
-            DbCommand::Import { data, replace } => import(&mut client, data.unwrap_or_else(default_data_dir), replace).await,
+            DbCommand::Import { data, replace } => {
+                import(&mut client, data.unwrap_or_else(default_data_dir), replace).await
+            }
         }
     })
 }
@@ -77,7 +79,7 @@ async fn import(client: &mut tokio_postgres::Client, dir: PathBuf, replace: bool
     // Bulk load: no per-row notifications (replicas restart after an import), indexes built once.
     tx.batch_execute(
         "TRUNCATE stores, stock, store_days, reservations, orders;
-         ALTER TABLE stock DISABLE TRIGGER stock_notify;
+         ALTER TABLE stock DISABLE TRIGGER stock_notify_insert;
          ALTER TABLE stores DISABLE TRIGGER stores_notify;
          ALTER TABLE stock DROP CONSTRAINT stock_pkey;
          DROP INDEX stock_sku;",
@@ -141,7 +143,7 @@ async fn import(client: &mut tokio_postgres::Client, dir: PathBuf, replace: bool
     tx.batch_execute(
         "ALTER TABLE stock ADD PRIMARY KEY (store_id, sku);
          CREATE INDEX stock_sku ON stock (sku, store_id);
-         ALTER TABLE stock ENABLE TRIGGER stock_notify;
+         ALTER TABLE stock ENABLE TRIGGER stock_notify_insert;
          ALTER TABLE stores ENABLE TRIGGER stores_notify;",
     )
     .await?;

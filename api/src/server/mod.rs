@@ -15,11 +15,11 @@ pub mod state;
 use crate::cli::{load_engine, CostModel};
 use crate::storage::postgres::Postgres;
 use crate::storage::{Embedded, Storage};
-use backend::{Backend, CacheSink};
 use actix_web::dev::{Server, Service};
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context;
 use auth::ApiKeys;
+use backend::{Backend, CacheSink};
 use error::ApiError;
 use optimizer::ledger::LedgerConfig;
 use optimizer::router::RouterConfig;
@@ -72,7 +72,8 @@ impl Application {
                 );
                 let state = web::Data::new(AppState::new(engine, &config, Backend::Embedded(storage)));
                 let t = Instant::now();
-                let (cells, orders) = state.recover().map_err(|e| anyhow::anyhow!("recovering state: {e}"))?;
+                let (cells, orders) =
+                    state.recover().map_err(|e| anyhow::anyhow!("recovering state: {e}"))?;
                 log::info!(
                     "loaded {} stores from {} in {load_s:.2} s; recovered {cells} stock cells and {orders} orders from {} in {:.2} s",
                     state.engine.network().stores().len(),
@@ -141,7 +142,11 @@ impl Application {
 
 /// A replica over PostgreSQL: the network from the dataset, stock from the database (read after
 /// LISTEN is in place, so no change is missed), then the notifications keep the cache fresh.
-fn build_postgres(config: &ServeConfig, url: &str, engine_config: EngineConfig) -> anyhow::Result<web::Data<AppState>> {
+fn build_postgres(
+    config: &ServeConfig,
+    url: &str,
+    engine_config: EngineConfig,
+) -> anyhow::Result<web::Data<AppState>> {
     let t = Instant::now();
     let pg = Postgres::connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
     let sink = CacheSink::new();
@@ -151,7 +156,9 @@ fn build_postgres(config: &ServeConfig, url: &str, engine_config: EngineConfig) 
         &config.data,
         cells.iter().map(|c| (c.store_id, c.sku, c.free, c.safety_stock)),
     )
-    .with_context(|| format!("loading the network of {} against the database's stock", config.data.display()))?;
+    .with_context(|| {
+        format!("loading the network of {} against the database's stock", config.data.display())
+    })?;
     let db_stores = pg.store_count().map_err(|e| anyhow::anyhow!("{e}"))?;
     anyhow::ensure!(
         db_stores == loaded.network.stores().len() as u64,

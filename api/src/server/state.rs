@@ -1,13 +1,15 @@
 //! The application state shared by all workers, and the operations handlers build on.
 
 use super::auth::ApiKeys;
+use super::backend::{self, Backend};
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::orderbook::{self, Answer, Claim, OrderBook};
 use crate::data::order_json::OrderJson;
-use super::backend::{self, Backend};
 use crate::storage::postgres::{Outcome, Pending, Postgres};
-use crate::storage::{CellRecord, ChangeSet, OrderRecord, Recovery, ReservationRecord, Storage, StorageError};
+use crate::storage::{
+    CellRecord, ChangeSet, OrderRecord, Recovery, ReservationRecord, Storage, StorageError,
+};
 use optimizer::ledger::{CellChange, Hold, Reservation};
 use optimizer::model::{Order, OrderId, Sku, StoreId, Timestamp};
 use optimizer::router::{Decision, Router};
@@ -181,10 +183,9 @@ impl AppState {
     /// The stored answer of an answered order.
     pub async fn answer(&self, id: &OrderId) -> Result<Answer, ApiError> {
         if let Backend::Postgres(pg) = &self.backend {
-            let stored = pg
-                .order(id.as_str())
-                .await?
-                .ok_or_else(|| ApiError::Internal(format!("order {id} is answered but not in the database")))?;
+            let stored = pg.order(id.as_str()).await?.ok_or_else(|| {
+                ApiError::Internal(format!("order {id} is answered but not in the database"))
+            })?;
             return Ok(Answer { request: stored.request, response: stored.response.into() });
         }
         let storage = self.embedded().expect("embedded when not postgres");
@@ -352,7 +353,14 @@ impl AppState {
                         };
                         let order_id = owner.id().to_string();
                         let response = change.orders.pop().map(|o| o.response).unwrap_or_default();
-                        batch.push(Pending { order_id, request: requests[i].clone(), response, day, expires_at, holds });
+                        batch.push(Pending {
+                            order_id,
+                            request: requests[i].clone(),
+                            response,
+                            day,
+                            expires_at,
+                            holds,
+                        });
                         routed.push((i, owner, answer, decision));
                     }
                     Err(e) => results[i] = Some(Err(e)),

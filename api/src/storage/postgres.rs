@@ -29,7 +29,7 @@ mod migrations {
 /// Most orders folded into one reservation transaction.
 const MAX_BATCH: usize = 512;
 /// Connections that run reservation batches concurrently.
-const BATCHERS: usize = 4;
+const BATCHERS: usize = 2;
 /// Pool size: the batchers plus feeds, reads and expiry.
 const POOL_SIZE: usize = BATCHERS + 8;
 
@@ -42,9 +42,10 @@ fn err(e: impl std::fmt::Display) -> StorageError {
 pub struct Pending {
     #[serde(rename = "id")]
     pub order_id: String,
-    #[serde(rename = "req")]
+    /// Sent as a separate text array (the database does not parse it).
+    #[serde(skip)]
     pub request: String,
-    #[serde(rename = "resp")]
+    #[serde(skip)]
     pub response: String,
     pub day: i64,
     #[serde(rename = "exp")]
@@ -149,11 +150,13 @@ pub struct StoredOrder {
 }
 
 type Reply = oneshot::Sender<Result<Vec<Outcome>, StorageError>>;
+/// Queued reservation work: one caller's orders and where to send their outcomes.
+type Job = (Vec<Pending>, Reply);
 
 struct Inner {
     url: String,
     pool: Pool,
-    batches: mpsc::UnboundedSender<(Vec<Pending>, Reply)>,
+    batches: mpsc::UnboundedSender<Job>,
     healthy: AtomicBool,
 }
 
@@ -202,12 +205,10 @@ impl Postgres {
             .enable_all()
             .build()
             .map_err(err)?;
-        let pg_config = tokio_postgres::Config::from_str(url).map_err(|e| err(format!("database url: {e}")))?;
-        let manager = Manager::from_config(
-            pg_config,
-            NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let pg_config =
+            tokio_postgres::Config::from_str(url).map_err(|e| err(format!("database url: {e}")))?;
+        let manager =
+            Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = {
             let _guard = rt.enter();
             Pool::builder(manager)
@@ -227,10 +228,9 @@ impl Postgres {
         // Fail at start-up, not on the first order, when the database is unreachable or unmigrated.
         pg.block_on(|inner| async move {
             let client = inner.pool.get().await.map_err(err)?;
-            client
-                .query_one("SELECT count(*) FROM stores", &[])
-                .await
-                .map_err(|e| err(format!("{e}: run `omniroute db migrate` and `omniroute db import` first")))?;
+            client.query_one("SELECT count(*) FROM stores", &[]).await.map_err(|e| {
+                err(format!("{e}: run `omniroute db migrate` and `omniroute db import` first"))
+            })?;
             Ok(())
         })?;
         Ok(pg)
@@ -258,7 +258,9 @@ impl Postgres {
     {
         let fut = f(self.inner.clone());
         let handle = self.handle().clone();
-        std::thread::scope(|s| s.spawn(|| handle.block_on(fut)).join().map_err(|_| err("start-up task panicked"))?)
+        std::thread::scope(|s| {
+            s.spawn(|| handle.block_on(fut)).join().map_err(|_| err("start-up task panicked"))?
+        })
     }
 
     /// Whether the last database call went through.
@@ -368,7 +370,10 @@ impl Postgres {
         self.run(move |inner| async move {
             let client = inner.pool.get().await.map_err(err)?;
             let row = client
-                .query_one("SELECT state, expires_at, changed FROM omniroute_finish($1, $2)", &[&order_id, &target])
+                .query_one(
+                    "SELECT state, expires_at, changed FROM omniroute_finish($1, $2)",
+                    &[&order_id, &target],
+                )
                 .await
                 .map_err(|e| inner.failed(e))?;
             Ok(Finished { state: row.get(0), expires_at: row.get(1), changed: row.get(2) })
@@ -399,7 +404,11 @@ impl Postgres {
     }
 
     /// One stock row: (on_hand, reserved, safety_stock).
-    pub async fn stock_level(&self, store_id: u32, sku: u32) -> Result<Option<(u32, u32, u32)>, StorageError> {
+    pub async fn stock_level(
+        &self,
+        store_id: u32,
+        sku: u32,
+    ) -> Result<Option<(u32, u32, u32)>, StorageError> {
         self.run(move |inner| async move {
             let client = inner.pool.get().await.map_err(err)?;
             let row = client
@@ -451,7 +460,9 @@ impl Inner {
 async fn snapshot(inner: &Inner) -> Result<Vec<DbCell>, StorageError> {
     let client = inner.pool.get().await.map_err(err)?;
     let stream = client
-        .copy_out("COPY (SELECT store_id, sku, on_hand - reserved, safety_stock, version FROM stock) TO STDOUT")
+        .copy_out(
+            "COPY (SELECT store_id, sku, on_hand - reserved, safety_stock, version FROM stock) TO STDOUT",
+        )
         .await
         .map_err(err)?;
     futures_util::pin_mut!(stream);
@@ -507,10 +518,14 @@ async fn listen_once(
     }
     while let Some(n) = rx.recv().await {
         match n.channel() {
-            "omniroute_stock" => match DbCell::parse(n.payload()) {
-                Some(cell) => apply(Notice::Stock(cell)),
-                None => log::warn!("unreadable stock notification `{}`", n.payload()),
-            },
+            "omniroute_stock" => {
+                for item in n.payload().split(';') {
+                    match DbCell::parse(item) {
+                        Some(cell) => apply(Notice::Stock(cell)),
+                        None => log::warn!("unreadable stock notification item `{item}`"),
+                    }
+                }
+            }
             "omniroute_stores" => {
                 if let Ok(id) = n.payload().parse() {
                     apply(Notice::Store(id));
@@ -525,10 +540,7 @@ async fn listen_once(
 }
 
 /// Takes queued batches and runs them, folding concurrent callers into one transaction.
-async fn batcher(
-    inner: Arc<Inner>,
-    rx: Arc<AsyncMutex<mpsc::UnboundedReceiver<(Vec<Pending>, Reply)>>>,
-) {
+async fn batcher(inner: Arc<Inner>, rx: Arc<AsyncMutex<mpsc::UnboundedReceiver<Job>>>) {
     loop {
         let mut jobs = Vec::new();
         {
@@ -569,16 +581,18 @@ async fn batcher(
 /// serialization failure (nothing was applied then).
 async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome>, StorageError> {
     let json = serde_json::to_string(orders).map_err(err)?;
+    let requests: Vec<&str> = orders.iter().map(|o| o.request.as_str()).collect();
+    let responses: Vec<&str> = orders.iter().map(|o| o.response.as_str()).collect();
     let client = inner.pool.get().await.map_err(|e| {
         inner.healthy.store(false, Ordering::Relaxed);
         err(e)
     })?;
     let sql = "SELECT ord, outcome, cells::text, full_stores::text, request, response \
-               FROM omniroute_reserve($1::text::jsonb)";
+               FROM omniroute_reserve($1::text::jsonb, $2, $3)";
     let stmt = client.prepare_cached(sql).await.map_err(|e| inner.failed(e))?;
     let mut attempt = 0;
     let rows = loop {
-        match client.query(&stmt, &[&json]).await {
+        match client.query(&stmt, &[&json, &requests, &responses]).await {
             Ok(rows) => break rows,
             Err(e) if matches!(sqlstate(&e), Some("40P01" | "40001")) && attempt < 5 => {
                 attempt += 1;
@@ -611,6 +625,8 @@ async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome
     outcomes
         .into_iter()
         .enumerate()
-        .map(|(i, o)| o.ok_or_else(|| err(format!("the database gave no outcome for order {}", orders[i].order_id))))
+        .map(|(i, o)| {
+            o.ok_or_else(|| err(format!("the database gave no outcome for order {}", orders[i].order_id)))
+        })
         .collect()
 }

@@ -468,7 +468,14 @@ impl StockLedger {
     /// database's on_hand minus reserved: holds of other replicas count as stock gone, and this
     /// ledger's own reservations are in-flight only (see [`StockLedger::settle`]). Returns
     /// (applied, new row).
-    pub fn sync_cell(&self, store: StoreIdx, sku: SkuIdx, free: u32, safety_stock: u32, version: u32) -> (bool, bool) {
+    pub fn sync_cell(
+        &self,
+        store: StoreIdx,
+        sku: SkuIdx,
+        free: u32,
+        safety_stock: u32,
+        version: u32,
+    ) -> (bool, bool) {
         let mut st = self.stores[store.0 as usize].lock();
         let (i, new_row) = st.cell_mut_or_insert(sku);
         if new_row {

@@ -4,10 +4,10 @@ use super::{parse_json, read_json_body};
 use crate::data::order_json::{parse_order, FieldError};
 use crate::server::auth::Action;
 use crate::server::backend::Backend;
-use crate::storage::postgres::Postgres;
 use crate::server::error::ApiError;
 use crate::server::orderbook::Answer;
 use crate::server::state::AppState;
+use crate::storage::postgres::Postgres;
 use actix_web::{web, HttpRequest, HttpResponse};
 use optimizer::ledger::{LedgerError, ReservationState};
 use optimizer::model::{Mode, Order, OrderId, Timestamp};
@@ -177,7 +177,8 @@ fn view(
     state: &str,
     expires_at: Option<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let decision: &RawValue = serde_json::from_slice(response).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let decision: &RawValue =
+        serde_json::from_slice(response).map_err(|e| ApiError::Internal(e.to_string()))?;
     let body = serde_json::json!({
         "order_id": id,
         "state": state,
@@ -317,7 +318,12 @@ async fn transition(
 
 /// Cancel or ship against the database (the reservation may have been made by any replica);
 /// the caches follow through the stock notifications.
-async fn transition_pg(pg: &Postgres, state: &AppState, id: &OrderId, commit: bool) -> Result<HttpResponse, ApiError> {
+async fn transition_pg(
+    pg: &Postgres,
+    state: &AppState,
+    id: &OrderId,
+    commit: bool,
+) -> Result<HttpResponse, ApiError> {
     let target = if commit { 2 } else { 3 };
     let done = pg.finish(id.as_str(), target).await?;
     if done.state == 0 {

@@ -3,9 +3,9 @@
 use super::stores::parse_store;
 use super::{parse_json, read_json_body};
 use crate::server::auth::Action;
+use crate::server::backend::Backend;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
-use crate::server::backend::Backend;
 use crate::storage::postgres::{FeedChange, FeedError, Postgres};
 use crate::storage::ChangeSet;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -200,7 +200,12 @@ async fn feed_pg(
         let free = r.on_hand.saturating_sub(r.reserved);
         state.engine.sync_cell(*store, *sku, free, r.safety_stock, r.version);
         if r.on_hand < r.reserved {
-            oversubscribed.push(Oversubscribed { store_id, sku: sku_id, on_hand: r.on_hand, reserved: r.reserved });
+            oversubscribed.push(Oversubscribed {
+                store_id,
+                sku: sku_id,
+                on_hand: r.on_hand,
+                reserved: r.reserved,
+            });
         }
     }
     state.metrics.feed_rows.inc_by(results.len() as u64);
