@@ -37,6 +37,18 @@ fn err(e: impl std::fmt::Display) -> StorageError {
     StorageError(e.to_string())
 }
 
+/// An error with its causes ("db error" alone says nothing; the server's message is the source).
+fn chain(e: &(dyn std::error::Error + 'static)) -> StorageError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    StorageError(text)
+}
+
 /// A routing decision to make durable (external ids).
 #[derive(Debug, Clone, Serialize)]
 pub struct Pending {
@@ -176,8 +188,9 @@ impl Drop for Postgres {
 
 /// Connects once, outside any pool (migrations, import, the listener).
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, StorageError> {
-    let (client, connection) =
-        tokio_postgres::connect(url, NoTls).await.map_err(|e| err(format!("connecting to {url}: {e}")))?;
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| StorageError(format!("connecting to {url}: {}", chain(&e).0)))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             log::warn!("database connection closed: {e}");
@@ -188,7 +201,7 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, StorageError> 
 
 /// Applies the versioned migrations that are missing; returns the versions applied.
 pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<String>, StorageError> {
-    let report = migrations::migrations::runner().run_async(client).await.map_err(err)?;
+    let report = migrations::migrations::runner().run_async(client).await.map_err(|e| chain(&e))?;
     Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
 }
 
@@ -227,7 +240,7 @@ impl Postgres {
         let pg = Postgres { inner, rt: Some(rt) };
         // Fail at start-up, not on the first order, when the database is unreachable or unmigrated.
         pg.block_on(|inner| async move {
-            let client = inner.pool.get().await.map_err(err)?;
+            let client = inner.pool.get().await.map_err(|e| chain(&e))?;
             client.query_one("SELECT count(*) FROM stores", &[]).await.map_err(|e| {
                 err(format!("{e}: run `omniroute db migrate` and `omniroute db import` first"))
             })?;
@@ -271,7 +284,7 @@ impl Postgres {
     /// One round trip to the database.
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.run(|inner| async move {
-            let client = inner.pool.get().await.map_err(err)?;
+            let client = inner.pool.get().await.map_err(|e| chain(&e))?;
             client.simple_query("SELECT 1").await.map_err(|e| inner.failed(e))?;
             inner.healthy.store(true, Ordering::Relaxed);
             Ok(())
@@ -282,8 +295,8 @@ impl Postgres {
     /// Number of stores in the database.
     pub fn store_count(&self) -> Result<u64, StorageError> {
         self.block_on(|inner| async move {
-            let client = inner.pool.get().await.map_err(err)?;
-            let row = client.query_one("SELECT count(*) FROM stores", &[]).await.map_err(err)?;
+            let client = inner.pool.get().await.map_err(|e| chain(&e))?;
+            let row = client.query_one("SELECT count(*) FROM stores", &[]).await.map_err(|e| chain(&e))?;
             Ok(row.get::<_, i64>(0) as u64)
         })
     }
@@ -341,7 +354,7 @@ impl Postgres {
             .collect();
         let json = serde_json::to_string(&json).map_err(err)?;
         self.run(move |inner| async move {
-            let client = inner.pool.get().await.map_err(err)?;
+            let client = inner.pool.get().await.map_err(|e| chain(&e))?;
             let sql = "SELECT on_hand, reserved, safety_stock, version, new_row FROM omniroute_feed($1::text::jsonb)";
             Ok(match client.query(sql, &[&json]).await {
                 Ok(rows) => Ok(rows
@@ -368,7 +381,7 @@ impl Postgres {
     pub async fn finish(&self, order_id: &str, target: i16) -> Result<Finished, StorageError> {
         let order_id = order_id.to_owned();
         self.run(move |inner| async move {
-            let client = inner.pool.get().await.map_err(err)?;
+            let client = inner.pool.get().await.map_err(|e| chain(&e))?;
             let row = client
                 .query_one(
                     "SELECT state, expires_at, changed FROM omniroute_finish($1, $2)",
@@ -385,7 +398,7 @@ impl Postgres {
     pub async fn order(&self, order_id: &str) -> Result<Option<StoredOrder>, StorageError> {
         let order_id = order_id.to_owned();
         self.run(move |inner| async move {
-            let client = inner.pool.get().await.map_err(err)?;
+            let client = inner.pool.get().await.map_err(|e| chain(&e))?;
             let row = client
                 .query_opt(
                     "SELECT o.request, o.response, r.state, r.expires_at
@@ -410,7 +423,7 @@ impl Postgres {
         sku: u32,
     ) -> Result<Option<(u32, u32, u32)>, StorageError> {
         self.run(move |inner| async move {
-            let client = inner.pool.get().await.map_err(err)?;
+            let client = inner.pool.get().await.map_err(|e| chain(&e))?;
             let row = client
                 .query_opt(
                     "SELECT on_hand, reserved, safety_stock FROM stock WHERE store_id = $1 AND sku = $2",
@@ -429,7 +442,7 @@ impl Postgres {
     /// Expires held reservations due at `now`; returns how many.
     pub async fn expire(&self, now: i64) -> Result<u64, StorageError> {
         self.run(move |inner| async move {
-            let client = inner.pool.get().await.map_err(err)?;
+            let client = inner.pool.get().await.map_err(|e| chain(&e))?;
             let mut total = 0u64;
             loop {
                 let row = client
@@ -453,23 +466,23 @@ impl Inner {
         if e.is_closed() || e.as_db_error().is_none() {
             self.healthy.store(false, Ordering::Relaxed);
         }
-        err(e)
+        chain(&e)
     }
 }
 
 async fn snapshot(inner: &Inner) -> Result<Vec<DbCell>, StorageError> {
-    let client = inner.pool.get().await.map_err(err)?;
+    let client = inner.pool.get().await.map_err(|e| chain(&e))?;
     let stream = client
         .copy_out(
             "COPY (SELECT store_id, sku, on_hand - reserved, safety_stock, version FROM stock) TO STDOUT",
         )
         .await
-        .map_err(err)?;
+        .map_err(|e| chain(&e))?;
     futures_util::pin_mut!(stream);
     let mut cells = Vec::new();
     let mut rest: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(err)?;
+        let chunk = chunk.map_err(|e| chain(&e))?;
         rest.extend_from_slice(&chunk);
         let end = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         for line in rest[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -629,4 +642,34 @@ async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome
             o.ok_or_else(|| err(format!("the database gave no outcome for order {}", orders[i].order_id)))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_items_parse_and_clamp() {
+        assert_eq!(
+            DbCell::parse("12,7,5,1,3"),
+            Some(DbCell { store_id: 12, sku: 7, free: 5, safety_stock: 1, version: 3 })
+        );
+        // An oversubscribed row (on_hand below reserved) can promise nothing.
+        assert_eq!(DbCell::parse("12,7,-2,0,9").map(|c| c.free), Some(0));
+        assert_eq!(DbCell::parse("12,7,5,1"), None);
+        assert_eq!(DbCell::parse("12,x,5,1,3"), None);
+    }
+
+    #[test]
+    fn pending_json_leaves_requests_and_responses_out() {
+        let p = Pending {
+            order_id: "o1".into(),
+            request: "{\"big\":1}".into(),
+            response: "{\"bigger\":2}".into(),
+            day: 20_000,
+            expires_at: 99,
+            holds: vec![(1, 2, 3)],
+        };
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"id":"o1","day":20000,"exp":99,"h":[[1,2,3]]}"#);
+    }
 }
