@@ -89,9 +89,14 @@ impl DbCell {
         }
     }
 
-    /// Parses a notification payload `store_id,sku,free,safety_stock,version`.
-    pub fn parse(payload: &str) -> Option<DbCell> {
-        let mut it = payload.split(',').map(i64::from_str);
+    /// Parses a notification item `store_id,sku,free,safety_stock,version`.
+    pub fn parse(item: &str) -> Option<DbCell> {
+        DbCell::parse_separated(item, ',')
+    }
+
+    /// Parses five integers separated by `sep` (`,` in notifications, tab in COPY output).
+    fn parse_separated(item: &str, sep: char) -> Option<DbCell> {
+        let mut it = item.split(sep).map(i64::from_str);
         let mut next = || it.next()?.ok();
         Some(DbCell::new(next()?, next()?, next()?, next()?, next()?))
     }
@@ -487,7 +492,7 @@ async fn snapshot(inner: &Inner) -> Result<Vec<DbCell>, StorageError> {
         let end = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         for line in rest[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let text = std::str::from_utf8(line).map_err(err)?;
-            let cell = DbCell::parse(&text.replace('\t', ","))
+            let cell = DbCell::parse_separated(text, '\t')
                 .ok_or_else(|| err(format!("unreadable stock row `{text}`")))?;
             cells.push(cell);
         }
