@@ -296,6 +296,79 @@ async fn the_same_stream_gets_the_same_decisions_on_both_backends() {
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
 
+#[actix_rt::test]
+async fn cancel_ship_read_and_feed_errors_go_through_the_database() {
+    let db = TestDb::create();
+    let (a, b) = (replica(&db.url), replica(&db.url));
+    let text = std::fs::read_to_string(sample().join("orders.jsonl")).unwrap();
+    let mut held = vec![];
+    let mut unheld = None;
+    for line in text.lines().take(60) {
+        let order: Value = serde_json::from_str(line).unwrap();
+        let d = route(&a, &order).await.json();
+        let id = order["order_id"].as_str().unwrap().to_string();
+        if units(&d).is_empty() {
+            unheld.get_or_insert(id);
+        } else {
+            held.push((id, units(&d)));
+        }
+    }
+    let level = |store: u64, sku: u64| {
+        let v = psql(
+            &db.url,
+            &format!("SELECT on_hand || ',' || reserved FROM stock WHERE store_id = {store} AND sku = {sku}"),
+        );
+        let (h, r) = v.split_once(',').unwrap();
+        (h.parse::<u64>().unwrap(), r.parse::<u64>().unwrap())
+    };
+    // Ship on the other replica: the stock leaves; again is a no-op; cancel is then refused.
+    let (id, u) = &held[0];
+    let (store, sku, qty) = u[0];
+    let before = level(store, sku);
+    let r = post(&b, &format!("/v1/orders/{id}/ship"), CHECKOUT, String::new()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["state"], "committed");
+    assert_eq!(level(store, sku), (before.0 - qty, before.1 - qty));
+    assert_eq!(post(&b, &format!("/v1/orders/{id}/ship"), CHECKOUT, String::new()).await.status, 200);
+    assert_eq!(level(store, sku), (before.0 - qty, before.1 - qty));
+    let r = post(&a, &format!("/v1/orders/{id}/cancel"), CHECKOUT, String::new()).await;
+    assert_eq!((r.status, r.json()["code"].clone()), (409, json!("invalid_state")));
+    // Cancel: stock comes back; the read on either replica says released.
+    let (id, u) = &held[1];
+    let (store, sku, qty) = u[0];
+    let before = level(store, sku);
+    assert_eq!(post(&a, &format!("/v1/orders/{id}/cancel"), CHECKOUT, String::new()).await.status, 200);
+    assert_eq!(level(store, sku), (before.0, before.1 - qty));
+    let r = send("GET", &b.url(&format!("/v1/orders/{id}")), Some(CHECKOUT), None).await.unwrap();
+    assert_eq!(r.json()["state"], "released");
+    // Nothing reserved, or unknown.
+    if let Some(id) = unheld {
+        let r = post(&b, &format!("/v1/orders/{id}/cancel"), CHECKOUT, String::new()).await;
+        assert_eq!((r.status, r.json()["code"].clone()), (409, json!("no_reservation")));
+    }
+    let r = post(&b, "/v1/orders/NOPE-1/ship", CHECKOUT, String::new()).await;
+    assert_eq!(r.status, 404);
+    // A feed whose second row would go negative changes nothing and names the row.
+    let (h, _) = level(store, sku);
+    let feed = json!([{"store_id": store, "sku": sku, "delta": 5}, {"store_id": store, "sku": sku, "delta": -100000}]);
+    let r =
+        send("PUT", &b.url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", feed.to_string())))
+            .await
+            .unwrap();
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        (r.json()["code"].clone(), r.json()["field"].clone()),
+        (json!("negative_on_hand"), json!("[1].delta"))
+    );
+    assert_eq!(level(store, sku).0, h);
+    let s = send("GET", &a.url(&format!("/v1/stock/{store}/{sku}")), Some(STORE_SYSTEM), None)
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(s["on_hand"], h);
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
+}
+
 /// A private PostgreSQL cluster that a test may stop and start.
 struct Cluster {
     dir: tempfile::TempDir,
