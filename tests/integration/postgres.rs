@@ -544,3 +544,30 @@ async fn acknowledged_reservations_survive_an_immediate_database_stop() {
     assert_eq!(psql(&url, "SELECT sum(on_hand) FROM stock"), on_hand_before);
     assert_eq!(ledger_mismatches(&url), (0, 0));
 }
+
+#[test]
+fn a_replica_refuses_a_dataset_the_database_does_not_hold() {
+    let db = TestDb::create();
+    // The sample with its first store moved.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["stores.csv", "stock.csv", "dcs.csv"] {
+        std::fs::copy(sample().join(f), dir.path().join(f)).unwrap();
+    }
+    let stores = std::fs::read_to_string(dir.path().join("stores.csv")).unwrap();
+    let mut lines: Vec<String> = stores.lines().map(String::from).collect();
+    let mut f: Vec<String> = lines[1].split(',').map(String::from).collect();
+    let lat: f64 = f[3].parse().unwrap();
+    f[3] = format!("{:.6}", lat + 0.01);
+    let moved = f[0].clone();
+    lines[1] = f.join(",");
+    std::fs::write(dir.path().join("stores.csv"), lines.join("\n") + "\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_omniroute"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &db.url, "--data"])
+        .arg(dir.path())
+        .env("OMNIROUTE_API_KEYS", format!("checkout:{CHECKOUT}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("store {moved} in the database")) && err.contains("db import"), "{err}");
+}

@@ -159,14 +159,7 @@ fn build_postgres(
     .with_context(|| {
         format!("loading the network of {} against the database's stock", config.data.display())
     })?;
-    let db_stores = pg.store_count().map_err(|e| anyhow::anyhow!("{e}"))?;
-    anyhow::ensure!(
-        db_stores == loaded.network.stores().len() as u64,
-        "the database holds {db_stores} stores but {} has {}: import this dataset with `omniroute db import --data {}`",
-        config.data.display(),
-        loaded.network.stores().len(),
-        config.data.display()
-    );
+    check_stores(&pg, &loaded.network, &config.data)?;
     let engine = Engine::new(loaded.network, loaded.stock, engine_config);
     for c in cells.iter().filter(|c| c.version > 0) {
         backend::sync_cell(&engine, c);
@@ -181,6 +174,39 @@ fn build_postgres(
         t.elapsed().as_secs_f64()
     );
     Ok(state)
+}
+
+/// The database must hold the dataset's stores, at the same places: the replica routes on the
+/// dataset's network and reserves in the database by store id.
+fn check_stores(
+    pg: &Postgres,
+    network: &optimizer::model::Network,
+    data: &std::path::Path,
+) -> anyhow::Result<()> {
+    let import =
+        || format!("import this dataset with `omniroute db import --data {} --replace`", data.display());
+    let located = pg.store_locations().map_err(|e| anyhow::anyhow!("reading stores: {e}"))?;
+    anyhow::ensure!(
+        located.len() == network.stores().len(),
+        "the database holds {} stores but {} has {}: {}",
+        located.len(),
+        data.display(),
+        network.stores().len(),
+        import()
+    );
+    for (id, lon, lat) in located {
+        let same = network
+            .store_idx(optimizer::model::StoreId(id))
+            .map(|i| network.store(i).location)
+            .is_some_and(|at| (at.lon() - lon).abs() < 1e-6 && (at.lat() - lat).abs() < 1e-6);
+        anyhow::ensure!(
+            same,
+            "store {id} in the database is missing from {} or elsewhere: {}",
+            data.display(),
+            import()
+        );
+    }
+    Ok(())
 }
 
 fn routes_config(cfg: &mut web::ServiceConfig) {

@@ -297,12 +297,22 @@ impl Postgres {
         .await
     }
 
-    /// Number of stores in the database.
-    pub fn store_count(&self) -> Result<u64, StorageError> {
+    /// Every store's id and location (lon, lat) as the database holds it (PostGIS geography, read
+    /// as EWKB through the `postgis` crate). Blocks (start-up).
+    pub fn store_locations(&self) -> Result<Vec<(u32, f64, f64)>, StorageError> {
         self.block_on(|inner| async move {
             let client = inner.pool.get().await.map_err(|e| chain(&e))?;
-            let row = client.query_one("SELECT count(*) FROM stores", &[]).await.map_err(|e| chain(&e))?;
-            Ok(row.get::<_, i64>(0) as u64)
+            let rows = client
+                .query("SELECT store_id, geom::geometry FROM stores", &[])
+                .await
+                .map_err(|e| chain(&e))?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let p: postgis::ewkb::Point = r.get(1);
+                    (r.get::<_, i32>(0) as u32, p.x, p.y)
+                })
+                .collect())
         })
     }
 
