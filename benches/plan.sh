@@ -66,6 +66,8 @@ run_set() { # dir single(1/0) monolithic(1/0)
   measure "$d lp" $bin optimize --data "$d" "${w[@]}" --check --json
   measure "$d greedy" $bin optimize --data "$d" "${w[@]}" --solver greedy --json
   if [ "$2" = 1 ]; then
+    # The same LP planner with HiGHS on every component (no min-cost flow for the networks).
+    measure "$d lp-highs-only" $bin optimize --data "$d" "${w[@]}" --highs-only --no-compare --json
     $bin optimize --data "$d" --peer-weights --export-mcf "$d/instance.mcf" >&2
     measure "$d ortools-mcf" "$venv/bin/python" benches/peer_mcf.py "$d/instance.mcf"
   fi

@@ -46,6 +46,10 @@ pub struct Args {
     /// LP only: solve one monolithic LP (no presolve, no components), as a peer would.
     #[arg(long)]
     pub monolithic: bool,
+    /// LP only: hand every component to HiGHS, also the ones that are networks (single-line,
+    /// one-unit orders) and would otherwise be solved as a min-cost flow.
+    #[arg(long)]
+    pub highs_only: bool,
     /// LP only: skip the greedy comparison.
     #[arg(long)]
     pub no_compare: bool,
@@ -122,7 +126,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let t = Instant::now();
     let plan: Plan = match a.solver {
         SolverArg::Greedy => plan::greedy(&inst),
-        SolverArg::Lp => lp::solve(&inst, lp::LpOptions { decompose: !a.monolithic }, None, &bar)?,
+        SolverArg::Lp => {
+            lp::solve(&inst, lp::LpOptions { decompose: !a.monolithic, network: !a.highs_only }, None, &bar)?
+        }
     };
     let solve_s = t.elapsed().as_secs_f64();
     bar.finish();

@@ -109,35 +109,47 @@ impl Instance {
             })
             .collect();
 
-        let mut cell_keys: Vec<u64> = drafts.iter().flat_map(|d| d.keys.iter().copied()).collect();
-        cell_keys.par_sort_unstable();
-        cell_keys.dedup();
+        // Number the cells: sort every (key, position) once, then give each distinct key the
+        // next row number and write it back at each position (one sort instead of a binary
+        // search per key).
+        let total: usize = drafts.iter().map(|d| d.keys.len()).sum();
+        let mut tagged: Vec<(u64, u32)> = Vec::with_capacity(total);
+        tagged.extend(drafts.iter().flat_map(|d| d.keys.iter()).enumerate().map(|(at, &k)| (k, at as u32)));
+        tagged.par_sort_unstable();
+        let mut cell_keys: Vec<u64> = Vec::new();
+        let mut opt_cells = vec![0u32; total];
+        for &(k, at) in &tagged {
+            if cell_keys.last() != Some(&k) {
+                cell_keys.push(k);
+            }
+            opt_cells[at as usize] = (cell_keys.len() - 1) as u32;
+        }
+        drop(tagged);
 
         let mut line_start = Vec::with_capacity(orders.len() + 1);
-        let mut lines = Vec::new();
+        let mut lines = Vec::with_capacity(resolved.iter().map(Vec::len).sum());
         let mut opt_start = Vec::with_capacity(orders.len() + 1);
-        let mut opts = Vec::new();
-        let mut opt_cells = Vec::new();
+        let mut opts = Vec::with_capacity(drafts.iter().map(|d| d.opts.len()).sum());
         line_start.push(0);
         opt_start.push(0);
+        // Each option's cells are the next keys of its draft, in order.
+        let mut at = 0;
         for (d, l) in drafts.into_iter().zip(resolved) {
+            let n_lines = l.len();
             lines.extend(l);
             line_start.push(lines.len() as u32);
-            let mut keys = d.keys.iter();
+            let end = at + d.keys.len();
             for mut opt in d.opts {
-                opt.cells = opt_cells.len() as u32;
-                let n = match opt.kind {
-                    OptKind::Whole => {
-                        (line_start[line_start.len() - 1] - line_start[line_start.len() - 2]) as usize
-                    }
+                opt.cells = at as u32;
+                at += match opt.kind {
+                    OptKind::Whole => n_lines,
                     OptKind::Line(_) => 1,
                     OptKind::Dc | OptKind::Unfilled => 0,
                 };
-                for k in keys.by_ref().take(n) {
-                    opt_cells.push(cell_keys.binary_search(k).expect("key collected") as u32);
-                }
                 opts.push(opt);
             }
+            debug_assert_eq!(at, end, "every key belongs to one option");
+            at = end;
             opt_start.push(opts.len() as u32);
         }
         let mut bound: Vec<f64> = cell_keys
@@ -174,7 +186,10 @@ impl Instance {
     ) -> Draft {
         let net = engine.network();
         let w = config.weights;
-        let mut d = Draft::default();
+        let mut d = Draft {
+            opts: Vec::with_capacity(config.k * (1 + lines.len()) + 2),
+            keys: Vec::with_capacity(config.k * 2 * lines.len()),
+        };
         let unfilled = w.unfilled;
         let pickup = order.mode() == Mode::Pickup;
         // Pickup orders are priced from the store the shopper chose: a redirect costs its distance.
@@ -246,7 +261,7 @@ impl Instance {
         let mut visited = 0;
         engine.index().walk::<()>(Walk::Carriers(rarest), at, 0.0, max_m, |c| {
             visited += 1;
-            if capable(&c) && lines.iter().all(|&(sku, q)| view.available(c.store, SkuIdx(sku)) >= q) {
+            if capable(&c) && lines.iter().all(|&(sku, q)| view.has(c.store, SkuIdx(sku), q)) {
                 let (cost, dist) = price(c.store);
                 if cost < fallback {
                     d.opts.push(Opt {
@@ -272,7 +287,7 @@ impl Instance {
                 let mut visited = 0;
                 engine.index().walk::<()>(Walk::Carriers(SkuIdx(sku)), at, 0.0, max_m, |c| {
                     visited += 1;
-                    if capable(&c) && view.available(c.store, SkuIdx(sku)) >= q {
+                    if capable(&c) && view.has(c.store, SkuIdx(sku), q) {
                         let (cost, dist) = price(c.store);
                         let cost = cost + w.split_penalty;
                         if cost < fallback {

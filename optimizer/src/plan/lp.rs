@@ -17,6 +17,7 @@
 //! which frees more rows; a worklist runs this to a fixpoint. The orders left are cut into
 //! components that share contested rows; each is an independent LP.
 
+use super::flow::{self, MinCostFlow};
 use super::greedy::{apply, serve, take_if_fits};
 use super::instance::{Instance, OptKind};
 use super::{Choice, Plan, PlanError, Solver, UnfilledReason};
@@ -48,11 +49,14 @@ pub struct LpOptions {
     /// Presolve and split into components (`false`: one monolithic LP over every row, as a peer
     /// would solve it).
     pub decompose: bool,
+    /// Solve components that are networks (single-line, one-unit orders) as a min-cost flow
+    /// instead of handing them to HiGHS (`false`: HiGHS for every component).
+    pub network: bool,
 }
 
 impl Default for LpOptions {
     fn default() -> Self {
-        LpOptions { decompose: true }
+        LpOptions { decompose: true, network: true }
     }
 }
 
@@ -72,9 +76,11 @@ pub struct LpStats {
     pub components: usize,
     /// Orders in the largest component.
     pub largest_component: usize,
-    /// Components solved by HiGHS in this run (the rest came from the re-solve cache or were a
-    /// single order solved directly).
+    /// Components solved in this run (the rest came from the re-solve cache or were a single
+    /// order solved directly).
     pub components_solved: usize,
+    /// Of those, the ones solved as a min-cost flow (networks); HiGHS solved the others.
+    pub components_by_flow: usize,
     pub components_reused: usize,
     /// Rounds of lazy row generation.
     pub lazy_rounds: usize,
@@ -116,6 +122,8 @@ struct ComponentSolution {
     objective: f64,
     /// Duals of the component's capacity rows, in build order.
     duals: Vec<f64>,
+    /// Solved as a min-cost flow rather than by HiGHS.
+    by_flow: bool,
 }
 
 /// Presolve state over the whole instance.
@@ -392,7 +400,7 @@ pub fn solve(
     let mut local = LpCache::default();
     let cache = cache.unwrap_or(&mut local);
     cache.generation += 1;
-    let (components, solutions, solved, reused, rounds) = if !options.decompose {
+    let (components, solutions, solved, by_flow, reused, rounds) = if !options.decompose {
         let components = monolith(&pre);
         progress.stage("solve", components.len() as u64);
         let solutions = components
@@ -400,9 +408,9 @@ pub fn solve(
             .map(|c| solve_component(&pre, c, Mode::Monolithic))
             .collect::<Result<Vec<_>, _>>()?;
         let n = components.len();
-        (components, solutions, n, 0, 1)
+        (components, solutions, n, 0, 0, 1)
     } else {
-        let mut lazy = Lazy::new(&pre);
+        let mut lazy = Lazy::new(&pre, options.network);
         let mut added: Vec<usize> = Vec::new();
         let mut rounds = 0;
         loop {
@@ -417,12 +425,12 @@ pub fn solve(
             }
             added = violated;
         }
-        let (solved, reused) = (lazy.solved, lazy.reused);
+        let (solved, by_flow, reused) = (lazy.solved, lazy.flows, lazy.reused);
         let mut keyed: Vec<(u64, Solved)> = lazy.sols.into_iter().collect();
         keyed.sort_unstable_by_key(|e| e.0);
         let (components, solutions): (Vec<Component>, Vec<ComponentSolution>) =
             keyed.into_iter().map(|(_, s)| (Component { orders: s.orders, rows: s.rows }, s.sol)).unzip();
-        (components, solutions, solved, reused, rounds)
+        (components, solutions, solved, by_flow, reused, rounds)
     };
 
     // Fractional components get an integral solve (branch and bound on the same rows); its
@@ -510,6 +518,7 @@ pub fn solve(
         components: components.len(),
         largest_component: components.iter().map(|c| c.orders.len()).max().unwrap_or(0),
         components_solved: solved,
+        components_by_flow: by_flow,
         lazy_rounds: rounds,
         components_reused: reused,
         lp_columns,
@@ -547,12 +556,16 @@ struct Lazy<'p> {
     sols: FxHashMap<u64, Solved>,
     solved: usize,
     reused: usize,
+    /// Solve network components as min-cost flows.
+    network: bool,
+    /// Components solved as min-cost flows.
+    flows: usize,
 }
 
 const SINGLE: u64 = 1 << 40;
 
 impl<'p> Lazy<'p> {
-    fn new(pre: &'p Presolve<'p>) -> Lazy<'p> {
+    fn new(pre: &'p Presolve<'p>, network: bool) -> Lazy<'p> {
         let rows = pre.inst.rows();
         let mut lazy = Lazy {
             pre,
@@ -564,6 +577,8 @@ impl<'p> Lazy<'p> {
             sols: FxHashMap::default(),
             solved: 0,
             reused: 0,
+            network,
+            flows: 0,
         };
         let singles: Vec<u32> = (0..pre.inst.len() as u32).filter(|&o| pre.active[o as usize]).collect();
         let solved: Vec<Solved> = singles
@@ -640,50 +655,57 @@ impl<'p> Lazy<'p> {
         dirty.sort_unstable();
         dirty.dedup();
         dirty.retain(|d| self.members.get(d).is_some_and(|m| !m.is_empty()));
-        let mut jobs: Vec<(u32, Component, u64)> = Vec::with_capacity(dirty.len());
         for &d in &dirty {
             self.remove(u64::from(d));
-            let mut orders = self.members[&d].clone();
-            orders.sort_unstable();
-            let mut rows: Vec<usize> = Vec::new();
-            for &o in &orders {
-                for i in inst.option_range(o as usize) {
-                    if pre.alive[i] {
-                        inst.rows_of(o as usize, &inst.opts[i], |r, _| {
-                            if self.in_model[r] && pre.contested(r) {
-                                rows.push(r);
-                            }
-                        });
+        }
+        let in_model = &self.in_model;
+        let members = &self.members;
+        let mut jobs: Vec<(Component, u64)> = dirty
+            .par_iter()
+            .map(|d| {
+                let mut orders = members[d].clone();
+                orders.sort_unstable();
+                let mut rows: Vec<usize> = Vec::new();
+                for &o in &orders {
+                    for i in inst.option_range(o as usize) {
+                        if pre.alive[i] {
+                            inst.rows_of(o as usize, &inst.opts[i], |r, _| {
+                                if in_model[r] && pre.contested(r) {
+                                    rows.push(r);
+                                }
+                            });
+                        }
                     }
                 }
-            }
-            rows.sort_unstable();
-            rows.dedup();
-            let c = Component { orders, rows };
-            let print = fingerprint(pre, &c);
-            jobs.push((d, c, print));
-        }
-        jobs.sort_by_key(|j| std::cmp::Reverse(j.1.orders.len()));
+                rows.sort_unstable();
+                rows.dedup();
+                let c = Component { orders, rows };
+                let print = fingerprint(pre, &c);
+                (c, print)
+            })
+            .collect();
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.0.orders.len()));
         progress.stage("solve", jobs.len() as u64);
-        let results: Vec<Result<(Solved, u8), PlanError>> = jobs
+        let network = self.network;
+        let results: Vec<Result<(Solved, u64, u8), PlanError>> = jobs
             .into_par_iter()
             .with_max_len(1)
-            .map(|(_, c, print)| {
+            .map(|(c, print)| {
                 // 0: solved now, 1: solved earlier in this run, 2: from an earlier run.
                 let (sol, origin) = match cache.map.get(&print) {
                     Some((s, made)) => (s.clone(), if *made == cache.generation { 1 } else { 2 }),
-                    None => (solve_exact(pre, &c)?, 0),
+                    None => (solve_exact(pre, &c, network)?, 0),
                 };
                 progress.advance(1);
-                Ok((self.finish(c.orders, c.rows, sol), origin))
+                Ok((self.finish(c.orders, c.rows, sol), print, origin))
             })
             .collect();
         let mut touched: Vec<usize> = Vec::new();
         for r in results {
-            let (s, origin) = r?;
+            let (s, print, origin) = r?;
             if origin == 0 {
                 self.solved += 1;
-                let print = fingerprint(pre, &Component { orders: s.orders.clone(), rows: s.rows.clone() });
+                self.flows += usize::from(s.sol.by_flow);
                 cache.map.entry(print).or_insert_with(|| (s.sol.clone(), cache.generation));
             } else if origin == 2 {
                 self.reused += 1;
@@ -804,12 +826,83 @@ impl IntegerIf for good_lp::VariableDefinition {
     }
 }
 
-/// Solves one component's LP. A component of one order without rows takes its cheapest option.
-fn solve_exact(pre: &Presolve, c: &Component) -> Result<ComponentSolution, PlanError> {
+/// Solves one component's LP. A component of one order without rows takes its cheapest option;
+/// with `network`, a component that is a network is solved as a min-cost flow.
+fn solve_exact(pre: &Presolve, c: &Component, network: bool) -> Result<ComponentSolution, PlanError> {
     if c.rows.is_empty() && c.orders.len() == 1 {
         return Ok(cheapest(pre, c.orders[0] as usize));
     }
+    if network {
+        if let Some(sol) = solve_flow(pre, c) {
+            return Ok(sol);
+        }
+    }
     solve_component(pre, c, Mode::Lp)
+}
+
+/// Solves component `c` as a min-cost flow when its LP is a network: every order has one line
+/// of one unit (its whole-store options use one cell and one capacity, each with coefficient 1)
+/// and every row bound is integral. Order -> cell (when in the model) -> store capacity (when in
+/// the model) -> sink; the DC and "unfilled" go straight to the sink. `None` when `c` is not a
+/// network.
+fn solve_flow(pre: &Presolve, c: &Component) -> Option<ComponentSolution> {
+    let inst = pre.inst;
+    let network = c.orders.iter().all(|&o| {
+        matches!(inst.lines(o as usize), [(_, 1)])
+            && inst.option_range(o as usize).all(|i| !matches!(inst.opts[i].kind, OptKind::Line(_)))
+    }) && c.rows.iter().all(|&r| (pre.left[r] - pre.left[r].round()).abs() <= EPS);
+    if !network {
+        return None;
+    }
+    let n = c.orders.len();
+    let m = c.rows.len();
+    let sink = n + m;
+    let row_node = |r: usize| c.rows.binary_search(&r).ok().map(|j| n + j);
+    let mut g = MinCostFlow::new(n + m + 1);
+    let mut arcs: Vec<(flow::Arc, f64)> = Vec::new();
+    let mut objective = 0.0;
+    for (k, &o) in c.orders.iter().enumerate() {
+        let o = o as usize;
+        // Costs shifted by the order's cheapest option: every order takes exactly one option,
+        // so the optimum is the same, and every arc cost is non-negative.
+        let base = inst
+            .option_range(o)
+            .filter(|&i| pre.alive[i])
+            .map(|i| inst.opts[i].cost)
+            .fold(f64::INFINITY, f64::min);
+        objective += base;
+        for i in inst.option_range(o).filter(|&i| pre.alive[i]) {
+            let x = &inst.opts[i];
+            let mut head = sink;
+            if x.kind == OptKind::Whole {
+                let mut first = None;
+                inst.rows_of(o, x, |r, _| first = first.or_else(|| row_node(r)));
+                head = first.unwrap_or(sink);
+            }
+            arcs.push((g.add_arc(k, head, 1, x.cost - base), x.cost - base));
+        }
+    }
+    let caps: Vec<flow::Arc> = c
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(j, &r)| {
+            let next = if r < inst.cells() {
+                row_node(inst.capacity_row(inst.cell(r).0 .0)).unwrap_or(sink)
+            } else {
+                sink
+            };
+            g.add_arc(n + j, next, pre.left[r].round().max(0.0) as i64, 0.0)
+        })
+        .collect();
+    // Every order has its "unfilled" option straight to the sink, so every unit gets there.
+    if !g.route_units(0..n, sink) {
+        return None;
+    }
+    let values: Vec<f64> = arcs.iter().map(|&(a, _)| g.flow(a) as f64).collect();
+    objective += arcs.iter().map(|&(a, cost)| g.flow(a) as f64 * cost).sum::<f64>();
+    let duals = caps.iter().map(|&a| g.reduced_cost(a).min(0.0)).collect();
+    Some(ComponentSolution { values, objective, duals, by_flow: true })
 }
 
 fn is_integral(values: &[f64]) -> bool {
@@ -859,7 +952,7 @@ fn cheapest(pre: &Presolve, o: usize) -> ComponentSolution {
             single_cost
         }
     };
-    ComponentSolution { values, objective, duals: Vec::new() }
+    ComponentSolution { values, objective, duals: Vec::new(), by_flow: false }
 }
 
 /// Builds and solves one component's LP (or, with `integer`, its integer program).
@@ -981,11 +1074,11 @@ fn solve_columns(
     let values: Vec<f64> = columns.iter().map(|&v| sol.value(v)).collect();
     let objective = sol.eval(&objective);
     if integer {
-        return Ok(ComponentSolution { values, objective, duals: Vec::new() });
+        return Ok(ComponentSolution { values, objective, duals: Vec::new(), by_flow: false });
     }
     let dual = sol.compute_dual();
     let duals = refs.into_iter().map(|r| dual.dual(r)).collect();
-    Ok(ComponentSolution { values, objective, duals })
+    Ok(ComponentSolution { values, objective, duals, by_flow: false })
 }
 
 /// The candidate choices of order `o` from its LP column values (in build order), best first,

@@ -12,6 +12,7 @@
 //! * [`validate`] checks a finished plan against the raw network, stock and orders, independent of
 //!   the instance the solvers used.
 
+mod flow;
 mod greedy;
 mod instance;
 pub mod lp;
@@ -204,6 +205,10 @@ pub struct Plan {
 pub trait StockView: Sync {
     /// Units of `sku` `store` may still promise (on hand - reserved - safety stock).
     fn available(&self, store: StoreIdx, sku: SkuIdx) -> u32;
+    /// Whether `store` may promise `qty` units of `sku`.
+    fn has(&self, store: StoreIdx, sku: SkuIdx, qty: u32) -> bool {
+        self.available(store, sku) >= qty
+    }
     /// Orders `store` may still take today.
     fn capacity_left(&self, store: StoreIdx) -> u32;
 }
@@ -222,6 +227,15 @@ impl StockView for LedgerView<'_> {
         }
         self.ledger.level(store, sku).map_or(0, |l| l.available)
     }
+    fn has(&self, store: StoreIdx, sku: SkuIdx, qty: u32) -> bool {
+        // The lock-free availability bit answers "at least one" without the store's lock; it is
+        // exact while nothing routes, and a plan over a live ledger bounds every cell by its
+        // `available` anyway.
+        if qty == 1 {
+            return self.ledger.maybe_available(store, sku);
+        }
+        self.available(store, sku) >= qty
+    }
     fn capacity_left(&self, store: StoreIdx) -> u32 {
         self.network.store(store).capacity_per_day.saturating_sub(self.ledger.orders_today(store, self.now))
     }
@@ -237,6 +251,12 @@ pub struct Overlay<'a, V: ?Sized> {
 impl<V: StockView + ?Sized> StockView for Overlay<'_, V> {
     fn available(&self, store: StoreIdx, sku: SkuIdx) -> u32 {
         self.available.get(&(store, sku)).copied().unwrap_or_else(|| self.base.available(store, sku))
+    }
+    fn has(&self, store: StoreIdx, sku: SkuIdx, qty: u32) -> bool {
+        match self.available.get(&(store, sku)) {
+            Some(&a) => a >= qty,
+            None => self.base.has(store, sku, qty),
+        }
     }
     fn capacity_left(&self, store: StoreIdx) -> u32 {
         self.capacity.get(&store).copied().unwrap_or_else(|| self.base.capacity_left(store))
