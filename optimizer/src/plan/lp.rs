@@ -1,5 +1,6 @@
-//! The LP planner: an exact presolve, independent components solved in parallel with good_lp +
-//! HiGHS, then rounding and repair where the LP is fractional.
+//! The LP planner: an exact presolve, independent components solved in parallel (as min-cost
+//! flows when they are networks, else with good_lp + HiGHS), then rounding and repair where the
+//! LP is fractional.
 //!
 //! # The LP
 //! Per order `o`: a column per whole-store option, the DC, "unfilled", and for a split a column
