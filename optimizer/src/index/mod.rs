@@ -9,6 +9,10 @@
 //!   availability bitset rejects a store in a few nanoseconds, and since at least
 //!   `sparse_fraction` of stores carry it, few stores are walked before a carrier is met.
 //!
+//! * Walks run over frozen compact copies of the rstar trees ([`walk::FlatTree`]); a carrier
+//!   added by a stock feed joins a short list beside its SKU's copy, walked together with it,
+//!   and the copy is rebuilt once that list grows past an eighth of the tree.
+//!
 //! Memory stays bounded: the per-SKU trees hold only the long tail of the assortment.
 
 use crate::model::{chord2_to_m, m_to_chord2, LonLat, Network, SkuIdx, StoreIdx};
@@ -29,6 +33,7 @@ impl RTreeParams for StoreTreeParams {
 
 type RTree<T> = rstar::RTree<T, StoreTreeParams>;
 use std::ops::ControlFlow;
+use walk::{FlatPoint, FlatTree};
 
 mod walk;
 
@@ -93,12 +98,27 @@ pub enum Walk {
     Carriers(SkuIdx),
 }
 
+/// A sparse SKU's carriers: a flat tree and the carriers added since it was built.
+#[derive(Debug)]
+struct Carriers {
+    tree: FlatTree,
+    added: Vec<FlatPoint>,
+}
+
+impl Carriers {
+    fn new(sites: Vec<Site>) -> Carriers {
+        Carriers { tree: FlatTree::new(RTree::bulk_load_with_params(sites).root()), added: Vec::new() }
+    }
+}
+
 /// R-trees over store locations. See the module docs.
 #[derive(Debug)]
 pub struct StoreIndex {
     all: RTree<Site>,
+    /// The compact copy of `all` that walks run on.
+    all_flat: FlatTree,
     /// Per SKU: `Some` tree over its carriers when the SKU is sparse.
-    sparse: Vec<Option<RwLock<RTree<Site>>>>,
+    sparse: Vec<Option<RwLock<Carriers>>>,
     locations: Vec<[f64; 3]>,
     /// Per store: its index with capability bits, as stored in the trees.
     packed: Vec<u32>,
@@ -129,11 +149,11 @@ impl StoreIndex {
         let sparse = carriers
             .par_iter()
             .map(|c| {
-                (c.len() < limit)
-                    .then(|| RwLock::new(RTree::bulk_load_with_params(c.iter().map(|&i| site(i)).collect())))
+                (c.len() < limit).then(|| RwLock::new(Carriers::new(c.iter().map(|&i| site(i)).collect())))
             })
             .collect();
-        StoreIndex { all, sparse, locations, packed }
+        let all_flat = FlatTree::new(all.root());
+        StoreIndex { all, all_flat, sparse, locations, packed }
     }
 
     /// Number of stores indexed.
@@ -152,11 +172,24 @@ impl StoreIndex {
 
     /// Records that `store` now carries `sku` (a stock feed created the row).
     pub fn add_carrier(&self, sku: SkuIdx, store: StoreIdx) {
-        if let Some(Some(tree)) = self.sparse.get(sku.0 as usize) {
-            let site = Site::new(self.locations[store.0 as usize], self.packed[store.0 as usize]);
-            let mut tree = tree.write();
-            if !tree.contains(&site) {
-                tree.insert(site);
+        if let Some(Some(carriers)) = self.sparse.get(sku.0 as usize) {
+            let point =
+                FlatPoint { p: self.locations[store.0 as usize], data: self.packed[store.0 as usize] };
+            let mut c = carriers.write();
+            let known = walk::best_first(&c.tree, &c.added, point.p, 0.0, 0.0, |data, _| {
+                if data == point.data {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            if known.is_some() {
+                return;
+            }
+            c.added.push(point);
+            if c.added.len() > 64.max(c.tree.points().len() / 8) {
+                let sites = c.tree.points().iter().chain(&c.added).map(|p| Site::new(p.p, p.data)).collect();
+                *c = Carriers::new(sites);
             }
         }
     }
@@ -177,15 +210,18 @@ impl StoreIndex {
         let q = at.unit_vector();
         let min_c2 = if min_m > 0.0 { m_to_chord2(min_m) * (1.0 + 1e-12) } else { 0.0 };
         let max_c2 = if max_m.is_finite() { m_to_chord2(max_m) * (1.0 + 1e-12) } else { f64::INFINITY };
-        let run = |tree: &RTree<Site>, visit: &mut dyn FnMut(Candidate) -> ControlFlow<B>| {
-            walk::best_first(tree.root(), q, min_c2, max_c2, |data, c2| visit(Candidate::unpack(data, c2)))
+        let mut run = |tree: &FlatTree, added: &[FlatPoint]| {
+            walk::best_first(tree, added, q, min_c2, max_c2, |data, c2| visit(Candidate::unpack(data, c2)))
         };
         match walk {
             Walk::Carriers(sku) => match self.sparse.get(sku.0 as usize) {
-                Some(Some(tree)) => run(&tree.read(), &mut visit),
-                _ => run(&self.all, &mut visit),
+                Some(Some(carriers)) => {
+                    let c = carriers.read();
+                    run(&c.tree, &c.added)
+                }
+                _ => run(&self.all_flat, &[]),
             },
-            Walk::All => run(&self.all, &mut visit),
+            Walk::All => run(&self.all_flat, &[]),
         }
     }
 

@@ -112,3 +112,34 @@ fn walk_stops_at_the_radius() {
     });
     assert_eq!(n, 1);
 }
+
+/// Carriers added one by one (past the point where the flat copy is rebuilt, and twice each)
+/// are walked exactly once each, nearest first, like a brute-force scan.
+#[test]
+fn many_added_carriers_are_walked_once_in_distance_order() {
+    let stores = (0..300)
+        .map(|i| {
+            testkit::store(
+                i,
+                100.0 + 0.11 * f64::from(i % 17) + 0.013 * f64::from(i),
+                25.0 + 0.07 * f64::from(i % 23),
+            )
+        })
+        .collect();
+    let net = testkit::network(stores, 1);
+    let idx =
+        StoreIndex::build(&net, &[(0..10).map(StoreIdx).collect()], IndexConfig { sparse_fraction: 1.0 });
+    for _ in 0..2 {
+        for i in (10..300).rev() {
+            idx.add_carrier(SkuIdx(0), StoreIdx(i));
+        }
+    }
+    let at = LonLat::new(101.0, 26.0).unwrap();
+    let mut seen = vec![];
+    idx.walk::<()>(Walk::Carriers(SkuIdx(0)), at, 0.0, f64::INFINITY, |c| {
+        seen.push(c.store);
+        ControlFlow::Continue(())
+    });
+    let want: Vec<StoreIdx> = brute_force(&net, at).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(seen, want);
+}

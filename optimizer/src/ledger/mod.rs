@@ -285,6 +285,17 @@ impl StockLedger {
         // No pre-check for a duplicate id: the insert below detects it and gives the stock back,
         // which keeps one shard lookup off the hot path.
         let day = now.local_day();
+        if let [(store, lines)] = shipments {
+            // One store (nearly every checkout): no lock ordering to arrange.
+            let mut st = self.stores[store.0 as usize].lock();
+            if let Err(shortfall) = Self::check_locked(&st, lines, day) {
+                return Ok(Err(Refused { shipment: 0, shortfall }));
+            }
+            self.take(*store, &mut st, lines, day);
+            drop(st);
+            let holds = lines.iter().map(|(sku, qty)| Hold { store: *store, sku: *sku, qty: *qty }).collect();
+            return self.record(order, holds, day, now);
+        }
         // Lock in ascending store order so that concurrent multi-store reservations cannot deadlock.
         let mut order_of: Vec<usize> = (0..shipments.len()).collect();
         order_of.sort_by_key(|&i| shipments[i].0);
@@ -298,15 +309,9 @@ impl StockLedger {
         }
         for (i, st) in guards.iter_mut() {
             let (store, lines) = shipments[*i];
-            for (sku, qty) in lines {
-                let c = st.find(*sku).expect("checked above");
-                st.cells[c].reserved += qty;
-                self.refresh_bit(store, sku.0, &st.cells[c]);
-            }
-            st.take_order(day);
+            self.take(store, st, lines, day);
         }
         drop(guards);
-        let expires_at = now.plus(i64::from(self.config.reservation_ttl_s));
         let mut holds: Vec<Hold> = shipments
             .iter()
             .flat_map(|(store, lines)| {
@@ -314,6 +319,29 @@ impl StockLedger {
             })
             .collect();
         holds.sort_by_key(|h| h.store);
+        self.record(order, holds, day, now)
+    }
+
+    /// Holds checked `lines` at `store` (locked as `st`) and counts the order against its day.
+    fn take(&self, store: StoreIdx, st: &mut StoreStock, lines: &StoreLines, day: i64) {
+        for (sku, qty) in lines {
+            let c = st.find(*sku).expect("checked under the same lock");
+            st.cells[c].reserved += qty;
+            self.refresh_bit(store, sku.0, &st.cells[c]);
+        }
+        st.take_order(day);
+    }
+
+    /// Files the record of stock already held for `order`; gives the stock back when another
+    /// thread reserved the same order id meanwhile.
+    fn record(
+        &self,
+        order: &OrderId,
+        holds: Vec<Hold>,
+        day: i64,
+        now: Timestamp,
+    ) -> Result<Result<Timestamp, Refused>, LedgerError> {
+        let expires_at = now.plus(i64::from(self.config.reservation_ttl_s));
         let record = Reservation { holds, day, expires_at, state: ReservationState::Held };
         if let Err(record) = self.reservations.insert(order.clone(), record) {
             // Another thread reserved the same order id meanwhile: give our stock back.

@@ -44,6 +44,8 @@ pub struct HubNetwork {
     config: HubNetworkConfig,
     cities: Vec<LonLat>,
     nearest_city: RTree<GeomWithData<[f64; 3], u16>>,
+    /// Constant-time answer to "nearest hub" over the cities' area; rstar beyond it.
+    grid: HubGrid,
     /// Line-haul seconds between hubs, row-major `n x n`.
     linehaul_s: Vec<u32>,
 }
@@ -89,13 +91,17 @@ impl HubNetwork {
         let nearest_city = RTree::bulk_load(
             locs.iter().enumerate().map(|(i, l)| GeomWithData::new(l.unit_vector(), i as u16)).collect(),
         );
-        HubNetwork { config, cities: locs, nearest_city, linehaul_s }
+        let grid = HubGrid::build(&locs, &nearest_city);
+        HubNetwork { config, cities: locs, nearest_city, grid, linehaul_s }
     }
 
     /// The hub city nearest to `at`.
     pub fn hub_of(&self, at: LonLat) -> CityId {
         let p = at.unit_vector();
-        CityId(self.nearest_city.nearest_neighbor(&p).map_or(0, |c| c.data))
+        match self.grid.nearest(at, &p) {
+            Some(city) => CityId(city),
+            None => CityId(self.nearest_city.nearest_neighbor(&p).map_or(0, |c| c.data)),
+        }
     }
 
     /// Line-haul time between two hubs.
@@ -110,6 +116,112 @@ impl HubNetwork {
     fn courier_s(&self, a: LonLat, b: LonLat) -> u32 {
         (a.distance_m(b) / self.config.courier_speed_mps) as u32
     }
+}
+
+/// A lon/lat grid over the cities' bounding box (plus a margin) in which each cell lists the
+/// only cities that can be nearest to some point of the cell, so that "nearest hub" costs a
+/// handful of distance computations instead of an R-tree search (the router asks it once per
+/// shipment).
+///
+/// A city `x` can be nearest to a point `p` of a cell with centre `c` and radius `r` (the
+/// largest chord from `c` to the cell's boundary) only if `|c - x| <= d0 + 2r`, where `d0` is
+/// the chord from `c` to its own nearest city: `|p - x| <= |p - nearest(c)| <= d0 + r` and
+/// `|c - x| <= |p - x| + r`. Chords on the unit sphere are Euclidean distances, so the
+/// triangle inequality holds and the answer is exact.
+#[derive(Debug, Clone, Default)]
+struct HubGrid {
+    lon0: f64,
+    lat0: f64,
+    cols: usize,
+    rows: usize,
+    /// Per cell, `candidates[offsets[i]..offsets[i + 1]]`.
+    offsets: Vec<u32>,
+    candidates: Vec<u16>,
+    units: Vec<[f64; 3]>,
+}
+
+impl HubGrid {
+    const CELL_DEG: f64 = 0.5;
+    const MARGIN_DEG: f64 = 2.0;
+
+    fn build(cities: &[LonLat], tree: &RTree<GeomWithData<[f64; 3], u16>>) -> HubGrid {
+        if cities.is_empty() {
+            return HubGrid::default();
+        }
+        let fold = |f: fn(f64, f64) -> f64, init: f64, get: fn(LonLat) -> f64| {
+            cities.iter().copied().map(get).fold(init, f)
+        };
+        let lon0 = (fold(f64::min, f64::INFINITY, LonLat::lon) - Self::MARGIN_DEG).max(-180.0);
+        let lat0 = (fold(f64::min, f64::INFINITY, LonLat::lat) - Self::MARGIN_DEG).max(-89.0);
+        let lon1 = (fold(f64::max, f64::NEG_INFINITY, LonLat::lon) + Self::MARGIN_DEG).min(180.0);
+        let lat1 = (fold(f64::max, f64::NEG_INFINITY, LonLat::lat) + Self::MARGIN_DEG).min(89.0);
+        let cols = ((lon1 - lon0) / Self::CELL_DEG).ceil().max(1.0) as usize;
+        let rows = ((lat1 - lat0) / Self::CELL_DEG).ceil().max(1.0) as usize;
+        let units: Vec<[f64; 3]> = cities.iter().map(|c| c.unit_vector()).collect();
+        let unit = |lon: f64, lat: f64| {
+            LonLat::new(lon.clamp(-180.0, 180.0), lat.clamp(-90.0, 90.0)).map(|p| p.unit_vector())
+        };
+        let mut offsets = Vec::with_capacity(cols * rows + 1);
+        let mut candidates = Vec::new();
+        offsets.push(0);
+        for row in 0..rows {
+            for col in 0..cols {
+                let (w, s) = (lon0 + col as f64 * Self::CELL_DEG, lat0 + row as f64 * Self::CELL_DEG);
+                let h = Self::CELL_DEG / 2.0;
+                let Ok(c) = unit(w + h, s + h) else {
+                    offsets.push(candidates.len() as u32);
+                    continue;
+                };
+                // The farthest boundary point of a small lon/lat cell is a corner or an edge
+                // midpoint; the 1% and the absolute slack cover the curvature in between.
+                let r = [
+                    (0.0, 0.0),
+                    (h, 0.0),
+                    (2.0 * h, 0.0),
+                    (0.0, h),
+                    (2.0 * h, h),
+                    (0.0, 2.0 * h),
+                    (h, 2.0 * h),
+                    (2.0 * h, 2.0 * h),
+                ]
+                .iter()
+                .filter_map(|(dx, dy)| unit(w + dx, s + dy).ok())
+                .map(|b| chord(&c, &b))
+                .fold(0.0, f64::max)
+                    * 1.01
+                    + 1e-9;
+                let d0 = tree.nearest_neighbor(&c).map_or(0.0, |n| chord(&c, n.geom()));
+                let bound = d0 + 2.0 * r;
+                candidates.extend(
+                    units.iter().enumerate().filter(|(_, u)| chord(&c, u) <= bound).map(|(i, _)| i as u16),
+                );
+                offsets.push(candidates.len() as u32);
+            }
+        }
+        HubGrid { lon0, lat0, cols, rows, offsets, candidates, units }
+    }
+
+    /// The nearest city to `at` (unit vector `p`), or `None` outside the grid.
+    fn nearest(&self, at: LonLat, p: &[f64; 3]) -> Option<u16> {
+        let col = (at.lon() - self.lon0) / Self::CELL_DEG;
+        let row = (at.lat() - self.lat0) / Self::CELL_DEG;
+        if !(col >= 0.0 && row >= 0.0 && (col as usize) < self.cols && (row as usize) < self.rows) {
+            return None;
+        }
+        let cell = row as usize * self.cols + col as usize;
+        let list = &self.candidates[self.offsets[cell] as usize..self.offsets[cell + 1] as usize];
+        list.iter().copied().min_by(|&a, &b| {
+            chord2(p, &self.units[usize::from(a)]).total_cmp(&chord2(p, &self.units[usize::from(b)]))
+        })
+    }
+}
+
+fn chord2(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
+}
+
+fn chord(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    chord2(a, b).sqrt()
 }
 
 impl TravelCost for HubNetwork {
@@ -186,5 +298,50 @@ mod tests {
         assert!(local.eta_s < 3 * 3600, "{local:?}");
         assert!(far.eta_s > 12 * 3600, "{far:?}");
         assert_eq!(net.hub_of(LonLat::new(116.5, 39.8).unwrap()), CityId(3));
+    }
+
+    /// Four networks of 5 real cities plus 80 pseudo-random ones over eastern China, built once.
+    fn random_networks() -> &'static [(Vec<City>, HubNetwork)] {
+        static NETS: std::sync::OnceLock<Vec<(Vec<City>, HubNetwork)>> = std::sync::OnceLock::new();
+        NETS.get_or_init(|| {
+            (1u64..=4)
+                .map(|seed| {
+                    let mut cs = cities();
+                    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    let mut next = || {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (x >> 11) as f64 / (1u64 << 53) as f64
+                    };
+                    for i in 0..80 {
+                        let (lon, lat) = (100.0 + 25.0 * next(), 20.0 + 22.0 * next());
+                        cs.push(city(&format!("c{i}"), lon, lat));
+                    }
+                    let net = HubNetwork::new(&cs, HubNetworkConfig { neighbours: 2, ..Default::default() });
+                    (cs, net)
+                })
+                .collect()
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+            ..proptest::test_runner::Config::with_cases(2000)
+        })]
+
+        /// The grid gives the same hub as a brute-force scan, inside the grid and beyond it.
+        #[test]
+        fn grid_hub_is_the_nearest_city(lon in 70.0f64..140.0, lat in 15.0f64..56.0, seed in 0usize..4) {
+            let (cs, net) = &random_networks()[seed];
+            let at = LonLat::new(lon, lat).unwrap();
+            let brute = (0..cs.len())
+                .min_by(|&a, &b| at.distance_m(cs[a].location).total_cmp(&at.distance_m(cs[b].location)))
+                .unwrap();
+            let got = usize::from(net.hub_of(at).0);
+            let (dg, db) = (at.distance_m(cs[got].location), at.distance_m(cs[brute].location));
+            proptest::prop_assert!((dg - db).abs() < 1e-6, "got {got} at {dg} m, nearest {brute} at {db} m");
+        }
     }
 }
