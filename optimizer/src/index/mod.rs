@@ -114,9 +114,8 @@ impl Carriers {
 /// R-trees over store locations. See the module docs.
 #[derive(Debug)]
 pub struct StoreIndex {
-    all: RTree<Site>,
-    /// The compact copy of `all` that walks run on.
-    all_flat: FlatTree,
+    /// Every store (a compact copy of an rstar tree, like the sparse SKUs' trees).
+    all: FlatTree,
     /// Per SKU: `Some` tree over its carriers when the SKU is sparse.
     sparse: Vec<Option<RwLock<Carriers>>>,
     locations: Vec<[f64; 3]>,
@@ -143,8 +142,10 @@ impl StoreIndex {
             })
             .collect();
         let site = |i: StoreIdx| Site::new(locations[i.0 as usize], packed[i.0 as usize]);
-        let all =
-            RTree::bulk_load_with_params((0..locations.len() as u32).map(|i| site(StoreIdx(i))).collect());
+        let all = FlatTree::new(
+            RTree::bulk_load_with_params((0..locations.len() as u32).map(|i| site(StoreIdx(i))).collect())
+                .root(),
+        );
         let limit = (locations.len() as f64 * config.sparse_fraction).ceil() as usize;
         let sparse = carriers
             .par_iter()
@@ -152,8 +153,7 @@ impl StoreIndex {
                 (c.len() < limit).then(|| RwLock::new(Carriers::new(c.iter().map(|&i| site(i)).collect())))
             })
             .collect();
-        let all_flat = FlatTree::new(all.root());
-        StoreIndex { all, all_flat, sparse, locations, packed }
+        StoreIndex { all, sparse, locations, packed }
     }
 
     /// Number of stores indexed.
@@ -219,9 +219,9 @@ impl StoreIndex {
                     let c = carriers.read();
                     run(&c.tree, &c.added)
                 }
-                _ => run(&self.all_flat, &[]),
+                _ => run(&self.all, &[]),
             },
-            Walk::All => run(&self.all_flat, &[]),
+            Walk::All => run(&self.all, &[]),
         }
     }
 
@@ -249,13 +249,14 @@ impl StoreIndex {
     /// # Runtime
     /// O(log n + m) for m results, plus sorting.
     pub fn within(&self, at: LonLat, radius_m: f64) -> Vec<(StoreIdx, f64)> {
-        let q = at.unit_vector();
-        let mut out: Vec<(StoreIdx, f64)> = self
-            .all
-            .locate_within_distance(q, m_to_chord2(radius_m) * (1.0 + 1e-12))
-            .map(|s| (StoreIdx(s.data & INDEX_MASK), at.distance_m(LonLat::from_unit_vector(s.geom()))))
-            .filter(|(_, d)| *d <= radius_m)
-            .collect();
+        let mut out = Vec::new();
+        self.walk::<()>(Walk::All, at, 0.0, radius_m, |c| {
+            let d = at.distance_m(LonLat::from_unit_vector(&self.locations[c.store.0 as usize]));
+            if d <= radius_m {
+                out.push((c.store, d));
+            }
+            ControlFlow::Continue(())
+        });
         out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         out
     }
