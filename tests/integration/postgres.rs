@@ -147,21 +147,18 @@ const HOT: [(u64, u64); 3] = [(192, 10), (198, 6), (190, 4)];
 /// A pickup store far from HOT_STORE.
 const FEED_STORE: u64 = 7;
 
-#[actix_rt::test]
-async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_second() {
-    let db = TestDb::create();
-    let apps: Vec<TestApp> = (0..3).map(|_| replica(&db.url)).collect();
-
-    // Only HOT_STORE holds the hot SKUs.
+/// Sends a stock feed to replica 0 that leaves `units` of each SKU at HOT_STORE and none
+/// anywhere else, then waits until every other replica's cache has applied it.
+async fn only_hot_store_holds(apps: &[TestApp], units: &[(u64, u64)]) {
     let stock = std::fs::read_to_string(sample().join("stock.csv")).unwrap();
     let mut rows = vec![];
     for line in stock.lines().skip(1) {
         let f: Vec<u64> = line.split(',').map(|v| v.parse().unwrap()).collect();
-        if HOT.iter().any(|(sku, _)| *sku == f[1]) {
+        if units.iter().any(|(sku, _)| *sku == f[1]) {
             rows.push(json!({"store_id": f[0], "sku": f[1], "on_hand": 0}));
         }
     }
-    for (sku, n) in HOT {
+    for (sku, n) in units {
         rows.push(json!({"store_id": HOT_STORE, "sku": sku, "on_hand": n, "safety_stock": 0}));
     }
     let r = send(
@@ -187,6 +184,15 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
             actix_rt::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+#[actix_rt::test]
+async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_second() {
+    let db = TestDb::create();
+    let apps: Vec<TestApp> = (0..3).map(|_| replica(&db.url)).collect();
+
+    // Only HOT_STORE holds the hot SKUs.
+    only_hot_store_holds(&apps, &HOT).await;
 
     // Demand three times the supply, spread over the three replicas at once.
     let mut orders = vec![];
@@ -262,6 +268,46 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
             actix_rt::time::sleep(Duration::from_millis(10)).await;
         }
     }
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
+}
+
+#[actix_rt::test]
+async fn a_stores_daily_capacity_holds_across_replicas() {
+    let db = TestDb::create();
+    let apps: Vec<TestApp> = (0..3).map(|_| replica(&db.url)).collect();
+    let capacity: u64 =
+        psql(&db.url, &format!("SELECT capacity_per_day FROM stores WHERE store_id = {HOT_STORE}"))
+            .parse()
+            .unwrap();
+    // More units than the store may ship in a day, and nowhere else.
+    only_hot_store_holds(&apps, &[(192, capacity + 50)]).await;
+
+    // More orders than its capacity, all at once over the three replicas: they meet in the same
+    // batches, so the database sees the store's day counter contested.
+    let orders: Vec<Value> = (0..capacity + 20).map(|j| ship(&format!("CAP-{j}"), HOT_AT, &[192])).collect();
+    let replies = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[i % 3], o))).await;
+    let mut from_hot = 0;
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let d = r.json();
+        if units(&d).iter().any(|(store, _, _)| *store == HOT_STORE) {
+            from_hot += 1;
+        } else {
+            assert_eq!(d["status"], "dc", "past its capacity the order goes to a DC: {d}");
+        }
+    }
+    assert_eq!(from_hot, capacity, "orders taken by the store");
+    let day_count =
+        psql(&db.url, &format!("SELECT sum(orders) FROM store_days WHERE store_id = {HOT_STORE}"));
+    assert_eq!(day_count, capacity.to_string());
+    let reserved =
+        psql(&db.url, &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = 192"));
+    assert_eq!(reserved, capacity.to_string());
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
+
+    // One more, now that every replica has met the full counter: the DC again, nothing held.
+    let d = route(&apps[1], &ship("CAP-late", HOT_AT, &[192])).await.json();
+    assert_eq!(d["status"], "dc", "{d}");
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
 
