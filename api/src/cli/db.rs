@@ -90,7 +90,7 @@ async fn import(client: &mut tokio_postgres::Client, dir: PathBuf, replace: bool
     bar.bar().set_message("stores");
     bar.bar().set_length(net.stores().len() as u64);
     let sink = tx
-        .copy_in("COPY stores (store_id, brand, city, geom, pickup, ship, capacity_per_day, opens_min, closes_min) FROM STDIN")
+        .copy_in("COPY stores (store_id, brand, city, geom, pickup, ship, capacity_per_day, opens_min, closes_min) FROM STDIN WITH (FREEZE)")
         .await?;
     futures_util::pin_mut!(sink);
     for chunk in net.stores().chunks(ROWS_PER_CHUNK) {
@@ -127,7 +127,8 @@ async fn import(client: &mut tokio_postgres::Client, dir: PathBuf, replace: bool
     bar.bar().set_message("stock");
     bar.bar().set_length(rows.len() as u64);
     bar.bar().set_position(0);
-    let sink = tx.copy_in("COPY stock (store_id, sku, on_hand, safety_stock) FROM STDIN").await?;
+    let sink =
+        tx.copy_in("COPY stock (store_id, sku, on_hand, safety_stock) FROM STDIN WITH (FREEZE)").await?;
     futures_util::pin_mut!(sink);
     for chunk in rows.chunks(ROWS_PER_CHUNK) {
         let mut text = String::with_capacity(chunk.len() * 24);
