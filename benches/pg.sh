@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup --postgres
 cargo build --release --locked --all-targets -p omniroute >&2
-bin=target/release/omniroute
+bin=${OMNIROUTE_BIN:-target/release/omniroute}  # OMNIROUTE_BIN: compare another build
 data=data/large/n180k
 [ -f "$data/orders.jsonl" ] || $bin generate --stores 180000 --skus 2000 --skus-per-store 100 \
   --orders 1000000 --seed 11 --out "$data" >&2
