@@ -305,7 +305,8 @@ async fn a_stores_daily_capacity_holds_across_replicas() {
     assert_eq!(reserved, capacity.to_string());
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 
-    // One more, now that every replica has met the full counter: the DC again, nothing held.
+    // One more after the rush (a replica that has not met the full counter yet learns it from
+    // the refusal): the DC again, nothing held.
     let d = route(&apps[1], &ship("CAP-late", HOT_AT, &[192])).await.json();
     assert_eq!(d["status"], "dc", "{d}");
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
