@@ -31,8 +31,9 @@ struct Args {
     /// Seconds per SQL case.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Seconds of unrecorded queries before each side is measured (fills the database's buffers
-    /// and the engine's caches, so that neither side is measured cold).
+    /// Seconds of unrecorded SQL before the SQL cases (fills the database's buffers), and up to
+    /// one second of unrecorded in-memory lookups before those, so that neither side is measured
+    /// cold.
     #[arg(long, default_value_t = 3)]
     warmup: u64,
     /// Orders taken from the dataset's orders.jsonl.
