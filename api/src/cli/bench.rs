@@ -311,7 +311,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 
 fn engine_config(a: &Args) -> EngineConfig {
     let index = optimizer::index::IndexConfig { sparse_fraction: a.sparse_fraction };
-    EngineConfig { index, ..EngineConfig::default() }
+    // Room for every reservation the run makes (four omniroute cases, two baseline ones), as a
+    // deployment sizes it for its checkout rate times the TTL.
+    let ledger = optimizer::ledger::LedgerConfig {
+        expected_reservations: a.orders * 4 + a.baseline_orders * 2,
+        ..Default::default()
+    };
+    EngineConfig { index, ledger }
 }
 
 /// Builds an engine straight from a generated dataset (no files).

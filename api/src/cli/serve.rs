@@ -29,6 +29,10 @@ pub struct Args {
     /// Seconds a reservation holds stock unless the order is shipped.
     #[arg(long, default_value_t = 900)]
     pub reservation_ttl_s: u32,
+    /// Reservation records to make room for at start (about checkout rate times the TTL), so
+    /// that the record tables do not grow while routing; 0 grows them on demand.
+    #[arg(long, default_value_t = 0)]
+    pub expected_reservations: usize,
     /// HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -60,7 +64,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         keys: keys(&a)?,
         router: a.routing.router_config()?,
         cost: a.routing.cost,
-        ledger: LedgerConfig { reservation_ttl_s: a.reservation_ttl_s },
+        ledger: LedgerConfig {
+            reservation_ttl_s: a.reservation_ttl_s,
+            expected_reservations: a.expected_reservations,
+        },
         limits: Limits::default(),
         expiry_every: Duration::from_secs(1),
         workers: a.workers,

@@ -30,11 +30,15 @@ pub struct LedgerConfig {
     /// # Units
     /// Seconds.
     pub reservation_ttl_s: u32,
+    /// How many reservation records to make room for up front. Records live until they expire,
+    /// so this is about the checkout rate times the TTL; sizing it avoids growing the record
+    /// tables (a rehash under a shard lock) while routing. 0 grows them on demand.
+    pub expected_reservations: usize,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig { reservation_ttl_s: 15 * 60 }
+        LedgerConfig { reservation_ttl_s: 15 * 60, expected_reservations: 0 }
     }
 }
 
@@ -189,7 +193,7 @@ impl StockLedger {
             stores: stores.into_iter().map(Mutex::new).collect(),
             available,
             carriers,
-            reservations: Reservations::new(),
+            reservations: Reservations::with_capacity(config.expected_reservations),
             config,
         }
     }

@@ -54,8 +54,14 @@ pub(crate) struct Reservations {
 }
 
 impl Reservations {
-    pub fn new() -> Self {
-        Reservations { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
+    /// Room for about `expected` records in all (0: grow on demand).
+    pub fn with_capacity(expected: usize) -> Self {
+        let per_shard = expected.div_ceil(SHARDS);
+        let shard = || Shard {
+            records: FxHashMap::with_capacity_and_hasher(per_shard, Default::default()),
+            by_expiry: VecDeque::with_capacity(per_shard),
+        };
+        Reservations { shards: (0..SHARDS).map(|_| Mutex::new(shard())).collect() }
     }
 
     fn shard(&self, order: &OrderId) -> &Mutex<Shard> {
@@ -112,5 +118,44 @@ impl Reservations {
             }
         }
         expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Reservation {
+        Reservation { holds: Vec::new(), day: 0, expires_at: Timestamp(60), state: ReservationState::Held }
+    }
+
+    #[test]
+    fn sized_tables_take_the_expected_records_without_growing() {
+        let r = Reservations::with_capacity(10_000);
+        let capacity = |r: &Reservations| -> Vec<(usize, usize)> {
+            r.shards
+                .iter()
+                .map(|s| {
+                    let s = s.lock();
+                    (s.records.capacity(), s.by_expiry.capacity())
+                })
+                .collect()
+        };
+        let before = capacity(&r);
+        assert!(before.iter().all(|&(m, q)| m >= 10_000 / SHARDS && q >= 10_000 / SHARDS));
+        // Ids hash unevenly across shards: stay under what the fullest shard has room for.
+        for i in 0..5_000 {
+            r.insert(OrderId::parse(&format!("o{i}")).unwrap(), record()).unwrap();
+        }
+        assert_eq!(capacity(&r), before);
+        assert_eq!(r.get(&OrderId::parse("o4999").unwrap()), Some(record()));
+    }
+
+    #[test]
+    fn unsized_tables_start_empty_and_grow() {
+        let r = Reservations::with_capacity(0);
+        assert!(r.shards.iter().all(|s| s.lock().records.capacity() == 0));
+        r.insert(OrderId::parse("a").unwrap(), record()).unwrap();
+        assert!(r.insert(OrderId::parse("a").unwrap(), record()).is_err());
     }
 }

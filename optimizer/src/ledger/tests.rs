@@ -17,7 +17,7 @@ fn small() -> StockLedger {
         &[100, 2],
         3,
         vec![entry(0, 0, 10, 2), entry(0, 1, 5, 0), entry(1, 2, 3, 0)],
-        LedgerConfig { reservation_ttl_s: 60 },
+        LedgerConfig { reservation_ttl_s: 60, ..LedgerConfig::default() },
     )
 }
 
@@ -278,7 +278,7 @@ proptest! {
     #[test]
     fn reserved_always_matches_held_reservations(ops in proptest::collection::vec(op(), 1..80)) {
         let rows = (0..3).flat_map(|s| (0..3).map(move |k| entry(s, k, 5, 1))).collect();
-        let l = StockLedger::new(&[1000; 3], 3, rows, LedgerConfig { reservation_ttl_s: 60 });
+        let l = StockLedger::new(&[1000; 3], 3, rows, LedgerConfig { reservation_ttl_s: 60, ..LedgerConfig::default() });
         let mut clock = NOW;
         for op in ops {
             match op {
