@@ -312,7 +312,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 fn engine_config(a: &Args) -> EngineConfig {
     let index = optimizer::index::IndexConfig { sparse_fraction: a.sparse_fraction };
     // Room for every reservation the run makes (four omniroute cases, two baseline ones), as a
-    // deployment sizes it for its checkout rate times the TTL.
+    // deployment sizes it for the orders it expects.
     let ledger = optimizer::ledger::LedgerConfig {
         expected_reservations: a.orders * 4 + a.baseline_orders * 2,
         ..Default::default()

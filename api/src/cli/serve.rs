@@ -29,8 +29,8 @@ pub struct Args {
     /// Seconds a reservation holds stock unless the order is shipped.
     #[arg(long, default_value_t = 900)]
     pub reservation_ttl_s: u32,
-    /// Reservation records to make room for at start (about checkout rate times the TTL), so
-    /// that the record tables do not grow while routing; 0 grows them on demand.
+    /// Reservation records to make room for at start (about the orders expected before the next
+    /// restart), so that the record tables do not grow during a peak; 0 grows them on demand.
     #[arg(long, default_value_t = 0)]
     pub expected_reservations: usize,
     /// HTTP worker threads (default: one per core).

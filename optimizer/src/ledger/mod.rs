@@ -30,9 +30,10 @@ pub struct LedgerConfig {
     /// # Units
     /// Seconds.
     pub reservation_ttl_s: u32,
-    /// How many reservation records to make room for up front. Records live until they expire,
-    /// so this is about the checkout rate times the TTL; sizing it avoids growing the record
-    /// tables (a rehash under a shard lock) while routing. 0 grows them on demand.
+    /// How many reservation records to make room for up front: about the orders expected to be
+    /// reserved before the next restart (a record stays after release, commit or expiry, so that
+    /// retries find it). Sizing it avoids growing the record tables (a rehash under a shard
+    /// lock) in the middle of a peak. 0 grows them on demand.
     pub expected_reservations: usize,
 }
 
