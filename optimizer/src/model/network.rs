@@ -78,6 +78,9 @@ pub struct Network {
     dcs: Vec<Dc>,
     catalog: SkuCatalog,
     by_id: FxHashMap<StoreId, StoreIdx>,
+    /// Store ids by dense index, apart from the stores: naming a store (in an explanation)
+    /// reads 4 bytes from a 0.7 MB array instead of a cache line of the store table.
+    ids: Vec<StoreId>,
 }
 
 impl Network {
@@ -109,7 +112,8 @@ impl Network {
                 return Err(NetworkError::DuplicateDc(d.id));
             }
         }
-        Ok(Network { cities, stores, dcs, catalog, by_id })
+        let ids = stores.iter().map(|s| s.id).collect();
+        Ok(Network { cities, stores, dcs, catalog, by_id, ids })
     }
 
     pub fn cities(&self) -> &[City] {
@@ -128,6 +132,11 @@ impl Network {
     /// The store at a dense index.
     pub fn store(&self, idx: StoreIdx) -> &Store {
         &self.stores[idx.0 as usize]
+    }
+
+    /// The id of the store at a dense index (same as `store(idx).id`, cheaper to reach).
+    pub fn store_id(&self, idx: StoreIdx) -> StoreId {
+        self.ids[idx.0 as usize]
     }
 
     /// The dense index of a store id.

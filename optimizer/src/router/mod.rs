@@ -90,12 +90,24 @@ struct Ctx<'a> {
     now: Timestamp,
     explanation: Explanation,
     max_explained: usize,
+    /// Ship mode, several lines: the first split candidates of the single-store walk's driver
+    /// line (see [`DriverCarriers`]), so that the split search need not walk that line again.
+    driver: Option<DriverCarriers>,
+}
+
+/// The nearest ship-capable stores with `sku` available met by a single-store walk that found
+/// no store, at most `split_candidates_per_line` of them. That walk visited the same carriers in
+/// the same order, within the same radius and walk limit, as the split search's walk for this
+/// line, so this is the list that walk would collect.
+struct DriverCarriers {
+    sku: SkuIdx,
+    stores: Vec<(StoreIdx, f64)>,
 }
 
 impl Ctx<'_> {
     fn reject(&mut self, store: StoreIdx, distance_m: f64, rejection: Rejection) {
         if self.explanation.rejected.len() < self.max_explained {
-            let store_id = self.engine.network().store(store).id;
+            let store_id = self.engine.network().store_id(store);
             self.explanation.rejected.push(Rejected { store_id, distance_m, rejection });
         } else {
             self.explanation.rejected_not_listed += 1;
@@ -157,6 +169,7 @@ impl<C: TravelCost> Router<C> {
             now,
             explanation: Explanation::default(),
             max_explained: self.config.max_explained,
+            driver: None,
         };
         if !unknown.is_empty() {
             return Ok(self.unfulfillable(ctx, unknown));
@@ -271,6 +284,10 @@ impl<C: TravelCost> Router<C> {
             .expect("orders have lines");
         let lines = std::mem::take(&mut ctx.lines);
         let mut walked = 0u32;
+        // A multi-line ship order may go on to the split search, which wants this line's nearest
+        // stocking stores: note them on the way.
+        let k = self.config.split_candidates_per_line;
+        let mut noted = (mode == Mode::Ship && lines.len() > 1).then(Vec::new);
         let outcome = engine.index().walk(Walk::Carriers(driver), at, 0.0, radius_m, |c| {
             walked += 1;
             if walked > self.config.max_walk {
@@ -280,6 +297,11 @@ impl<C: TravelCost> Router<C> {
                 Mode::Ship => (c.store, c.ship),
                 Mode::Pickup => (c.store, c.pickup),
             };
+            if let Some(noted) = noted.as_mut().filter(|n| capable && n.len() < k) {
+                if ledger.maybe_available(store, driver) {
+                    noted.push((store, c.distance_m()));
+                }
+            }
             if !capable {
                 let r = if mode == Mode::Ship { Rejection::ShipDisabled } else { Rejection::PickupDisabled };
                 ctx.reject(store, c.distance_m(), r);
@@ -303,6 +325,9 @@ impl<C: TravelCost> Router<C> {
         ctx.explanation.candidates_considered += walked.min(self.config.max_walk);
         ctx.lines = lines;
         let found = outcome.unwrap_or(Ok(None))?;
+        if let Some(stores) = noted.filter(|_| found.is_none()) {
+            ctx.driver = Some(DriverCarriers { sku: driver, stores });
+        }
         if found.is_none() && walked <= self.config.max_walk {
             // Nothing within the radius: name the nearest carrier beyond it.
             let beyond = engine.index().walk(Walk::Carriers(driver), at, radius_m, f64::INFINITY, |c| {

@@ -1,10 +1,19 @@
 //! Split search: serve a multi-line order from several nearby stores.
 //!
 //! Candidates are, per line, the `split_candidates_per_line` nearest ship-capable stores within
-//! the radius that have that line available. Each candidate covers a subset of lines (a bit
+//! the radius that have that line available (the single-store walk has already met the driver
+//! line's, so that line is not walked again). Each candidate covers a subset of lines (a bit
 //! mask). A dynamic programme over masks finds the cover with the fewest shipments, then the
-//! least total distance; the chosen shipments are reserved atomically. If another order took the
-//! stock meanwhile, the search runs again (a bounded number of times).
+//! least total distance; the chosen shipments are reserved atomically.
+//!
+//! Masks start from the lock-free availability bits (a line is "covered" when the store has any
+//! of it available, capacity is assumed), which can only claim more than a store can do. When the
+//! reservation refuses a store, that store's mask is computed exactly under its lock and the
+//! cover is searched again. A cover that reserves is feasible, and no exactly feasible cover is
+//! better than the best cover under masks that claim at least as much, so the result is the one
+//! exact masks would give, while most candidates are never locked. If a store refuses whose mask
+//! was already exact, another order took the stock meanwhile and the search starts over (a
+//! bounded number of times).
 
 use super::{Ctx, RouteError, Router};
 use crate::index::Walk;
@@ -18,6 +27,9 @@ const ATTEMPTS: usize = 3;
 
 /// Parts of a split: (store, indexes of the order lines it ships).
 pub(super) type Parts = Vec<(StoreIdx, Vec<usize>)>;
+
+/// A split candidate: the store, the lines it may supply (bit `i`: line `i`), its distance.
+type Candidate = (StoreIdx, u64, f64);
 
 #[derive(Copy, Clone)]
 struct Cover {
@@ -35,8 +47,11 @@ pub(super) fn find<C: TravelCost>(
     if n > MAX_SPLIT_LINES {
         return Ok(None);
     }
-    for _ in 0..ATTEMPTS {
-        let candidates = candidates(router, ctx);
+    let ledger = ctx.engine.ledger();
+    let mut candidates = candidates(router, ctx);
+    let mut exact = vec![false; candidates.len()];
+    let mut races = 0;
+    loop {
         let Some(parts) = best_cover(&candidates, n, router.config.max_shipments) else {
             return Ok(None);
         };
@@ -44,22 +59,39 @@ pub(super) fn find<C: TravelCost>(
             parts.iter().map(|(s, ix)| (*s, ix.iter().map(|&i| ctx.lines[i]).collect())).collect();
         let request: Vec<(StoreIdx, &[(SkuIdx, u32)])> =
             per_store.iter().map(|(s, l)| (*s, l.as_slice())).collect();
-        match ctx.engine.ledger().reserve(ctx.order.id(), &request, ctx.now)? {
+        let refused = match ledger.reserve(ctx.order.id(), &request, ctx.now)? {
             Ok(expires_at) => return Ok(Some((parts, expires_at))),
-            Err(_) => continue,
+            Err(refused) => refused,
+        };
+        let store = parts[refused.shipment].0;
+        let c = candidates.iter().position(|c| c.0 == store).expect("parts are candidates");
+        if exact[c] {
+            races += 1;
+            if races == ATTEMPTS {
+                return Ok(None);
+            }
+            candidates = self::candidates(router, ctx);
+            exact = vec![false; candidates.len()];
+        } else {
+            let (mask, has_capacity) = ledger.coverage(store, &ctx.lines, ctx.now);
+            candidates[c].1 = if has_capacity { mask } else { 0 };
+            exact[c] = true;
         }
     }
-    Ok(None)
 }
 
-/// Candidate stores with the lines they can supply now (mask) and their distance.
-fn candidates<C: TravelCost>(router: &Router<C>, ctx: &mut Ctx<'_>) -> Vec<(StoreIdx, u64, f64)> {
+/// Candidate stores with the lines their availability bits claim, and their distance.
+fn candidates<C: TravelCost>(router: &Router<C>, ctx: &mut Ctx<'_>) -> Vec<Candidate> {
     let engine = ctx.engine;
     let ledger = engine.ledger();
     let at = ctx.order.customer();
     let k = router.config.split_candidates_per_line;
     let mut found: Vec<(StoreIdx, f64)> = Vec::new();
     for &(sku, _) in &ctx.lines {
+        if let Some(d) = ctx.driver.as_ref().filter(|d| d.sku == sku) {
+            found.extend_from_slice(&d.stores);
+            continue;
+        }
         let mut taken = 0;
         let mut walked = 0;
         engine.index().walk::<()>(Walk::Carriers(sku), at, 0.0, router.config.ship_radius_m, |c| {
@@ -84,15 +116,21 @@ fn candidates<C: TravelCost>(router: &Router<C>, ctx: &mut Ctx<'_>) -> Vec<(Stor
     found
         .into_iter()
         .filter_map(|(store, d)| {
-            let (mask, has_capacity) = ledger.coverage(store, &ctx.lines, ctx.now);
-            (has_capacity && mask != 0).then_some((store, mask, d))
+            let mask = ctx
+                .lines
+                .iter()
+                .take(64)
+                .enumerate()
+                .filter(|(_, (sku, _))| ledger.maybe_available(store, *sku))
+                .fold(0u64, |m, (i, _)| m | 1 << i);
+            (mask != 0).then_some((store, mask, d))
         })
         .collect()
 }
 
 /// Fewest shipments, then least total distance, covering all `n` lines; `None` if impossible
 /// within `max_shipments`.
-fn best_cover(candidates: &[(StoreIdx, u64, f64)], n: usize, max_shipments: usize) -> Option<Parts> {
+fn best_cover(candidates: &[Candidate], n: usize, max_shipments: usize) -> Option<Parts> {
     let full = (1u32 << n) - 1;
     let mut table: Vec<Option<Cover>> = vec![None; 1 << n];
     table[0] = Some(Cover { shipments: 0, distance_m: 0.0, from: None });
