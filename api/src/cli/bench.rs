@@ -321,9 +321,10 @@ fn engine_config(a: &Args) -> EngineConfig {
 }
 
 /// Builds an engine straight from a generated dataset (no files).
-pub fn in_memory_engine(data: generate::Dataset, config: EngineConfig) -> anyhow::Result<Engine> {
+pub fn in_memory_engine(mut data: generate::Dataset, config: EngineConfig) -> anyhow::Result<Engine> {
     use optimizer::ledger::StockEntry;
     use optimizer::model::{Network, SkuCatalog};
+    optimizer::model::sort_spatially(&mut data.stores);
     let mut skus: Vec<_> = data.stock.iter().map(|r| r.sku).collect();
     skus.sort_unstable();
     skus.dedup();

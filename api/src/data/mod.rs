@@ -26,7 +26,8 @@ pub struct Loaded {
 /// The SKU catalogue is every SKU that appears in `stock.csv`.
 pub fn load_network(dir: &Path) -> Result<Loaded, DataError> {
     let cities = cities::bundled();
-    let stores = stores::read_stores(&dir.join("stores.csv"), &cities)?;
+    let mut stores = stores::read_stores(&dir.join("stores.csv"), &cities)?;
+    optimizer::model::sort_spatially(&mut stores);
     let dcs = stores::read_dcs(&dir.join("dcs.csv"), &cities)?;
     let (rows, skus) = stock::read_stock(&dir.join("stock.csv"), &stores)?;
     let catalog = SkuCatalog::new(skus).expect("distinct by construction");
@@ -50,7 +51,8 @@ pub fn load_network_with_stock(
     rows: impl IntoIterator<Item = (u32, u32, u32, u32)>,
 ) -> Result<Loaded, DataError> {
     let cities = cities::bundled();
-    let stores = stores::read_stores(&dir.join("stores.csv"), &cities)?;
+    let mut stores = stores::read_stores(&dir.join("stores.csv"), &cities)?;
+    optimizer::model::sort_spatially(&mut stores);
     let dcs = stores::read_dcs(&dir.join("dcs.csv"), &cities)?;
     let dense: rustc_hash::FxHashMap<u32, u32> =
         stores.iter().enumerate().map(|(i, s)| (s.id.0, i as u32)).collect();

@@ -24,10 +24,19 @@ impl AtomicBitset {
         self.words.get(w).is_some_and(|word| word.load(Ordering::Relaxed) & (1 << b) != 0)
     }
 
-    /// Sets bit `i` to `on`.
+    /// Sets bit `i` to `on`. Writes only when the bit changes: a reservation that leaves a cell
+    /// available (nearly all of them) then only reads the word, so cores routing around the same
+    /// stores do not take its cache line from each other.
+    ///
+    /// Callers change a given bit only while holding the lock that guards it (the ledger: the
+    /// store's), so no other change of this bit can come between the check and the write;
+    /// other bits of the word change through atomic read-modify-writes.
     #[inline]
     pub fn set(&self, i: u32, on: bool) {
         let (w, b) = ((i / 64) as usize, i % 64);
+        if (self.words[w].load(Ordering::Relaxed) & (1 << b) != 0) == on {
+            return;
+        }
         if on {
             self.words[w].fetch_or(1 << b, Ordering::Relaxed);
         } else {
