@@ -12,6 +12,7 @@ const FIELDS: [&str; 4] = ["store_id", "sku", "on_hand", "safety_stock"];
 const CHUNK: usize = 4 << 20;
 
 /// One parsed row: store as a dense index into the stores of `stores.csv`.
+#[derive(Copy, Clone)]
 pub(super) struct RawStock {
     pub store: u32,
     pub sku: Sku,
@@ -82,7 +83,14 @@ pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<RawStock>
     for part in parsed {
         rows.extend(part?);
     }
-    rows.par_sort_unstable_by_key(|(r, line)| (r.store, r.sku, *line));
+    // Grouped by store (stores are numbered in map order, so a file's store-by-store rows come
+    // with their stores shuffled), then each store's rows by SKU and line.
+    let mut rows = optimizer::model::group_by_bucket(rows, stores.len(), |(r, _)| r.store as usize);
+    rows.par_chunk_by_mut(|a, b| a.0.store == b.0.store).for_each(|run| {
+        if !run.is_sorted_by_key(|(r, line)| (r.sku, *line)) {
+            run.sort_unstable_by_key(|(r, line)| (r.sku, *line));
+        }
+    });
     for w in rows.windows(2) {
         if w[0].0.store == w[1].0.store && w[0].0.sku == w[1].0.sku {
             let store = stores[w[1].0.store as usize].id;

@@ -144,6 +144,19 @@ pub struct Refused {
     pub shortfall: Shortfall,
 }
 
+/// `rows` ordered by store, then SKU; rows of one (store, SKU) keep their input order, so the
+/// last one wins when the ledger reads them. Loaders hand rows over in that order already.
+fn group_by_store(rows: Vec<StockEntry>, stores: usize) -> Vec<StockEntry> {
+    if rows.is_sorted_by_key(|r| (r.store, r.sku)) {
+        return rows;
+    }
+    let mut out = crate::model::group_by_bucket(rows, stores, |r| r.store.0 as usize);
+    for run in out.chunk_by_mut(|a, b| a.store == b.store) {
+        run.sort_by_key(|r| r.sku);
+    }
+    out
+}
+
 /// Live stock per store and SKU. See the module docs for the locking discipline.
 #[derive(Debug)]
 pub struct StockLedger {
@@ -159,15 +172,16 @@ impl StockLedger {
     /// Rows may come in any order; a repeated (store, SKU) keeps the last row.
     ///
     /// # Runtime
-    /// O(rows log rows) for the sort, plus O(skus * stores / 64) for the bitsets.
+    /// O(rows + stores) to group the rows by store, O(k log k) to order a store's k rows by
+    /// SKU, plus O(skus * stores / 64) for the bitsets.
     pub fn new(
         capacities: &[u32],
         sku_count: usize,
-        mut rows: Vec<StockEntry>,
+        rows: Vec<StockEntry>,
         config: LedgerConfig,
     ) -> StockLedger {
         let n = capacities.len();
-        rows.sort_by_key(|r| (r.store, r.sku));
+        let rows = group_by_store(rows, n);
         let available: Vec<AtomicBitset> = (0..sku_count).map(|_| AtomicBitset::new(n)).collect();
         let carriers: Vec<AtomicU32> = (0..sku_count).map(|_| AtomicU32::new(0)).collect();
         let mut stores: Vec<StoreStock> = capacities

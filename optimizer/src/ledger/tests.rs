@@ -23,6 +23,22 @@ fn small() -> StockLedger {
 
 const NOW: Timestamp = Timestamp(1_794_326_400);
 
+#[test]
+fn initial_rows_load_in_any_store_order_and_the_last_row_of_a_cell_wins() {
+    let rows =
+        vec![entry(2, 1, 5, 0), entry(2, 0, 3, 0), entry(0, 1, 7, 1), entry(1, 0, 1, 0), entry(2, 1, 9, 0)];
+    let l = StockLedger::new(&[10, 10, 10], 2, rows, LedgerConfig::default());
+    let on_hand = |store, sku| l.level(StoreIdx(store), SkuIdx(sku)).map(|v| v.on_hand);
+    assert_eq!(
+        (on_hand(2, 1), on_hand(2, 0), on_hand(0, 1), on_hand(1, 0)),
+        (Some(9), Some(3), Some(7), Some(1))
+    );
+    assert_eq!((on_hand(0, 0), on_hand(1, 1)), (None, None));
+    assert_eq!(l.skus_of(StoreIdx(2)), vec![SkuIdx(0), SkuIdx(1)]);
+    assert_eq!((l.carrier_count(SkuIdx(0)), l.carrier_count(SkuIdx(1))), (2, 2));
+    assert!(l.maybe_available(StoreIdx(0), SkuIdx(1)) && !l.maybe_available(StoreIdx(0), SkuIdx(0)));
+}
+
 mod reservation {
     use super::*;
 
