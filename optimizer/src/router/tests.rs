@@ -243,6 +243,38 @@ mod concurrency {
     }
 }
 
+/// An engine over generated stores `(lon, lat, ships)` and stock rows `(store, sku, on_hand)`
+/// (store positions taken modulo the store count), with `skus` SKUs.
+fn random_engine(stores: &[(f64, f64, bool)], stock: &[(usize, u32, u32)], skus: u32, sparse: f64) -> Engine {
+    let n = stores.len();
+    let net = testkit::network(
+        stores
+            .iter()
+            .enumerate()
+            .map(|(i, (lon, lat, ship))| {
+                let mut s = testkit::store(i as u32, *lon, *lat);
+                s.capabilities.ship = *ship;
+                s
+            })
+            .collect(),
+        skus,
+    );
+    let rows = stock
+        .iter()
+        .map(|&(s, k, q)| StockEntry {
+            store: StoreIdx((s % n) as u32),
+            sku: SkuIdx(k),
+            on_hand: q,
+            safety_stock: 0,
+        })
+        .collect();
+    let cfg = EngineConfig {
+        index: crate::index::IndexConfig { sparse_fraction: sparse },
+        ..EngineConfig::default()
+    };
+    Engine::new(net, rows, cfg)
+}
+
 /// Brute force: the nearest ship-capable store within the radius that has every line.
 fn oracle(engine: &Engine, order: &Order, radius: f64) -> Option<f64> {
     let net = engine.network();
@@ -274,18 +306,7 @@ proptest! {
         orders in proptest::collection::vec((120.5f64..121.5, 30.5f64..31.5, proptest::collection::btree_set(0u32..6, 1..4), 1i64..3), 1..30),
         sparse in prop_oneof![Just(0.0), Just(1.01)],
     ) {
-        let n = stores.len();
-        let net = testkit::network(
-            stores.iter().enumerate().map(|(i, (lon, lat, ship))| {
-                let mut s = testkit::store(i as u32, *lon, *lat);
-                s.capabilities.ship = *ship;
-                s
-            }).collect(),
-            6,
-        );
-        let rows = stock.iter().map(|&(s, k, q)| StockEntry { store: StoreIdx((s % n) as u32), sku: SkuIdx(k), on_hand: q, safety_stock: 0 }).collect();
-        let cfg = EngineConfig { index: crate::index::IndexConfig { sparse_fraction: sparse }, ..EngineConfig::default() };
-        let engine = Engine::new(net, rows, cfg);
+        let engine = random_engine(&stores, &stock, 6, sparse);
         let r = Router::new(RouterConfig { ship_radius_m: 40_000.0, ..RouterConfig::default() }, GreatCircle::default());
         for (i, (lon, lat, skus, qty)) in orders.into_iter().enumerate() {
             let o = ship(&format!("p{i}"), lon, lat, skus.into_iter().map(|k| line(k, qty)).collect());
@@ -374,18 +395,7 @@ proptest! {
         k in prop_oneof![Just(1usize), Just(2), Just(8)],
         sparse in prop_oneof![Just(0.0), Just(1.01)],
     ) {
-        let n = stores.len();
-        let net = testkit::network(
-            stores.iter().enumerate().map(|(i, (lon, lat, ship))| {
-                let mut s = testkit::store(i as u32, *lon, *lat);
-                s.capabilities.ship = *ship;
-                s
-            }).collect(),
-            5,
-        );
-        let rows = stock.iter().map(|&(s, k, q)| StockEntry { store: StoreIdx((s % n) as u32), sku: SkuIdx(k), on_hand: q, safety_stock: 0 }).collect();
-        let cfg = EngineConfig { index: crate::index::IndexConfig { sparse_fraction: sparse }, ..EngineConfig::default() };
-        let engine = Engine::new(net, rows, cfg);
+        let engine = random_engine(&stores, &stock, 5, sparse);
         let config = RouterConfig { ship_radius_m: 30_000.0, split_candidates_per_line: k, ..RouterConfig::default() };
         let r = Router::new(config, GreatCircle::default());
         for (i, (lon, lat, skus, qty)) in orders.into_iter().enumerate() {
