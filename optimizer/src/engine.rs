@@ -29,6 +29,35 @@ pub struct Engine {
     ledger: StockLedger,
 }
 
+/// Per SKU, the stores with a row for it, ascending. Each thread lists one contiguous share of
+/// the rows, and the shares are joined per SKU in order: rows grouped by store (as loaders give
+/// them) come out sorted without sorting.
+fn carriers_by_sku(stock: &[StockEntry], skus: usize) -> Vec<Vec<StoreIdx>> {
+    use rayon::prelude::*;
+    let share = stock.len().div_ceil(rayon::current_num_threads()).max(1);
+    let shares: Vec<Vec<Vec<StoreIdx>>> = stock
+        .par_chunks(share)
+        .map(|rows| {
+            let mut carriers = vec![Vec::new(); skus];
+            for row in rows {
+                carriers[row.sku.0 as usize].push(row.store);
+            }
+            carriers
+        })
+        .collect();
+    (0..skus)
+        .into_par_iter()
+        .map(|k| {
+            let mut c: Vec<StoreIdx> = shares.iter().flat_map(|s| s[k].iter().copied()).collect();
+            if !c.is_sorted() {
+                c.sort_unstable();
+            }
+            c.dedup();
+            c
+        })
+        .collect()
+}
+
 impl Engine {
     /// Builds the index and ledger for `network` from initial stock rows (dense indexes; rows
     /// must refer to stores and SKUs of the network).
@@ -36,14 +65,7 @@ impl Engine {
     /// # Runtime
     /// O(r log r + n log n) for r stock rows and n stores.
     pub fn new(network: Network, stock: Vec<StockEntry>, config: EngineConfig) -> Engine {
-        let mut carriers: Vec<Vec<StoreIdx>> = vec![Vec::new(); network.catalog().len()];
-        for row in &stock {
-            carriers[row.sku.0 as usize].push(row.store);
-        }
-        for c in &mut carriers {
-            c.sort_unstable();
-            c.dedup();
-        }
+        let carriers = carriers_by_sku(&stock, network.catalog().len());
         let (index, ledger) = rayon::join(
             || StoreIndex::build(&network, &carriers, config.index),
             || {
@@ -124,5 +146,34 @@ impl Engine {
     pub fn stock_level(&self, store: StoreId, sku: Sku) -> Result<Option<StockLevel>, FeedError> {
         let (s, k) = self.resolve(store, sku)?;
         Ok(self.ledger.level(s, k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carriers_are_listed_once_per_store_in_ascending_order_whatever_the_row_order() {
+        let row = |store: u32, sku: u32| StockEntry {
+            store: StoreIdx(store),
+            sku: SkuIdx(sku),
+            on_hand: 1,
+            safety_stock: 0,
+        };
+        // Shuffled stores, a repeated (store, SKU), enough rows for every thread to get a share.
+        let mut rows: Vec<StockEntry> = (0..1000u32).map(|i| row((i * 7919) % 500, i % 3)).collect();
+        rows.push(row(3, 0));
+        rows.push(row(3, 0));
+        let carriers = carriers_by_sku(&rows, 4);
+        for (k, c) in carriers.iter().enumerate() {
+            let mut expected: Vec<StoreIdx> =
+                rows.iter().filter(|r| r.sku.0 as usize == k).map(|r| r.store).collect();
+            expected.sort_unstable();
+            expected.dedup();
+            assert_eq!(c, &expected, "sku {k}");
+        }
+        assert!(carriers[3].is_empty());
+        assert!(carriers_by_sku(&[], 2).iter().all(Vec::is_empty));
     }
 }

@@ -14,6 +14,7 @@ pub use write::write_dataset;
 
 use optimizer::ledger::StockEntry;
 use optimizer::model::{Network, Order, SkuCatalog};
+use rayon::prelude::*;
 use std::path::Path;
 
 /// What a dataset directory holds, ready for [`optimizer::Engine::new`].
@@ -33,8 +34,8 @@ pub fn load_network(dir: &Path) -> Result<Loaded, DataError> {
     let catalog = SkuCatalog::new(skus).expect("distinct by construction");
     let network = Network::new(cities, stores, dcs, catalog).map_err(|e| DataError::file(dir, e))?;
     let stock = rows
-        .into_iter()
-        .map(|r| StockEntry {
+        .par_iter()
+        .map(|(r, _)| StockEntry {
             store: optimizer::model::StoreIdx(r.store),
             sku: network.catalog().get(r.sku).expect("catalogue built from these rows"),
             on_hand: r.on_hand,
@@ -89,7 +90,6 @@ pub fn read_orders(path: &Path) -> Result<Vec<Order>, DataError> {
 
 /// Parses orders from JSON-lines text; `path` names the source in errors.
 pub fn parse_orders(path: &Path, text: &str) -> Result<Vec<Order>, DataError> {
-    use rayon::prelude::*;
     let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
     lines
         .par_iter()

@@ -4,7 +4,7 @@
 use super::DataError;
 use optimizer::model::{Sku, Store, StoreId};
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::Path;
 
 pub(super) const HEADER: &str = "store_id,sku,on_hand,safety_stock";
@@ -19,6 +19,9 @@ pub(super) struct RawStock {
     pub on_hand: u32,
     pub safety_stock: u32,
 }
+
+/// A parsed row and its line in the file.
+pub(super) type Row = (RawStock, u64);
 
 fn parse_u32(raw: &[u8]) -> Option<u32> {
     if raw.is_empty() || raw.len() > 10 {
@@ -49,8 +52,9 @@ fn chunks(body: &[u8], size: usize) -> Vec<&[u8]> {
     out
 }
 
-/// Reads stock rows; returns them with the sorted list of distinct SKUs.
-pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<RawStock>, Vec<Sku>), DataError> {
+/// Reads stock rows, grouped by store (dense index) and ordered by SKU within a store, each with
+/// its line in the file; returns them with the sorted list of distinct SKUs.
+pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<Row>, Vec<Sku>), DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
     let header = String::from_utf8_lossy(&bytes[..header_end]);
@@ -72,37 +76,41 @@ pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<RawStock>
         first_line.push(line);
         line += n;
     }
-    let parsed: Vec<Result<Vec<(RawStock, u64)>, DataError>> = parts
+    let parsed: Vec<Result<Vec<Row>, DataError>> = parts
         .par_iter()
         .zip(first_line)
         .map(|(chunk, first)| parse_chunk(path, chunk, first, &by_id))
         .collect();
-    let mut rows = Vec::with_capacity(body.len() / 20);
+    // The first bad row in file order, whichever thread came across one first.
+    let parsed: Vec<Vec<Row>> = parsed.into_iter().collect::<Result<_, _>>()?;
     drop(parts);
     drop(bytes);
-    for part in parsed {
-        rows.extend(part?);
-    }
+    let skus = parsed
+        .par_iter()
+        .map(|part| part.iter().map(|(r, _)| r.sku).collect::<FxHashSet<Sku>>())
+        .reduce(FxHashSet::default, |mut a, b| {
+            a.extend(b);
+            a
+        });
+    let mut skus: Vec<Sku> = skus.into_iter().collect();
+    skus.sort_unstable();
     // Grouped by store (stores are numbered in map order, so a file's store-by-store rows come
     // with their stores shuffled), then each store's rows by SKU and line.
-    let mut rows = optimizer::model::group_by_bucket(rows, stores.len(), |(r, _)| r.store as usize);
+    let mut rows = optimizer::model::group_by_bucket(&parsed, stores.len(), |(r, _)| r.store as usize);
+    drop(parsed);
     rows.par_chunk_by_mut(|a, b| a.0.store == b.0.store).for_each(|run| {
         if !run.is_sorted_by_key(|(r, line)| (r.sku, *line)) {
             run.sort_unstable_by_key(|(r, line)| (r.sku, *line));
         }
     });
-    for w in rows.windows(2) {
-        if w[0].0.store == w[1].0.store && w[0].0.sku == w[1].0.sku {
-            let store = stores[w[1].0.store as usize].id;
-            let problem =
-                format!("store {store} already has a row for sku {} on line {}", w[1].0.sku, w[0].1);
-            return Err(DataError::row(path, w[1].1, "sku", problem));
-        }
+    let repeated =
+        rows.par_windows(2).find_first(|w| w[0].0.store == w[1].0.store && w[0].0.sku == w[1].0.sku);
+    if let Some(w) = repeated {
+        let store = stores[w[1].0.store as usize].id;
+        let problem = format!("store {store} already has a row for sku {} on line {}", w[1].0.sku, w[0].1);
+        return Err(DataError::row(path, w[1].1, "sku", problem));
     }
-    let mut skus: Vec<Sku> = rows.par_iter().map(|(r, _)| r.sku).collect();
-    skus.par_sort_unstable();
-    skus.dedup();
-    Ok((rows.into_iter().map(|(r, _)| r).collect(), skus))
+    Ok((rows, skus))
 }
 
 fn parse_chunk(
@@ -110,7 +118,7 @@ fn parse_chunk(
     chunk: &[u8],
     first_line: u64,
     by_id: &FxHashMap<StoreId, u32>,
-) -> Result<Vec<(RawStock, u64)>, DataError> {
+) -> Result<Vec<Row>, DataError> {
     let mut out = Vec::with_capacity(chunk.len() / 20);
     for (i, raw) in chunk.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);

@@ -103,10 +103,94 @@ impl FlatTree {
         t
     }
 
+    /// Bulk-loads `points` top down by Overlap Minimizing Top-down partitioning, the algorithm
+    /// rstar's bulk load uses (each node's points are cut into slabs along each axis in turn by
+    /// selection, one slab group per child), but in place over the flat points: no node objects,
+    /// no copy afterwards. Leaves hold at most `fanout` points, parents (as in rstar's bulk load)
+    /// up to `ceil(fanout^(1/3))^3` children, at least 8; the layout is breadth first and
+    /// each leaf's points are contiguous, neighbouring leaves near each other.
+    ///
+    /// # Runtime
+    /// O(n log n).
+    pub fn bulk(mut points: Vec<FlatPoint>, fanout: usize) -> FlatTree {
+        assert!((2..=usize::from(u16::MAX)).contains(&fanout), "fanout in 2..=65535");
+        let mut t = FlatTree { root: FlatBox::default(), boxes: Vec::new(), points: Vec::new() };
+        if points.len() <= fanout {
+            t.root.np = points.len() as u16;
+            t.points = points;
+            return t;
+        }
+        // (start, len) of a node's points; the node's box at `boxes[at]`, or the root for None.
+        let mut queue = std::collections::VecDeque::from([(0usize, points.len(), None::<usize>)]);
+        let mut clusters = Vec::new();
+        while let Some((start, len, at)) = queue.pop_front() {
+            let run = &mut points[start..start + len];
+            let slot = FlatBox { b0: t.boxes.len() as u32, ..FlatBox::default() };
+            let slot = if len <= fanout {
+                FlatBox { p0: start as u32, np: len as u16, ..slot }
+            } else {
+                clusters.clear();
+                omt_clusters(run, fanout, &mut clusters);
+                for &(off, n) in &clusters {
+                    queue.push_back((start + off, n, Some(t.boxes.len())));
+                    t.boxes.push(bounds(&run[off..off + n]));
+                }
+                FlatBox { nb: clusters.len() as u16, ..slot }
+            };
+            let target = match at {
+                Some(i) => &mut t.boxes[i],
+                None => &mut t.root,
+            };
+            (target.b0, target.p0, target.nb, target.np) = (slot.b0, slot.p0, slot.nb, slot.np);
+        }
+        t.points = points;
+        t
+    }
+
     /// Every stored point.
     pub fn points(&self) -> &[FlatPoint] {
         &self.points
     }
+}
+
+/// The box around `points`, rounded outwards to `f32`.
+fn bounds(points: &[FlatPoint]) -> FlatBox {
+    let mut b = FlatBox { lo: [f32::INFINITY; 3], hi: [f32::NEG_INFINITY; 3], ..FlatBox::default() };
+    for q in points {
+        for d in 0..3 {
+            b.lo[d] = b.lo[d].min(down(q.p[d]));
+            b.hi[d] = b.hi[d].max(up(q.p[d]));
+        }
+    }
+    b
+}
+
+/// Reorders `run` (more than `fanout` points) into the clusters that become one node's children
+/// and appends each cluster's (offset, length): as many clusters as subtrees of a full tree of
+/// this depth need, cut as slabs along z, each slab along y, each of those along x.
+fn omt_clusters(run: &mut [FlatPoint], fanout: usize, out: &mut Vec<(usize, usize)>) {
+    let m = fanout as f64;
+    let depth = (run.len() as f64).log(m).ceil() as i32;
+    let per_subtree = m.powi(depth - 1);
+    let clusters = (run.len() as f64 / per_subtree).ceil();
+    let per_axis = (clusters.powf(1.0 / 3.0).ceil() as usize).max(2);
+    let mut groups = vec![(0usize, run.len())];
+    for axis in (0..3).rev() {
+        let mut next = Vec::with_capacity(groups.len() * per_axis);
+        for (off, len) in groups {
+            let slab = len.div_ceil(per_axis);
+            let mut at = 0;
+            while len - at > slab {
+                let rest = &mut run[off + at..off + len];
+                rest.select_nth_unstable_by(slab, |a, b| a.p[axis].total_cmp(&b.p[axis]));
+                next.push((off + at, slab));
+                at += slab;
+            }
+            next.push((off + at, len - at));
+        }
+        groups = next;
+    }
+    out.extend(groups);
 }
 
 /// A node's children within the band, nearest first: `arena[start..end]`, next at `start`.
@@ -256,4 +340,76 @@ pub(super) fn best_first<B>(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LonLat;
+    use proptest::prelude::*;
+
+    /// Checks the tree's shape: every point under exactly one leaf, nodes within `fanout`
+    /// children, every box holding its children; returns how many points the leaves hold.
+    fn check_node(t: &FlatTree, n: &FlatBox, fanout: usize, seen: &mut [u32]) -> usize {
+        // Leaves hold at most `fanout` points; a parent up to ceil(fanout^(1/3))^3 (at least 8)
+        // children, as in rstar's bulk load.
+        assert!(usize::from(n.np) <= fanout && (n.np == 0 || n.nb == 0));
+        let per_axis = ((fanout as f64).cbrt().ceil() as usize).max(2);
+        assert!(usize::from(n.nb) <= per_axis.pow(3));
+        let mut total = 0;
+        for p in &t.points[n.p0 as usize..(n.p0 + u32::from(n.np)) as usize] {
+            seen[p.data as usize] += 1;
+            total += 1;
+        }
+        for c in &t.boxes[n.b0 as usize..(n.b0 + u32::from(n.nb)) as usize] {
+            let inside = |lo: [f32; 3], hi: [f32; 3]| (0..3).all(|d| c.lo[d] <= lo[d] && hi[d] <= c.hi[d]);
+            for p in &t.points[c.p0 as usize..(c.p0 + u32::from(c.np)) as usize] {
+                let (lo, hi) = (p.p.map(down), p.p.map(up));
+                assert!(inside(lo, hi), "a point outside its leaf's box");
+            }
+            for g in &t.boxes[c.b0 as usize..(c.b0 + u32::from(c.nb)) as usize] {
+                assert!(inside(g.lo, g.hi), "a box outside its parent's box");
+            }
+            total += check_node(t, c, fanout, seen);
+        }
+        total
+    }
+
+    proptest! {
+        #![proptest_config(crate::testkit::seeded(32))]
+
+        /// The in-place bulk load gives a well-formed tree whose walk visits every point once,
+        /// in exactly the order a brute-force sort by distance gives.
+        #[test]
+        fn bulk_tree_walks_in_brute_force_order(
+            pts in proptest::collection::vec((73.0f64..135.0, 18.0f64..53.0), 0..3000),
+            fanout in 2usize..20,
+            q in (73.0f64..135.0, 18.0f64..53.0),
+        ) {
+            let points: Vec<FlatPoint> = pts
+                .iter()
+                .enumerate()
+                .map(|(i, &(lon, lat))| FlatPoint { p: LonLat::new(lon, lat).unwrap().unit_vector(), data: i as u32 })
+                .collect();
+            let t = FlatTree::bulk(points.clone(), fanout);
+            let mut seen = vec![0u32; points.len()];
+            prop_assert_eq!(check_node(&t, &t.root, fanout, &mut seen), points.len());
+            prop_assert!(seen.iter().all(|&s| s == 1));
+            let q = LonLat::new(q.0, q.1).unwrap().unit_vector();
+            let d2 = |p: &[f64; 3]| (0..3).map(|d| (p[d] - q[d]).powi(2)).sum::<f64>();
+            let mut walked = Vec::new();
+            best_first::<()>(&t, &[], q, 0.0, f64::INFINITY, |data, c2| {
+                walked.push((data, c2));
+                ControlFlow::Continue(())
+            });
+            // Every point once, each at its own distance, nearest first: the brute-force order.
+            let mut once = vec![false; points.len()];
+            for &(data, c2) in &walked {
+                prop_assert!(!std::mem::replace(&mut once[data as usize], true));
+                prop_assert!((c2 - d2(&points[data as usize].p)).abs() < 1e-12);
+            }
+            prop_assert!(once.iter().all(|&v| v));
+            prop_assert!(walked.windows(2).all(|w| w[0].1 <= w[1].1));
+        }
+    }
 }

@@ -150,7 +150,7 @@ fn group_by_store(rows: Vec<StockEntry>, stores: usize) -> Vec<StockEntry> {
     if rows.is_sorted_by_key(|r| (r.store, r.sku)) {
         return rows;
     }
-    let mut out = crate::model::group_by_bucket(rows, stores, |r| r.store.0 as usize);
+    let mut out = crate::model::group_by_bucket(std::slice::from_ref(&rows), stores, |r| r.store.0 as usize);
     for run in out.chunk_by_mut(|a, b| a.store == b.store) {
         run.sort_by_key(|r| r.sku);
     }
