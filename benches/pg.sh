@@ -11,9 +11,30 @@
 #
 #   benches/pg.sh [all|load] [rates...]   (default: all, rates 5000 10000; `load` reuses the
 #                                          imported database and runs step 3 only)
+#
+# Before it starts, the script sets the cluster's write-path settings (ALTER SYSTEM, restarting
+# the cluster when one needs it) to those ARCHITECTURE.md recommends for the PostgreSQL backend;
+# PG_DEFAULTS=1 resets them to the server's defaults instead, to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup --postgres
+sql() { psql -X -q -At -h 127.0.0.1 -U postgres -d "${2:-postgres}" -c "$1"; }
+if [ "${PG_DEFAULTS:-0}" = 1 ]; then
+  sql "ALTER SYSTEM RESET ALL"
+else
+  sql "ALTER SYSTEM SET shared_buffers = '4GB'"
+  sql "ALTER SYSTEM SET max_wal_size = '16GB'"
+  sql "ALTER SYSTEM SET checkpoint_timeout = '30min'"
+  sql "ALTER SYSTEM SET wal_compression = 'lz4'"
+fi
+sql "SELECT pg_reload_conf()" >/dev/null
+if [ "$(sql "SELECT count(*) FROM pg_settings WHERE pending_restart")" != 0 ]; then
+  pg_ctlcluster 15 main restart
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+echo "PostgreSQL settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ' ')
+  FROM unnest(ARRAY['shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_compression',
+                    'synchronous_commit']) name")"
 cargo build --release --locked --all-targets -p omniroute >&2
 bin=${OMNIROUTE_BIN:-target/release/omniroute}  # OMNIROUTE_BIN: compare another build
 data=data/large/n180k
@@ -35,29 +56,48 @@ echo "== 2. peer SQL lookup vs in-memory candidate search"
 fi
 
 echo "== 3. route + durable reservation, 3 replicas on one database"
+# Each load run starts from the imported state (no reservations, no answered orders, no day
+# counters) with freshly started replicas: otherwise every run inherits the stock the runs before
+# it reserved, and the later runs measure more orders that never reach the database.
 key=pgbenchkey1
-pids=(); urls=()
-for port in 8191 8192 8193; do
-  OMNIROUTE_API_KEYS="checkout:$key" RUST_LOG=warn $bin serve --data "$data" --database-url "$url" \
-    --bind "127.0.0.1:$port" > "/tmp/omniroute-pg-$port.log" 2>&1 &
-  pids+=($!); urls+=("http://127.0.0.1:$port")
-done
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-for port in 8191 8192 8193; do
-  for _ in $(seq 1 300); do grep -q listening "/tmp/omniroute-pg-$port.log" && break; sleep 1; done
-done
+pids=()
+stop_replicas() { kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; pids=(); }
+trap stop_replicas EXIT
+fresh_replicas() {  # fresh_replicas PORT...: reset the state, start one replica per port
+  stop_replicas
+  sql "UPDATE stock SET reserved = 0 WHERE reserved <> 0" "$db"
+  sql "TRUNCATE reservations, orders, store_days" "$db"
+  sql "VACUUM ANALYZE stock, store_days, orders, reservations" "$db"
+  urls=()
+  for port in "$@"; do
+    OMNIROUTE_API_KEYS="checkout:$key" RUST_LOG=warn $bin serve --data "$data" --database-url "$url" \
+      --bind "127.0.0.1:$port" > "/tmp/omniroute-pg-$port.log" 2>&1 &
+    pids+=($!); urls+=("http://127.0.0.1:$port")
+  done
+  for port in "$@"; do
+    for _ in $(seq 1 300); do grep -q listening "/tmp/omniroute-pg-$port.log" && break; sleep 1; done
+  done
+  all=$(IFS=,; echo "${urls[*]}")
+}
+check() {
+  sql "SELECT 'orders ' || count(*) FROM orders UNION ALL
+       SELECT 'cells promising more than they hold: ' || count(*) FROM stock
+       WHERE reserved > on_hand - safety_stock AND reserved > 0" "$db"
+}
 load="$(newest load)"
-all=$(IFS=,; echo "${urls[*]}")
 rates="${*:-5000 10000}"
 for rate in $rates; do
+  fresh_replicas 8191 8192 8193
   $load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate "$rate" --duration 20 \
     --connections 256 --prefix "pg-r$rate-$$"
+  check
 done
+fresh_replicas 8191 8192 8193
 $load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
   --connections 128 --prefix "pg-max-$$"
+check
 echo "one replica alone, flat out:"
-$load --url "${urls[0]}" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
+fresh_replicas 8191
+$load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
   --connections 128 --prefix "pg-one-$$"
-psql -X -h 127.0.0.1 -U postgres -d "$db" -At -c \
-  "SELECT 'orders ' || count(*) FROM orders UNION ALL
-   SELECT 'cells promising more than they hold: ' || count(*) FROM stock WHERE reserved > on_hand - safety_stock AND reserved > 0"
+check
