@@ -14,19 +14,18 @@
 #
 # Before it starts, the script sets the cluster's write-path settings (ALTER SYSTEM, restarting
 # the cluster when one needs it) to those ARCHITECTURE.md recommends for the PostgreSQL backend;
-# PG_DEFAULTS=1 resets them to the server's defaults instead, to compare.
+# PG_DEFAULTS=1 resets those four to the server's defaults instead, to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup --postgres
 sql() { psql -X -q -At -h 127.0.0.1 -U postgres -d "${2:-postgres}" -c "$1"; }
-if [ "${PG_DEFAULTS:-0}" = 1 ]; then
-  sql "ALTER SYSTEM RESET ALL"
-else
-  sql "ALTER SYSTEM SET shared_buffers = '4GB'"
-  sql "ALTER SYSTEM SET max_wal_size = '16GB'"
-  sql "ALTER SYSTEM SET checkpoint_timeout = '30min'"
-  sql "ALTER SYSTEM SET wal_compression = 'lz4'"
-fi
+for setting in shared_buffers=4GB max_wal_size=16GB checkpoint_timeout=30min wal_compression=lz4; do
+  if [ "${PG_DEFAULTS:-0}" = 1 ]; then
+    sql "ALTER SYSTEM RESET ${setting%%=*}"
+  else
+    sql "ALTER SYSTEM SET ${setting%%=*} = '${setting#*=}'"
+  fi
+done
 sql "SELECT pg_reload_conf()" >/dev/null
 if [ "$(sql "SELECT count(*) FROM pg_settings WHERE pending_restart")" != 0 ]; then
   pg_ctlcluster 15 main restart
