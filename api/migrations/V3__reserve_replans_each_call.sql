@@ -1,0 +1,11 @@
+-- omniroute schema, version 3.
+--
+-- omniroute_reserve's statements are planned again on every call instead of reusing a cached
+-- generic plan. On a freshly imported database `store_days` is empty: PL/pgSQL's first calls on a
+-- connection planned its lookups as sequential scans of an empty table, settled on that plan as
+-- the generic one, and kept it while the table grew to tens of thousands of rows (one counter per
+-- store and day), so each batch scanned the whole table twice (about 10 of an 18 ms batch, found
+-- with pg_stat_statements). Replanning costs a few tenths of a millisecond per batch and follows
+-- the tables as they grow (BENCHMARKS.md, issue 5: one replica 3,400 to 5,000 orders/s on a fresh
+-- database).
+ALTER FUNCTION omniroute_reserve(jsonb, text[], text[]) SET plan_cache_mode = force_custom_plan;
