@@ -184,23 +184,16 @@ impl StockLedger {
         let rows = group_by_store(rows, n);
         let available: Vec<AtomicBitset> = (0..sku_count).map(|_| AtomicBitset::new(n)).collect();
         let carriers: Vec<AtomicU32> = (0..sku_count).map(|_| AtomicU32::new(0)).collect();
-        let mut stores: Vec<StoreStock> = capacities
-            .iter()
-            .map(|&c| StoreStock { capacity_per_day: c, day: i64::MIN, ..StoreStock::default() })
-            .collect();
+        let mut stores: Vec<StoreStock> = capacities.iter().map(|&c| StoreStock::new(c, sku_count)).collect();
         for r in rows {
             let st = &mut stores[r.store.0 as usize];
             let cell = Cell { on_hand: r.on_hand, reserved: 0, safety: r.safety_stock, version: 0 };
-            if st.skus.last() == Some(&r.sku.0) {
-                *st.cells.last_mut().expect("parallel vectors") = cell;
-            } else {
-                st.skus.push(r.sku.0);
-                st.cells.push(cell);
+            if st.push(r.sku, cell) {
                 carriers[r.sku.0 as usize].fetch_add(1, Ordering::Relaxed);
             }
         }
         for (i, st) in stores.iter().enumerate() {
-            for (sku, cell) in st.skus.iter().zip(&st.cells) {
+            for (sku, cell) in st.skus().iter().zip(&st.cells) {
                 available[*sku as usize].set(i as u32, cell.available() > 0);
             }
         }
@@ -235,7 +228,7 @@ impl StockLedger {
 
     /// The SKUs `store` has a stock row for.
     pub fn skus_of(&self, store: StoreIdx) -> Vec<SkuIdx> {
-        self.stores[store.0 as usize].lock().skus.iter().map(|&s| SkuIdx(s)).collect()
+        self.stores[store.0 as usize].lock().skus().iter().map(|&s| SkuIdx(s)).collect()
     }
 
     /// The current level of one cell, or `None` when the store has no row for the SKU.
