@@ -93,9 +93,7 @@ impl Default for OrderBook {
 
 impl OrderBook {
     fn shard(&self, id: &OrderId) -> &Mutex<FxHashMap<OrderId, Slot>> {
-        let mut h = FxHasher::default();
-        id.hash(&mut h);
-        &self.shards[h.finish() as usize % SHARDS]
+        &self.shards[id.shard(SHARDS)]
     }
 
     /// Finds the answer to `id`, or makes the caller its owner.

@@ -2,9 +2,8 @@
 
 use crate::model::{OrderId, SkuIdx, StoreIdx, Timestamp};
 use parking_lot::Mutex;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 
 /// Lifecycle of a reservation.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,9 +64,7 @@ impl Reservations {
     }
 
     fn shard(&self, order: &OrderId) -> &Mutex<Shard> {
-        let mut h = FxHasher::default();
-        order.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[order.shard(SHARDS)]
     }
 
     pub fn get(&self, order: &OrderId) -> Option<Reservation> {

@@ -152,6 +152,20 @@ impl OrderId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Which of `shards` tables (`FxHashMap`s keyed by order id, one per shard) holds this id.
+    ///
+    /// Takes bits 32 and up of the id's `FxHash`, which the shard's own table does not look at:
+    /// hashbrown picks a bucket from the low bits and a tag from the top seven. Sharding on the
+    /// low bits (`hash % shards`) would give every id of a shard the same low bits, so a table
+    /// of that shard would start its probes at only one bucket in `shards`: long probe runs,
+    /// each a cache miss.
+    pub fn shard(&self, shards: usize) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        self.hash(&mut h);
+        ((h.finish() >> 32) as usize) % shards.max(1)
+    }
 }
 
 impl<'de> Deserialize<'de> for OrderId {
@@ -235,6 +249,31 @@ mod tests {
         assert_eq!(OrderId::parse("a b"), Err(IdError::OrderIdCharacters));
         assert!(OrderId::parse(&"x".repeat(64)).is_ok());
         assert!(matches!(OrderId::parse(&"x".repeat(65)), Err(IdError::OrderIdTooLong { .. })));
+    }
+
+    #[test]
+    fn ids_of_one_shard_still_spread_over_a_table() {
+        use std::hash::{Hash, Hasher};
+        // The ids one shard holds must not agree on the low hash bits a hashbrown table picks
+        // buckets with (they all did when shards were picked by `hash % 64`).
+        let low_bits = |id: &OrderId| {
+            let mut h = rustc_hash::FxHasher::default();
+            id.hash(&mut h);
+            h.finish() % 64
+        };
+        let in_shard_3: Vec<OrderId> = (0..20_000)
+            .map(|i| OrderId::parse(&format!("SD-{i}")).unwrap())
+            .filter(|id| id.shard(64) == 3)
+            .collect();
+        assert!(in_shard_3.len() > 200, "{} ids in shard 3 of 64", in_shard_3.len());
+        let distinct: std::collections::HashSet<u64> = in_shard_3.iter().map(low_bits).collect();
+        assert!(distinct.len() > 48, "only {} distinct low-bit patterns", distinct.len());
+        // Every shard gets a share.
+        let mut counts = [0usize; 64];
+        for i in 0..20_000 {
+            counts[OrderId::parse(&format!("o{i}")).unwrap().shard(64)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 200), "{counts:?}");
     }
 
     #[test]
