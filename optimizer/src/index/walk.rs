@@ -11,7 +11,8 @@
 //!
 //! The walk itself
 //! * prunes every node and point outside `[min_c2, max_c2]`,
-//! * copies the surviving children of an expanded node into a per-walk arena and keeps a single
+//! * copies the surviving children of an expanded node into an arena (the thread's, kept
+//!   between walks so that a walk allocates nothing) and keeps a single
 //!   heap entry per expanded node: a cursor at its nearest unvisited child (selected, not sorted:
 //!   a walk rarely takes more than one or two children of a node). The heap holds one entry per
 //!   level instead of sixteen, and most pushes disappear.
@@ -300,11 +301,34 @@ pub(super) fn best_first<B>(
     q: [f64; 3],
     min_c2: f64,
     max_c2: f64,
-    mut visit: impl FnMut(u32, f64) -> ControlFlow<B>,
+    visit: impl FnMut(u32, f64) -> ControlFlow<B>,
 ) -> Option<B> {
     let band = Band { q, min_c2, max_c2 };
-    let mut arena: Vec<Entry> = Vec::with_capacity(128);
-    let mut heap: BinaryHeap<Cursor> = BinaryHeap::with_capacity(16);
+    // The arena and heap of this thread's last walk, emptied (a walk started from inside a
+    // visit finds them taken and allocates its own).
+    let (mut arena, mut heap) = SCRATCH.with(|s| s.take());
+    arena.reserve(128);
+    heap.reserve(16);
+    let found = walk_with(tree, extra, &band, &mut arena, &mut heap, visit);
+    arena.clear();
+    heap.clear();
+    SCRATCH.with(|s| s.set((arena, heap)));
+    found
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<(Vec<Entry>, BinaryHeap<Cursor>)> =
+        const { std::cell::Cell::new((Vec::new(), BinaryHeap::new())) };
+}
+
+fn walk_with<B>(
+    tree: &FlatTree,
+    extra: &[FlatPoint],
+    band: &Band,
+    arena: &mut Vec<Entry>,
+    heap: &mut BinaryHeap<Cursor>,
+    mut visit: impl FnMut(u32, f64) -> ControlFlow<B>,
+) -> Option<B> {
     let expand = |arena: &mut Vec<Entry>, heap: &mut BinaryHeap<Cursor>, n: &FlatBox| {
         let start = arena.len();
         let (b0, p0) = (n.b0 as usize, n.p0 as usize);
@@ -314,11 +338,11 @@ pub(super) fn best_first<B>(
             heap.push(c);
         }
     };
-    expand(&mut arena, &mut heap, &tree.root);
+    expand(arena, heap, &tree.root);
     if !extra.is_empty() {
         let start = arena.len();
-        band.push_points(&mut arena, extra, 0, POINT | EXTRA);
-        if let Some(c) = cursor(&mut arena, start) {
+        band.push_points(arena, extra, 0, POINT | EXTRA);
+        if let Some(c) = cursor(arena, start) {
             heap.push(c);
         }
     }
@@ -336,7 +360,7 @@ pub(super) fn best_first<B>(
                 return Some(b);
             }
         } else {
-            expand(&mut arena, &mut heap, &tree.boxes[entry as usize]);
+            expand(arena, heap, &tree.boxes[entry as usize]);
         }
     }
     None
@@ -373,6 +397,39 @@ mod tests {
             total += check_node(t, c, fanout, seen);
         }
         total
+    }
+
+    /// A walk started from inside another walk's visit (the scratch arena is then taken) sees
+    /// the same points in the same order as one started on its own, and so does the outer walk.
+    #[test]
+    fn a_walk_inside_a_walk_keeps_both_orders() {
+        let points: Vec<FlatPoint> = (0..500)
+            .map(|i| {
+                let (lon, lat) = (100.0 + f64::from(i % 25) * 0.37, 25.0 + f64::from(i / 25) * 0.41);
+                FlatPoint { p: LonLat::new(lon, lat).unwrap().unit_vector(), data: i }
+            })
+            .collect();
+        let t = FlatTree::bulk(points, 16);
+        let q = |lon, lat| LonLat::new(lon, lat).unwrap().unit_vector();
+        let order = |at: [f64; 3]| {
+            let mut out = Vec::new();
+            best_first::<()>(&t, &[], at, 0.0, f64::INFINITY, |d, _| {
+                out.push(d);
+                ControlFlow::Continue(())
+            });
+            out
+        };
+        let (outer_alone, inner_alone) = (order(q(103.0, 28.0)), order(q(108.0, 31.0)));
+        let mut outer = Vec::new();
+        best_first::<()>(&t, &[], q(103.0, 28.0), 0.0, f64::INFINITY, |d, _| {
+            outer.push(d);
+            if outer.len() % 100 == 1 {
+                assert_eq!(order(q(108.0, 31.0)), inner_alone);
+            }
+            ControlFlow::Continue(())
+        });
+        assert_eq!(outer, outer_alone);
+        assert_eq!(outer.len(), 500);
     }
 
     proptest! {
