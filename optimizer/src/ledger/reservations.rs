@@ -3,9 +3,7 @@
 use crate::model::{OrderId, SkuIdx, StoreIdx, Timestamp};
 use hashbrown::hash_table::{Entry, HashTable};
 use parking_lot::Mutex;
-use rustc_hash::FxHasher;
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 
 /// Lifecycle of a reservation.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,9 +53,7 @@ struct Shard {
 }
 
 fn hash(order: &OrderId) -> u64 {
-    let mut h = FxHasher::default();
-    order.hash(&mut h);
-    h.finish()
+    order.fx_hash()
 }
 
 impl Shard {
@@ -132,7 +128,8 @@ impl Reservations {
     }
 
     pub fn get(&self, order: &OrderId) -> Option<Reservation> {
-        self.shard(order).lock().get_mut(order).map(|r| r.clone())
+        let shard = self.shard(order).lock();
+        shard.position(order).map(|i| shard.records[i].1.clone())
     }
 
     /// Inserts a new record; gives it back when the order already has one.

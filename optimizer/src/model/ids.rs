@@ -161,10 +161,15 @@ impl OrderId {
     /// of that shard would start its probes at only one bucket in `shards`: long probe runs,
     /// each a cache miss.
     pub fn shard(&self, shards: usize) -> usize {
+        ((self.fx_hash() >> 32) as usize) % shards.max(1)
+    }
+
+    /// The id's `FxHash`, as an `FxHashMap` keyed by order id computes it.
+    pub fn fx_hash(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = rustc_hash::FxHasher::default();
         self.hash(&mut h);
-        ((h.finish() >> 32) as usize) % shards.max(1)
+        h.finish()
     }
 }
 
@@ -253,14 +258,9 @@ mod tests {
 
     #[test]
     fn ids_of_one_shard_still_spread_over_a_table() {
-        use std::hash::{Hash, Hasher};
         // The ids one shard holds must not agree on the low hash bits a hashbrown table picks
         // buckets with (they all did when shards were picked by `hash % 64`).
-        let low_bits = |id: &OrderId| {
-            let mut h = rustc_hash::FxHasher::default();
-            id.hash(&mut h);
-            h.finish() % 64
-        };
+        let low_bits = |id: &OrderId| id.fx_hash() % 64;
         let in_shard_3: Vec<OrderId> = (0..20_000)
             .map(|i| OrderId::parse(&format!("SD-{i}")).unwrap())
             .filter(|id| id.shard(64) == 3)
