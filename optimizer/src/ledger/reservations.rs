@@ -52,10 +52,6 @@ struct Shard {
     by_expiry: VecDeque<(Timestamp, OrderId)>,
 }
 
-fn hash(order: &OrderId) -> u64 {
-    order.fx_hash()
-}
-
 impl Shard {
     fn with_capacity(n: usize) -> Shard {
         Shard {
@@ -67,7 +63,7 @@ impl Shard {
 
     fn position(&self, order: &OrderId) -> Option<usize> {
         let records = &self.records;
-        self.index.find(hash(order), |&i| records[i as usize].0 == *order).map(|&i| i as usize)
+        self.index.find(order.fx_hash(), |&i| records[i as usize].0 == *order).map(|&i| i as usize)
     }
 
     fn get_mut(&mut self, order: &OrderId) -> Option<&mut Reservation> {
@@ -79,9 +75,9 @@ impl Shard {
         let Shard { records, index, by_expiry } = self;
         let at = u32::try_from(records.len()).expect("fewer than 2^32 records per shard");
         match index.entry(
-            hash(&order),
+            order.fx_hash(),
             |&i| records[i as usize].0 == order,
-            |&i| hash(&records[i as usize].0),
+            |&i| records[i as usize].0.fx_hash(),
         ) {
             Entry::Occupied(_) => Err(record),
             Entry::Vacant(slot) => {
@@ -95,7 +91,7 @@ impl Shard {
 
     fn remove(&mut self, order: &OrderId) -> Option<Reservation> {
         let Shard { records, index, .. } = self;
-        let Ok(found) = index.find_entry(hash(order), |&i| records[i as usize].0 == *order) else {
+        let Ok(found) = index.find_entry(order.fx_hash(), |&i| records[i as usize].0 == *order) else {
             return None;
         };
         let (i, _) = found.remove();
@@ -103,7 +99,7 @@ impl Shard {
         if i != last {
             // The last record moves into the hole: point its entry there.
             let moved = index
-                .find_mut(hash(&records[last].0), |&j| j as usize == last)
+                .find_mut(records[last].0.fx_hash(), |&j| j as usize == last)
                 .expect("every record has an entry");
             *moved = i as u32;
         }

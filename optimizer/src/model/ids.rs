@@ -153,7 +153,8 @@ impl OrderId {
         &self.0
     }
 
-    /// Which of `shards` tables (`FxHashMap`s keyed by order id, one per shard) holds this id.
+    /// Which of `shards` tables (hashbrown tables hashing the id with [`OrderId::fx_hash`], one
+    /// per shard) holds this id.
     ///
     /// Takes bits 32 and up of the id's `FxHash`, which the shard's own table does not look at:
     /// hashbrown picks a bucket from the low bits and a tag from the top seven. Sharding on the
