@@ -293,6 +293,26 @@ fn bring_nearest_first(slice: &mut [Entry]) -> f64 {
     slice[0].0
 }
 
+/// Asks for every cache line of `slice` at once. A node's children span up to nine lines that
+/// nearly always miss; read one after another, each waits for the one before it, while
+/// prefetched they arrive together.
+#[inline(always)]
+fn prefetch<T>(slice: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = slice.as_ptr() as usize & !63;
+        let end = slice.as_ptr() as usize + std::mem::size_of_val(slice);
+        for line in (start..end).step_by(64) {
+            // SAFETY: a prefetch is a hint: it never faults and changes no program state, and
+            // these lines hold `slice` anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slice;
+}
+
 /// Visits the points of `tree` and `extra` with squared chord distance from `q` in
 /// `[min_c2, max_c2]`, in increasing distance order, until `visit` breaks.
 pub(super) fn best_first<B>(
@@ -332,8 +352,12 @@ fn walk_with<B>(
     let expand = |arena: &mut Vec<Entry>, heap: &mut BinaryHeap<Cursor>, n: &FlatBox| {
         let start = arena.len();
         let (b0, p0) = (n.b0 as usize, n.p0 as usize);
-        band.push_boxes(arena, &tree.boxes[b0..b0 + usize::from(n.nb)], n.b0);
-        band.push_points(arena, &tree.points[p0..p0 + usize::from(n.np)], n.p0, POINT);
+        let (boxes, points) =
+            (&tree.boxes[b0..b0 + usize::from(n.nb)], &tree.points[p0..p0 + usize::from(n.np)]);
+        prefetch(boxes);
+        prefetch(points);
+        band.push_boxes(arena, boxes, n.b0);
+        band.push_points(arena, points, n.p0, POINT);
         if let Some(c) = cursor(arena, start) {
             heap.push(c);
         }
