@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 // The allocator the omniroute binary ships with (api/src/main.rs): measure the engine as it runs.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: omniroute::alloc::Allocator = omniroute::alloc::Allocator;
 
 #[derive(Parser, Debug)]
 struct Args {

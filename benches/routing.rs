@@ -17,7 +17,7 @@ use optimizer::Engine;
 use std::ops::ControlFlow;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: omniroute::alloc::Allocator = omniroute::alloc::Allocator;
 
 fn network() -> (Engine, GenConfig) {
     let stores = std::env::var("OMNIROUTE_BENCH_STORES").ok().and_then(|v| v.parse().ok()).unwrap_or(180_000);

@@ -4,6 +4,7 @@
 //! the command line, progress bars, the HTTP service and the storage adapters (embedded redb,
 //! PostgreSQL + PostGIS).
 
+pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod progress;

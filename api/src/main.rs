@@ -1,9 +1,10 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-// mimalloc: routing allocates a few small objects per order from many threads.
+// mimalloc (routing allocates a few small objects per order from many threads), with huge pages
+// under the large arrays: see `omniroute::alloc`.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: omniroute::alloc::Allocator = omniroute::alloc::Allocator;
 
 fn main() -> ExitCode {
     let cli = omniroute::cli::Cli::parse();
