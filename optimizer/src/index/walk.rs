@@ -11,6 +11,7 @@
 //!
 //! The walk itself
 //! * prunes every node and point outside `[min_c2, max_c2]`,
+//! * prefetches every cache line of an expanded node's children at once,
 //! * copies the surviving children of an expanded node into an arena (the thread's, kept
 //!   between walks so that a walk allocates nothing) and keeps a single
 //!   heap entry per expanded node: a cursor at its nearest unvisited child (selected, not sorted:
@@ -301,9 +302,10 @@ fn prefetch<T>(slice: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let start = slice.as_ptr() as usize & !63;
-        let end = slice.as_ptr() as usize + std::mem::size_of_val(slice);
-        for line in (start..end).step_by(64) {
+        let (at, bytes) = (slice.as_ptr() as usize, std::mem::size_of_val(slice));
+        // An empty slice holds no line (and may point anywhere).
+        let lines = if bytes == 0 { 0..0 } else { at & !63..at + bytes };
+        for line in lines.step_by(64) {
             // SAFETY: a prefetch is a hint: it never faults and changes no program state, and
             // these lines hold `slice` anyway.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
