@@ -13,11 +13,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-15000} seconds=${2:-15}
+. benches/common.sh
+build_release
 bin=${OMNIROUTE_BIN:-target/release/omniroute}
 data=data/large/n180k
-[ -f "$data/orders.jsonl" ] || $bin generate --stores 180000 --skus 2000 --skus-per-store 100 \
-  --orders 1000000 --seed 11 --out "$data" >&2
-load=$(ls -t target/release/deps/load-* | grep -v '\.d$' | head -1)
+large_dataset "$bin"
+load=$(newest load)
 state=$(mktemp -d)
 log="$state.log"
 key=cpubenchkey1
@@ -26,7 +27,7 @@ OMNIROUTE_API_KEYS="checkout:$key" RUST_LOG=warn $bin serve --data "$data" --sta
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$state" "$log"' EXIT
 for _ in $(seq 1 120); do grep -q listening "$log" && break; sleep 1; done
-url=$(grep -o 'http://[0-9.:]*' "$log" | head -1)
+url=$(grep -o 'http://[0-9.:]*' "$log" | head -1) || { echo "the server did not start:" >&2; cat "$log" >&2; exit 1; }
 cpu() {  # clock ticks per thread name
   for t in /proc/"$pid"/task/[0-9]*; do
     echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"

@@ -34,14 +34,13 @@ fi
 echo "PostgreSQL settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ' ')
   FROM unnest(ARRAY['shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_compression',
                     'synchronous_commit']) name")"
-cargo build --release --locked --all-targets -p omniroute >&2
+. benches/common.sh
+build_release
 bin=${OMNIROUTE_BIN:-target/release/omniroute}  # OMNIROUTE_BIN: compare another build
 data=data/large/n180k
-[ -f "$data/orders.jsonl" ] || $bin generate --stores 180000 --skus 2000 --skus-per-store 100 \
-  --orders 1000000 --seed 11 --out "$data" >&2
+large_dataset "$bin"
 db=omniroute_bench
 url="postgres://postgres@127.0.0.1:5432/$db"
-newest() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
 what=${1:-all}; [ $# -gt 0 ] && shift
 if [ "$what" = all ]; then
 psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"

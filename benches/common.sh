@@ -1,0 +1,18 @@
+# Sourced by the benchmark scripts (pg.sh, cpu.sh) from the repository root: the release build
+# of every target, the 180,000-store dataset of BENCHMARKS.md, and the bench binaries cargo built.
+
+# Builds the binary and the bench targets (the load generator, the SQL peer).
+build_release() {
+  cargo build --release --locked --all-targets -p omniroute >&2
+}
+
+# Generates the 180k network into data/large/n180k with binary $1 unless it is there already.
+large_dataset() {
+  [ -f data/large/n180k/orders.jsonl ] || "$1" generate --stores 180000 --skus 2000 \
+    --skus-per-store 100 --orders 1000000 --seed 11 --out data/large/n180k >&2
+}
+
+# The newest build of bench target $1 (cargo names it target/release/deps/$1-<hash>).
+newest() {
+  ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1
+}
