@@ -79,6 +79,11 @@ pub fn parse_order(text: &str) -> Result<Order, FieldError> {
 /// Parses any JSON value, naming the JSON path of the first problem (`lines[0].qty`; the name of
 /// an unknown or missing field; `body` when the text is not JSON at all).
 pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, FieldError> {
+    // Valid input (nearly all of it) takes plain serde_json; only a failure is parsed again
+    // with the path tracked, which costs about a third more per document.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

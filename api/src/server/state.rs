@@ -214,8 +214,17 @@ impl AppState {
         if d.reservation_expires_at.is_some() {
             self.metrics.reservations.inc();
         }
+        // One counter lookup per reason, not per rejected store.
+        let mut by_reason: Vec<(&'static str, u64)> = Vec::new();
         for r in &d.explanation.rejected {
-            self.metrics.rejections.with_label_values(&[r.rejection.reason()]).inc();
+            let reason = r.rejection.reason();
+            match by_reason.iter_mut().find(|(name, _)| *name == reason) {
+                Some((_, n)) => *n += 1,
+                None => by_reason.push((reason, 1)),
+            }
+        }
+        for (reason, n) in by_reason {
+            self.metrics.rejections.with_label_values(&[reason]).inc_by(n);
         }
     }
 
@@ -226,13 +235,10 @@ impl AppState {
             .router
             .route_at(&self.engine, order, now())
             .map_err(|e| ApiError::Internal(format!("routing {}: {e}", order.id())))?;
-        let response = serde_json::to_vec(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let id = order.id().to_string();
-        let record = OrderRecord {
-            order_id: id.clone(),
-            request: request.clone(),
-            response: String::from_utf8(response.clone()).expect("serde_json writes UTF-8"),
-        };
+        let response = serde_json::to_string(&decision).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let id = order.id().as_str().to_owned();
+        let record =
+            OrderRecord { order_id: id.clone(), request: request.clone(), response: response.clone() };
         let reservations = self.reservation_record(order.id()).map(|r| (id, r)).into_iter().collect();
         let answer = Arc::new(Answer { request, response: response.into() });
         Ok((answer, ChangeSet { cells: vec![], orders: vec![record], reservations }, decision))
