@@ -48,7 +48,10 @@ pub struct Timestamp(pub i64);
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.to_rfc3339())
+        match self.rfc3339_bytes() {
+            Some(b) => s.serialize_str(std::str::from_utf8(&b).expect("ASCII")),
+            None => s.serialize_str(&self.to_rfc3339()),
+        }
     }
 }
 
@@ -75,6 +78,41 @@ impl Timestamp {
     /// assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T08:00:00+08:00");
     /// ```
     pub fn to_rfc3339(self) -> String {
+        if let Some(b) = self.rfc3339_bytes() {
+            return std::str::from_utf8(&b).expect("ASCII").to_owned();
+        }
+        let (year, month, day) = self.local_date();
+        let sod = self.local_second_of_day();
+        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+08:00", sod / 3600, sod / 60 % 60, sod % 60)
+    }
+
+    /// [`Timestamp::to_rfc3339`] without allocating or going through `fmt`, for years 0 to
+    /// 9999 (every time an order can carry); `None` outside them.
+    fn rfc3339_bytes(self) -> Option<[u8; 25]> {
+        let (year, month, day) = self.local_date();
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let sod = i64::from(self.local_second_of_day());
+        let mut out = *b"0000-00-00T00:00:00+08:00";
+        let mut put = |at: usize, value: i64, width: usize| {
+            let mut v = value;
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, year, 4);
+        put(5, month, 2);
+        put(8, day, 2);
+        put(11, sod / 3600, 2);
+        put(14, sod / 60 % 60, 2);
+        put(17, sod % 60, 2);
+        Some(out)
+    }
+
+    /// Local (UTC+8) calendar date: (year, month 1-12, day 1-31).
+    fn local_date(self) -> (i64, i64, i64) {
         // Civil date from a day number (Howard Hinnant's algorithm).
         let z = self.local_day() + 719_468;
         let era = z.div_euclid(146_097);
@@ -85,8 +123,7 @@ impl Timestamp {
         let day = doy - (153 * mp + 2) / 5 + 1;
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + i64::from(month <= 2);
-        let sod = self.local_second_of_day();
-        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+08:00", sod / 3600, sod / 60 % 60, sod % 60)
+        (year, month, day)
     }
 
     /// This timestamp moved by `secs` seconds.
@@ -248,6 +285,27 @@ mod tests {
             serde_json::to_string(&Timestamp(1_794_326_400)).unwrap(),
             "\"2026-11-11T00:00:00+08:00\""
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testkit::seeded(512))]
+        /// The hand-written formatter agrees with chrono over years 0 to 9999, and times
+        /// outside them still format (through `fmt`).
+        #[test]
+        fn rfc3339_agrees_with_chrono(secs in -62_167_219_200i64..253_402_271_999) {
+            let t = Timestamp(secs);
+            let offset = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+            let want = chrono::DateTime::from_timestamp(secs, 0).unwrap().with_timezone(&offset);
+            proptest::prop_assert_eq!(t.to_rfc3339(), want.format("%Y-%m-%dT%H:%M:%S+08:00").to_string());
+            let json = serde_json::to_string(&t).unwrap();
+            proptest::prop_assert_eq!(json, format!("\"{}\"", t.to_rfc3339()));
+        }
+    }
+
+    #[test]
+    fn rfc3339_outside_four_digit_years_still_formats() {
+        assert_eq!(Timestamp(253_402_300_800).to_rfc3339(), "10000-01-01T08:00:00+08:00");
+        assert_eq!(Timestamp(-62_167_334_400).to_rfc3339(), "-001-12-31T00:00:00+08:00");
     }
 
     #[test]
