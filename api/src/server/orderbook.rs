@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// The durable answer to one order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,24 @@ pub struct Answer {
     pub response: bytes::Bytes,
 }
 
+/// An order being routed: its outcome once known, and the requests waiting for it.
+#[derive(Default)]
+pub struct Pending {
+    /// `None` while routing; then `Some(Some(answer))`, or `Some(None)` if the owner gave up.
+    outcome: Mutex<Option<Option<Arc<Answer>>>>,
+    /// Wakes the waiters once `outcome` is set.
+    settled: Notify,
+}
+
+impl Pending {
+    fn settle(&self, outcome: Option<Arc<Answer>>) {
+        *self.outcome.lock() = Some(outcome);
+        self.settled.notify_waiters();
+    }
+}
+
 enum Slot {
-    Pending(watch::Receiver<Option<Arc<Answer>>>),
+    Pending(Arc<Pending>),
     /// Answered; the fingerprint of its canonical request.
     Done(u64),
 }
@@ -51,15 +67,16 @@ pub enum Claim<'a> {
     Owner(Owner<'a>),
     /// Already answered: the fingerprint of its request (the answer is in storage).
     Done(u64),
-    /// Another request is routing it right now: wait on this.
-    Wait(watch::Receiver<Option<Arc<Answer>>>),
+    /// Another request is routing it right now: wait on this with [`wait`].
+    Wait(Arc<Pending>),
 }
 
 /// The right (and duty) to answer one order. Dropping it without completing frees the slot.
 pub struct Owner<'a> {
     book: &'a OrderBook,
     id: OrderId,
-    tx: Option<watch::Sender<Option<Arc<Answer>>>>,
+    /// Set until the owner completes; waiters hold it too.
+    pending: Option<Arc<Pending>>,
 }
 
 impl Owner<'_> {
@@ -70,17 +87,18 @@ impl Owner<'_> {
     /// Publishes the (durable) answer to waiters and later retries.
     pub fn complete(mut self, answer: Arc<Answer>) {
         self.book.shard(&self.id).lock().insert(self.id.clone(), Slot::Done(fingerprint(&answer.request)));
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(Some(answer));
+        if let Some(pending) = self.pending.take() {
+            pending.settle(Some(answer));
         }
     }
 }
 
 impl Drop for Owner<'_> {
     fn drop(&mut self) {
-        if self.tx.is_some() {
+        if let Some(pending) = self.pending.take() {
             // Not completed: let the next request try.
             self.book.shard(&self.id).lock().remove(&self.id);
+            pending.settle(None);
         }
     }
 }
@@ -101,11 +119,11 @@ impl OrderBook {
         let mut shard = self.shard(id).lock();
         match shard.get(id) {
             Some(Slot::Done(f)) => Claim::Done(*f),
-            Some(Slot::Pending(rx)) => Claim::Wait(rx.clone()),
+            Some(Slot::Pending(p)) => Claim::Wait(p.clone()),
             None => {
-                let (tx, rx) = watch::channel(None);
-                shard.insert(id.clone(), Slot::Pending(rx));
-                Claim::Owner(Owner { book: self, id: id.clone(), tx: Some(tx) })
+                let pending = Arc::new(Pending::default());
+                shard.insert(id.clone(), Slot::Pending(pending.clone()));
+                Claim::Owner(Owner { book: self, id: id.clone(), pending: Some(pending) })
             }
         }
     }
@@ -122,8 +140,17 @@ impl OrderBook {
 }
 
 /// Waits for a pending answer; `None` when its owner gave up (the caller should claim again).
-pub async fn wait(mut rx: watch::Receiver<Option<Arc<Answer>>>) -> Option<Arc<Answer>> {
-    rx.wait_for(Option::is_some).await.ok().and_then(|v| v.clone())
+pub async fn wait(pending: Arc<Pending>) -> Option<Arc<Answer>> {
+    loop {
+        let settled = pending.settled.notified();
+        tokio::pin!(settled);
+        // Registered before the check, so a settle between the two still wakes us.
+        settled.as_mut().enable();
+        if let Some(outcome) = pending.outcome.lock().clone() {
+            return outcome;
+        }
+        settled.await;
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +175,25 @@ mod tests {
         assert_eq!(waiter.await.unwrap().unwrap().request, "x");
         assert!(matches!(book.claim(&id("a")), Claim::Done(f) if f == fingerprint("x")));
         assert!(book.answered(&id("a")));
+    }
+
+    #[tokio::test]
+    async fn waiters_that_came_before_and_after_the_answer_all_get_it() {
+        let book = OrderBook::default();
+        let Claim::Owner(owner) = book.claim(&id("c")) else { panic!() };
+        let early: Vec<_> = (0..3)
+            .map(|_| match book.claim(&id("c")) {
+                Claim::Wait(p) => tokio::spawn(wait(p)),
+                _ => panic!("claims while routing wait"),
+            })
+            .collect();
+        let Claim::Wait(late) = book.claim(&id("c")) else { panic!() };
+        tokio::task::yield_now().await;
+        owner.complete(answer("y"));
+        for w in early {
+            assert_eq!(w.await.unwrap().unwrap().request, "y");
+        }
+        assert_eq!(wait(late).await.unwrap().request, "y");
     }
 
     #[tokio::test]
