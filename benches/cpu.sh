@@ -7,6 +7,7 @@
 #
 #   benches/cpu.sh [RATE] [SECONDS]      (default: 15000 routes/s for 15 s)
 #   OMNIROUTE_BIN=/tmp/omni_a benches/cpu.sh 15000    (another build; build and copy it first)
+#   BATCH=1000 benches/cpu.sh 0 12     (the batch endpoint instead, 4 connections, flat out)
 #
 # Prints the load generator's line (latency from each request's scheduled send time), then
 # "cpu µs/order:" with one figure per thread name (actix-rt|system: HTTP workers; redb-writer).
@@ -34,11 +35,13 @@ cpu() {  # clock ticks per thread name
   done | awk '{s[$1] += $2} END {for (k in s) print k, s[k]}' | sort
 }
 before=$(cpu)
+batch=${BATCH:-1}
+if [ "$batch" -gt 1 ]; then shape=(--batch "$batch" --connections 4); else shape=(--connections 128); fi
 line=$($load --url "$url" --key "$key" --orders "$data/orders.jsonl" --rate "$rate" \
-  --duration "$seconds" --connections 128 --prefix "cpu-$$" 2>&1 | tail -1)
+  --duration "$seconds" "${shape[@]}" --prefix "cpu-$$" 2>&1 | tail -1)
 after=$(cpu)
 echo "$line"
-orders=$(grep -o 'ok_requests=[0-9]*' <<< "$line" | cut -d= -f2)
+orders=$(( $(grep -o 'ok_requests=[0-9]*' <<< "$line" | cut -d= -f2) * batch ))
 join <(echo "$before") <(echo "$after") | awk -v n="$orders" -v hz="$(getconf CLK_TCK)" '
   BEGIN { printf "cpu µs/order:" }
   n > 0 && $3 > $2 { printf " %s=%.1f", $1, ($3 - $2) * 1e6 / hz / n }
