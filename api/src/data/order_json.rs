@@ -85,7 +85,7 @@ pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Field
         return Ok(value);
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
@@ -101,7 +101,10 @@ pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Field
             None => path,
         };
         FieldError { field, message }
-    })
+    })?;
+    // Plain serde_json refused it only for what follows the value (`{...} junk`).
+    de.end().map_err(|e| FieldError { field: "body".into(), message: e.to_string() })?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -130,6 +133,7 @@ mod tests {
             (OK.replace("\"mode\"", "\"colour\":1,\"mode\""), "colour"),
             (OK.replace("\"mode\":\"ship\"", "\"mode\":\"pickup\""), "pickup_store_id"),
             ("{\"order_id\":".to_string(), "body"),
+            (format!("{OK} {{}}"), "body"),
         ];
         for (text, field) in cases {
             let e = parse_order(&text).unwrap_err();
