@@ -8,11 +8,12 @@
 # service's own handling (`AppState::route_many`), of routing alone (`Router::route_at`) and of
 # the storage writer (`write_group`).
 #
-#   benches/callgrind.sh [BIN]     (default target/release/omniroute; needs valgrind)
+#   benches/callgrind.sh [BIN]     (default: build, then target/release/omniroute; needs valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
+[ $# -gt 0 ] || build_release
 bin=${1:-target/release/omniroute}
-[ -x "$bin" ] || { . benches/common.sh; build_release; }
 command -v valgrind > /dev/null || { echo "callgrind.sh needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'pkill -INT -f "callgrind-out-file=$work/" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -30,8 +31,7 @@ key=callgrindkey1
 OMNIROUTE_API_KEYS="checkout:$key" RUST_LOG=warn valgrind --tool=callgrind \
   --callgrind-out-file="$work/callgrind.out" "$bin" serve --data data/sample --state "$work/state" \
   --bind 127.0.0.1:0 > "$work/log" 2>&1 &
-for _ in $(seq 1 300); do grep -q listening "$work/log" && break; sleep 1; done
-url=$(grep -o 'http://[0-9.:]*' "$work/log" | head -1) || { echo "the server did not start:" >&2; cat "$work/log" >&2; exit 1; }
+url=$(server_url "$work/log")
 post() {
   code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
     -H "authorization: Bearer $key" --data-binary @"$2" "$url$1")

@@ -1,4 +1,4 @@
-# Sourced by the benchmark scripts (pg.sh, cpu.sh) from the repository root: the release build
+# Sourced by the benchmark scripts (pg.sh, cpu.sh, callgrind.sh) from the repository root: the release build
 # of every target, the 180,000-store dataset of BENCHMARKS.md, and the bench binaries cargo built.
 
 # Builds the binary and the bench targets (the load generator, the SQL peer).
@@ -15,4 +15,11 @@ large_dataset() {
 # The newest build of bench target $1 (cargo names it target/release/deps/$1-<hash>).
 newest() {
   ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1
+}
+
+# Waits until the server logging to $1 listens (at most $2 seconds, default 300) and prints its
+# URL; prints the log and fails if it never does.
+server_url() {
+  for _ in $(seq 1 "${2:-300}"); do grep -q listening "$1" && break; sleep 1; done
+  grep -o 'http://[0-9.:]*' "$1" | head -1 | grep . || { echo "the server did not start:" >&2; cat "$1" >&2; return 1; }
 }

@@ -27,8 +27,7 @@ OMNIROUTE_API_KEYS="checkout:$key" RUST_LOG=warn $bin serve --data "$data" --sta
   --bind 127.0.0.1:0 > "$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$state" "$log"' EXIT
-for _ in $(seq 1 120); do grep -q listening "$log" && break; sleep 1; done
-url=$(grep -o 'http://[0-9.:]*' "$log" | head -1) || { echo "the server did not start:" >&2; cat "$log" >&2; exit 1; }
+url=$(server_url "$log" 120)
 cpu() {  # clock ticks per thread name
   for t in /proc/"$pid"/task/[0-9]*; do
     echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"

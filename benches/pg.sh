@@ -73,7 +73,7 @@ fresh_replicas() {  # fresh_replicas PORT...: reset the state, start one replica
     pids+=($!); urls+=("http://127.0.0.1:$port")
   done
   for port in "$@"; do
-    for _ in $(seq 1 300); do grep -q listening "/tmp/omniroute-pg-$port.log" && break; sleep 1; done
+    server_url "/tmp/omniroute-pg-$port.log" > /dev/null
   done
   all=$(IFS=,; echo "${urls[*]}")
 }
