@@ -11,15 +11,18 @@
 #
 #   benches/pg.sh [all|load] [rates...]   (default: all, rates 5000 10000; `load` reuses the
 #                                          imported database and runs step 3 only)
+#   benches/pg.sh one REPLICAS RATE CONNECTIONS [SECONDS]   (one load run of step 3, rate 0 for
+#                                          flat out; to compare builds or settings)
 #
 # Before it starts, the script sets the cluster's write-path settings (ALTER SYSTEM, restarting
 # the cluster when one needs it) to those ARCHITECTURE.md recommends for the PostgreSQL backend;
-# PG_DEFAULTS=1 resets those four to the server's defaults instead, to compare.
+# PG_DEFAULTS=1 resets those five to the server's defaults instead, to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup --postgres
 sql() { psql -X -q -At -h 127.0.0.1 -U postgres -d "${2:-postgres}" -c "$1"; }
-for setting in shared_buffers=4GB max_wal_size=16GB checkpoint_timeout=30min wal_compression=lz4; do
+for setting in shared_buffers=4GB max_wal_size=16GB checkpoint_timeout=30min wal_compression=lz4 \
+               wal_init_zero=off; do
   if [ "${PG_DEFAULTS:-0}" = 1 ]; then
     sql "ALTER SYSTEM RESET ${setting%%=*}"
   else
@@ -33,7 +36,7 @@ if [ "$(sql "SELECT count(*) FROM pg_settings WHERE pending_restart")" != 0 ]; t
 fi
 echo "PostgreSQL settings: $(sql "SELECT string_agg(name || '=' || current_setting(name), ' ')
   FROM unnest(ARRAY['shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'wal_compression',
-                    'synchronous_commit']) name")"
+                    'wal_init_zero', 'synchronous_commit']) name")"
 . benches/common.sh
 build_release
 bin=${OMNIROUTE_BIN:-target/release/omniroute}  # OMNIROUTE_BIN: compare another build
@@ -67,9 +70,12 @@ fresh_replicas() {  # fresh_replicas PORT...: reset the state, start one replica
   sql "TRUNCATE reservations, orders, store_days" "$db"
   sql "VACUUM ANALYZE stock, store_days, orders, reservations" "$db"
   urls=()
+  # Reservation transactions at once across all replicas: about the 2 cores (PG_BATCHERS: per
+  # replica, to compare).
+  local batchers=${PG_BATCHERS:-$(( $# >= 2 ? 1 : 2 ))}
   for port in "$@"; do
     OMNIROUTE_API_KEYS="checkout:$key" RUST_LOG=warn $bin serve --data "$data" --database-url "$url" \
-      --bind "127.0.0.1:$port" > "/tmp/omniroute-pg-$port.log" 2>&1 &
+      --db-batchers "$batchers" --bind "127.0.0.1:$port" > "/tmp/omniroute-pg-$port.log" 2>&1 &
     pids+=($!); urls+=("http://127.0.0.1:$port")
   done
   for port in "$@"; do
@@ -82,20 +88,60 @@ check() {
        SELECT 'cells promising more than they hold: ' || count(*) FROM stock
        WHERE reserved > on_hand - safety_stock AND reserved > 0" "$db"
 }
+# CPU per order by process while a load runs (/proc, user + system): the replicas, the load
+# generator, PostgreSQL's reservation batchers, its notification listeners and the rest of the
+# cluster (other backends, WAL writer, checkpointer). One line, figures in µs of CPU per order.
+ticks() {  # "pid ticks" for every process
+  for s in /proc/[0-9]*/stat; do awk '{print $1, $14 + $15}' "$s" 2>/dev/null; done | sort -k1,1
+}
+roles() {  # "pid role" for the processes a load run involves
+  for p in "${pids[@]}"; do echo "$p replicas"; done
+  sql "SELECT pid, CASE WHEN query LIKE 'LISTEN%' THEN 'pg-listeners'
+                        WHEN query LIKE '%omniroute_reserve%' THEN 'pg-batchers' ELSE 'pg-other' END
+       FROM pg_stat_activity WHERE datname = '$db'" "$db" | tr '|' ' '
+  for p in $(pgrep -x postgres); do echo "$p pg-other"; done
+}
+run_load() {  # run_load ARGS...: the load generator, then CPU per order by role
+  local before after out line n
+  before=$(ticks)
+  out=$( { TIMEFORMAT='%U %S'; time "$load" "$@" 2>&1 | tail -1; } 2>&1 )
+  after=$(ticks)
+  line=$(head -1 <<< "$out")
+  echo "$line"
+  n=$(grep -o 'ok_requests=[0-9]*' <<< "$line" | cut -d= -f2)
+  awk -v n="${n:-0}" -v hz="$(getconf CLK_TCK)" -v gen="$(tail -1 <<< "$out")" '
+    part == "roles" { if (!($1 in role)) role[$1] = $2; next }
+    part == "before" { t0[$1] = $2; next }
+    $1 in role { s[role[$1]] += $2 - t0[$1] }  # a backend that connected during the run: all of it
+    END {
+      split(gen, g, " "); s["loadgen"] = (g[1] + g[2]) * hz
+      printf "# cpu µs/order:"
+      for (k in s) if (n > 0) printf " %s=%.1f", k, s[k] * 1e6 / hz / n
+      print ""
+    }' part=roles <(roles) part=before <(echo "$before") part=after <(echo "$after")
+}
 load="$(newest load)"
+if [ "$what" = one ]; then  # one REPLICAS RATE CONNECTIONS [SECONDS]: a single load run
+  ports=(); for i in $(seq 1 "$1"); do ports+=($((8190 + i))); done
+  fresh_replicas "${ports[@]}"
+  run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate "$2" --duration "${4:-20}" \
+    --connections "$3" --prefix "pg-one-$$-$RANDOM"
+  check
+  exit 0
+fi
 rates="${*:-5000 10000}"
 for rate in $rates; do
   fresh_replicas 8191 8192 8193
-  $load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate "$rate" --duration 20 \
+  run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate "$rate" --duration 20 \
     --connections 256 --prefix "pg-r$rate-$$"
   check
 done
 fresh_replicas 8191 8192 8193
-$load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
+run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
   --connections 128 --prefix "pg-max-$$"
 check
 echo "one replica alone, flat out:"
 fresh_replicas 8191
-$load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
+run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
   --connections 128 --prefix "pg-one-$$"
 check

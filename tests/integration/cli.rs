@@ -22,6 +22,13 @@ mod generate {
         let out = run(&["generate", "--lines", "99", "--out", tmp.path().to_str().unwrap()], None);
         assert!(!out.status.success());
         assert!(stderr(&out).contains("--lines"), "{}", stderr(&out));
+        let out = run(&["serve", "--db-batchers", "0"], None);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("--db-batchers") && stderr(&out).contains("1..=64"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 

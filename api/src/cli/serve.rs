@@ -19,6 +19,12 @@ pub struct Args {
     /// (`postgres://user@host:port/db`; prepare it with `omniroute db migrate` and `db import`).
     #[arg(long, env = "OMNIROUTE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Reservation transactions this replica runs at once against the database (each folds the
+    /// orders that queue meanwhile into one). Across all replicas, about the database's core
+    /// count: 2 for one replica on a 2-core database, 1 each for three.
+    #[arg(long, env = "OMNIROUTE_DB_BATCHERS", default_value_t = crate::storage::postgres::DEFAULT_BATCHERS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub db_batchers: u16,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: String,
@@ -60,6 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         data: a.data.clone().unwrap_or_else(default_data_dir),
         state_dir: a.state.clone(),
         database_url: a.database_url.clone(),
+        db_batchers: usize::from(a.db_batchers),
         bind: a.bind.clone(),
         keys: keys(&a)?,
         router: a.routing.router_config()?,

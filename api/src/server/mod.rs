@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub state_dir: PathBuf,
     /// PostgreSQL instead of the embedded store (`postgres://...`).
     pub database_url: Option<String>,
+    /// Concurrent reservation transactions of this replica (PostgreSQL backend).
+    pub db_batchers: usize,
     pub bind: String,
     pub keys: ApiKeys,
     pub router: RouterConfig,
@@ -148,7 +150,7 @@ fn build_postgres(
     engine_config: EngineConfig,
 ) -> anyhow::Result<web::Data<AppState>> {
     let t = Instant::now();
-    let pg = Postgres::connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pg = Postgres::connect(url, config.db_batchers).map_err(|e| anyhow::anyhow!("{e}"))?;
     let sink = CacheSink::new();
     pg.listen(sink.callback()).map_err(|e| anyhow::anyhow!("listening for stock changes: {e}"))?;
     let cells = pg.stock_snapshot().map_err(|e| anyhow::anyhow!("reading stock: {e}"))?;

@@ -28,10 +28,10 @@ mod migrations {
 
 /// Most orders folded into one reservation transaction.
 const MAX_BATCH: usize = 512;
-/// Connections that run reservation batches concurrently.
-const BATCHERS: usize = 2;
-/// Pool size: the batchers plus feeds, reads and expiry.
-const POOL_SIZE: usize = BATCHERS + 8;
+/// Connections that run reservation batches concurrently, by default (`serve --db-batchers`).
+pub const DEFAULT_BATCHERS: usize = 2;
+/// Pool connections beyond the batchers: feeds, reads and expiry.
+const OTHER_CONNECTIONS: usize = 8;
 
 fn err(e: impl std::fmt::Display) -> StorageError {
     StorageError(e.to_string())
@@ -215,8 +215,12 @@ fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
 }
 
 impl Postgres {
-    /// Connects a pool to `url` and starts the reservation batchers.
-    pub fn connect(url: &str) -> Result<Postgres, StorageError> {
+    /// Connects a pool to `url` and starts `batchers` reservation batchers (at least one): each
+    /// runs one reservation transaction at a time, folding the orders queued meanwhile into the
+    /// next. Across all replicas of one database, about as many batchers as the database has cores
+    /// keeps it busy; more make smaller batches that contend for the same rows.
+    pub fn connect(url: &str, batchers: usize) -> Result<Postgres, StorageError> {
+        let batchers = batchers.max(1);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("omniroute-pg")
@@ -230,7 +234,7 @@ impl Postgres {
         let pool = {
             let _guard = rt.enter();
             Pool::builder(manager)
-                .max_size(POOL_SIZE)
+                .max_size(batchers + OTHER_CONNECTIONS)
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .build()
                 .map_err(err)?
@@ -239,7 +243,7 @@ impl Postgres {
         let inner =
             Arc::new(Inner { url: url.to_owned(), pool, batches: tx, healthy: AtomicBool::new(true) });
         let rx = Arc::new(AsyncMutex::new(rx));
-        for _ in 0..BATCHERS {
+        for _ in 0..batchers {
             rt.spawn(batcher(inner.clone(), rx.clone()));
         }
         let pg = Postgres { inner, rt: Some(rt) };
