@@ -16,7 +16,9 @@
 #
 # Before it starts, the script sets the cluster's write-path settings (ALTER SYSTEM, restarting
 # the cluster when one needs it) to those ARCHITECTURE.md recommends for the PostgreSQL backend;
-# PG_DEFAULTS=1 resets those five to the server's defaults instead, to compare.
+# PG_DEFAULTS=1 resets those five to the server's defaults instead, to compare. Replicas run
+# `--db-batchers` 1 each when there are several and 2 when alone (PG_BATCHERS overrides), and the
+# default HTTP workers (PG_WORKERS sets `--workers`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup --postgres
@@ -75,7 +77,7 @@ fresh_replicas() {  # fresh_replicas PORT...: reset the state, start one replica
   local batchers=${PG_BATCHERS:-$(( $# >= 2 ? 1 : 2 ))}
   for port in "$@"; do
     OMNIROUTE_API_KEYS="checkout:$key" RUST_LOG=warn $bin serve --data "$data" --database-url "$url" \
-      --db-batchers "$batchers" --bind "127.0.0.1:$port" > "/tmp/omniroute-pg-$port.log" 2>&1 &
+      --db-batchers "$batchers" ${PG_WORKERS:+--workers "$PG_WORKERS"} --bind "127.0.0.1:$port" > "/tmp/omniroute-pg-$port.log" 2>&1 &
     pids+=($!); urls+=("http://127.0.0.1:$port")
   done
   for port in "$@"; do

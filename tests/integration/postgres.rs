@@ -422,6 +422,91 @@ async fn cancel_ship_read_and_feed_errors_go_through_the_database() {
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
 
+/// Calls `omniroute_reserve` directly with `orders` as (id, holds) for day 20000; returns each
+/// order's outcome in batch order.
+fn reserve_sql(url: &str, orders: &[(&str, Vec<(i64, i64, i64)>)]) -> Vec<String> {
+    let batch: Vec<Value> = orders
+        .iter()
+        .map(|(id, h)| json!({"id": id, "day": 20000, "exp": 4_000_000_000i64, "h": h.iter().map(|c| json!([c.0, c.1, c.2])).collect::<Vec<_>>()}))
+        .collect();
+    let blanks = vec!["'{}'"; orders.len()].join(",");
+    let out = psql(
+        url,
+        &format!(
+            "SELECT string_agg(outcome, ',' ORDER BY ord) FROM omniroute_reserve('{}'::jsonb, ARRAY[{blanks}], ARRAY[{blanks}])",
+            Value::Array(batch)
+        ),
+    );
+    out.split(',').map(str::to_string).collect()
+}
+
+/// (reserved, day counter) of a cell and its store after the calls above.
+fn cell_and_counter(url: &str, (store, sku): (i64, i64)) -> (i64, i64) {
+    let reserved = psql(url, &format!("SELECT reserved FROM stock WHERE store_id = {store} AND sku = {sku}"));
+    let counter = psql(
+        url,
+        &format!(
+            "SELECT COALESCE((SELECT orders FROM store_days WHERE store_id = {store} AND day = 20000), -1)"
+        ),
+    );
+    (reserved.parse().unwrap(), counter.parse().unwrap())
+}
+
+/// The database's own reservation function, one batch at a time: orders that cannot all go in
+/// bulk (a cell short of stock, a store without room for the batch) go one by one, and the day
+/// counters count exactly the orders reserved, whichever path they took.
+#[test]
+fn a_batch_counts_each_reserved_order_once_on_its_stores_day() {
+    let db = TestDb::create();
+    // Four cells with at least 3 units free, at four different stores.
+    let rows = psql(
+        &db.url,
+        "SELECT store_id || ':' || sku || ':' || (on_hand - safety_stock) FROM (
+           SELECT DISTINCT ON (store_id) * FROM stock WHERE on_hand - safety_stock >= 3
+           ORDER BY store_id, sku) c ORDER BY store_id LIMIT 4",
+    );
+    let cells: Vec<(i64, i64, i64)> = rows
+        .lines()
+        .map(|l| {
+            let v: Vec<i64> = l.split(':').map(|x| x.parse().unwrap()).collect();
+            (v[0], v[1], v[2])
+        })
+        .collect();
+    assert_eq!(cells.len(), 4, "the sample has four stores with stock: {rows}");
+    let [(a, qa, free_a), (b, qb, _), (c, qc, free_c), (d, qd, _)] = cells[..] else { unreachable!() };
+
+    // x1 asks A for more than it has (and B for one): it goes one by one and is refused; x2 takes
+    // one at B in bulk. B's counter counts x2 only; A's counts nothing.
+    assert_eq!(
+        reserve_sql(&db.url, &[("x1", vec![(a, qa, free_a + 1), (b, qb, 1)]), ("x2", vec![(b, qb, 1)])]),
+        ["refused", "reserved"]
+    );
+    assert_eq!(cell_and_counter(&db.url, (a, qa)), (0, 0));
+    assert_eq!(cell_and_counter(&db.url, (b, qb)), (1, 1));
+
+    // w1 and w2 fit C one at a time but not together: w1 (first in the batch) takes all of C's
+    // free units, w2 is refused, and C's counter counts w1 once.
+    assert_eq!(
+        reserve_sql(&db.url, &[("w1", vec![(c, qc, free_c)]), ("w2", vec![(c, qc, 1)])]),
+        ["reserved", "refused"]
+    );
+    assert_eq!(cell_and_counter(&db.url, (c, qc)), (free_c, 1));
+
+    // D takes one order a day: of two in one batch the first is reserved, the second refused.
+    psql(&db.url, &format!("UPDATE stores SET capacity_per_day = 1 WHERE store_id = {d}"));
+    assert_eq!(
+        reserve_sql(&db.url, &[("y1", vec![(d, qd, 1)]), ("y2", vec![(d, qd, 1)])]),
+        ["reserved", "refused"]
+    );
+    assert_eq!(cell_and_counter(&db.url, (d, qd)), (1, 1));
+    // Full now: a batch of one more is refused and changes nothing.
+    assert_eq!(reserve_sql(&db.url, &[("y3", vec![(d, qd, 1)])]), ["refused"]);
+    assert_eq!(cell_and_counter(&db.url, (d, qd)), (1, 1));
+    // Answered orders are recorded; refused ones are not.
+    assert_eq!(psql(&db.url, "SELECT string_agg(order_id, ',' ORDER BY order_id) FROM orders"), "w1,x2,y1");
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
+}
+
 /// A private PostgreSQL cluster that a test may stop and start.
 struct Cluster {
     dir: tempfile::TempDir,
