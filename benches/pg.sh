@@ -93,6 +93,8 @@ check() {
 # CPU per order by process while a load runs (/proc, user + system): the replicas, the load
 # generator, PostgreSQL's reservation batchers, its notification listeners and the rest of the
 # cluster (other backends, WAL writer, checkpointer). One line, figures in µs of CPU per order.
+# A backend is named by its last statement when the load ends: a pool connection that last ran
+# something else (the expiry tick) counts as pg-other, so PostgreSQL's share is both together.
 ticks() {  # "pid ticks" for every process
   for s in /proc/[0-9]*/stat; do awk '{print $1, $14 + $15}' "$s" 2>/dev/null; done | sort -k1,1
 }
