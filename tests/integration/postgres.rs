@@ -422,9 +422,12 @@ async fn cancel_ship_read_and_feed_errors_go_through_the_database() {
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
 
+/// (store_id, sku, qty) of one line of a reservation.
+type Hold = (i64, i64, i64);
+
 /// Calls `omniroute_reserve` directly with `orders` as (id, holds) for day 20000; returns each
 /// order's outcome in batch order.
-fn reserve_sql(url: &str, orders: &[(&str, Vec<(i64, i64, i64)>)]) -> Vec<String> {
+fn reserve_sql(url: &str, orders: &[(&str, Vec<Hold>)]) -> Vec<String> {
     let batch: Vec<Value> = orders
         .iter()
         .map(|(id, h)| json!({"id": id, "day": 20000, "exp": 4_000_000_000i64, "h": h.iter().map(|c| json!([c.0, c.1, c.2])).collect::<Vec<_>>()}))
