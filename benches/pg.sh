@@ -125,27 +125,26 @@ run_load() {  # run_load ARGS...: the load generator, then CPU per order by role
     }' part=roles <(roles) part=before <(echo "$before") part=after <(echo "$after")
 }
 load="$(newest load)"
+# drive RATE CONNECTIONS SECONDS PREFIX: one load through the running replicas (RATE 0: flat
+# out), its CPU per order, then the state check.
+drive() {
+  run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate "$1" --connections "$2" \
+    --duration "$3" --prefix "$4"
+  check
+}
 if [ "$what" = one ]; then  # one REPLICAS RATE CONNECTIONS [SECONDS]: a single load run
   ports=(); for i in $(seq 1 "$1"); do ports+=($((8190 + i))); done
   fresh_replicas "${ports[@]}"
-  run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate "$2" --duration "${4:-20}" \
-    --connections "$3" --prefix "pg-one-$$-$RANDOM"
-  check
+  drive "$2" "$3" "${4:-20}" "pg-one-$$-$RANDOM"
   exit 0
 fi
 rates="${*:-5000 10000}"
 for rate in $rates; do
   fresh_replicas 8191 8192 8193
-  run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate "$rate" --duration 20 \
-    --connections 256 --prefix "pg-r$rate-$$"
-  check
+  drive "$rate" 256 20 "pg-r$rate-$$"
 done
 fresh_replicas 8191 8192 8193
-run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
-  --connections 128 --prefix "pg-max-$$"
-check
+drive 0 128 20 "pg-max-$$"
 echo "one replica alone, flat out:"
 fresh_replicas 8191
-run_load --url "$all" --key "$key" --orders "$data/orders.jsonl" --rate 0 --duration 20 \
-  --connections 128 --prefix "pg-one-$$"
-check
+drive 0 128 20 "pg-one-$$"
