@@ -428,6 +428,11 @@ type Hold = (i64, i64, i64);
 /// Calls `omniroute_reserve` directly with `orders` as (id, holds) for day 20000; returns each
 /// order's outcome in batch order.
 fn reserve_sql(url: &str, orders: &[(&str, Vec<Hold>)]) -> Vec<String> {
+    reserve_sql_cells(url, orders).into_iter().map(|(outcome, _)| outcome).collect()
+}
+
+/// As `reserve_sql`, with the cells each outcome reports (what the replicas' caches take).
+fn reserve_sql_cells(url: &str, orders: &[(&str, Vec<Hold>)]) -> Vec<(String, Value)> {
     let batch: Vec<Value> = orders
         .iter()
         .map(|(id, h)| json!({"id": id, "day": 20000, "exp": 4_000_000_000i64, "h": h.iter().map(|c| json!([c.0, c.1, c.2])).collect::<Vec<_>>()}))
@@ -436,11 +441,25 @@ fn reserve_sql(url: &str, orders: &[(&str, Vec<Hold>)]) -> Vec<String> {
     let out = psql(
         url,
         &format!(
-            "SELECT string_agg(outcome, ',' ORDER BY ord) FROM omniroute_reserve('{}'::jsonb, ARRAY[{blanks}], ARRAY[{blanks}])",
+            "SELECT json_agg(json_build_array(outcome, cells) ORDER BY ord) FROM omniroute_reserve('{}'::jsonb, ARRAY[{blanks}], ARRAY[{blanks}])",
             Value::Array(batch)
         ),
     );
-    out.split(',').map(str::to_string).collect()
+    let rows: Vec<(String, Value)> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    rows
+}
+
+/// A cell as the database holds it, in the shape outcomes report it: [store_id, sku,
+/// on_hand - reserved, safety_stock, version].
+fn cell_row(url: &str, (store, sku): (i64, i64)) -> Value {
+    let out = psql(
+        url,
+        &format!(
+            "SELECT json_build_array(store_id, sku, on_hand - reserved, safety_stock, version) FROM stock
+             WHERE store_id = {store} AND sku = {sku}"
+        ),
+    );
+    serde_json::from_str(&out).unwrap()
 }
 
 /// (reserved, day counter) of a cell and its store after the calls above.
@@ -480,12 +499,15 @@ fn a_batch_counts_each_reserved_order_once_on_its_stores_day() {
 
     // x1 asks A for more than it has (and B for one): it goes one by one and is refused; x2 takes
     // one at B in bulk. B's counter counts x2 only; A's counts nothing.
-    assert_eq!(
-        reserve_sql(&db.url, &[("x1", vec![(a, qa, free_a + 1), (b, qb, 1)]), ("x2", vec![(b, qb, 1)])]),
-        ["refused", "reserved"]
+    // x2's outcome reports B as the database now holds it (what the replicas' caches take).
+    let out = reserve_sql_cells(
+        &db.url,
+        &[("x1", vec![(a, qa, free_a + 1), (b, qb, 1)]), ("x2", vec![(b, qb, 1)])],
     );
+    assert_eq!(out.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(), ["refused", "reserved"]);
     assert_eq!(cell_and_counter(&db.url, (a, qa)), (0, 0));
     assert_eq!(cell_and_counter(&db.url, (b, qb)), (1, 1));
+    assert_eq!(out[1].1, json!([cell_row(&db.url, (b, qb))]));
 
     // w1 and w2 fit C one at a time but not together: w1 (first in the batch) takes all of C's
     // free units, w2 is refused, and C's counter counts w1 once.
@@ -505,8 +527,15 @@ fn a_batch_counts_each_reserved_order_once_on_its_stores_day() {
     // Full now: a batch of one more is refused and changes nothing.
     assert_eq!(reserve_sql(&db.url, &[("y3", vec![(d, qd, 1)])]), ["refused"]);
     assert_eq!(cell_and_counter(&db.url, (d, qd)), (1, 1));
+    // In one batch: an order answered before gets its stored answer and reserves nothing again;
+    // an order without holds (shipped from a DC) is recorded with nothing to reserve.
+    assert_eq!(reserve_sql(&db.url, &[("x2", vec![(b, qb, 1)]), ("e1", vec![])]), ["existing", "reserved"]);
+    assert_eq!(cell_and_counter(&db.url, (b, qb)), (1, 1));
     // Answered orders are recorded; refused ones are not.
-    assert_eq!(psql(&db.url, "SELECT string_agg(order_id, ',' ORDER BY order_id) FROM orders"), "w1,x2,y1");
+    assert_eq!(
+        psql(&db.url, "SELECT string_agg(order_id, ',' ORDER BY order_id) FROM orders"),
+        "e1,w1,x2,y1"
+    );
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
 
