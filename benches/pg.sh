@@ -6,13 +6,18 @@
 #      (benches/pg_peer.rs);
 #   3. route + durable reservation through 3 `omniroute serve --database-url` replicas on one
 #      database, driven round-robin by the load generator (benches/load.rs) at fixed rates and
-#      flat out.
+#      flat out; then through 2 replicas at the same rates, and 1 flat out.
 # Output goes to stdout; BENCHMARKS.md records it.
 #
 #   benches/pg.sh [all|load] [rates...]   (default: all, rates 5000 10000; `load` reuses the
 #                                          imported database and runs step 3 only)
 #   benches/pg.sh one REPLICAS RATE CONNECTIONS [SECONDS]   (one load run of step 3, rate 0 for
 #                                          flat out; to compare builds or settings)
+#   benches/pg.sh function [MIGRATION...]  (the reservation function alone: pgbench calls
+#                                          omniroute_reserve on one connection with batches of 1,
+#                                          16 and 32 one-line orders on random cells, for the
+#                                          function as each migration file defines it, default the
+#                                          newest; the newest is put back at the end)
 #
 # Before it starts, the script sets the cluster's write-path settings (ALTER SYSTEM, restarting
 # the cluster when one needs it) to those ARCHITECTURE.md recommends for the PostgreSQL backend;
@@ -56,6 +61,36 @@ echo "== 1. import"
 
 echo "== 2. peer SQL lookup vs in-memory candidate search"
 "$(newest pg_peer)" --database-url "$url" --data "$data" --seconds 10
+fi
+
+if [ "$what" = function ]; then
+  newest_sql=$(ls api/migrations/V*.sql | sort -V | tail -1)
+  trap 'psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$newest_sql"' EXIT
+  sql "DROP TABLE IF EXISTS bench_cells; CREATE TABLE bench_cells AS
+       SELECT row_number() OVER () AS i, store_id AS s, sku AS q FROM stock TABLESAMPLE SYSTEM (2)
+       WHERE on_hand - reserved - safety_stock >= 10 LIMIT 100000;
+       CREATE UNIQUE INDEX ON bench_cells (i); ANALYZE bench_cells" "$db"
+  script=$(mktemp)
+  cat > "$script" <<'SQL'
+SELECT count(*) FROM omniroute_reserve(
+  (SELECT jsonb_agg(jsonb_build_object('id', gen_random_uuid()::text, 'day', 20000, 'exp', 4000000000,
+     'h', jsonb_build_array(jsonb_build_array(c.s, c.q, 1))))
+   FROM bench_cells c WHERE c.i IN (SELECT (random() * 99999)::int + 1 FROM generate_series(1, :n))),
+  array_fill('x'::text, ARRAY[:n]), array_fill('y'::text, ARRAY[:n]));
+SQL
+  for migration in "${@:-$newest_sql}"; do
+    sql "UPDATE stock SET reserved = 0 WHERE reserved <> 0" "$db"
+    sql "TRUNCATE reservations, orders, store_days" "$db"
+    sql "VACUUM ANALYZE stock, store_days, orders, reservations" "$db"
+    psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$migration"
+    for n in 1 16 32; do
+      printf '%s, batches of %2d: ' "$(basename "$migration")" "$n"
+      /usr/lib/postgresql/15/bin/pgbench -n -h 127.0.0.1 -U postgres -c 1 -T 10 -D n="$n" -f "$script" "$db" \
+        | awk '/latency average/ {l = $4} /^tps/ {t = $3} END {printf "%.3f ms a call, %.0f calls/s\n", l, t}'
+    done
+  done
+  rm -f "$script"
+  exit 0
 fi
 
 echo "== 3. route + durable reservation, 3 replicas on one database"
@@ -142,6 +177,11 @@ rates="${*:-5000 10000}"
 for rate in $rates; do
   fresh_replicas 8191 8192 8193
   drive "$rate" 256 20 "pg-r$rate-$$"
+done
+for rate in $rates; do
+  echo "two replicas, $rate/s:"
+  fresh_replicas 8191 8192
+  drive "$rate" 256 20 "pg-two-r$rate-$$"
 done
 fresh_replicas 8191 8192 8193
 drive 0 128 20 "pg-max-$$"
