@@ -63,9 +63,16 @@ echo "== 2. peer SQL lookup vs in-memory candidate search"
 "$(newest pg_peer)" --database-url "$url" --data "$data" --seconds 10
 fi
 
+# The imported state: no reservations, no answered orders, no day counters.
+reset_state() {
+  sql "UPDATE stock SET reserved = 0 WHERE reserved <> 0" "$db"
+  sql "TRUNCATE reservations, orders, store_days" "$db"
+  sql "VACUUM ANALYZE stock, store_days, orders, reservations" "$db"
+}
+
 if [ "$what" = function ]; then
   newest_sql=$(ls api/migrations/V*.sql | sort -V | tail -1)
-  trap 'psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$newest_sql"' EXIT
+  trap 'psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$newest_sql"; sql "DROP TABLE IF EXISTS bench_cells" "$db"' EXIT
   sql "DROP TABLE IF EXISTS bench_cells; CREATE TABLE bench_cells AS
        SELECT row_number() OVER () AS i, store_id AS s, sku AS q FROM stock TABLESAMPLE SYSTEM (2)
        WHERE on_hand - reserved - safety_stock >= 10 LIMIT 100000;
@@ -79,9 +86,7 @@ SELECT count(*) FROM omniroute_reserve(
   array_fill('x'::text, ARRAY[:n]), array_fill('y'::text, ARRAY[:n]));
 SQL
   for migration in "${@:-$newest_sql}"; do
-    sql "UPDATE stock SET reserved = 0 WHERE reserved <> 0" "$db"
-    sql "TRUNCATE reservations, orders, store_days" "$db"
-    sql "VACUUM ANALYZE stock, store_days, orders, reservations" "$db"
+    reset_state
     psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$migration"
     for n in 1 16 32; do
       printf '%s, batches of %2d: ' "$(basename "$migration")" "$n"
@@ -103,9 +108,7 @@ stop_replicas() { kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/de
 trap stop_replicas EXIT
 fresh_replicas() {  # fresh_replicas PORT...: reset the state, start one replica per port
   stop_replicas
-  sql "UPDATE stock SET reserved = 0 WHERE reserved <> 0" "$db"
-  sql "TRUNCATE reservations, orders, store_days" "$db"
-  sql "VACUUM ANALYZE stock, store_days, orders, reservations" "$db"
+  reset_state
   urls=()
   # Reservation transactions at once across all replicas: about the 2 cores (PG_BATCHERS: per
   # replica, to compare).

@@ -445,8 +445,7 @@ fn reserve_sql_cells(url: &str, orders: &[(&str, Vec<Hold>)]) -> Vec<(String, Va
             Value::Array(batch)
         ),
     );
-    let rows: Vec<(String, Value)> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    rows
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 /// A cell as the database holds it, in the shape outcomes report it: [store_id, sku,
