@@ -90,7 +90,7 @@ SQL
     psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$migration"
     for n in 1 16 32; do
       printf '%s, batches of %2d: ' "$(basename "$migration")" "$n"
-      /usr/lib/postgresql/15/bin/pgbench -n -h 127.0.0.1 -U postgres -c 1 -T 10 -D n="$n" -f "$script" "$db" \
+      "${OMNIROUTE_PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench" -n -h 127.0.0.1 -U postgres -c 1 -T 10 -D n="$n" -f "$script" "$db" \
         | awk '/latency average/ {l = $4} /^tps/ {t = $3} END {printf "%.3f ms a call, %.0f calls/s\n", l, t}'
     done
   done
