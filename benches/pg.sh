@@ -15,9 +15,12 @@
 #                                          flat out; to compare builds or settings)
 #   benches/pg.sh function [MIGRATION...]  (the reservation function alone: pgbench calls
 #                                          omniroute_reserve on one connection with batches of 1,
-#                                          16 and 32 one-line orders on random cells, for the
+#                                          32 and 128 one-line orders on random cells, for the
 #                                          function as each migration file defines it, default the
-#                                          newest; the newest is put back at the end)
+#                                          newest, which is put back at the end; wall time and the
+#                                          backend's CPU a call, CPU a call and an order from the
+#                                          two larger batches; then the same for the least those
+#                                          orders' reservations write, without the function)
 #
 # Before it starts, the script sets the cluster's write-path settings (ALTER SYSTEM, restarting
 # the cluster when one needs it) to those ARCHITECTURE.md recommends for the PostgreSQL backend;
@@ -72,29 +75,74 @@ reset_state() {
 
 if [ "$what" = function ]; then
   newest_sql=$(ls api/migrations/V*.sql | sort -V | tail -1)
-  trap 'psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$newest_sql"; sql "DROP TABLE IF EXISTS bench_cells" "$db"' EXIT
+  dir=$(mktemp -d)
+  trap 'psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$newest_sql"; sql "DROP TABLE IF EXISTS bench_cells" "$db"; rm -rf "$dir"' EXIT
   sql "DROP TABLE IF EXISTS bench_cells; CREATE TABLE bench_cells AS
        SELECT row_number() OVER () AS i, store_id AS s, sku AS q FROM stock TABLESAMPLE SYSTEM (2)
        WHERE on_hand - reserved - safety_stock >= 10 LIMIT 100000;
        CREATE UNIQUE INDEX ON bench_cells (i); ANALYZE bench_cells" "$db"
-  script=$(mktemp)
-  cat > "$script" <<'SQL'
+  # :n one-line orders on random cells with stock, fresh order ids.
+  cells="SELECT gen_random_uuid()::text AS id, c.s, c.q FROM bench_cells c
+         WHERE c.i IN (SELECT (random() * 99999)::int + 1 FROM generate_series(1, :n))"
+  cat > "$dir/function.sql" <<SQL
 SELECT count(*) FROM omniroute_reserve(
-  (SELECT jsonb_agg(jsonb_build_object('id', gen_random_uuid()::text, 'day', 20000, 'exp', 4000000000,
-     'h', jsonb_build_array(jsonb_build_array(c.s, c.q, 1))))
-   FROM bench_cells c WHERE c.i IN (SELECT (random() * 99999)::int + 1 FROM generate_series(1, :n))),
-  array_fill('x'::text, ARRAY[:n]), array_fill('y'::text, ARRAY[:n]));
+  (SELECT jsonb_agg(jsonb_build_object('id', c.id, 'day', 20000, 'exp', 4000000000,
+     'h', jsonb_build_array(jsonb_build_array(c.s, c.q, 1)))) FROM ($cells) c),
+  array_fill(repeat('x', 300), ARRAY[:n]), array_fill(repeat('y', 300), ARRAY[:n]));
 SQL
+  # The least any reservation of those orders writes, in one statement without the function: the
+  # order row, a conditional update of its stock row (whose trigger announces it), a day slot
+  # and the reservation row. No lock order, no refusal path, no answer: a floor, not a design.
+  cat > "$dir/floor.sql" <<SQL
+WITH c AS MATERIALIZED ($cells),
+o AS (INSERT INTO orders (order_id, request, response)
+      SELECT c.id, repeat('x', 300), repeat('y', 300) FROM c RETURNING 1),
+u AS (UPDATE stock k SET reserved = k.reserved + 1, version = k.version + 1
+      FROM c WHERE k.store_id = c.s AND k.sku = c.q AND k.on_hand - k.reserved - k.safety_stock >= 1
+      RETURNING 1),
+d AS (INSERT INTO store_days AS d (store_id, day, orders)
+      SELECT DISTINCT c.s, 20000, 1 FROM c ON CONFLICT (store_id, day) DO UPDATE SET orders = d.orders + 1
+      RETURNING 1),
+r AS (INSERT INTO reservations (order_id, state, day, expires_at, stores, skus, qtys)
+      SELECT c.id, 1, 20000, 4000000000, ARRAY[c.s], ARRAY[c.q], ARRAY[1] FROM c RETURNING 1)
+SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM u), (SELECT count(*) FROM d), (SELECT count(*) FROM r);
+SQL
+  # pgbench SCRIPT N: 10 s on one connection; wall ms a call, and the backend's CPU a call
+  # (/proc, user + system, seconds 2 to 9; the statement pgbench sends is planned on every
+  # call, a few hundred µs that the replicas' prepared call does not pay).
+  bench() {
+    local out=$dir/out pid t0 t1 s0 s1
+    "${OMNIROUTE_PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench" -n -h 127.0.0.1 -U postgres -c 1 -T 10 \
+      -D n="$2" -f "$1" "$db" > "$out" 2>&1 &
+    sleep 2
+    pid=$(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' AND datname = '$db'" "$db")
+    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat"); s0=$(date +%s.%N)
+    sleep 7
+    t1=$(awk '{print $14 + $15}' "/proc/$pid/stat"); s1=$(date +%s.%N)
+    wait $!
+    awk -v n="$2" -v cpu="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s0="$s0" -v s1="$s1" \
+      '/latency average/ {l = $4} /^tps/ {t = $3}
+       END {c = cpu / hz / (s1 - s0) / t * 1e6; printf "batches of %3d: %7.3f ms a call, %8.0f µs CPU a call, %6.1f µs CPU an order\n", n, l, c, c / n}' "$out"
+  }
+  # The CPU each further order adds, from batches of 32 and 128 (what a batch costs whatever its
+  # size is the batch of one, above).
+  per_order() {
+    local a b
+    a=$(bench "$1" 32 | tee /dev/stderr | awk '{print $8}')
+    b=$(bench "$1" 128 | tee /dev/stderr | awk '{print $8}')
+    awk -v a="$a" -v b="$b" 'BEGIN {printf "  => each further order: %.1f µs of CPU\n", (b - a) / 96}'
+  }
   for migration in "${@:-$newest_sql}"; do
     reset_state
     psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$migration"
-    for n in 1 16 32; do
-      printf '%s, batches of %2d: ' "$(basename "$migration")" "$n"
-      "${OMNIROUTE_PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench" -n -h 127.0.0.1 -U postgres -c 1 -T 10 -D n="$n" -f "$script" "$db" \
-        | awk '/latency average/ {l = $4} /^tps/ {t = $3} END {printf "%.3f ms a call, %.0f calls/s\n", l, t}'
-    done
+    echo "$(basename "$migration"):"
+    bench "$dir/function.sql" 1
+    per_order "$dir/function.sql" 2>&1
   done
-  rm -f "$script"
+  reset_state
+  echo "floor (the rows alone, no function):"
+  bench "$dir/floor.sql" 1
+  per_order "$dir/floor.sql" 2>&1
   exit 0
 fi
 
