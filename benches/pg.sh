@@ -146,6 +146,9 @@ SQL
   exit 0
 fi
 
+# Every acknowledged order waits for a WAL flush; a disk whose flushes stall holds up every order
+# in flight, whatever the CPU. Its tail, first, so that each run records the disk it had.
+benches/fsync_tail.py "" 5
 echo "== 3. route + durable reservation, 3 replicas on one database"
 # Each load run starts from the imported state (no reservations, no answered orders, no day
 # counters) with freshly started replicas: otherwise every run inherits the stock the runs before
