@@ -19,7 +19,9 @@ import time
 
 def main() -> int:
     default = "/var/lib/postgresql/15/main/pg_wal"
-    directory = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else (default if os.access(default, os.W_OK) else "/tmp")
+    directory = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else ""
+    if not directory:
+        directory = default if os.access(default, os.W_OK) else "/tmp"
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
     path = os.path.join(directory, f"omniroute-fsync-tail-{os.getpid()}")
     block = b"x" * 8192

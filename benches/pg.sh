@@ -17,10 +17,10 @@
 #                                          omniroute_reserve on one connection with batches of 1,
 #                                          32 and 128 one-line orders on random cells, for the
 #                                          function as each migration file defines it, default the
-#                                          newest, which is put back at the end; wall time and the
-#                                          backend's CPU a call, CPU a call and an order from the
-#                                          two larger batches; then the same for the least those
-#                                          orders' reservations write, without the function)
+#                                          newest, which is put back at the end: wall time and the
+#                                          backend's CPU a call, and the CPU each further order
+#                                          adds; then the same for the least those orders'
+#                                          reservations write, without the function)
 #
 # Before it starts, the script sets the cluster's write-path settings (ALTER SYSTEM, restarting
 # the cluster when one needs it) to those ARCHITECTURE.md recommends for the PostgreSQL backend;
@@ -107,42 +107,44 @@ r AS (INSERT INTO reservations (order_id, state, day, expires_at, stores, skus, 
       SELECT c.id, 1, 20000, 4000000000, ARRAY[c.s], ARRAY[c.q], ARRAY[1] FROM c RETURNING 1)
 SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM u), (SELECT count(*) FROM d), (SELECT count(*) FROM r);
 SQL
-  # pgbench SCRIPT N: 10 s on one connection; wall ms a call, and the backend's CPU a call
-  # (/proc, user + system, seconds 2 to 9; the statement pgbench sends is planned on every
-  # call, a few hundred µs that the replicas' prepared call does not pay).
+  # pgbench SCRIPT N: 10 s on one connection; wall ms a call, and the backend's CPU a call (/proc,
+  # user + system, over seconds 2 to 9, divided by the calls pgbench reports for those seconds;
+  # the statement pgbench sends is planned on every call, a few hundred µs that the replicas'
+  # prepared call does not pay).
   bench() {
-    local out=$dir/out pid t0 t1 s0 s1
-    "${OMNIROUTE_PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench" -n -h 127.0.0.1 -U postgres -c 1 -T 10 \
+    local out=$dir/out pid t0 t1
+    "${OMNIROUTE_PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench" -n -h 127.0.0.1 -U postgres -c 1 -T 10 -P 1 \
       -D n="$2" -f "$1" "$db" > "$out" 2>&1 &
     sleep 2
     pid=$(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' AND datname = '$db'" "$db")
-    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat"); s0=$(date +%s.%N)
+    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     sleep 7
-    t1=$(awk '{print $14 + $15}' "/proc/$pid/stat"); s1=$(date +%s.%N)
+    t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     wait $!
-    awk -v n="$2" -v cpu="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s0="$s0" -v s1="$s1" \
-      '/latency average/ {l = $4} /^tps/ {t = $3}
-       END {c = cpu / hz / (s1 - s0) / t * 1e6; printf "batches of %3d: %7.3f ms a call, %8.0f µs CPU a call, %6.1f µs CPU an order\n", n, l, c, c / n}' "$out"
+    awk -v n="$2" -v cpu="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
+      /^progress:/ && $2 + 0 > 2 && $2 + 0 <= 9 {calls += $4}
+      /latency average/ {l = $4}
+      END {c = cpu / hz / calls * 1e6; printf "batches of %3d: %7.3f ms a call, %8.0f µs CPU a call, %6.1f µs CPU an order\n", n, l, c, c / n}' "$out"
   }
-  # The CPU each further order adds, from batches of 32 and 128 (what a batch costs whatever its
-  # size is the batch of one, above).
+  # Batches of 32 and 128, and the CPU each further order adds between them.
   per_order() {
     local a b
-    a=$(bench "$1" 32 | tee /dev/stderr | awk '{print $8}')
-    b=$(bench "$1" 128 | tee /dev/stderr | awk '{print $8}')
-    awk -v a="$a" -v b="$b" 'BEGIN {printf "  => each further order: %.1f µs of CPU\n", (b - a) / 96}'
+    a=$(bench "$1" 32); echo "$a"
+    b=$(bench "$1" 128); echo "$b"
+    awk -v a="$(awk '{print $8}' <<< "$a")" -v b="$(awk '{print $8}' <<< "$b")" \
+      'BEGIN {printf "  => each further order: %.1f µs of CPU\n", (b - a) / 96}'
   }
   for migration in "${@:-$newest_sql}"; do
     reset_state
     psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$migration"
     echo "$(basename "$migration"):"
     bench "$dir/function.sql" 1
-    per_order "$dir/function.sql" 2>&1
+    per_order "$dir/function.sql"
   done
   reset_state
   echo "floor (the rows alone, no function):"
   bench "$dir/floor.sql" 1
-  per_order "$dir/floor.sql" 2>&1
+  per_order "$dir/floor.sql"
   exit 0
 fi
 
