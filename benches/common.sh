@@ -23,3 +23,9 @@ server_url() {
   for _ in $(seq 1 "${2:-300}"); do grep -q listening "$1" && break; sleep 1; done
   grep -o 'http://[0-9.:]*' "$1" | head -1 | grep . || { echo "the server did not start:" >&2; cat "$1" >&2; return 1; }
 }
+
+# CPU time (user + system, in clock ticks) of the process or thread whose /proc stat file is $1;
+# nothing when it has gone.
+cpu_ticks() {
+  awk '{print $14 + $15}' "$1" 2>/dev/null || true
+}

@@ -30,7 +30,7 @@ trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$sta
 url=$(server_url "$log" 120)
 cpu() {  # clock ticks per thread name
   for t in /proc/"$pid"/task/[0-9]*; do
-    echo "$(tr ' ' _ < "$t/comm") $(awk '{print $14 + $15}' "$t/stat")"
+    echo "$(tr ' ' _ < "$t/comm") $(cpu_ticks "$t/stat")"
   done | awk '{s[$1] += $2} END {for (k in s) print k, s[k]}' | sort
 }
 before=$(cpu)

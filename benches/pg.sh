@@ -117,18 +117,21 @@ SQL
       -D n="$2" -f "$1" "$db" > "$out" 2>&1 &
     sleep 2
     pid=$(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' AND datname = '$db'" "$db")
-    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    t0=$(cpu_ticks "/proc/$pid/stat")
     sleep 7
-    t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    t1=$(cpu_ticks "/proc/$pid/stat")
     wait $!
     awk -v n="$2" -v cpu="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '
       /^progress:/ && $2 + 0 > 2 && $2 + 0 <= 9 {calls += $4}
       /latency average/ {l = $4}
-      END {c = cpu / hz / calls * 1e6; printf "batches of %3d: %7.3f ms a call, %8.0f µs CPU a call, %6.1f µs CPU an order\n", n, l, c, c / n}' "$out"
+      END {if (!calls) {print "pgbench reported no calls:" > "/dev/stderr"; system("cat " FILENAME " >&2"); exit 1}
+           c = cpu / hz / calls * 1e6; printf "batches of %3d: %7.3f ms a call, %8.0f µs CPU a call, %6.1f µs CPU an order\n", n, l, c, c / n}' "$out"
   }
-  # Batches of 32 and 128, and the CPU each further order adds between them.
-  per_order() {
+  # measure SCRIPT: batches of 1, 32 and 128 orders, and the CPU each further order adds from
+  # 32 to 128.
+  measure() {
     local a b
+    bench "$1" 1
     a=$(bench "$1" 32); echo "$a"
     b=$(bench "$1" 128); echo "$b"
     awk -v a="$(awk '{print $8}' <<< "$a")" -v b="$(awk '{print $8}' <<< "$b")" \
@@ -138,13 +141,11 @@ SQL
     reset_state
     psql -X -q -h 127.0.0.1 -U postgres -d "$db" -f "$migration"
     echo "$(basename "$migration"):"
-    bench "$dir/function.sql" 1
-    per_order "$dir/function.sql"
+    measure "$dir/function.sql"
   done
   reset_state
   echo "floor (the rows alone, no function):"
-  bench "$dir/floor.sql" 1
-  per_order "$dir/floor.sql"
+  measure "$dir/floor.sql"
   exit 0
 fi
 
@@ -187,7 +188,9 @@ check() {
 # A backend is named by its last statement when the load ends: a pool connection that last ran
 # something else (the expiry tick) counts as pg-other, so PostgreSQL's share is both together.
 ticks() {  # "pid ticks" for every process
-  for s in /proc/[0-9]*/stat; do awk '{print $1, $14 + $15}' "$s" 2>/dev/null; done | sort -k1,1
+  for s in /proc/[0-9]*/stat; do
+    s=${s#/proc/}; echo "${s%/stat} $(cpu_ticks "/proc/$s")"
+  done | sort -k1,1
 }
 roles() {  # "pid role" for the processes a load run involves
   for p in "${pids[@]}"; do echo "$p replicas"; done
