@@ -12,7 +12,7 @@
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use omniroute::cli::load_engine;
+use omniroute::data::load_engine;
 use optimizer::index::Walk;
 use optimizer::model::{Mode, Order, SkuIdx, StoreId, Timestamp};
 use optimizer::{Engine, EngineConfig};

@@ -6,11 +6,12 @@
 //! Run: `cargo bench -p omniroute --bench routing`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use omniroute::cli::bench::in_memory_engine;
 use omniroute::data::cities;
-use optimizer::generate::{self, GenConfig, LineMix, NoProgress};
+use omniroute::data::generated_engine;
+use optimizer::generate::{self, GenConfig, LineMix};
 use optimizer::index::Walk;
 use optimizer::model::{Mode, Order, OrderId, SkuIdx};
+use optimizer::progress::NoProgress;
 use optimizer::router::{Router, RouterConfig};
 use optimizer::travel::GreatCircle;
 use optimizer::Engine;
@@ -23,7 +24,7 @@ fn network() -> (Engine, GenConfig) {
     let stores = std::env::var("OMNIROUTE_BENCH_STORES").ok().and_then(|v| v.parse().ok()).unwrap_or(180_000);
     let cfg = GenConfig { stores, skus: 2_000, orders: 0, skus_per_store: 100, ..GenConfig::default() };
     let data = generate::generate(&cities::bundled(), &cfg, &NoProgress).expect("valid config");
-    (in_memory_engine(data, optimizer::EngineConfig::default()).expect("valid dataset"), cfg)
+    (generated_engine(data, optimizer::EngineConfig::default()).expect("valid dataset"), cfg)
 }
 
 /// A cycling supply of orders with fresh ids (ids must be unique per reservation).

@@ -7,6 +7,9 @@
 pub mod alloc;
 pub mod cli;
 pub mod data;
+pub mod metrics;
 pub mod progress;
 pub mod server;
+pub mod service;
+pub mod settings;
 pub mod storage;

@@ -1,7 +1,7 @@
 //! Progress bars on stderr (hidden automatically when stderr is not a terminal).
 
 use indicatif::{ProgressBar, ProgressStyle};
-use optimizer::generate::Progress;
+use optimizer::progress::Progress;
 
 /// A progress bar that follows the stages of a long job.
 pub struct Bar(ProgressBar);

@@ -12,6 +12,7 @@
 //! * [`generate`]: deterministic synthetic networks and Singles' Day order streams;
 //! * [`plan`]: batch plans for a wave of orders: greedy and LP (good_lp + HiGHS), validator;
 //! * [`kpi`]: replay KPIs (fill rate, split rate, distance percentiles, promise mix).
+//! * [`progress`]: the progress trait long computations report through.
 
 pub mod engine;
 pub mod generate;
@@ -20,10 +21,11 @@ pub mod kpi;
 pub mod ledger;
 pub mod model;
 pub mod plan;
+pub mod progress;
 pub mod router;
 pub mod travel;
 
 #[cfg(test)]
 mod testkit;
 
-pub use engine::{Engine, EngineConfig, FeedError};
+pub use engine::{Engine, EngineConfig, NearbyStore};

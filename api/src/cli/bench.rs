@@ -5,9 +5,10 @@ use super::{load_engine, RoutingArgs};
 use crate::data::cities;
 use crate::progress::Bar;
 use hdrhistogram::Histogram;
-use optimizer::generate::{self, GenConfig, LineMix, NoProgress};
+use optimizer::generate::{self, GenConfig, LineMix};
 use optimizer::index::Walk;
 use optimizer::model::{Mode, Order, OrderId, SkuIdx};
+use optimizer::progress::NoProgress;
 use optimizer::router::{Router, Status};
 use optimizer::travel::TravelCost;
 use optimizer::{Engine, EngineConfig};
@@ -236,7 +237,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let data = generate::generate(&cities::bundled(), &cfg, &bar)?;
             bar.finish();
             let t = Instant::now();
-            let engine = in_memory_engine(data, engine_config(&a))?;
+            let engine = crate::data::generated_engine(data, engine_config(&a))?;
             (engine, t.elapsed().as_secs_f64(), false)
         }
     };
@@ -318,27 +319,4 @@ fn engine_config(a: &Args) -> EngineConfig {
         ..Default::default()
     };
     EngineConfig { index, ledger }
-}
-
-/// Builds an engine straight from a generated dataset (no files).
-pub fn in_memory_engine(mut data: generate::Dataset, config: EngineConfig) -> anyhow::Result<Engine> {
-    use optimizer::ledger::StockEntry;
-    use optimizer::model::{Network, SkuCatalog};
-    optimizer::model::sort_spatially(&mut data.stores);
-    let mut skus: Vec<_> = data.stock.iter().map(|r| r.sku).collect();
-    skus.sort_unstable();
-    skus.dedup();
-    let catalog = SkuCatalog::new(skus)?;
-    let network = Network::new(cities::bundled(), data.stores, data.dcs, catalog)?;
-    let stock = data
-        .stock
-        .iter()
-        .map(|r| StockEntry {
-            store: network.store_idx(r.store).expect("generated rows name generated stores"),
-            sku: network.catalog().get(r.sku).expect("catalogue built from these rows"),
-            on_hand: r.on_hand,
-            safety_stock: r.safety_stock,
-        })
-        .collect();
-    Ok(Engine::new(network, stock, config))
 }

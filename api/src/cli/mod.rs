@@ -1,6 +1,6 @@
 //! The `omniroute` command line.
 
-pub mod bench;
+mod bench;
 mod db;
 mod generate;
 mod optimize;
@@ -9,13 +9,13 @@ mod route;
 mod serve;
 
 use crate::data;
+pub use crate::settings::CostModel;
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use optimizer::router::RouterConfig;
-use optimizer::travel::{GreatCircle, HubNetwork, HubNetworkConfig, TravelCost};
+use optimizer::travel::TravelCost;
 use optimizer::{Engine, EngineConfig};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// omniroute: geospatial order-fulfilment optimizer for ship-from-store and pickup.
 #[derive(Debug, Parser)]
@@ -65,15 +65,6 @@ impl DatasetArgs {
     }
 }
 
-/// Which travel-cost model gives ETAs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CostModel {
-    /// Great-circle distance at courier speed.
-    GreatCircle,
-    /// Line haul over the city hub network (petgraph, all pairs precomputed).
-    Hub,
-}
-
 /// Router options shared by the commands that route.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RoutingArgs {
@@ -95,28 +86,14 @@ impl RoutingArgs {
     }
 
     pub fn travel_cost(&self, engine: &Engine) -> Box<dyn TravelCost> {
-        self.cost.build(engine)
+        self.cost.build(engine.network().cities())
     }
 }
 
-impl CostModel {
-    /// The travel-cost strategy for this choice, over the engine's cities.
-    pub fn build(self, engine: &Engine) -> Box<dyn TravelCost> {
-        match self {
-            CostModel::GreatCircle => Box::new(GreatCircle::default()),
-            CostModel::Hub => {
-                Box::new(HubNetwork::new(engine.network().cities(), HubNetworkConfig::default()))
-            }
-        }
-    }
-}
-
-/// Loads a dataset directory into an engine; returns it with the seconds it took.
-pub fn load_engine(dir: &Path, config: EngineConfig) -> anyhow::Result<(Engine, f64)> {
-    let t = Instant::now();
-    let loaded = data::load_network(dir).with_context(|| format!("loading dataset {}", dir.display()))?;
-    let engine = Engine::new(loaded.network, loaded.stock, config);
-    Ok((engine, t.elapsed().as_secs_f64()))
+/// Loads a dataset directory into an engine, naming the directory in errors; returns it with the
+/// seconds it took.
+fn load_engine(dir: &Path, config: EngineConfig) -> anyhow::Result<(Engine, f64)> {
+    data::load_engine(dir, config).with_context(|| format!("loading dataset {}", dir.display()))
 }
 
 /// Runs a parsed command line.

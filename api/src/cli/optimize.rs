@@ -6,7 +6,10 @@ use crate::data::read_orders;
 use crate::progress::Bar;
 use anyhow::Context;
 use optimizer::model::{Order, Timestamp};
-use optimizer::plan::{self, lp, Comparison, Instance, LedgerView, Plan, PlanConfig, PlanReport, Solver};
+use optimizer::plan::{
+    self, lp, Comparison, Instance, LedgerView, PlanConfig, PlanOutcome, PlanReport, Planning, SolveOptions,
+    Solver,
+};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -112,29 +115,31 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(!orders.is_empty(), "{}: no orders to plan", path.display());
     let now = orders.iter().map(Order::created_at).min().unwrap_or(Timestamp(0));
     let view = LedgerView { network: engine.network(), ledger: engine.ledger(), now };
-    let cost = a.cost.build(&engine);
+    let cost = a.cost.build(engine.network().cities());
     let bar = Bar::new();
     let t = Instant::now();
-    let inst = Instance::build(&engine, &view, &*cost, &orders, &config, &bar);
+    let planning = Planning::new(&engine, &view, &*cost, &orders, &config, &bar);
     let candidates_s = t.elapsed().as_secs_f64();
     if let Some(out) = &a.export_mcf {
         bar.finish();
-        export_mcf(&inst, out)?;
-        eprintln!("wrote the min-cost-flow instance of {} orders to {}", inst.len(), out.display());
+        export_mcf(planning.instance(), out)?;
+        eprintln!("wrote the min-cost-flow instance of {} orders to {}", orders.len(), out.display());
         return Ok(());
     }
-    let t = Instant::now();
-    let plan: Plan = match a.solver {
-        SolverArg::Greedy => plan::greedy(&inst),
-        SolverArg::Lp => {
-            lp::solve(&inst, lp::LpOptions { decompose: !a.monolithic, network: !a.highs_only }, None, &bar)?
-        }
+    let solver = match a.solver {
+        SolverArg::Greedy => Solver::Greedy,
+        SolverArg::Lp => Solver::Lp,
     };
+    let options = SolveOptions {
+        solver,
+        lp: lp::LpOptions { decompose: !a.monolithic, network: !a.highs_only },
+        compare_with_greedy: !a.no_compare,
+        top_prices: a.top,
+    };
+    let t = Instant::now();
+    let PlanOutcome { plan, report, greedy_comparison } = planning.solve(options, &bar)?;
     let solve_s = t.elapsed().as_secs_f64();
     bar.finish();
-    let report = PlanReport::new(engine.network(), &orders, &inst, &plan, a.top);
-    let greedy_comparison = (plan.solver == Solver::Lp && !a.no_compare)
-        .then(|| Comparison::against_greedy(engine.network(), &orders, &inst, &report));
     let violations = a.check.then(|| {
         plan::validate::validate(engine.network(), &view, &orders, &report.assignments, &report.unfilled)
     });

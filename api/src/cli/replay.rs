@@ -30,7 +30,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     orders.sort_by_key(|o| o.created_at());
     let router = Router::new(a.routing.router_config()?, a.routing.travel_cost(&engine));
     let bar = Bar::new();
-    optimizer::generate::Progress::stage(&bar, "replay", orders.len() as u64);
+    optimizer::progress::Progress::stage(&bar, "replay", orders.len() as u64);
     let mut kpis = KpiAccumulator::default();
     let t = Instant::now();
     for (i, order) in orders.iter().enumerate() {

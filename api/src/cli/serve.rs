@@ -2,6 +2,7 @@ use super::{default_data_dir, RoutingArgs};
 use crate::server::auth::ApiKeys;
 use crate::server::state::Limits;
 use crate::server::{Application, ServeConfig};
+use crate::service::{ServiceConfig, StorageConfig};
 use anyhow::Context;
 use optimizer::ledger::LedgerConfig;
 use std::path::PathBuf;
@@ -62,19 +63,23 @@ fn keys(a: &Args) -> anyhow::Result<ApiKeys> {
 pub fn run(a: Args) -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     anyhow::ensure!(a.reservation_ttl_s > 0, "--reservation-ttl-s must be at least 1");
+    let storage = match &a.database_url {
+        Some(url) => StorageConfig::Postgres { url: url.clone(), batchers: usize::from(a.db_batchers) },
+        None => StorageConfig::Embedded { state_dir: a.state.clone() },
+    };
     let config = ServeConfig {
-        data: a.data.clone().unwrap_or_else(default_data_dir),
-        state_dir: a.state.clone(),
-        database_url: a.database_url.clone(),
-        db_batchers: usize::from(a.db_batchers),
+        service: ServiceConfig {
+            data: a.data.clone().unwrap_or_else(default_data_dir),
+            router: a.routing.router_config()?,
+            cost: a.routing.cost,
+            ledger: LedgerConfig {
+                reservation_ttl_s: a.reservation_ttl_s,
+                expected_reservations: a.expected_reservations,
+            },
+            storage,
+        },
         bind: a.bind.clone(),
         keys: keys(&a)?,
-        router: a.routing.router_config()?,
-        cost: a.routing.cost,
-        ledger: LedgerConfig {
-            reservation_ttl_s: a.reservation_ttl_s,
-            expected_reservations: a.expected_reservations,
-        },
         limits: Limits::default(),
         expiry_every: Duration::from_secs(1),
         workers: a.workers,

@@ -14,8 +14,10 @@ pub use write::write_dataset;
 
 use optimizer::ledger::StockEntry;
 use optimizer::model::{Network, Order, SkuCatalog};
+use optimizer::{Engine, EngineConfig};
 use rayon::prelude::*;
 use std::path::Path;
+use std::time::Instant;
 
 /// What a dataset directory holds, ready for [`optimizer::Engine::new`].
 pub struct Loaded {
@@ -80,6 +82,39 @@ pub fn load_network_with_stock(
         })
         .collect();
     Ok(Loaded { network, stock })
+}
+
+/// Loads a dataset directory into an engine; returns it with the seconds it took.
+pub fn load_engine(dir: &Path, config: EngineConfig) -> Result<(Engine, f64), DataError> {
+    let t = Instant::now();
+    let loaded = load_network(dir)?;
+    let engine = Engine::new(loaded.network, loaded.stock, config);
+    Ok((engine, t.elapsed().as_secs_f64()))
+}
+
+/// Builds an engine straight from a generated dataset (no files).
+pub fn generated_engine(
+    mut data: optimizer::generate::Dataset,
+    config: EngineConfig,
+) -> Result<Engine, DataError> {
+    optimizer::model::sort_spatially(&mut data.stores);
+    let mut skus: Vec<_> = data.stock.iter().map(|r| r.sku).collect();
+    skus.sort_unstable();
+    skus.dedup();
+    let catalog = SkuCatalog::new(skus).expect("deduplicated");
+    let network = Network::new(cities::bundled(), data.stores, data.dcs, catalog)
+        .map_err(|e| DataError::file(Path::new("generated dataset"), e))?;
+    let stock = data
+        .stock
+        .iter()
+        .map(|r| StockEntry {
+            store: network.store_idx(r.store).expect("generated rows name generated stores"),
+            sku: network.catalog().get(r.sku).expect("catalogue built from these rows"),
+            on_hand: r.on_hand,
+            safety_stock: r.safety_stock,
+        })
+        .collect();
+    Ok(Engine::new(network, stock, config))
 }
 
 /// Reads an `orders.jsonl` file (one order per line; blank lines are skipped).

@@ -102,6 +102,20 @@ impl ApiError {
         ErrorBody { code: self.status_and_code().1, message: self.to_string(), field: self.field() }
     }
 
+    /// The same error about an item of a list: its field path gets `prefix` (`orders[3]`).
+    pub fn within(mut self, prefix: &str) -> ApiError {
+        use ApiError::*;
+        if let InvalidField { field, .. }
+        | UnknownSku { field, .. }
+        | UnknownStore { field, .. }
+        | TooManyItems { field, .. }
+        | NegativeOnHand { field, .. } = &mut self
+        {
+            *field = format!("{prefix}.{field}");
+        }
+        self
+    }
+
     /// A field-level input error.
     pub fn invalid(field: impl Into<String>, message: impl ToString) -> ApiError {
         ApiError::InvalidField { field: field.into(), message: message.to_string() }
@@ -131,9 +145,36 @@ impl From<crate::data::order_json::FieldError> for ApiError {
     }
 }
 
-impl From<crate::storage::StorageError> for ApiError {
-    fn from(e: crate::storage::StorageError) -> Self {
-        ApiError::StorageUnavailable(e.0)
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError as S;
+        let message = e.to_string();
+        match e {
+            S::IdempotencyMismatch { order_id } => {
+                ApiError::IdempotencyMismatch { order_id: order_id.to_string() }
+            }
+            S::UnknownOrder(_) => ApiError::NotFound { what: "order", field: Some("order_id".into()) },
+            S::NoReservation { order_id } => ApiError::NoReservation { order_id: order_id.to_string() },
+            S::InvalidState { .. } => ApiError::InvalidState { message },
+            S::NegativeOnHand { row, .. } => {
+                ApiError::NegativeOnHand { field: format!("[{row}].delta"), message }
+            }
+            S::OnHandTooLarge { row } => ApiError::InvalidField { field: format!("[{row}].delta"), message },
+            S::Contention { order_id } => ApiError::Contention { order_id: order_id.to_string() },
+            S::Storage(e) => ApiError::StorageUnavailable(e.0),
+            S::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<optimizer::model::OrderMismatch> for ApiError {
+    fn from(e: optimizer::model::OrderMismatch) -> Self {
+        use optimizer::model::OrderMismatch as M;
+        let (field, message) = (e.field(), e.to_string());
+        match e {
+            M::UnknownSku { .. } => ApiError::UnknownSku { field, message },
+            M::UnknownPickupStore(_) => ApiError::UnknownStore { field, message },
+        }
     }
 }
 

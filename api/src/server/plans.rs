@@ -5,10 +5,10 @@
 //! Plans are computations, not state: they reserve nothing, and the book keeps the last
 //! [`KEEP_FINISHED`] finished plans in memory only (a restart forgets them; planners re-submit).
 
-use super::state::{now, AppState};
-use optimizer::generate::Progress;
+use crate::service::{now, Checkout};
 use optimizer::model::Order;
-use optimizer::plan::{self, lp, Comparison, Instance, LedgerView, PlanConfig, PlanReport, Solver};
+use optimizer::plan::{Comparison, LedgerView, PlanConfig, PlanReport, Planning, SolveOptions, Solver};
+use optimizer::progress::Progress;
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -30,7 +30,7 @@ pub enum JobState {
 }
 
 /// One plan job.
-pub struct Job {
+pub struct PlanJob {
     pub id: String,
     pub solver: Solver,
     pub orders: usize,
@@ -42,7 +42,7 @@ pub struct Job {
     finished_at: Mutex<Option<String>>,
 }
 
-impl Progress for Job {
+impl Progress for PlanJob {
     fn stage(&self, name: &'static str, total: u64) {
         *self.stage.lock() = name;
         self.total.store(total, Ordering::Relaxed);
@@ -77,7 +77,7 @@ struct ProgressView {
     total: u64,
 }
 
-impl Job {
+impl PlanJob {
     pub fn view(&self) -> JobView<'_> {
         let state = self.state.lock().clone();
         let (status, result, error) = match state {
@@ -105,30 +105,30 @@ impl Job {
 }
 
 /// Jobs by id, and ids in submission order.
-type Jobs = (rustc_hash::FxHashMap<String, Arc<Job>>, VecDeque<String>);
+type Jobs = (rustc_hash::FxHashMap<String, Arc<PlanJob>>, VecDeque<String>);
 
 /// All known jobs.
-#[derive(Default)]
 pub struct PlanBook {
-    jobs: Mutex<Jobs>,
+    checkout: Arc<dyn Checkout>,
+    jobs: Arc<Mutex<Jobs>>,
     /// Held by the running job: jobs run one at a time.
-    run: Mutex<()>,
+    run: Arc<Mutex<()>>,
 }
 
 impl PlanBook {
-    pub fn get(&self, id: &str) -> Option<Arc<Job>> {
+    /// Plans against `checkout`'s network and a snapshot of its stock.
+    pub fn new(checkout: Arc<dyn Checkout>) -> PlanBook {
+        PlanBook { checkout, jobs: Default::default(), run: Default::default() }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<PlanJob>> {
         self.jobs.lock().0.get(id).cloned()
     }
 
     /// Registers a job and starts its thread.
-    pub fn submit(
-        state: actix_web::web::Data<AppState>,
-        orders: Vec<Order>,
-        solver: Solver,
-        config: PlanConfig,
-    ) -> Arc<Job> {
+    pub fn submit(&self, orders: Vec<Order>, solver: Solver, config: PlanConfig) -> Arc<PlanJob> {
         let id = format!("plan-{:016x}", rand::random::<u64>());
-        let job = Arc::new(Job {
+        let job = Arc::new(PlanJob {
             id: id.clone(),
             solver,
             orders: orders.len(),
@@ -140,7 +140,7 @@ impl PlanBook {
             finished_at: Mutex::new(None),
         });
         {
-            let mut jobs = state.plans.jobs.lock();
+            let mut jobs = self.jobs.lock();
             jobs.0.insert(id.clone(), job.clone());
             jobs.1.push_back(id);
             // Forget the oldest finished plans beyond the limit.
@@ -157,16 +157,16 @@ impl PlanBook {
                 jobs.0.remove(&oldest);
             }
         }
-        let j = job.clone();
+        let (j, checkout, run_lock) = (job.clone(), self.checkout.clone(), self.run.clone());
         std::thread::Builder::new()
             .name(format!("plan {}", j.id))
             .spawn(move || {
-                let _one_at_a_time = state.plans.run.lock();
+                let _one_at_a_time = run_lock.lock();
                 *j.state.lock() = JobState::Running;
                 let t = std::time::Instant::now();
-                let outcome = run(&state, &j, &orders, solver, &config);
+                let outcome = run(&*checkout, &j, &orders, solver, &config);
                 let status = if outcome.is_ok() { "done" } else { "failed" };
-                state.metrics.plans.with_label_values(&[solver.as_str(), status]).inc();
+                checkout.core().metrics().plans.with_label_values(&[solver.as_str(), status]).inc();
                 log::info!(
                     "plan {} ({} orders, {}) {status} in {:.2} s",
                     j.id,
@@ -187,30 +187,26 @@ impl PlanBook {
 
 /// Plans `orders` against the live network and a snapshot of its stock.
 fn run(
-    state: &AppState,
-    job: &Job,
+    checkout: &dyn Checkout,
+    job: &PlanJob,
     orders: &[Order],
     solver: Solver,
     config: &PlanConfig,
 ) -> Result<Arc<Box<RawValue>>, String> {
-    let engine = &state.engine;
+    let core = checkout.core();
+    let engine = core.engine();
     let view = LedgerView { network: engine.network(), ledger: engine.ledger(), now: now() };
-    let inst = Instance::build(engine, &view, state.router.cost(), orders, config, job);
-    let plan = match solver {
-        Solver::Greedy => plan::greedy(&inst),
-        Solver::Lp => lp::solve(&inst, lp::LpOptions::default(), None, job).map_err(|e| e.to_string())?,
-    };
-    let report = PlanReport::new(engine.network(), orders, &inst, &plan, 10);
-    let greedy_comparison =
-        (solver == Solver::Lp).then(|| Comparison::against_greedy(engine.network(), orders, &inst, &report));
+    let planning = Planning::new(engine, &view, core.router().cost(), orders, config, job);
+    let options = SolveOptions { solver, ..SolveOptions::default() };
+    let outcome = planning.solve(options, job).map_err(|e| e.to_string())?;
     #[derive(Serialize)]
     struct Out<'a> {
         #[serde(flatten)]
         report: &'a PlanReport,
         #[serde(skip_serializing_if = "Option::is_none")]
-        greedy_comparison: Option<Comparison>,
+        greedy_comparison: &'a Option<Comparison>,
     }
-    let json =
-        serde_json::to_string(&Out { report: &report, greedy_comparison }).map_err(|e| e.to_string())?;
+    let out = Out { report: &outcome.report, greedy_comparison: &outcome.greedy_comparison };
+    let json = serde_json::to_string(&out).map_err(|e| e.to_string())?;
     RawValue::from_string(json).map(Arc::new).map_err(|e| e.to_string())
 }

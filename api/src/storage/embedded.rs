@@ -5,10 +5,9 @@
 //! Why redb: a pure-Rust, ACID, copy-on-write B-tree in one file, whose crash safety does not
 //! depend on a log we would have to replay ourselves; no C toolchain and no server to run.
 
-use super::{
-    CellRecord, ChangeSet, Durable, OrderRecord, Recovery, ReservationRecord, Storage, StorageError,
-};
+use super::{CellRecord, ChangeSet, OrderRecord, Recovered, ReservationRecord, StorageError};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -27,7 +26,7 @@ const MAX_GROUP: usize = 4096;
 const CACHE_BYTES: usize = 256 << 20;
 
 /// A change set encoded on the caller's thread, so the single writer only inserts.
-struct Job {
+struct WriteJob {
     cells: Vec<CellRecord>,
     orders: Vec<(String, Vec<u8>)>,
     reservations: Vec<(String, u32, Vec<u8>)>,
@@ -51,10 +50,10 @@ fn unframe(order_id: &str, bytes: &[u8]) -> Result<(String, String), StorageErro
     Ok((request.to_owned(), response.to_owned()))
 }
 
-/// The redb-backed [`Storage`].
+/// The embedded store: one redb file, written by a group-commit thread.
 pub struct Embedded {
     db: Arc<Database>,
-    queue: Option<mpsc::Sender<Job>>,
+    queue: Option<mpsc::Sender<WriteJob>>,
     writer: Option<std::thread::JoinHandle<()>>,
     healthy: Arc<AtomicBool>,
 }
@@ -89,7 +88,7 @@ impl Embedded {
         txn.open_table(RESERVATIONS).map_err(err)?;
         txn.commit().map_err(err)?;
         let db = Arc::new(db);
-        let (queue, jobs) = mpsc::channel::<Job>();
+        let (queue, jobs) = mpsc::channel::<WriteJob>();
         let healthy = Arc::new(AtomicBool::new(true));
         let (writer_db, writer_healthy) = (db.clone(), healthy.clone());
         let writer = std::thread::Builder::new()
@@ -100,7 +99,7 @@ impl Embedded {
     }
 }
 
-fn writer(db: &Database, jobs: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
+fn writer(db: &Database, jobs: &mpsc::Receiver<WriteJob>, healthy: &AtomicBool) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -120,7 +119,7 @@ fn writer(db: &Database, jobs: &mpsc::Receiver<Job>, healthy: &AtomicBool) {
     }
 }
 
-fn write_group(db: &Database, group: &[Job]) -> Result<(), StorageError> {
+fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
     let txn = db.begin_write().map_err(err)?;
     {
         let mut cells = txn.open_table(CELLS).map_err(err)?;
@@ -149,28 +148,33 @@ fn write_group(db: &Database, group: &[Job]) -> Result<(), StorageError> {
     txn.commit().map_err(err)
 }
 
-impl Storage for Embedded {
-    fn recover(&self, into: &mut dyn Recovery) -> Result<(), StorageError> {
+impl Embedded {
+    /// Streams everything persisted into `visit`: cells, then reservations, then orders.
+    pub fn recover(&self, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<(), StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
         for row in txn.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
             let ((store_id, sku), (on_hand, safety_stock, version)) = (k.value(), v.value());
-            into.cell(CellRecord { store_id, sku, on_hand, safety_stock, version });
+            visit(Recovered::Cell(CellRecord { store_id, sku, on_hand, safety_stock, version }));
         }
         for row in txn.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
             let r: ReservationRecord = serde_json::from_slice(v.value().1).map_err(err)?;
-            into.reservation(k.value(), r);
+            visit(Recovered::Reservation { order_id: k.value(), reservation: r });
         }
         for row in txn.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
             let (k, v) = row.map_err(err)?;
             let (request, _) = unframe(k.value(), v.value())?;
-            into.order(k.value(), &request);
+            visit(Recovered::Order { order_id: k.value(), request: &request });
         }
         Ok(())
     }
 
-    fn commit(&self, changes: ChangeSet) -> Durable {
+    /// Persists `changes` atomically; the future resolves once they are durable (fsynced).
+    pub fn commit(
+        &self,
+        changes: ChangeSet,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
         let (done, wait) = oneshot::channel();
         let orders =
             changes.orders.iter().map(|o| (o.order_id.clone(), frame(&o.request, &o.response))).collect();
@@ -179,18 +183,19 @@ impl Storage for Embedded {
             .iter()
             .map(|(id, r)| (id.clone(), r.version(), serde_json::to_vec(r).expect("serialisable")))
             .collect();
-        let job = Job { cells: changes.cells, orders, reservations, done };
+        let job = WriteJob { cells: changes.cells, orders, reservations, done };
         let sent = match &self.queue {
             Some(q) => q.send(job).map_err(|_| ()),
             None => Err(()),
         };
-        Box::pin(async move {
+        async move {
             sent.map_err(|_| StorageError("the state writer has stopped".into()))?;
             wait.await.map_err(|_| StorageError("the state writer has stopped".into()))?
-        })
+        }
     }
 
-    fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, StorageError> {
+    /// Reads one answered order.
+    pub fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(ORDERS).map_err(err)?;
         let Some(v) = table.get(order_id).map_err(err)? else { return Ok(None) };
@@ -198,12 +203,9 @@ impl Storage for Embedded {
         Ok(Some(OrderRecord { order_id: order_id.to_owned(), request, response }))
     }
 
-    fn healthy(&self) -> bool {
+    /// Whether the last write went through.
+    pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
-    }
-
-    fn kind(&self) -> &'static str {
-        "embedded"
     }
 }
 
@@ -219,15 +221,15 @@ mod tests {
         orders: Vec<(String, String)>,
     }
 
-    impl Recovery for Collect {
-        fn cell(&mut self, cell: CellRecord) {
-            self.cells.push(cell);
-        }
-        fn reservation(&mut self, order_id: &str, r: ReservationRecord) {
-            self.reservations.push((order_id.into(), r));
-        }
-        fn order(&mut self, order_id: &str, request: &str) {
-            self.orders.push((order_id.into(), request.into()));
+    impl Collect {
+        fn add(&mut self, item: Recovered<'_>) {
+            match item {
+                Recovered::Cell(c) => self.cells.push(c),
+                Recovered::Reservation { order_id, reservation } => {
+                    self.reservations.push((order_id.into(), reservation))
+                }
+                Recovered::Order { order_id, request } => self.orders.push((order_id.into(), request.into())),
+            }
         }
     }
 
@@ -280,7 +282,7 @@ mod tests {
         }
         let s = Embedded::open(dir.path()).unwrap();
         let mut got = Collect::default();
-        s.recover(&mut got).unwrap();
+        s.recover(&mut |item| got.add(item)).unwrap();
         assert_eq!(got.cells.len(), 1);
         assert_eq!((got.cells[0].on_hand, got.cells[0].version), (50, 5));
         assert_eq!(got.reservations, vec![("a".to_string(), reservation(ReservationState::Committed))]);

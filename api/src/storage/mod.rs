@@ -1,6 +1,8 @@
-//! Durable state behind a trait: the embedded redb store now, PostgreSQL/PostGIS next.
+//! Durable state: the embedded redb store ([`Embedded`]) and PostgreSQL + PostGIS
+//! ([`postgres::Postgres`]). Each is used by its own checkout service
+//! (`crate::service`); this module knows records and queries, not routing.
 //!
-//! What is persisted is the state that cannot be rebuilt from the dataset files: stock cells
+//! What the embedded store persists is the state that cannot be rebuilt from the dataset files: stock cells
 //! changed by feeds or commits (with the store version that made them, so that "newest version
 //! wins" whatever order writes arrive in), one record per answered order (its canonical request
 //! and the response given, written once), and each order's reservation in its latest state. A
@@ -14,11 +16,9 @@ pub use embedded::Embedded;
 
 use optimizer::ledger::ReservationState;
 use serde::{Deserialize, Serialize};
-use std::future::Future;
-use std::pin::Pin;
 
 /// A storage failure. The request that hit it is answered 503 and its in-memory effect undone.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("storage: {0}")]
 pub struct StorageError(pub String);
 
@@ -74,27 +74,18 @@ pub struct ChangeSet {
     pub reservations: Vec<(String, ReservationRecord)>,
 }
 
-/// Receives persisted state at start-up, one item at a time (nothing is held in bulk).
-pub trait Recovery {
-    fn cell(&mut self, cell: CellRecord);
-    fn reservation(&mut self, order_id: &str, reservation: ReservationRecord);
+/// One item of persisted state, as [`Embedded::recover`] streams it at start-up (nothing is
+/// held in bulk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered<'a> {
+    Cell(CellRecord),
+    Reservation {
+        order_id: &'a str,
+        reservation: ReservationRecord,
+    },
     /// An answered order and its canonical request.
-    fn order(&mut self, order_id: &str, request: &str);
-}
-
-/// A pending durable write.
-pub type Durable = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
-
-/// Where live state is kept durably.
-pub trait Storage: Send + Sync + 'static {
-    /// Streams everything persisted into `into`: cells, then reservations, then orders.
-    fn recover(&self, into: &mut dyn Recovery) -> Result<(), StorageError>;
-    /// Persists `changes` atomically; the future resolves once they are durable.
-    fn commit(&self, changes: ChangeSet) -> Durable;
-    /// Reads one answered order.
-    fn order(&self, order_id: &str) -> Result<Option<OrderRecord>, StorageError>;
-    /// Whether writes are currently going through.
-    fn healthy(&self) -> bool;
-    /// A short name for logs and /readyz.
-    fn kind(&self) -> &'static str;
+    Order {
+        order_id: &'a str,
+        request: &'a str,
+    },
 }

@@ -15,6 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Normal, Zipf};
 use rayon::prelude::*;
 
+use crate::progress::Progress;
+
 /// How many lines generated orders have.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum LineMix {
@@ -98,22 +100,6 @@ pub enum GenError {
     StockScale,
     #[error("the city list is empty")]
     NoCities,
-}
-
-/// Receives progress while generating (a progress bar in the CLI).
-pub trait Progress: Sync {
-    /// A new stage with `total` steps begins.
-    fn stage(&self, name: &'static str, total: u64);
-    /// `n` more steps of the current stage are done.
-    fn advance(&self, n: u64);
-}
-
-/// Progress that goes nowhere.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn stage(&self, _: &'static str, _: u64) {}
-    fn advance(&self, _: u64) {}
 }
 
 /// Regional hubs for DCs, in order of preference; missing ones are replaced by the largest cities.
@@ -366,6 +352,7 @@ fn generate_orders(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::NoProgress;
     use crate::testkit;
 
     fn cities() -> Vec<City> {

@@ -11,10 +11,12 @@
 
 mod bitset;
 mod cell;
+mod feed;
 mod reservations;
 
 pub use bitset::AtomicBitset;
 use cell::{Cell, StoreStock};
+pub use feed::{FeedOutcome, FeedRefused, FeedRow, StockChange};
 use reservations::Reservations;
 pub use reservations::{Hold, Reservation, ReservationState};
 
@@ -43,6 +45,10 @@ impl Default for LedgerConfig {
     }
 }
 
+/// The most units one cell may hold on hand: the largest value both storage backends keep
+/// (PostgreSQL stores stock in 32-bit signed integers).
+pub const MAX_ON_HAND: u32 = i32::MAX as u32;
+
 /// One row of initial stock, in dense indexes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct StockEntry {
@@ -64,15 +70,23 @@ pub struct StockLevel {
     pub oversubscribed: bool,
 }
 
+impl StockLevel {
+    /// The level of a cell holding `on_hand`, of which `reserved` is promised and `safety_stock`
+    /// is kept back.
+    pub fn new(on_hand: u32, reserved: u32, safety_stock: u32) -> StockLevel {
+        StockLevel {
+            on_hand,
+            reserved,
+            safety_stock,
+            available: on_hand.saturating_sub(reserved).saturating_sub(safety_stock),
+            oversubscribed: on_hand < reserved,
+        }
+    }
+}
+
 impl From<Cell> for StockLevel {
     fn from(c: Cell) -> Self {
-        StockLevel {
-            on_hand: c.on_hand,
-            reserved: c.reserved,
-            safety_stock: c.safety,
-            available: c.available(),
-            oversubscribed: c.on_hand < c.reserved,
-        }
+        StockLevel::new(c.on_hand, c.reserved, c.safety)
     }
 }
 
@@ -99,7 +113,7 @@ pub enum LedgerError {
     WrongState { order: OrderId, state: ReservationState, action: &'static str },
     #[error("delta {delta} would take on_hand {on_hand} below zero")]
     NegativeOnHand { on_hand: u32, delta: i64 },
-    #[error("on_hand {0} is larger than the maximum of {max}", max = u32::MAX)]
+    #[error("on_hand {0} is larger than the maximum of {max}", max = MAX_ON_HAND)]
     OnHandTooLarge(i64),
 }
 
@@ -122,18 +136,6 @@ pub struct CellChange {
     pub on_hand: u32,
     pub safety_stock: u32,
     pub version: u64,
-}
-
-/// What a stock feed row did.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct FeedOutcome {
-    pub level: StockLevel,
-    /// on_hand before the change (0 for a new row).
-    pub previous_on_hand: u32,
-    /// The (store, SKU) pair had no stock row before.
-    pub new_row: bool,
-    #[serde(skip)]
-    pub change: CellChange,
 }
 
 /// Reservation failure: which store of the request could not take its lines.
@@ -431,18 +433,15 @@ impl StockLedger {
             let Some(r) = r else {
                 return Err(LedgerError::UnknownOrder(order.clone()));
             };
-            let already = r.state == target
-                || (target == ReservationState::Released && r.state == ReservationState::Expired);
-            if already {
-                return Ok(Transition::AlreadyDone);
+            match r.state.finish_as(target) {
+                Ok(Transition::Applied) => {
+                    apply(r);
+                    r.state = target;
+                    Ok(Transition::Applied)
+                }
+                Ok(Transition::AlreadyDone) => Ok(Transition::AlreadyDone),
+                Err(action) => Err(LedgerError::WrongState { order: order.clone(), state: r.state, action }),
             }
-            if r.state != ReservationState::Held {
-                let action = if target == ReservationState::Committed { "committed" } else { "released" };
-                return Err(LedgerError::WrongState { order: order.clone(), state: r.state, action });
-            }
-            apply(r);
-            r.state = target;
-            Ok(Transition::Applied)
         })
     }
 
@@ -582,65 +581,6 @@ impl StockLedger {
     /// A copy of the reservation of `order`.
     pub fn reservation(&self, order: &OrderId) -> Option<Reservation> {
         self.reservations.get(order)
-    }
-
-    /// Stock feed, absolute: sets on_hand (and safety stock when given). A value below what is
-    /// reserved is kept and reported as `oversubscribed`, never clamped.
-    pub fn set_on_hand(
-        &self,
-        store: StoreIdx,
-        sku: SkuIdx,
-        on_hand: i64,
-        safety_stock: Option<u32>,
-    ) -> Result<FeedOutcome, LedgerError> {
-        if on_hand < 0 {
-            return Err(LedgerError::NegativeOnHand { on_hand: 0, delta: on_hand });
-        }
-        let on_hand = u32::try_from(on_hand).map_err(|_| LedgerError::OnHandTooLarge(on_hand))?;
-        self.feed(store, sku, |cell| {
-            cell.on_hand = on_hand;
-            if let Some(s) = safety_stock {
-                cell.safety = s;
-            }
-            Ok(())
-        })
-    }
-
-    /// Stock feed, relative: adds `delta` (negative for sales) to on_hand. A delta that would
-    /// take on_hand below zero is refused and changes nothing.
-    pub fn add_on_hand(&self, store: StoreIdx, sku: SkuIdx, delta: i64) -> Result<FeedOutcome, LedgerError> {
-        self.feed(store, sku, |cell| {
-            let next = i64::from(cell.on_hand) + delta;
-            if next < 0 {
-                return Err(LedgerError::NegativeOnHand { on_hand: cell.on_hand, delta });
-            }
-            cell.on_hand = u32::try_from(next).map_err(|_| LedgerError::OnHandTooLarge(next))?;
-            Ok(())
-        })
-    }
-
-    fn feed(
-        &self,
-        store: StoreIdx,
-        sku: SkuIdx,
-        change: impl FnOnce(&mut Cell) -> Result<(), LedgerError>,
-    ) -> Result<FeedOutcome, LedgerError> {
-        let mut st = self.stores[store.0 as usize].lock();
-        let existing = st.find(sku);
-        let mut cell = existing.map_or_else(Cell::default, |i| st.cells[i]);
-        let previous_on_hand = cell.on_hand;
-        change(&mut cell)?;
-        let new_row = existing.is_none();
-        let (i, _) = st.cell_mut_or_insert(sku);
-        st.cells[i] = cell;
-        st.version += 1;
-        if new_row {
-            self.carriers[sku.0 as usize].fetch_add(1, Ordering::Relaxed);
-        }
-        self.refresh_bit(store, sku.0, &cell);
-        let change =
-            CellChange { store, sku, on_hand: cell.on_hand, safety_stock: cell.safety, version: st.version };
-        Ok(FeedOutcome { level: cell.into(), previous_on_hand, new_row, change })
     }
 
     /// Sums over all cells: (on_hand, reserved). For conservation checks and metrics.

@@ -19,6 +19,33 @@ pub enum ReservationState {
     Expired,
 }
 
+impl ReservationState {
+    /// The state's name on the wire (`held`, `committed`, `released`, `expired`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationState::Held => "held",
+            ReservationState::Committed => "committed",
+            ReservationState::Released => "released",
+            ReservationState::Expired => "expired",
+        }
+    }
+
+    /// What ending a reservation in this state as `target` does: a ship ends it `Committed`, a
+    /// cancel `Released`. From `Held` the change applies; a reservation already in `target` (or,
+    /// for a cancel, already expired) is done and the call is a no-op. Otherwise it is refused,
+    /// with the action's past participle (`committed`, `released`) for the message.
+    pub fn finish_as(self, target: ReservationState) -> Result<super::Transition, &'static str> {
+        use ReservationState::*;
+        match (self, target) {
+            (Held, Committed | Released) => Ok(super::Transition::Applied),
+            (s, t) if s == t => Ok(super::Transition::AlreadyDone),
+            (Expired, Released) => Ok(super::Transition::AlreadyDone),
+            (_, Committed) => Err("committed"),
+            _ => Err("released"),
+        }
+    }
+}
+
 /// Units of one SKU held at one store.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Hold {
@@ -168,6 +195,21 @@ impl Reservations {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn only_a_held_reservation_changes_and_ending_it_again_is_a_no_op() {
+        use super::super::Transition::{AlreadyDone, Applied};
+        use ReservationState::*;
+        let (ship, cancel) = (Committed, Released);
+        assert_eq!(Held.finish_as(ship), Ok(Applied));
+        assert_eq!(Held.finish_as(cancel), Ok(Applied));
+        assert_eq!(Committed.finish_as(ship), Ok(AlreadyDone));
+        assert_eq!(Released.finish_as(cancel), Ok(AlreadyDone));
+        assert_eq!(Expired.finish_as(cancel), Ok(AlreadyDone));
+        assert_eq!(Committed.finish_as(cancel), Err("released"));
+        assert_eq!(Released.finish_as(ship), Err("committed"));
+        assert_eq!(Expired.finish_as(ship), Err("committed"));
+    }
 
     proptest! {
         #![proptest_config(crate::testkit::seeded(200))]

@@ -228,6 +228,116 @@ mod feeds {
     }
 }
 
+mod multi_row_feeds {
+    use super::*;
+
+    fn set(store: u32, sku: u32, on_hand: u32, safety: Option<u32>) -> FeedRow {
+        FeedRow {
+            store: StoreIdx(store),
+            sku: SkuIdx(sku),
+            change: StockChange::Set { on_hand, safety_stock: safety },
+        }
+    }
+
+    fn add(store: u32, sku: u32, delta: i64) -> FeedRow {
+        FeedRow { store: StoreIdx(store), sku: SkuIdx(sku), change: StockChange::Add(delta) }
+    }
+
+    /// A cell's (on_hand, reserved, safety) if it exists, and its availability bit.
+    type Seen = (Option<(u32, u32, u32)>, bool);
+
+    /// Every cell as [`Seen`], then the carrier counts.
+    fn snapshot(l: &StockLedger) -> Vec<Seen> {
+        let mut out = vec![];
+        for store in 0..2 {
+            for sku in 0..3 {
+                let lvl =
+                    l.level(StoreIdx(store), SkuIdx(sku)).map(|v| (v.on_hand, v.reserved, v.safety_stock));
+                out.push((lvl, l.maybe_available(StoreIdx(store), SkuIdx(sku))));
+            }
+        }
+        out.extend((0..3).map(|k| (Some((l.carrier_count(SkuIdx(k)), 0, 0)), false)));
+        out
+    }
+
+    #[test]
+    fn a_refused_feed_changes_nothing_not_even_safety_stock_or_new_cells() {
+        let l = small();
+        let before = snapshot(&l);
+        let feed = [set(0, 0, 1000, Some(7)), add(1, 0, 4), set(0, 2, 9, None), add(0, 1, -6)];
+        let e = l.apply_feed(&feed).unwrap_err();
+        assert_eq!((e.row, e.error), (3, LedgerError::NegativeOnHand { on_hand: 5, delta: -6 }));
+        assert_eq!(snapshot(&l), before);
+    }
+
+    #[test]
+    fn rows_of_one_cell_see_the_rows_before_them() {
+        let l = small();
+        // 5 + 3 - 7 = 1: fine in this order ...
+        let out = l.apply_feed(&[add(0, 1, 3), add(0, 1, -7)]).unwrap();
+        assert_eq!(out.iter().map(|o| o.previous_on_hand).collect::<Vec<_>>(), [5, 8]);
+        assert_eq!(l.level(StoreIdx(0), SkuIdx(1)).unwrap().on_hand, 1);
+        // ... refused in the other, where the first row alone goes below zero.
+        assert_eq!(l.apply_feed(&[add(0, 1, -7), add(0, 1, 9)]).unwrap_err().row, 0);
+        // A new cell is new for its first row only; versions grow row by row.
+        let out = l.apply_feed(&[add(1, 0, 2), set(1, 0, 5, None)]).unwrap();
+        assert_eq!((out[0].new_row, out[1].new_row), (true, false));
+        assert!(out[1].change.version > out[0].change.version);
+        assert_eq!(l.carrier_count(SkuIdx(0)), 2);
+    }
+
+    /// A feed that raises a cell to 1000 and is then refused by a later row, raced by routes
+    /// reserving from that cell: no route ever sees the 1000.
+    #[test]
+    fn routes_racing_a_refused_feed_never_see_its_rows() {
+        let l = Arc::new(StockLedger::new(
+            &[u32::MAX, u32::MAX],
+            3,
+            vec![entry(0, 0, 10, 0), entry(1, 1, 5, 0)],
+            LedgerConfig::default(),
+        ));
+        let feed: Vec<FeedRow> = std::iter::once(set(0, 0, 1000, None))
+            .chain((0..2000).map(|_| add(1, 1, 0)))
+            .chain(std::iter::once(add(1, 1, -6)))
+            .collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let feeder = {
+            let (l, stop, feed) = (l.clone(), stop.clone(), feed.clone());
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    assert_eq!(l.apply_feed(&feed).unwrap_err().row, feed.len() - 1);
+                }
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        let taken = Arc::new(AtomicUsize::new(0));
+        let routers: Vec<_> = (0..3)
+            .map(|t| {
+                let (l, stop, taken) = (l.clone(), stop.clone(), taken.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let lines = [(SkuIdx(0), 1)];
+                        let id = oid(&format!("t{t}-{n}"));
+                        if let Ok(Ok(_)) = l.reserve(&id, &[(StoreIdx(0), &lines)], NOW) {
+                            taken.fetch_add(1, Ordering::Relaxed);
+                        }
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        feeder.join().unwrap();
+        for r in routers {
+            r.join().unwrap();
+        }
+        let lvl = l.level(StoreIdx(0), SkuIdx(0)).unwrap();
+        let taken = taken.load(Ordering::Relaxed) as u32;
+        assert!(taken <= 10, "{taken} units reserved of the 10 that exist");
+        assert_eq!((lvl.on_hand, lvl.reserved, lvl.oversubscribed), (10, taken, false));
+    }
+}
+
 mod concurrency {
     use super::*;
 

@@ -1,6 +1,7 @@
 //! The static network: cities, stores, DCs and the SKU catalogue, with dense indexes.
 
 use super::ids::{DcId, Sku, StoreId};
+use super::order::{Mode, Order};
 use super::store::{City, Dc, Store};
 use rustc_hash::FxHashMap;
 
@@ -25,6 +26,26 @@ pub enum NetworkError {
     UnknownCity(u16),
     #[error("more than {max} stores")]
     TooManyStores { max: usize },
+}
+
+/// Why an order does not fit the network it is routed on. The order itself is valid (see
+/// [`Order::new`]); it names something this network lacks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderMismatch {
+    #[error("sku {sku} is not in the catalogue")]
+    UnknownSku { line: usize, sku: Sku },
+    #[error("store {0} does not exist")]
+    UnknownPickupStore(StoreId),
+}
+
+impl OrderMismatch {
+    /// The order field the mismatch is about, as a JSON path (`lines[2].sku`).
+    pub fn field(&self) -> String {
+        match self {
+            OrderMismatch::UnknownSku { line, .. } => format!("lines[{line}].sku"),
+            OrderMismatch::UnknownPickupStore(_) => "pickup_store_id".into(),
+        }
+    }
 }
 
 /// The SKUs the network knows, with a dense index for each.
@@ -142,5 +163,55 @@ impl Network {
     /// The dense index of a store id.
     pub fn store_idx(&self, id: StoreId) -> Option<StoreIdx> {
         self.by_id.get(&id).copied()
+    }
+
+    /// Checks that the network knows everything `order` names: every line's SKU, and the pickup
+    /// store of a pickup order. The first mismatch, in line order, is reported.
+    ///
+    /// # Runtime
+    /// O(lines), one hash lookup each.
+    pub fn check_order(&self, order: &Order) -> Result<(), OrderMismatch> {
+        if let Some((line, l)) =
+            order.lines().iter().enumerate().find(|(_, l)| self.catalog.get(l.sku).is_none())
+        {
+            return Err(OrderMismatch::UnknownSku { line, sku: l.sku });
+        }
+        match (order.mode(), order.pickup_store()) {
+            (Mode::Pickup, Some(store)) if self.store_idx(store).is_none() => {
+                Err(OrderMismatch::UnknownPickupStore(store))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LonLat, OrderId, OrderLine, Qty, Timestamp};
+    use crate::testkit;
+
+    fn order(mode: Mode, pickup: Option<u32>, skus: &[u32]) -> Order {
+        let lines = skus.iter().map(|&s| OrderLine { sku: Sku(s), qty: Qty::parse(1).unwrap() }).collect();
+        let at = LonLat::new(121.4, 31.2).unwrap();
+        Order::new(OrderId::parse("o1").unwrap(), Timestamp(0), at, mode, pickup.map(StoreId), lines).unwrap()
+    }
+
+    #[test]
+    fn an_order_naming_only_known_skus_and_stores_fits() {
+        let net = testkit::network(vec![testkit::store(7, 121.4, 31.2)], 5);
+        assert_eq!(net.check_order(&order(Mode::Ship, None, &[0, 4])), Ok(()));
+        assert_eq!(net.check_order(&order(Mode::Pickup, Some(7), &[1])), Ok(()));
+    }
+
+    #[test]
+    fn the_first_unknown_sku_is_named_with_its_line_before_the_pickup_store() {
+        let net = testkit::network(vec![testkit::store(7, 121.4, 31.2)], 5);
+        let e = net.check_order(&order(Mode::Pickup, Some(9), &[1, 5, 6])).unwrap_err();
+        assert_eq!(e, OrderMismatch::UnknownSku { line: 1, sku: Sku(5) });
+        assert_eq!(e.field(), "lines[1].sku");
+        let e = net.check_order(&order(Mode::Pickup, Some(9), &[1])).unwrap_err();
+        assert_eq!(e, OrderMismatch::UnknownPickupStore(StoreId(9)));
+        assert_eq!(e.field(), "pickup_store_id");
     }
 }

@@ -3,9 +3,9 @@
 
 use super::{PlanConfig, StockView};
 use crate::engine::Engine;
-use crate::generate::Progress;
 use crate::index::Walk;
 use crate::model::{LonLat, Mode, Order, SkuIdx, StoreIdx};
+use crate::progress::Progress;
 use crate::travel::{Origin, TravelCost};
 use rayon::prelude::*;
 use std::ops::ControlFlow;

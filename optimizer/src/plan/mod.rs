@@ -9,6 +9,8 @@
 //! * [`lp`] solves the LP through good_lp + HiGHS after an exact presolve that fixes orders whose
 //!   best option cannot be contested and cuts the rest into independent components, solved in
 //!   parallel; fractional solutions (multi-line orders) are rounded and repaired.
+//! * [`Planning`] is the pipeline every caller runs: candidates, solve, report, greedy
+//!   comparison.
 //! * [`validate`] checks a finished plan against the raw network, stock and orders, independent of
 //!   the instance the solvers used.
 
@@ -16,6 +18,7 @@ mod flow;
 mod greedy;
 mod instance;
 pub mod lp;
+mod pipeline;
 mod report;
 pub mod validate;
 
@@ -25,6 +28,7 @@ mod tests;
 pub use greedy::greedy;
 pub use instance::{Instance, Opt, OptKind};
 pub use lp::{LpCache, LpStats};
+pub use pipeline::{PlanOutcome, Planning, SolveOptions};
 pub use report::{
     Assignment, CellPrice, Comparison, PlanKpis, PlanReport, ShadowPrices, Shipment, StorePrice, Unfilled,
     Utilization,

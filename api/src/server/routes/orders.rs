@@ -3,23 +3,20 @@
 use super::{parse_json, read_json_body};
 use crate::data::order_json::{parse_order, FieldError};
 use crate::server::auth::Action;
-use crate::server::backend::Backend;
 use crate::server::error::ApiError;
-use crate::server::orderbook::Answer;
 use crate::server::state::AppState;
-use crate::storage::postgres::Postgres;
+use crate::service::{End, OrderView};
 use actix_web::{web, HttpRequest, HttpResponse};
-use optimizer::ledger::{LedgerError, ReservationState};
-use optimizer::model::{Mode, Order, OrderId, Timestamp};
+use optimizer::model::{Order, OrderId};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// A field error of an order inside a batch: its path gets the order's prefix.
-fn field_error(mut e: FieldError, prefix: &str) -> ApiError {
-    if !prefix.is_empty() && !e.field_is_body() {
-        e.field = format!("{prefix}.{}", e.field);
-    }
-    ApiError::from(e)
+/// Parses an order and checks it against the network (`prefix` names it inside a list).
+fn parse_checked(state: &AppState, raw: &str, prefix: &str) -> Result<Order, ApiError> {
+    let within = |e: ApiError| if prefix.is_empty() { e } else { e.within(prefix) };
+    let order = parse_order(raw).map_err(|e: FieldError| within(ApiError::from(e)))?;
+    state.network().check_order(&order).map_err(|e| within(e.into()))?;
+    Ok(order)
 }
 
 /// Parses and checks item `i` of a list of orders (`orders[i]...` in error fields), refusing an
@@ -32,8 +29,7 @@ pub(super) fn parse_listed(
     list: &str,
 ) -> Result<Order, ApiError> {
     let prefix = format!("orders[{i}]");
-    let o = parse_order(raw).map_err(|e| field_error(e, &prefix))?;
-    validate(state, &o, &prefix)?;
+    let o = parse_checked(state, raw, &prefix)?;
     if !seen.insert(o.id().clone()) {
         return Err(ApiError::invalid(
             format!("{prefix}.order_id"),
@@ -41,33 +37,6 @@ pub(super) fn parse_listed(
         ));
     }
     Ok(o)
-}
-
-/// Checks an order against the network: every SKU and the pickup store must exist.
-fn validate(state: &AppState, order: &Order, prefix: &str) -> Result<(), ApiError> {
-    let net = state.engine.network();
-    let at = |f: String| if prefix.is_empty() { f } else { format!("{prefix}.{f}") };
-    for (i, line) in order.lines().iter().enumerate() {
-        if net.catalog().get(line.sku).is_none() {
-            return Err(ApiError::UnknownSku {
-                field: at(format!("lines[{i}].sku")),
-                message: format!("sku {} is not in the catalogue", line.sku),
-            });
-        }
-    }
-    if let (Mode::Pickup, Some(store)) = (order.mode(), order.pickup_store()) {
-        if net.store_idx(store).is_none() {
-            return Err(ApiError::UnknownStore {
-                field: at("pickup_store_id".into()),
-                message: format!("store {store} does not exist"),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn json_response(answer: &Answer) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(answer.response.clone())
 }
 
 #[utoipa::path(
@@ -87,14 +56,13 @@ pub async fn route(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.authorize(&req, Action::Checkout)?;
-    let body = read_json_body(&req, payload, state.limits.max_body_bytes).await?;
+    state.keys().authorize(&req, Action::Checkout)?;
+    let body = read_json_body(&req, payload, state.limits().max_body_bytes).await?;
     let text = std::str::from_utf8(&body).map_err(|e| ApiError::MalformedJson { message: e.to_string() })?;
-    let order = parse_order(text).map_err(|e| field_error(e, ""))?;
-    validate(&state, &order, "")?;
-    let mut results = state.route_many(std::slice::from_ref(&order)).await;
+    let order = parse_checked(&state, text, "")?;
+    let mut results = state.checkout().route_many(std::slice::from_ref(&order)).await;
     let answer = results.pop().expect("one result per order")?;
-    Ok(json_response(&answer))
+    Ok(HttpResponse::Ok().content_type("application/json").body(answer.response.clone()))
 }
 
 #[derive(Deserialize)]
@@ -120,10 +88,10 @@ pub async fn route_batch(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.authorize(&req, Action::Checkout)?;
-    let body = read_json_body(&req, payload, state.limits.max_batch_body_bytes).await?;
+    state.keys().authorize(&req, Action::Checkout)?;
+    let body = read_json_body(&req, payload, state.limits().max_batch_body_bytes).await?;
     let batch: BatchBody<'_> = parse_json(&body)?;
-    let max = state.limits.max_batch_orders;
+    let max = state.limits().max_batch_orders;
     if batch.orders.len() > max {
         return Err(ApiError::TooManyItems { field: "orders".into(), got: batch.orders.len(), max });
     }
@@ -137,14 +105,14 @@ pub async fn route_batch(
             valid.len() - 1
         }));
     }
-    let answers = state.route_many(&valid).await;
+    let answers = state.checkout().route_many(&valid).await;
     let mut out = Vec::with_capacity(64 * slots.len() + 16);
     out.extend_from_slice(b"{\"results\":[");
     for (n, slot) in slots.into_iter().enumerate() {
         if n > 0 {
             out.push(b',');
         }
-        match slot.and_then(|i| answers[i].clone()) {
+        match slot.and_then(|i| answers[i].clone().map_err(ApiError::from)) {
             Ok(a) => out.extend_from_slice(&a.response),
             Err(e) => {
                 out.extend_from_slice(b"{\"error\":");
@@ -161,65 +129,17 @@ fn parse_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw).map_err(|e| ApiError::invalid("order_id", e))
 }
 
-fn state_name(s: Option<ReservationState>) -> &'static str {
-    match s {
-        None => "none",
-        Some(ReservationState::Held) => "held",
-        Some(ReservationState::Committed) => "committed",
-        Some(ReservationState::Released) => "released",
-        Some(ReservationState::Expired) => "expired",
-    }
-}
-
-fn view(
-    id: &OrderId,
-    response: &[u8],
-    state: &str,
-    expires_at: Option<i64>,
-) -> Result<HttpResponse, ApiError> {
+/// `{order_id, state, reservation_expires_at, decision}`.
+fn render(view: &OrderView) -> Result<HttpResponse, ApiError> {
     let decision: &RawValue =
-        serde_json::from_slice(response).map_err(|e| ApiError::Internal(e.to_string()))?;
+        serde_json::from_slice(&view.decision).map_err(|e| ApiError::Internal(e.to_string()))?;
     let body = serde_json::json!({
-        "order_id": id,
-        "state": state,
-        "reservation_expires_at": expires_at.map(Timestamp),
+        "order_id": view.order_id,
+        "state": view.state.map_or("none", |s| s.as_str()),
+        "reservation_expires_at": view.expires_at,
         "decision": decision,
     });
     Ok(HttpResponse::Ok().json(body))
-}
-
-/// The stored state name of a reservation (PostgreSQL backend: 1 held .. 4 expired).
-fn db_state_name(state: i16) -> &'static str {
-    match state {
-        1 => "held",
-        2 => "committed",
-        3 => "released",
-        4 => "expired",
-        _ => "none",
-    }
-}
-
-/// The order's view, or 404 when it was never answered.
-async fn order_view(state: &AppState, id: &OrderId) -> Result<HttpResponse, ApiError> {
-    if let Backend::Postgres(pg) = &state.backend {
-        let stored = pg
-            .order(id.as_str())
-            .await?
-            .ok_or(ApiError::NotFound { what: "order", field: Some("order_id".into()) })?;
-        let (st, exp) = stored.reservation.map_or(("none", None), |(s, e)| (db_state_name(s), Some(e)));
-        return view(id, stored.response.as_bytes(), st, exp);
-    }
-    if !state.orders.answered(id) {
-        return Err(ApiError::NotFound { what: "order", field: Some("order_id".into()) });
-    }
-    let answer = state.answer(id).await?;
-    let reservation = state.engine.ledger().reservation(id);
-    view(
-        id,
-        &answer.response,
-        state_name(reservation.as_ref().map(|r| r.state)),
-        reservation.as_ref().map(|r| r.expires_at.0),
-    )
 }
 
 #[utoipa::path(
@@ -237,9 +157,14 @@ pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.authorize(&req, Action::ReadOrders)?;
+    state.keys().authorize(&req, Action::ReadOrders)?;
     let id = parse_id(&path)?;
-    order_view(&state, &id).await
+    let view = state
+        .checkout()
+        .order(&id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "order", field: Some("order_id".into()) })?;
+    render(&view)
 }
 
 #[utoipa::path(
@@ -258,7 +183,7 @@ pub async fn cancel(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    transition(req, path, state, false).await
+    finish(req, path, state, End::Cancel).await
 }
 
 #[utoipa::path(
@@ -277,69 +202,16 @@ pub async fn ship(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    transition(req, path, state, true).await
+    finish(req, path, state, End::Ship).await
 }
 
-async fn transition(
+async fn finish(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
-    commit: bool,
+    end: End,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.authorize(&req, Action::Checkout)?;
+    state.keys().authorize(&req, Action::Checkout)?;
     let id = parse_id(&path)?;
-    if let Backend::Postgres(pg) = &state.backend {
-        return transition_pg(pg, &state, &id, commit).await;
-    }
-    if !state.orders.answered(&id) {
-        return Err(ApiError::NotFound { what: "order", field: Some("order_id".into()) });
-    }
-    let ledger = state.engine.ledger();
-    let result =
-        if commit { ledger.commit_with_changes(&id) } else { ledger.release(&id).map(|t| (t, vec![])) };
-    // The transition itself (applied now or already done) does not change the answer.
-    let (_, changes) = match result {
-        Ok(r) => r,
-        Err(LedgerError::UnknownOrder(_)) => {
-            return Err(ApiError::NoReservation { order_id: id.to_string() })
-        }
-        Err(LedgerError::WrongState { state: s, action, .. }) => {
-            return Err(ApiError::InvalidState {
-                message: format!("order {id} is {} and cannot be {action}", state_name(Some(s))),
-            })
-        }
-        Err(e) => return Err(ApiError::Internal(e.to_string())),
-    };
-    // Persist even when this call changed nothing (`AlreadyDone`): an earlier, unacknowledged
-    // change then becomes durable before this answer.
-    state.persist_reservation(&id, state.cell_records(&changes)).await?;
-    order_view(&state, &id).await
-}
-
-/// Cancel or ship against the database (the reservation may have been made by any replica);
-/// the caches follow through the stock notifications.
-async fn transition_pg(
-    pg: &Postgres,
-    state: &AppState,
-    id: &OrderId,
-    commit: bool,
-) -> Result<HttpResponse, ApiError> {
-    let target = if commit { 2 } else { 3 };
-    let done = pg.finish(id.as_str(), target).await?;
-    if done.state == 0 {
-        // No reservation: an unknown order (404) or one that reserved nothing (409).
-        return match pg.order(id.as_str()).await? {
-            None => Err(ApiError::NotFound { what: "order", field: Some("order_id".into()) }),
-            Some(_) => Err(ApiError::NoReservation { order_id: id.to_string() }),
-        };
-    }
-    // Already in the target state, or released and then expired: the call is a no-op.
-    let fine = done.state == target || (!commit && done.state == 4);
-    if !fine {
-        let action = if commit { "committed" } else { "released" };
-        return Err(ApiError::InvalidState {
-            message: format!("order {id} is {} and cannot be {action}", db_state_name(done.state)),
-        });
-    }
-    order_view(state, id).await
+    render(&state.checkout().finish(&id, end).await?)
 }

@@ -4,7 +4,6 @@ use super::orders::parse_listed;
 use super::{parse_json, read_json_body};
 use crate::server::auth::Action;
 use crate::server::error::ApiError;
-use crate::server::plans::PlanBook;
 use crate::server::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use optimizer::plan::{PlanConfig, PlanError, Solver};
@@ -49,10 +48,10 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.authorize(&req, Action::Plan)?;
-    let body = read_json_body(&req, payload, state.limits.max_plan_body_bytes).await?;
+    state.keys().authorize(&req, Action::Plan)?;
+    let body = read_json_body(&req, payload, state.limits().max_plan_body_bytes).await?;
     let parsed: PlanBody<'_> = parse_json(&body)?;
-    let max = state.limits.max_plan_orders;
+    let max = state.limits().max_plan_orders;
     if parsed.orders.len() > max {
         return Err(ApiError::TooManyItems { field: "orders".into(), got: parsed.orders.len(), max });
     }
@@ -66,7 +65,7 @@ pub async fn create(
     for (i, raw) in parsed.orders.iter().enumerate() {
         orders.push(parse_listed(&state, raw.get(), i, &mut seen, "plan")?);
     }
-    let job = PlanBook::submit(state.clone(), orders, parsed.solver.unwrap_or(Solver::Lp), config);
+    let job = state.plans().submit(orders, parsed.solver.unwrap_or(Solver::Lp), config);
     let location = format!("/v1/plans/{}", job.id);
     Ok(HttpResponse::Accepted().insert_header(("Location", location)).json(job.view()))
 }
@@ -86,8 +85,8 @@ pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.authorize(&req, Action::Plan)?;
+    state.keys().authorize(&req, Action::Plan)?;
     let job =
-        state.plans.get(&path).ok_or(ApiError::NotFound { what: "plan", field: Some("plan_id".into()) })?;
+        state.plans().get(&path).ok_or(ApiError::NotFound { what: "plan", field: Some("plan_id".into()) })?;
     Ok(HttpResponse::Ok().json(job.view()))
 }

@@ -2,12 +2,11 @@
 
 use crate::server::auth::Action;
 use crate::server::error::ApiError;
-use crate::server::state::{now, AppState};
+use crate::server::state::AppState;
+use crate::service::now;
 use actix_web::{web, HttpRequest, HttpResponse};
-use optimizer::index::Walk;
 use optimizer::model::{LonLat, Sku, StoreId, StoreIdx};
 use serde::{Deserialize, Serialize};
-use std::ops::ControlFlow;
 
 /// Query of `/v1/stores/nearby` (all values as text, parsed with field-named errors).
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -53,7 +52,7 @@ fn number<T: std::str::FromStr>(field: &str, raw: Option<&String>) -> Result<Opt
 )]
 /// The k stores nearest to a point, optionally only those with a SKU available.
 pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.keys.authorize(&req, Action::Read)?;
+    state.keys().authorize(&req, Action::Read)?;
     let q: NearbyQuery = serde_urlencoded::from_str(req.query_string()).map_err(|e| {
         let m = e.to_string();
         let field = m
@@ -75,7 +74,7 @@ pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     if !(1..=100).contains(&k) {
         return Err(ApiError::invalid("k", "k must be between 1 and 100"));
     }
-    let net = state.engine.network();
+    let net = state.network();
     let sku = match number::<u32>("sku", q.sku.as_ref())? {
         Some(s) => Some(net.catalog().get(Sku(s)).ok_or_else(|| ApiError::UnknownSku {
             field: "sku".into(),
@@ -83,34 +82,25 @@ pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         })?),
         None => None,
     };
-    let ledger = state.engine.ledger();
-    let walk = sku.map_or(Walk::All, Walk::Carriers);
-    let mut out = Vec::with_capacity(k);
-    state.engine.index().walk::<()>(walk, at, 0.0, f64::INFINITY, |c| {
-        let available = match sku {
-            Some(s) if !ledger.maybe_available(c.store, s) => return ControlFlow::Continue(()),
-            Some(s) => Some(ledger.level(c.store, s).map_or(0, |l| l.available)),
-            None => None,
-        };
-        if available == Some(0) {
-            return ControlFlow::Continue(());
-        }
-        let store = net.store(c.store);
-        out.push(NearbyStore {
-            store_id: store.id.0,
-            lon: store.location.lon(),
-            lat: store.location.lat(),
-            distance_m: c.distance_m(),
-            pickup: c.pickup,
-            ship: c.ship,
-            available,
-        });
-        if out.len() == k {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    });
+    let out: Vec<NearbyStore> = state
+        .checkout()
+        .core()
+        .engine()
+        .nearby(at, k, sku)
+        .into_iter()
+        .map(|n| {
+            let store = net.store(n.store);
+            NearbyStore {
+                store_id: store.id.0,
+                lon: store.location.lon(),
+                lat: store.location.lat(),
+                distance_m: n.distance_m,
+                pickup: n.pickup,
+                ship: n.ship,
+                available: n.available,
+            }
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -142,7 +132,6 @@ pub fn parse_store(state: &AppState, raw: &str) -> Result<(StoreId, StoreIdx), A
         .map(StoreId)
         .map_err(|_| ApiError::invalid("store_id", format!("`{raw}` is not a store id")))?;
     let idx = state
-        .engine
         .network()
         .store_idx(id)
         .ok_or(ApiError::NotFound { what: "store", field: Some("store_id".into()) })?;
@@ -164,9 +153,10 @@ pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.authorize(&req, Action::Read)?;
+    state.keys().authorize(&req, Action::Read)?;
     let (_, idx) = parse_store(&state, &path)?;
-    let net = state.engine.network();
+    let net = state.network();
+    let ledger = state.checkout().core().engine().ledger();
     let s = net.store(idx);
     let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
     let always = s.hours.opens_min == s.hours.closes_min;
@@ -179,9 +169,9 @@ pub async fn get(
         pickup: s.capabilities.pickup,
         ship: s.capabilities.ship,
         capacity_per_day: s.capacity_per_day,
-        orders_today: state.engine.ledger().orders_today(idx, now()),
+        orders_today: ledger.orders_today(idx, now()),
         opens: (!always).then(|| hhmm(s.hours.opens_min)),
         closes: (!always).then(|| hhmm(s.hours.closes_min)),
-        skus_stocked: state.engine.ledger().skus_of(idx).len(),
+        skus_stocked: ledger.skus_of(idx).len(),
     }))
 }

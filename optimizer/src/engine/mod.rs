@@ -2,23 +2,17 @@
 //! so that the index always knows which stores carry which SKU.
 
 use crate::index::{IndexConfig, StoreIndex};
-use crate::ledger::{FeedOutcome, LedgerConfig, LedgerError, StockEntry, StockLedger, StockLevel};
-use crate::model::{Network, Sku, SkuIdx, StoreId, StoreIdx};
+use crate::ledger::{FeedOutcome, FeedRefused, FeedRow, LedgerConfig, StockEntry, StockLedger};
+use crate::model::{Network, SkuIdx, StoreIdx};
+
+mod nearby;
+pub use nearby::NearbyStore;
 
 /// Settings for [`Engine::new`].
 #[derive(Copy, Clone, Debug, Default, PartialEq)]
 pub struct EngineConfig {
     pub index: IndexConfig,
     pub ledger: LedgerConfig,
-}
-
-/// Why a stock lookup by external ids failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FeedError {
-    #[error("store_id {0} is not in the network")]
-    UnknownStore(StoreId),
-    #[error("sku {0} is not in the catalogue")]
-    UnknownSku(Sku),
 }
 
 /// Network + index + ledger. Shared by reference between routing threads.
@@ -86,36 +80,20 @@ impl Engine {
         &self.ledger
     }
 
-    fn resolve(&self, store: StoreId, sku: Sku) -> Result<(StoreIdx, SkuIdx), FeedError> {
-        let s = self.network.store_idx(store).ok_or(FeedError::UnknownStore(store))?;
-        let k = self.network.catalog().get(sku).ok_or(FeedError::UnknownSku(sku))?;
-        Ok((s, k))
-    }
-
-    fn after_feed(&self, store: StoreIdx, sku: SkuIdx, out: FeedOutcome) -> FeedOutcome {
-        if out.new_row {
-            self.index.add_carrier(sku, store);
+    /// Applies a stock feed, all rows or none, atomically with respect to routing and other
+    /// feeds (see [`StockLedger::apply_feed`]). A row that creates a (store, SKU) pair also enters
+    /// the SKU's carrier index.
+    ///
+    /// # Errors
+    /// The first row that cannot apply; nothing changed.
+    pub fn apply_feed(&self, rows: &[FeedRow]) -> Result<Vec<FeedOutcome>, FeedRefused> {
+        let out = self.ledger.apply_feed(rows)?;
+        for (r, o) in rows.iter().zip(&out) {
+            if o.new_row {
+                self.index.add_carrier(r.sku, r.store);
+            }
         }
-        out
-    }
-
-    /// Absolute stock feed row: on_hand (and optionally safety stock) for one store and SKU.
-    /// A new (store, SKU) row also enters the SKU's carrier index.
-    pub fn set_stock(
-        &self,
-        store: StoreIdx,
-        sku: SkuIdx,
-        on_hand: i64,
-        safety_stock: Option<u32>,
-    ) -> Result<FeedOutcome, LedgerError> {
-        let out = self.ledger.set_on_hand(store, sku, on_hand, safety_stock)?;
-        Ok(self.after_feed(store, sku, out))
-    }
-
-    /// Relative stock feed row: add `delta` to on_hand.
-    pub fn add_stock(&self, store: StoreIdx, sku: SkuIdx, delta: i64) -> Result<FeedOutcome, LedgerError> {
-        let out = self.ledger.add_on_hand(store, sku, delta)?;
-        Ok(self.after_feed(store, sku, out))
+        Ok(out)
     }
 
     /// Recovery: sets a persisted cell value (see [`StockLedger::restore_cell`]).
@@ -140,12 +118,6 @@ impl Engine {
             self.index.add_carrier(sku, store);
         }
         applied
-    }
-
-    /// The current stock of one store and SKU (`None` when the store has no row for it).
-    pub fn stock_level(&self, store: StoreId, sku: Sku) -> Result<Option<StockLevel>, FeedError> {
-        let (s, k) = self.resolve(store, sku)?;
-        Ok(self.ledger.level(s, k))
     }
 }
 

@@ -1,0 +1,254 @@
+//! What both checkout services share: the engine and router, idempotency by order id, metrics,
+//! and the one routing driver that turns orders into durable answers.
+
+use super::orderbook::{self, Answer, Claim, OrderBook};
+use super::{now, ServiceError};
+use crate::data::order_json::OrderJson;
+use crate::metrics::Metrics;
+use crate::settings::CostModel;
+use crate::storage::StorageError;
+use optimizer::ledger::Reservation;
+use optimizer::model::{Order, OrderId};
+use optimizer::router::{Decision, Router, RouterConfig};
+use optimizer::travel::TravelCost;
+use optimizer::Engine;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Most times one order is routed again after its storage refused the stores chosen (another
+/// replica took that stock; the cache was stale).
+const MAX_ATTEMPTS: usize = 8;
+
+/// Engine, router, idempotency and metrics of one service.
+pub struct Core {
+    engine: Engine,
+    router: Router<Box<dyn TravelCost>>,
+    orders: OrderBook,
+    metrics: Metrics,
+}
+
+/// A routed order waiting to become durable: its answer and, when it holds stock, its
+/// reservation in the ledger (dense indexes).
+pub(crate) struct Decided {
+    pub order_id: OrderId,
+    pub answer: Arc<Answer>,
+    pub reservation: Option<Reservation>,
+    /// Local day of the routing time (the capacity day of a decision that holds nothing).
+    pub day: i64,
+}
+
+/// What a storage backend did with one decision.
+pub(crate) enum Persisted {
+    /// Durable as decided.
+    Durable,
+    /// The stores chosen could not take it any more (their cells are refreshed): route again.
+    Refused,
+    /// The order was answered before (by another replica): that answer.
+    Existing(Answer),
+}
+
+/// How a storage backend makes decisions durable; [`Core::route_many`] drives it.
+pub(crate) trait Persist: Sync {
+    /// Makes `decided` durable, each all or nothing: one outcome per decision, in order. Ledger
+    /// bookkeeping that depends on the outcome (a cache settling or dropping its in-flight
+    /// holds) is done here; on `Err` nothing is durable and the driver drops every hold.
+    fn persist(
+        &self,
+        decided: &[Decided],
+    ) -> impl Future<Output = Result<Vec<Persisted>, StorageError>> + Send;
+
+    /// The stored answer of an order answered before.
+    fn stored_answer(&self, order: &OrderId) -> impl Future<Output = Result<Answer, ServiceError>> + Send;
+}
+
+impl Core {
+    /// A core over `engine`, routing with `router` and the `cost` model over its cities.
+    pub fn new(engine: Engine, router: RouterConfig, cost: CostModel) -> Core {
+        let cost = cost.build(engine.network().cities());
+        Core {
+            engine,
+            router: Router::new(router, cost),
+            orders: OrderBook::default(),
+            metrics: Metrics::new(),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn router(&self) -> &Router<Box<dyn TravelCost>> {
+        &self.router
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn orders(&self) -> &OrderBook {
+        &self.orders
+    }
+
+    fn count(&self, d: &Decision) {
+        self.metrics.routes.with_label_values(&[d.status.as_str()]).inc();
+        if d.reservation_expires_at.is_some() {
+            self.metrics.reservations.inc();
+        }
+        // One counter lookup per reason, not per rejected store.
+        let mut by_reason: Vec<(&'static str, u64)> = Vec::new();
+        for r in &d.explanation.rejected {
+            let reason = r.rejection.reason();
+            match by_reason.iter_mut().find(|(name, _)| *name == reason) {
+                Some((_, n)) => *n += 1,
+                None => by_reason.push((reason, 1)),
+            }
+        }
+        for (reason, n) in by_reason {
+            self.metrics.rejections.with_label_values(&[reason]).inc_by(n);
+        }
+    }
+
+    /// Routes and reserves one order now.
+    fn decide(&self, order: &Order, request: &str) -> Result<(Decided, Decision), ServiceError> {
+        let at = now();
+        let decision = self
+            .router
+            .route_at(&self.engine, order, at)
+            .map_err(|e| ServiceError::Internal(format!("routing {}: {e}", order.id())))?;
+        let response = serde_json::to_string(&decision).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let answer = Arc::new(Answer { request: request.to_owned(), response: response.into() });
+        let reservation = self.engine.ledger().reservation(order.id());
+        let decided = Decided { order_id: order.id().clone(), answer, reservation, day: at.local_day() };
+        Ok((decided, decision))
+    }
+
+    /// `answer` if it was given for `request` (a counted replay); otherwise a conflict.
+    fn check(&self, answer: Arc<Answer>, request: &str, id: &OrderId) -> Result<Arc<Answer>, ServiceError> {
+        if answer.request != request {
+            return Err(ServiceError::IdempotencyMismatch { order_id: id.clone() });
+        }
+        self.metrics.replays.inc();
+        Ok(answer)
+    }
+
+    /// Routes `orders` with idempotency and makes the new decisions durable through `store`, in
+    /// as few writes as it allows (see [`super::Checkout::route_many`]).
+    ///
+    /// Each order is claimed in the order book: an answered one gets its stored answer (if the
+    /// request matches), one being routed by a concurrent request waits for that answer, and the
+    /// rest are routed and handed to `store` together. A decision `store` refuses is routed
+    /// again against the refreshed cells, at most [`MAX_ATTEMPTS`] times in all.
+    pub(crate) async fn route_many<P: Persist>(
+        &self,
+        orders: &[Order],
+        store: &P,
+    ) -> Vec<Result<Arc<Answer>, ServiceError>> {
+        let requests: Vec<String> = orders.iter().map(canonical).collect();
+        let mut results: Vec<Option<Result<Arc<Answer>, ServiceError>>> = vec![None; orders.len()];
+        let ledger = self.engine.ledger();
+        loop {
+            let mut todo = Vec::new();
+            let mut waits = Vec::new();
+            for (i, order) in orders.iter().enumerate() {
+                if results[i].is_some() {
+                    continue;
+                }
+                match self.orders.claim(order.id()) {
+                    Claim::Done(fingerprint) => {
+                        results[i] = Some(self.replay(fingerprint, &requests[i], order.id(), store).await)
+                    }
+                    Claim::Wait(pending) => waits.push((i, pending)),
+                    Claim::Owner(owner) => todo.push((i, owner)),
+                }
+            }
+            for _ in 0..MAX_ATTEMPTS {
+                if todo.is_empty() {
+                    break;
+                }
+                let mut decided = Vec::with_capacity(todo.len());
+                let mut routed = Vec::with_capacity(todo.len());
+                for (i, owner) in std::mem::take(&mut todo) {
+                    match self.decide(&orders[i], &requests[i]) {
+                        Ok((d, decision)) => {
+                            decided.push(d);
+                            routed.push((i, owner, decision));
+                        }
+                        Err(e) => results[i] = Some(Err(e)),
+                    }
+                }
+                if decided.is_empty() {
+                    break;
+                }
+                let outcomes = match store.persist(&decided).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // Not durable: nothing unacknowledged may hold stock. Dropping the owners
+                        // frees the orders for the next request.
+                        for (d, (i, _, _)) in decided.iter().zip(routed) {
+                            ledger.abandon(&d.order_id);
+                            results[i] = Some(Err(e.clone().into()));
+                        }
+                        break;
+                    }
+                };
+                for ((d, (i, owner, decision)), outcome) in decided.into_iter().zip(routed).zip(outcomes) {
+                    match outcome {
+                        Persisted::Durable => {
+                            self.count(&decision);
+                            self.metrics.orders.inc();
+                            owner.complete(d.answer.clone());
+                            results[i] = Some(Ok(d.answer));
+                        }
+                        Persisted::Refused => {
+                            self.metrics.db_refusals.inc();
+                            todo.push((i, owner));
+                        }
+                        Persisted::Existing(stored) => {
+                            let stored = Arc::new(stored);
+                            owner.complete(stored.clone());
+                            results[i] = Some(self.check(stored, &requests[i], &d.order_id));
+                        }
+                    }
+                }
+            }
+            for (i, owner) in todo {
+                results[i] = Some(Err(ServiceError::Contention { order_id: owner.id().clone() }));
+            }
+            // Orders a concurrent request was routing: its answer, or (when it failed) another
+            // round in which this request may route them itself.
+            let mut again = false;
+            for (i, pending) in waits {
+                match orderbook::wait(pending).await {
+                    Some(answer) => results[i] = Some(self.check(answer, &requests[i], orders[i].id())),
+                    None => again = true,
+                }
+            }
+            if !again {
+                break;
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ServiceError::Internal("order left unanswered".into()))))
+            .collect()
+    }
+
+    /// An answered order's stored answer, if `request` matches it.
+    async fn replay<P: Persist>(
+        &self,
+        fingerprint: u64,
+        request: &str,
+        id: &OrderId,
+        store: &P,
+    ) -> Result<Arc<Answer>, ServiceError> {
+        if fingerprint != orderbook::fingerprint(request) {
+            return Err(ServiceError::IdempotencyMismatch { order_id: id.clone() });
+        }
+        self.check(Arc::new(store.stored_answer(id).await?), request, id)
+    }
+}
+
+/// The canonical JSON of an order: what identical retries share.
+pub fn canonical(order: &Order) -> String {
+    serde_json::to_string(&OrderJson::from_order(order)).expect("orders serialise")
+}

@@ -1,0 +1,258 @@
+//! The checkout service of one process: the in-memory ledger is the authority for stock, and a
+//! redb file under `--state` its durable log. A change is acknowledged only once redb has
+//! fsynced it (group commit folds concurrent writes into one transaction); at start-up the
+//! persisted cells, reservations and answered orders are applied over the dataset's stock.
+
+use super::core::{Core, Decided, Persist, Persisted};
+use super::{Answer, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
+use crate::storage::{CellRecord, ChangeSet, Embedded, OrderRecord, Recovered, ReservationRecord};
+use async_trait::async_trait;
+use optimizer::ledger::{CellChange, FeedRow, Hold, LedgerError, Reservation, StockLevel};
+use optimizer::model::{OrderId, Sku, SkuIdx, StoreId, StoreIdx, Timestamp};
+use optimizer::EngineConfig;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The embedded checkout service.
+pub struct EmbeddedCheckout {
+    core: Core,
+    store: Embedded,
+}
+
+impl EmbeddedCheckout {
+    /// Loads the dataset, opens (or creates) the state in `state_dir` and recovers it.
+    pub fn open(config: &ServiceConfig, state_dir: &Path) -> Result<EmbeddedCheckout, OpenError> {
+        let engine_config = EngineConfig { ledger: config.ledger, ..EngineConfig::default() };
+        let (engine, load_s) = crate::data::load_engine(&config.data, engine_config)?;
+        let store = Embedded::open(state_dir)
+            .map_err(|e| OpenError::State(format!("opening state in {}: {e}", state_dir.display())))?;
+        let service = EmbeddedCheckout { core: Core::new(engine, config.router, config.cost), store };
+        let t = Instant::now();
+        let (cells, orders) = service.recover()?;
+        log::info!(
+            "loaded {} stores from {} in {load_s:.2} s; recovered {cells} stock cells and {orders} orders from {} in {:.2} s",
+            service.core.engine().network().stores().len(),
+            config.data.display(),
+            state_dir.display(),
+            t.elapsed().as_secs_f64()
+        );
+        Ok(service)
+    }
+
+    /// Applies persisted state over the freshly loaded dataset: (cells, orders) recovered.
+    fn recover(&self) -> Result<(usize, usize), OpenError> {
+        let engine = self.core.engine();
+        let net = engine.network();
+        let (mut cells, mut orders) = (0, 0);
+        let mut error = None;
+        self.store.recover(&mut |item| match item {
+            Recovered::Cell(c) => {
+                let (Some(store), Some(sku)) =
+                    (net.store_idx(StoreId(c.store_id)), net.catalog().get(Sku(c.sku)))
+                else {
+                    log::warn!(
+                        "state has stock for store {} sku {} that the dataset lacks; skipped",
+                        c.store_id,
+                        c.sku
+                    );
+                    return;
+                };
+                engine.restore_cell(store, sku, c.on_hand, c.safety_stock, c.version);
+                cells += 1;
+            }
+            Recovered::Reservation { order_id, reservation: r } => {
+                let Ok(id) = OrderId::parse(order_id) else { return };
+                let holds = r
+                    .holds
+                    .iter()
+                    .filter_map(|&(store, sku, qty)| {
+                        Some(Hold {
+                            store: net.store_idx(StoreId(store))?,
+                            sku: net.catalog().get(Sku(sku))?,
+                            qty,
+                        })
+                    })
+                    .collect();
+                let record =
+                    Reservation { holds, day: r.day, expires_at: Timestamp(r.expires_at), state: r.state };
+                if let Err(e) = engine.ledger().restore_reservation(id, record) {
+                    error.get_or_insert(format!("stored reservation of {order_id}: {e}"));
+                }
+            }
+            Recovered::Order { order_id, request } => match OrderId::parse(order_id) {
+                Ok(id) => {
+                    self.core.orders().insert(id, request);
+                    orders += 1;
+                }
+                Err(e) => {
+                    error.get_or_insert(format!("stored order id {order_id}: {e}"));
+                }
+            },
+        })?;
+        if let Some(e) = error {
+            return Err(OpenError::State(e));
+        }
+        self.core.metrics().orders.set(orders as i64);
+        Ok((cells, orders))
+    }
+
+    /// The persisted form of an order's current reservation (external ids).
+    fn reservation_record(&self, r: &Reservation) -> ReservationRecord {
+        let net = self.core.engine().network();
+        ReservationRecord {
+            state: r.state,
+            day: r.day,
+            expires_at: r.expires_at.0,
+            holds: r
+                .holds
+                .iter()
+                .map(|h| (net.store(h.store).id.0, net.catalog().sku(h.sku).0, h.qty))
+                .collect(),
+        }
+    }
+
+    fn current_record(&self, id: &OrderId) -> Option<(String, ReservationRecord)> {
+        let r = self.core.engine().ledger().reservation(id)?;
+        Some((id.to_string(), self.reservation_record(&r)))
+    }
+
+    fn cell_records(&self, changes: &[CellChange]) -> Vec<CellRecord> {
+        let net = self.core.engine().network();
+        changes
+            .iter()
+            .map(|c| CellRecord {
+                store_id: net.store(c.store).id.0,
+                sku: net.catalog().sku(c.sku).0,
+                on_hand: c.on_hand,
+                safety_stock: c.safety_stock,
+                version: c.version,
+            })
+            .collect()
+    }
+}
+
+impl Persist for EmbeddedCheckout {
+    async fn persist(&self, decided: &[Decided]) -> Result<Vec<Persisted>, crate::storage::StorageError> {
+        let mut changes = ChangeSet::default();
+        for d in decided {
+            changes.orders.push(OrderRecord {
+                order_id: d.order_id.to_string(),
+                request: d.answer.request.clone(),
+                response: String::from_utf8_lossy(&d.answer.response).into_owned(),
+            });
+            if let Some(r) = &d.reservation {
+                changes.reservations.push((d.order_id.to_string(), self.reservation_record(r)));
+            }
+        }
+        self.store.commit(changes).await?;
+        Ok(decided.iter().map(|_| Persisted::Durable).collect())
+    }
+
+    async fn stored_answer(&self, id: &OrderId) -> Result<Answer, ServiceError> {
+        let record = self
+            .store
+            .order(id.as_str())?
+            .ok_or_else(|| ServiceError::Internal(format!("order {id} is answered but not in storage")))?;
+        Ok(Answer { request: record.request, response: record.response.into() })
+    }
+}
+
+#[async_trait]
+impl Checkout for EmbeddedCheckout {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn storage(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn route_many(&self, orders: &[optimizer::model::Order]) -> Vec<Result<Arc<Answer>, ServiceError>> {
+        self.core.route_many(orders, self).await
+    }
+
+    async fn finish(&self, id: &OrderId, end: End) -> Result<OrderView, ServiceError> {
+        if !self.core.orders().answered(id) {
+            return Err(ServiceError::UnknownOrder(id.clone()));
+        }
+        let ledger = self.core.engine().ledger();
+        let result = match end {
+            End::Ship => ledger.commit_with_changes(id),
+            End::Cancel => ledger.release(id).map(|t| (t, vec![])),
+        };
+        // The transition itself (applied now or already done) does not change the answer.
+        let changes = match result {
+            Ok((_, changes)) => changes,
+            Err(LedgerError::UnknownOrder(_)) => {
+                return Err(ServiceError::NoReservation { order_id: id.clone() })
+            }
+            Err(LedgerError::WrongState { state, action, .. }) => {
+                return Err(ServiceError::InvalidState { order_id: id.clone(), state, action })
+            }
+            Err(e) => return Err(ServiceError::Internal(e.to_string())),
+        };
+        // Persisted even when this call changed nothing: an earlier, unacknowledged change then
+        // becomes durable before this answer.
+        let changes = ChangeSet {
+            cells: self.cell_records(&changes),
+            orders: vec![],
+            reservations: self.current_record(id).into_iter().collect(),
+        };
+        self.store.commit(changes).await?;
+        self.order(id).await?.ok_or_else(|| ServiceError::Internal(format!("order {id} vanished")))
+    }
+
+    async fn apply_feed(&self, rows: &[FeedRow]) -> Result<Vec<FedCell>, ServiceError> {
+        let outcomes = self.core.engine().apply_feed(rows).map_err(|e| match e.error {
+            LedgerError::NegativeOnHand { delta, .. } => ServiceError::NegativeOnHand { row: e.row, delta },
+            LedgerError::OnHandTooLarge(_) => ServiceError::OnHandTooLarge { row: e.row },
+            other => ServiceError::Internal(other.to_string()),
+        })?;
+        let changes: Vec<CellChange> = outcomes.iter().map(|o| o.change).collect();
+        self.store.commit(ChangeSet { cells: self.cell_records(&changes), ..ChangeSet::default() }).await?;
+        self.core.metrics().feed_rows.inc_by(rows.len() as u64);
+        Ok(rows
+            .iter()
+            .zip(outcomes)
+            .map(|(r, o)| FedCell { store: r.store, sku: r.sku, level: o.level, new_row: o.new_row })
+            .collect())
+    }
+
+    async fn stock_level(&self, store: StoreIdx, sku: SkuIdx) -> Result<Option<StockLevel>, ServiceError> {
+        Ok(self.core.engine().ledger().level(store, sku))
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<OrderView>, ServiceError> {
+        if !self.core.orders().answered(id) {
+            return Ok(None);
+        }
+        let answer = self.stored_answer(id).await?;
+        let reservation = self.core.engine().ledger().reservation(id);
+        Ok(Some(OrderView {
+            order_id: id.clone(),
+            state: reservation.as_ref().map(|r| r.state),
+            expires_at: reservation.as_ref().map(|r| r.expires_at),
+            decision: answer.response,
+        }))
+    }
+
+    async fn expire_due(&self, at: Timestamp) -> Result<u64, ServiceError> {
+        let expired = self.core.engine().ledger().expire(at);
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        self.core.metrics().expired.inc_by(expired.len() as u64);
+        let reservations = expired.iter().filter_map(|id| self.current_record(id)).collect();
+        self.store.commit(ChangeSet { reservations, ..ChangeSet::default() }).await?;
+        Ok(expired.len() as u64)
+    }
+
+    async fn ready(&self) -> Result<(), ServiceError> {
+        if self.store.healthy() {
+            Ok(())
+        } else {
+            Err(crate::storage::StorageError("state writes are failing".into()).into())
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The checkout service: what `omniroute serve` does with orders and stock, behind one trait with
+//! one implementation per storage backend.
+//!
+//! * [`EmbeddedCheckout`]: one process; the in-memory ledger is the authority and a redb file
+//!   its durable log (group commit).
+//! * [`ReplicaCheckout`]: one of several replicas over PostgreSQL + PostGIS; the database is the
+//!   authority and the in-memory ledger a cache kept fresh by notifications.
+//!
+//! Both hold a [`Core`] (engine, router, idempotency by order id, metrics) and route through the
+//! same driver, [`Core::route_many`]; they differ only in how a decision becomes durable and
+//! where finished orders, feeds and reads go. The HTTP layer sees [`Checkout`] only: it never
+//! knows which backend runs, and every capability added here is added once for both.
+//!
+//! Values crossing this boundary are typed: dense indexes (`StoreIdx`, `SkuIdx`) parsed at the
+//! edge, reservation states as [`ReservationState`], errors as [`ServiceError`] variants.
+
+mod core;
+mod embedded;
+mod orderbook;
+mod replica;
+
+pub use self::core::Core;
+pub use embedded::EmbeddedCheckout;
+pub use orderbook::Answer;
+pub use replica::ReplicaCheckout;
+
+use crate::data::DataError;
+use crate::settings::CostModel;
+use crate::storage::StorageError;
+use async_trait::async_trait;
+use optimizer::ledger::{FeedRow, LedgerConfig, ReservationState, StockLevel};
+use optimizer::model::{Order, OrderId, SkuIdx, StoreIdx, Timestamp};
+use optimizer::router::RouterConfig;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How a held reservation ends on request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The order shipped (or was collected): stock leaves the store.
+    Ship,
+    /// The order was cancelled: stock goes back.
+    Cancel,
+}
+
+impl End {
+    /// The state the reservation ends in.
+    pub fn target(self) -> ReservationState {
+        match self {
+            End::Ship => ReservationState::Committed,
+            End::Cancel => ReservationState::Released,
+        }
+    }
+}
+
+/// An answered order as it stands now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderView {
+    pub order_id: OrderId,
+    /// The reservation's state; `None` when the decision reserved nothing (a DC, unfulfillable).
+    pub state: Option<ReservationState>,
+    pub expires_at: Option<Timestamp>,
+    /// The decision exactly as it was answered (JSON).
+    pub decision: bytes::Bytes,
+}
+
+/// What a stock feed row left in its cell.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FedCell {
+    pub store: StoreIdx,
+    pub sku: SkuIdx,
+    pub level: StockLevel,
+    /// The row created the (store, SKU) cell.
+    pub new_row: bool,
+}
+
+/// Why a service call failed. A call that fails changes no state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServiceError {
+    // The caller asked for something that cannot be done.
+    #[error("order {order_id} was already routed with a different body")]
+    IdempotencyMismatch { order_id: OrderId },
+    #[error("order {0} not found")]
+    UnknownOrder(OrderId),
+    #[error("order {order_id} has nothing reserved (it was served by a DC or not at all)")]
+    NoReservation { order_id: OrderId },
+    #[error("order {order_id} is {} and cannot be {action}", .state.as_str())]
+    InvalidState { order_id: OrderId, state: ReservationState, action: &'static str },
+    #[error("row {row}: delta {delta} would take on_hand below zero; nothing was applied")]
+    NegativeOnHand { row: usize, delta: i64 },
+    #[error("row {row}: on_hand would exceed {max}; nothing was applied", max = optimizer::ledger::MAX_ON_HAND)]
+    OnHandTooLarge { row: usize },
+    // The service cannot do it right now.
+    #[error("order {order_id}: every store chosen for it was taken by other replicas meanwhile; nothing is reserved, retry")]
+    Contention { order_id: OrderId },
+    #[error("state storage is unavailable: {0}")]
+    Storage(#[from] StorageError),
+    // A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What the checkout service does. One implementation per storage backend; handlers authorise,
+/// parse, call one of these and render.
+#[async_trait]
+pub trait Checkout: Send + Sync + 'static {
+    /// Engine (network, index, ledger or its cache), router and metrics: what reads that need no
+    /// storage use (order checks, nearby stores, store details, plans on a snapshot).
+    fn core(&self) -> &Core;
+
+    /// A short name of the storage backend, for logs and `/readyz`.
+    fn storage(&self) -> &'static str;
+
+    /// Routes and reserves `orders` (distinct ids, each checked against the network) with
+    /// idempotency by order id: one result per order, in order. A retry with the same canonical
+    /// request gets the answer given before, byte for byte; with another body
+    /// [`ServiceError::IdempotencyMismatch`].
+    async fn route_many(&self, orders: &[Order]) -> Vec<Result<Arc<Answer>, ServiceError>>;
+
+    /// Ends an order's held reservation (idempotent) and returns the order as it stands.
+    async fn finish(&self, order: &OrderId, end: End) -> Result<OrderView, ServiceError>;
+
+    /// Applies a stock feed, every row or none, durably.
+    async fn apply_feed(&self, rows: &[FeedRow]) -> Result<Vec<FedCell>, ServiceError>;
+
+    /// The stock of one cell as the authority holds it; `None` when the store has no row for it.
+    async fn stock_level(&self, store: StoreIdx, sku: SkuIdx) -> Result<Option<StockLevel>, ServiceError>;
+
+    /// An answered order as it stands; `None` when it was never answered.
+    async fn order(&self, order: &OrderId) -> Result<Option<OrderView>, ServiceError>;
+
+    /// Releases held reservations whose TTL has passed at `now`; returns how many.
+    async fn expire_due(&self, now: Timestamp) -> Result<u64, ServiceError>;
+
+    /// Whether state writes go through (a round trip to the database for a replica).
+    async fn ready(&self) -> Result<(), ServiceError>;
+}
+
+/// Where durable state lives.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// The embedded store in this directory (created if missing).
+    Embedded { state_dir: PathBuf },
+    /// A PostgreSQL + PostGIS database shared by replicas, with this many concurrent reservation
+    /// transactions from this replica.
+    Postgres { url: String, batchers: usize },
+}
+
+/// Everything needed to open a checkout service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The dataset directory (stores, DCs, cities; and stock for the embedded store).
+    pub data: PathBuf,
+    pub router: RouterConfig,
+    pub cost: CostModel,
+    pub ledger: LedgerConfig,
+    pub storage: StorageConfig,
+}
+
+/// Why a service could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Durable state that belongs to another dataset, or cannot be read back.
+    #[error("{0}")]
+    State(String),
+}
+
+/// Opens the checkout service `config` describes: loads the dataset, opens the storage and
+/// recovers (embedded) or reads the stock from the database (replica).
+pub fn open(config: &ServiceConfig) -> Result<Arc<dyn Checkout>, OpenError> {
+    Ok(match &config.storage {
+        StorageConfig::Embedded { state_dir } => Arc::new(EmbeddedCheckout::open(config, state_dir)?),
+        StorageConfig::Postgres { url, batchers } => ReplicaCheckout::connect(config, url, *batchers)?,
+    })
+}
+
+/// The wall clock, as a [`Timestamp`]: the service routes, counts capacity days and expires
+/// reservations at the server's time.
+pub fn now() -> Timestamp {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Timestamp(secs as i64)
+}

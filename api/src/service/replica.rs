@@ -1,0 +1,357 @@
+//! The checkout service of one replica over PostgreSQL + PostGIS: the database is the authority
+//! for stock, reservations and answered orders; the in-memory ledger is a cache of it.
+//!
+//! A replica routes an order on its cache exactly as the embedded service does (the ledger's
+//! reservation is an *in-flight* hold), then asks the database to reserve it
+//! (`omniroute_reserve`, folded with concurrent orders into one transaction). A decision the
+//! database refuses (another replica took the stock) comes back with the cells' current values:
+//! the hold is dropped, the cache takes the values and the order is routed again. The cache
+//! follows every change through LISTEN/NOTIFY ([`CacheSink`]), newest version wins.
+
+use super::core::{Core, Decided, Persist, Persisted};
+use super::{now, Answer, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
+use crate::storage::postgres::{DbCell, FeedChange, FeedRefusal, Notice, Outcome, Pending, Postgres};
+use crate::storage::StorageError;
+use async_trait::async_trait;
+use optimizer::ledger::{FeedRow, StockChange, StockLevel};
+use optimizer::model::{Network, Order, OrderId, Sku, SkuIdx, StoreId, StoreIdx, Timestamp};
+use optimizer::{Engine, EngineConfig};
+use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+/// The checkout service of one PostgreSQL replica.
+pub struct ReplicaCheckout {
+    core: Core,
+    pg: Postgres,
+}
+
+impl ReplicaCheckout {
+    /// Connects to the database, starts listening for changes, then builds the cache: the network
+    /// from the dataset, stock from the database (read after LISTEN is in place, so that no change
+    /// is missed). The database must hold the dataset's stores at the same places.
+    pub fn connect(
+        config: &ServiceConfig,
+        url: &str,
+        batchers: usize,
+    ) -> Result<Arc<ReplicaCheckout>, OpenError> {
+        let t = Instant::now();
+        let pg = Postgres::connect(url, batchers)?;
+        let sink = CacheSink::new();
+        pg.listen(sink.callback()).map_err(|e| StorageError(format!("listening for stock changes: {e}")))?;
+        let cells = pg.stock_snapshot().map_err(|e| StorageError(format!("reading stock: {e}")))?;
+        let loaded = crate::data::load_network_with_stock(
+            &config.data,
+            cells.iter().map(|c| (c.store_id, c.sku, c.free, c.safety_stock)),
+        )?;
+        check_stores(&pg, &loaded.network, &config.data)?;
+        let engine_config = EngineConfig { ledger: config.ledger, ..EngineConfig::default() };
+        let engine = Engine::new(loaded.network, loaded.stock, engine_config);
+        for c in cells.iter().filter(|c| c.version > 0) {
+            sync_cell(&engine, c);
+        }
+        let replica = Arc::new(ReplicaCheckout { core: Core::new(engine, config.router, config.cost), pg });
+        sink.go_live(&replica);
+        log::info!(
+            "loaded {} stores from {} and {} stock cells from the database in {:.2} s",
+            replica.core.engine().network().stores().len(),
+            config.data.display(),
+            cells.len(),
+            t.elapsed().as_secs_f64()
+        );
+        Ok(replica)
+    }
+
+    /// Pending form of a decision for the database (external ids).
+    fn pending(&self, d: &Decided) -> Pending {
+        let net = self.core.engine().network();
+        let (day, expires_at, holds) = match &d.reservation {
+            Some(r) => (
+                r.day,
+                r.expires_at.0,
+                r.holds
+                    .iter()
+                    .map(|h| (net.store(h.store).id.0, net.catalog().sku(h.sku).0, h.qty))
+                    .collect(),
+            ),
+            None => (d.day, 0, Vec::new()),
+        };
+        Pending {
+            order_id: d.order_id.to_string(),
+            request: d.answer.request.clone(),
+            response: String::from_utf8_lossy(&d.answer.response).into_owned(),
+            day,
+            expires_at,
+            holds,
+        }
+    }
+
+    fn view(&self, id: &OrderId, stored: crate::storage::postgres::StoredOrder) -> OrderView {
+        OrderView {
+            order_id: id.clone(),
+            state: stored.reservation.map(|(s, _)| s),
+            expires_at: stored.reservation.map(|(_, e)| Timestamp(e)),
+            decision: stored.response.into(),
+        }
+    }
+}
+
+impl Persist for ReplicaCheckout {
+    async fn persist(&self, decided: &[Decided]) -> Result<Vec<Persisted>, StorageError> {
+        let engine = self.core.engine();
+        let ledger = engine.ledger();
+        let outcomes = self.pg.reserve(decided.iter().map(|d| self.pending(d)).collect()).await?;
+        Ok(decided
+            .iter()
+            .zip(outcomes)
+            .map(|(d, outcome)| match outcome {
+                Outcome::Reserved { cells } => {
+                    for c in &cells {
+                        sync_cell(engine, c);
+                    }
+                    ledger.settle(&d.order_id);
+                    Persisted::Durable
+                }
+                Outcome::Refused { cells, full } => {
+                    ledger.abandon(&d.order_id);
+                    for c in &cells {
+                        sync_cell(engine, c);
+                    }
+                    let net = engine.network();
+                    let day = now().local_day();
+                    for (store_id, count) in full {
+                        if let Some(store) = net.store_idx(StoreId(store_id)) {
+                            ledger.sync_orders(store, day, count);
+                        }
+                    }
+                    Persisted::Refused
+                }
+                Outcome::Existing { request, response } => {
+                    ledger.abandon(&d.order_id);
+                    Persisted::Existing(Answer { request, response: response.into() })
+                }
+            })
+            .collect())
+    }
+
+    async fn stored_answer(&self, id: &OrderId) -> Result<Answer, ServiceError> {
+        let stored = self.pg.order(id.as_str()).await?.ok_or_else(|| {
+            ServiceError::Internal(format!("order {id} is answered but not in the database"))
+        })?;
+        Ok(Answer { request: stored.request, response: stored.response.into() })
+    }
+}
+
+#[async_trait]
+impl Checkout for ReplicaCheckout {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn storage(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn route_many(&self, orders: &[Order]) -> Vec<Result<Arc<Answer>, ServiceError>> {
+        self.core.route_many(orders, self).await
+    }
+
+    /// Against the database: the reservation may have been made by any replica; the caches
+    /// follow through the stock notifications.
+    async fn finish(&self, id: &OrderId, end: End) -> Result<OrderView, ServiceError> {
+        let target = end.target();
+        let done = self.pg.finish(id.as_str(), target).await?;
+        let Some(state) = done.state else {
+            // No reservation: an unknown order, or one that reserved nothing.
+            return match self.pg.order(id.as_str()).await? {
+                None => Err(ServiceError::UnknownOrder(id.clone())),
+                Some(_) => Err(ServiceError::NoReservation { order_id: id.clone() }),
+            };
+        };
+        // The state after the call: ending it again (or cancelling an expired one) is fine.
+        if let Err(action) = state.finish_as(target) {
+            return Err(ServiceError::InvalidState { order_id: id.clone(), state, action });
+        }
+        self.order(id).await?.ok_or_else(|| ServiceError::Internal(format!("order {id} vanished")))
+    }
+
+    /// All rows or none, in one transaction; the cache takes the new values at once (other
+    /// replicas through the notifications).
+    async fn apply_feed(&self, rows: &[FeedRow]) -> Result<Vec<FedCell>, ServiceError> {
+        let engine = self.core.engine();
+        let net = engine.network();
+        let external = rows
+            .iter()
+            .map(|r| {
+                let change = match r.change {
+                    StockChange::Set { on_hand, safety_stock } => FeedChange::Set { on_hand, safety_stock },
+                    StockChange::Add(d) => FeedChange::Add(d),
+                };
+                (net.store(r.store).id.0, net.catalog().sku(r.sku).0, change)
+            })
+            .collect();
+        let results = self.pg.feed(external).await.map_err(|e| match e {
+            FeedRefusal::Negative { row } => {
+                let delta = match rows.get(row).map(|r| r.change) {
+                    Some(StockChange::Add(d)) => d,
+                    _ => 0,
+                };
+                ServiceError::NegativeOnHand { row, delta }
+            }
+            FeedRefusal::TooLarge { row } => ServiceError::OnHandTooLarge { row },
+            FeedRefusal::Storage(e) => e.into(),
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (r, res) in rows.iter().zip(&results) {
+            engine.sync_cell(
+                r.store,
+                r.sku,
+                res.on_hand.saturating_sub(res.reserved),
+                res.safety_stock,
+                res.version,
+            );
+            let level = StockLevel::new(res.on_hand, res.reserved, res.safety_stock);
+            out.push(FedCell { store: r.store, sku: r.sku, level, new_row: res.new_row });
+        }
+        self.core.metrics().feed_rows.inc_by(results.len() as u64);
+        Ok(out)
+    }
+
+    async fn stock_level(&self, store: StoreIdx, sku: SkuIdx) -> Result<Option<StockLevel>, ServiceError> {
+        let net = self.core.engine().network();
+        let level = self.pg.stock_level(net.store(store).id.0, net.catalog().sku(sku).0).await?;
+        Ok(level.map(|(on_hand, reserved, safety)| StockLevel::new(on_hand, reserved, safety)))
+    }
+
+    async fn order(&self, id: &OrderId) -> Result<Option<OrderView>, ServiceError> {
+        Ok(self.pg.order(id.as_str()).await?.map(|stored| self.view(id, stored)))
+    }
+
+    async fn expire_due(&self, at: Timestamp) -> Result<u64, ServiceError> {
+        let n = self.pg.expire(at.0).await?;
+        self.core.metrics().expired.inc_by(n);
+        Ok(n)
+    }
+
+    async fn ready(&self) -> Result<(), ServiceError> {
+        Ok(self.pg.ping().await?)
+    }
+}
+
+/// The database must hold the dataset's stores, at the same places: the replica routes on the
+/// dataset's network and reserves in the database by store id.
+fn check_stores(pg: &Postgres, network: &Network, data: &std::path::Path) -> Result<(), OpenError> {
+    let import =
+        || format!("import this dataset with `omniroute db import --data {} --replace`", data.display());
+    let located = pg.store_locations().map_err(|e| StorageError(format!("reading stores: {e}")))?;
+    if located.len() != network.stores().len() {
+        return Err(OpenError::State(format!(
+            "the database holds {} stores but {} has {}: {}",
+            located.len(),
+            data.display(),
+            network.stores().len(),
+            import()
+        )));
+    }
+    for (id, lon, lat) in located {
+        let same = network
+            .store_idx(StoreId(id))
+            .map(|i| network.store(i).location)
+            .is_some_and(|at| (at.lon() - lon).abs() < 1e-6 && (at.lat() - lat).abs() < 1e-6);
+        if !same {
+            return Err(OpenError::State(format!(
+                "store {id} in the database is missing from {} or elsewhere: {}",
+                data.display(),
+                import()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Applies a database cell to the cache. Unknown stores or SKUs (changed behind the service's
+/// back) are skipped: the replica's network comes from its dataset.
+fn sync_cell(engine: &Engine, c: &DbCell) -> bool {
+    let net = engine.network();
+    match (net.store_idx(StoreId(c.store_id)), net.catalog().get(Sku(c.sku))) {
+        (Some(store), Some(sku)) => engine.sync_cell(store, sku, c.free, c.safety_stock, c.version),
+        _ => {
+            log::debug!("stock change for store {} sku {} outside this replica's network", c.store_id, c.sku);
+            false
+        }
+    }
+}
+
+enum SinkState {
+    /// Start-up: the cache is not built yet; notices wait.
+    Buffering(Vec<Notice>),
+    Live(Weak<ReplicaCheckout>),
+}
+
+/// Receives the database's notifications and applies them to the cache once it exists.
+struct CacheSink {
+    state: Mutex<SinkState>,
+}
+
+impl CacheSink {
+    fn new() -> Arc<CacheSink> {
+        Arc::new(CacheSink { state: Mutex::new(SinkState::Buffering(Vec::new())) })
+    }
+
+    /// The callback for [`Postgres::listen`].
+    fn callback(self: &Arc<Self>) -> Arc<dyn Fn(Notice) + Send + Sync> {
+        let sink = self.clone();
+        Arc::new(move |n| sink.notice(n))
+    }
+
+    /// Starts applying notices to `replica`'s cache, first the ones that arrived meanwhile.
+    fn go_live(&self, replica: &Arc<ReplicaCheckout>) {
+        let mut s = self.state.lock();
+        if let SinkState::Buffering(buffered) = &mut *s {
+            for n in std::mem::take(buffered) {
+                apply(replica, n);
+            }
+        }
+        *s = SinkState::Live(Arc::downgrade(replica));
+    }
+
+    fn notice(&self, n: Notice) {
+        let mut s = self.state.lock();
+        match &mut *s {
+            SinkState::Buffering(v) => v.push(n),
+            SinkState::Live(weak) => {
+                if let Some(replica) = weak.upgrade() {
+                    apply(&replica, n);
+                }
+            }
+        }
+    }
+}
+
+fn apply(replica: &Arc<ReplicaCheckout>, n: Notice) {
+    match n {
+        Notice::Stock(cell) => {
+            if sync_cell(replica.core.engine(), &cell) {
+                replica.core.metrics().cache_updates.inc();
+            }
+        }
+        Notice::Store(id) => log::warn!(
+            "store {id} changed in the database; store attributes come from the dataset: restart replicas to pick them up"
+        ),
+        Notice::Resync => {
+            // Changes may have been missed while the stream was down: reread every cell (the
+            // versions keep newer values already applied).
+            let weak = Arc::downgrade(replica);
+            std::thread::spawn(move || {
+                let Some(replica) = weak.upgrade() else { return };
+                match replica.pg.stock_snapshot() {
+                    Ok(cells) => {
+                        let n = cells.iter().filter(|c| sync_cell(replica.core.engine(), c)).count();
+                        log::info!("cache resynchronised: {n} of {} cells changed", cells.len());
+                    }
+                    Err(e) => log::error!("cache resync failed: {e}"),
+                }
+            });
+        }
+    }
+}

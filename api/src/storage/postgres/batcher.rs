@@ -1,0 +1,161 @@
+//! Group commit of reservations: concurrent callers' decisions are folded into one
+//! `omniroute_reserve` transaction per round trip, by a few batcher tasks.
+
+use super::{chain, err, sqlstate, DbCell, Inner, Postgres, StorageError};
+use serde::Serialize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
+
+/// Most orders folded into one reservation transaction.
+const MAX_BATCH: usize = 512;
+
+/// A routing decision to make durable (external ids).
+#[derive(Debug, Clone, Serialize)]
+pub struct Pending {
+    #[serde(rename = "id")]
+    pub order_id: String,
+    /// Sent as a separate text array (the database does not parse it).
+    #[serde(skip)]
+    pub request: String,
+    #[serde(skip)]
+    pub response: String,
+    pub day: i64,
+    #[serde(rename = "exp")]
+    pub expires_at: i64,
+    /// (store_id, sku, qty); empty for a decision that holds nothing (DC, unfulfillable).
+    #[serde(rename = "h")]
+    pub holds: Vec<(u32, u32, u32)>,
+}
+
+/// What the database did with one pending decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Durable; the cells as they are now.
+    Reserved { cells: Vec<DbCell> },
+    /// Stock or capacity was no longer there; nothing changed. The cells as they are, and the
+    /// stores that were full with their day's count.
+    Refused { cells: Vec<DbCell>, full: Vec<(u32, u32)> },
+    /// The order was answered before (by any replica): that answer.
+    Existing { request: String, response: String },
+}
+
+type Reply = oneshot::Sender<Result<Vec<Outcome>, StorageError>>;
+/// Queued reservation work: one caller's orders and where to send their outcomes.
+pub(super) type ReserveJob = (Vec<Pending>, Reply);
+
+impl Postgres {
+    /// Makes `orders` durable (each all or nothing), folded with other callers' orders into as few
+    /// transactions as possible. One outcome per order, in order.
+    pub async fn reserve(&self, orders: Vec<Pending>) -> Result<Vec<Outcome>, StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.batches.send((orders, tx)).map_err(|_| err("reservation batchers stopped"))?;
+        rx.await.map_err(|_| err("reservation batch dropped"))?
+    }
+}
+
+/// One batcher: takes queued jobs and runs them, folding concurrent callers into one transaction.
+pub(super) async fn run(inner: Arc<Inner>, rx: Arc<AsyncMutex<mpsc::UnboundedReceiver<ReserveJob>>>) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut n = first.0.len();
+            jobs.push(first);
+            while n < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        n += job.0.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let orders: Vec<&Pending> = jobs.iter().flat_map(|(o, _)| o.iter()).collect();
+        match reserve_batch(&inner, &orders).await {
+            Ok(mut outcomes) => {
+                inner.healthy.store(true, Ordering::Relaxed);
+                for (orders, reply) in jobs.into_iter().rev() {
+                    let mine = outcomes.split_off(outcomes.len() - orders.len());
+                    let _ = reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in jobs {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One `omniroute_reserve` call, retried when the database aborts it for a deadlock or
+/// serialization failure (nothing was applied then).
+async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome>, StorageError> {
+    let json = serde_json::to_string(orders).map_err(err)?;
+    let requests: Vec<&str> = orders.iter().map(|o| o.request.as_str()).collect();
+    let responses: Vec<&str> = orders.iter().map(|o| o.response.as_str()).collect();
+    let client = inner.client().await?;
+    let sql = "SELECT ord, outcome, cells::text, full_stores::text, request, response \
+               FROM omniroute_reserve($1::text::jsonb, $2, $3)";
+    let stmt = client.prepare_cached(sql).await.map_err(|e| inner.failed(e))?;
+    let mut attempt = 0;
+    let rows = loop {
+        match client.query(&stmt, &[&json, &requests, &responses]).await {
+            Ok(rows) => break rows,
+            Err(e) if matches!(sqlstate(&e), Some("40P01" | "40001")) && attempt < 5 => {
+                attempt += 1;
+                log::warn!("reservation batch retried after {}", chain(&e));
+            }
+            Err(e) => return Err(inner.failed(e)),
+        }
+    };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; orders.len()];
+    for r in rows {
+        let ord = r.get::<_, i32>(0) as usize;
+        let outcome = match r.get::<_, &str>(1) {
+            "existing" => Outcome::Existing { request: r.get(4), response: r.get(5) },
+            kind => {
+                let cells: Vec<(i64, i64, i64, i64, i64)> =
+                    serde_json::from_str(r.get::<_, &str>(2)).map_err(err)?;
+                let cells = cells.into_iter().map(|(a, b, c, d, e)| DbCell::new(a, b, c, d, e)).collect();
+                if kind == "reserved" {
+                    Outcome::Reserved { cells }
+                } else {
+                    let full: Vec<(u32, u32)> = serde_json::from_str(r.get::<_, &str>(3)).map_err(err)?;
+                    Outcome::Refused { cells, full }
+                }
+            }
+        };
+        if let Some(slot) = outcomes.get_mut(ord) {
+            *slot = Some(outcome);
+        }
+    }
+    outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| {
+            o.ok_or_else(|| err(format!("the database gave no outcome for order {}", orders[i].order_id)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_json_leaves_requests_and_responses_out() {
+        let p = Pending {
+            order_id: "o1".into(),
+            request: "{\"big\":1}".into(),
+            response: "{\"bigger\":2}".into(),
+            day: 20_000,
+            expires_at: 99,
+            holds: vec![(1, 2, 3)],
+        };
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"id":"o1","day":20000,"exp":99,"h":[[1,2,3]]}"#);
+    }
+}

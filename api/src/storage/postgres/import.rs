@@ -1,0 +1,146 @@
+//! Preparing a database: the versioned migrations (refinery, embedded in the binary) and the
+//! bulk import of a dataset's stores and stock with COPY.
+
+use super::{chain, StorageError};
+use crate::data::Loaded;
+use bytes::Bytes;
+use futures_util::SinkExt;
+use optimizer::progress::Progress;
+use std::fmt::Write as _;
+use tokio_postgres::NoTls;
+
+mod migrations {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Rows per COPY message.
+const ROWS_PER_CHUNK: usize = 20_000;
+
+/// Connects once, outside any pool (migrations, import).
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, StorageError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| StorageError(format!("connecting to {url}: {}", chain(&e).0)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            log::warn!("database connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Applies the versioned migrations that are missing; returns the versions applied.
+pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<String>, StorageError> {
+    let report = migrations::migrations::runner().run_async(client).await.map_err(|e| chain(&e))?;
+    Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    pub stores: usize,
+    pub stock_rows: usize,
+}
+
+fn db(e: tokio_postgres::Error) -> StorageError {
+    chain(&e)
+}
+
+/// Loads `loaded`'s stores and stock into a migrated database in one transaction (stages
+/// `stores`, `stock`, `indexes`). Refuses a database that already holds stores unless `replace`,
+/// which wipes stores, stock, orders and reservations first.
+///
+/// Bulk load: no per-row notifications (replicas restart after an import), the stock key and
+/// index dropped and built once, COPY with `FREEZE` into tables truncated in the same
+/// transaction (rows arrive frozen, so the first reservations do not rewrite every page).
+pub async fn import(
+    client: &mut tokio_postgres::Client,
+    loaded: Loaded,
+    replace: bool,
+    progress: &dyn Progress,
+) -> Result<Imported, StorageError> {
+    let net = &loaded.network;
+    let tx = client.transaction().await.map_err(db)?;
+    let existing: i64 = tx.query_one("SELECT count(*) FROM stores", &[]).await.map_err(db)?.get(0);
+    if existing > 0 && !replace {
+        return Err(StorageError(format!(
+            "the database already holds {existing} stores; pass --replace to wipe its stores, stock, orders and reservations"
+        )));
+    }
+    tx.batch_execute(
+        "TRUNCATE stores, stock, store_days, reservations, orders;
+         ALTER TABLE stock DISABLE TRIGGER stock_notify_insert;
+         ALTER TABLE stores DISABLE TRIGGER stores_notify;
+         ALTER TABLE stock DROP CONSTRAINT stock_pkey;
+         DROP INDEX stock_sku;",
+    )
+    .await
+    .map_err(db)?;
+
+    progress.stage("stores", net.stores().len() as u64);
+    let sink = tx
+        .copy_in("COPY stores (store_id, brand, city, geom, pickup, ship, capacity_per_day, opens_min, closes_min) FROM STDIN WITH (FREEZE)")
+        .await
+        .map_err(db)?;
+    futures_util::pin_mut!(sink);
+    for chunk in net.stores().chunks(ROWS_PER_CHUNK) {
+        let mut text = String::with_capacity(chunk.len() * 96);
+        for s in chunk {
+            let city = &net.cities()[usize::from(s.city.0)].name;
+            let _ = writeln!(
+                text,
+                "{}\t{}\t{}\tSRID=4326;POINT({} {})\t{}\t{}\t{}\t{}\t{}",
+                s.id,
+                s.brand,
+                city.replace(['\t', '\n', '\\'], " "),
+                s.location.lon(),
+                s.location.lat(),
+                s.capabilities.pickup,
+                s.capabilities.ship,
+                s.capacity_per_day,
+                s.hours.opens_min,
+                s.hours.closes_min
+            );
+        }
+        sink.send(Bytes::from(text)).await.map_err(db)?;
+        progress.advance(chunk.len() as u64);
+    }
+    sink.finish().await.map_err(db)?;
+
+    // The last row of a repeated (store, SKU) wins, as when the service loads the files.
+    let mut stock = loaded.stock;
+    stock.sort_by_key(|r| (r.store, r.sku));
+    let rows: Vec<_> = stock
+        .chunk_by(|a, b| (a.store, a.sku) == (b.store, b.sku))
+        .map(|g| *g.last().expect("chunks are not empty"))
+        .collect();
+    progress.stage("stock", rows.len() as u64);
+    let sink = tx
+        .copy_in("COPY stock (store_id, sku, on_hand, safety_stock) FROM STDIN WITH (FREEZE)")
+        .await
+        .map_err(db)?;
+    futures_util::pin_mut!(sink);
+    for chunk in rows.chunks(ROWS_PER_CHUNK) {
+        let mut text = String::with_capacity(chunk.len() * 24);
+        for r in chunk {
+            let (store, sku) = (net.store(r.store).id, net.catalog().sku(r.sku));
+            let _ = writeln!(text, "{store}\t{sku}\t{}\t{}", r.on_hand, r.safety_stock);
+        }
+        sink.send(Bytes::from(text)).await.map_err(db)?;
+        progress.advance(chunk.len() as u64);
+    }
+    sink.finish().await.map_err(db)?;
+    progress.stage("indexes", 1);
+    tx.batch_execute(
+        "ALTER TABLE stock ADD PRIMARY KEY (store_id, sku);
+         CREATE INDEX stock_sku ON stock (sku, store_id);
+         ALTER TABLE stock ENABLE TRIGGER stock_notify_insert;
+         ALTER TABLE stores ENABLE TRIGGER stores_notify;",
+    )
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    client.batch_execute("ANALYZE stores; ANALYZE stock;").await.map_err(db)?;
+    progress.advance(1);
+    Ok(Imported { stores: net.stores().len(), stock_rows: rows.len() })
+}

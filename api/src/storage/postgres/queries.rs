@@ -1,0 +1,270 @@
+//! Single calls against the database: stock feeds, ending reservations, expiry, reads, and the
+//! start-up reads a replica builds its cache from.
+
+use super::{chain, err, sqlstate, DbCell, Inner, Postgres, StorageError};
+use futures_util::StreamExt;
+use optimizer::ledger::ReservationState;
+
+/// One stock feed row for the database (values checked at the edge).
+#[derive(Debug, Clone, Copy)]
+pub enum FeedChange {
+    Set { on_hand: u32, safety_stock: Option<u32> },
+    Add(i64),
+}
+
+/// A stock feed row's result.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedRowResult {
+    pub on_hand: u32,
+    pub reserved: u32,
+    pub safety_stock: u32,
+    pub version: u32,
+    pub new_row: bool,
+}
+
+/// Why the database refused a feed (nothing was applied).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FeedRefusal {
+    #[error("row {row}: on_hand would go below zero")]
+    Negative { row: usize },
+    #[error("row {row}: on_hand would exceed the maximum")]
+    TooLarge { row: usize },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The state of an order's reservation after a ship or cancel: `None` when it has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    pub state: Option<ReservationState>,
+    pub expires_at: Option<i64>,
+    pub changed: bool,
+}
+
+/// An answered order as stored.
+#[derive(Debug, Clone)]
+pub struct StoredOrder {
+    pub request: String,
+    pub response: String,
+    /// (state, expires_at) when the decision reserved something.
+    pub reservation: Option<(ReservationState, i64)>,
+}
+
+/// A reservation state as the schema stores it: 1 held, 2 committed, 3 released, 4 expired.
+fn state_code(s: ReservationState) -> i16 {
+    match s {
+        ReservationState::Held => 1,
+        ReservationState::Committed => 2,
+        ReservationState::Released => 3,
+        ReservationState::Expired => 4,
+    }
+}
+
+fn state_of(code: i16) -> Result<Option<ReservationState>, StorageError> {
+    Ok(Some(match code {
+        0 => return Ok(None),
+        1 => ReservationState::Held,
+        2 => ReservationState::Committed,
+        3 => ReservationState::Released,
+        4 => ReservationState::Expired,
+        other => return Err(err(format!("unknown reservation state {other} in the database"))),
+    }))
+}
+
+/// A non-negative database integer as `u32` (the schema's checks keep them so).
+fn count(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+impl Postgres {
+    /// Applies a stock feed, all rows or none. `rows` are (store_id, sku, change).
+    pub async fn feed(&self, rows: Vec<(u32, u32, FeedChange)>) -> Result<Vec<FeedRowResult>, FeedRefusal> {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(store, sku, change)| match change {
+                FeedChange::Set { on_hand, safety_stock } => {
+                    serde_json::json!([store, sku, on_hand, serde_json::Value::Null, safety_stock])
+                }
+                FeedChange::Add(d) => serde_json::json!([store, sku, serde_json::Value::Null, d, null]),
+            })
+            .collect();
+        let json = serde_json::to_string(&json).map_err(err)?;
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let sql = "SELECT on_hand, reserved, safety_stock, version, new_row FROM omniroute_feed($1::text::jsonb)";
+            Ok(match client.query(sql, &[&json]).await {
+                Ok(rows) => Ok(rows
+                    .iter()
+                    .map(|r| FeedRowResult {
+                        on_hand: count(r.get::<_, i32>(0).into()),
+                        reserved: count(r.get::<_, i32>(1).into()),
+                        safety_stock: count(r.get::<_, i32>(2).into()),
+                        version: count(r.get::<_, i64>(3)),
+                        new_row: r.get(4),
+                    })
+                    .collect()),
+                Err(e) if matches!(sqlstate(&e), Some("OR001" | "OR002")) => {
+                    let row = e.as_db_error().and_then(|d| d.detail()).and_then(|d| d.parse().ok()).unwrap_or(0);
+                    if sqlstate(&e) == Some("OR001") {
+                        Err(FeedRefusal::Negative { row })
+                    } else {
+                        Err(FeedRefusal::TooLarge { row })
+                    }
+                }
+                Err(e) => Err(FeedRefusal::Storage(inner.failed(e))),
+            })
+        })
+        .await?
+    }
+
+    /// Ends a held reservation as `target` (`Committed` or `Released`). Idempotent: the state
+    /// after the call, whichever call ended it.
+    pub async fn finish(&self, order_id: &str, target: ReservationState) -> Result<Finished, StorageError> {
+        let order_id = order_id.to_owned();
+        let code = state_code(target);
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT state, expires_at, changed FROM omniroute_finish($1, $2)",
+                    &[&order_id, &code],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(Finished { state: state_of(row.get(0))?, expires_at: row.get(1), changed: row.get(2) })
+        })
+        .await
+    }
+
+    /// Reads an answered order and its reservation state.
+    pub async fn order(&self, order_id: &str) -> Result<Option<StoredOrder>, StorageError> {
+        let order_id = order_id.to_owned();
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT o.request, o.response, r.state, r.expires_at
+                     FROM orders o LEFT JOIN reservations r USING (order_id) WHERE o.order_id = $1",
+                    &[&order_id],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            let Some(r) = row else { return Ok(None) };
+            let reservation = match (r.get::<_, Option<i16>>(2), r.get::<_, Option<i64>>(3)) {
+                (Some(code), Some(expires_at)) => state_of(code)?.map(|s| (s, expires_at)),
+                _ => None,
+            };
+            Ok(Some(StoredOrder { request: r.get(0), response: r.get(1), reservation }))
+        })
+        .await
+    }
+
+    /// One stock row: (on_hand, reserved, safety_stock).
+    pub async fn stock_level(
+        &self,
+        store_id: u32,
+        sku: u32,
+    ) -> Result<Option<(u32, u32, u32)>, StorageError> {
+        let (store_id, sku) = (i64::from(store_id), i64::from(sku));
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT on_hand, reserved, safety_stock FROM stock WHERE store_id = $1 AND sku = $2",
+                    &[&(store_id as i32), &(sku as i32)],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(row.map(|r| {
+                let v = |i| count(r.get::<_, i32>(i).into());
+                (v(0), v(1), v(2))
+            }))
+        })
+        .await
+    }
+
+    /// Expires held reservations due at `now`; returns how many.
+    pub async fn expire(&self, now: i64) -> Result<u64, StorageError> {
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let mut total = 0u64;
+            loop {
+                let row = client
+                    .query_one("SELECT omniroute_expire($1, 1000)", &[&now])
+                    .await
+                    .map_err(|e| inner.failed(e))?;
+                let n = u64::from(count(row.get::<_, i32>(0).into()));
+                total += n;
+                if n < 1000 {
+                    return Ok(total);
+                }
+            }
+        })
+        .await
+    }
+
+    /// Every store's id and location (lon, lat) as the database holds it (PostGIS geography, read
+    /// as EWKB through the `postgis` crate). Blocks (start-up).
+    pub fn store_locations(&self) -> Result<Vec<(u32, f64, f64)>, StorageError> {
+        self.block_on(|inner| async move {
+            let client = inner.client().await?;
+            let rows = client
+                .query("SELECT store_id, geom::geometry FROM stores", &[])
+                .await
+                .map_err(|e| chain(&e))?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let p: postgis::ewkb::Point = r.get(1);
+                    (count(r.get::<_, i32>(0).into()), p.x, p.y)
+                })
+                .collect())
+        })
+    }
+
+    /// Every stock row (external ids), read in one COPY. Blocks (start-up and resync).
+    pub fn stock_snapshot(&self) -> Result<Vec<DbCell>, StorageError> {
+        self.block_on(|inner| async move { snapshot(&inner).await })
+    }
+}
+
+async fn snapshot(inner: &Inner) -> Result<Vec<DbCell>, StorageError> {
+    let client = inner.client().await?;
+    let stream = client
+        .copy_out(
+            "COPY (SELECT store_id, sku, on_hand - reserved, safety_stock, version FROM stock) TO STDOUT",
+        )
+        .await
+        .map_err(|e| chain(&e))?;
+    futures_util::pin_mut!(stream);
+    let mut cells = Vec::new();
+    let mut rest: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| chain(&e))?;
+        rest.extend_from_slice(&chunk);
+        let end = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        for line in rest[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let text = std::str::from_utf8(line).map_err(err)?;
+            let cell = DbCell::parse_separated(text, '\t')
+                .ok_or_else(|| err(format!("unreadable stock row `{text}`")))?;
+            cells.push(cell);
+        }
+        rest.drain(..end);
+    }
+    Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservation_states_round_trip_through_their_codes() {
+        use ReservationState::*;
+        for s in [Held, Committed, Released, Expired] {
+            assert_eq!(state_of(state_code(s)).unwrap(), Some(s));
+        }
+        assert_eq!(state_of(0).unwrap(), None);
+        assert!(state_of(9).is_err());
+    }
+}

@@ -1,0 +1,170 @@
+//! Components: the whole instance as one (monolithic), fingerprints for the re-solve cache, and
+//! the exact solve of one component (its cheapest option, a min-cost flow when it is a network,
+//! else HiGHS).
+
+use super::highs::{solve_component, Mode};
+use super::*;
+
+/// Every order in one component with every row it touches.
+pub(super) fn monolith(pre: &Presolve) -> Vec<Component> {
+    let inst = pre.inst;
+    let orders: Vec<u32> = (0..inst.len() as u32).collect();
+    let rows: Vec<usize> = (0..inst.rows()).filter(|&r| pre.contested(r)).collect();
+    if orders.is_empty() {
+        return Vec::new();
+    }
+    vec![Component { orders, rows }]
+}
+
+pub(super) fn fingerprint(pre: &Presolve, c: &Component) -> u64 {
+    let inst = pre.inst;
+    let mut h = FxHasher::default();
+    for &o in &c.orders {
+        o.hash(&mut h);
+        for i in inst.option_range(o as usize) {
+            if pre.alive[i] {
+                let x = &inst.opts[i];
+                (x.kind, x.store, x.cost.to_bits()).hash(&mut h);
+            }
+        }
+    }
+    // Rows by what they are, not by number: a change elsewhere renumbers cells.
+    for &r in &c.rows {
+        let id = if r < inst.cells() { inst.cell_keys[r] } else { u64::MAX - (r - inst.cells()) as u64 };
+        (id, pre.left[r].to_bits()).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Solves one component's LP. A component of one order without rows takes its cheapest option;
+/// with `network`, a component that is a network is solved as a min-cost flow.
+pub(super) fn solve_exact(
+    pre: &Presolve,
+    c: &Component,
+    network: bool,
+) -> Result<ComponentSolution, PlanError> {
+    if c.rows.is_empty() && c.orders.len() == 1 {
+        return Ok(cheapest(pre, c.orders[0] as usize));
+    }
+    if network {
+        if let Some(sol) = solve_flow(pre, c) {
+            return Ok(sol);
+        }
+    }
+    solve_component(pre, c, Mode::Lp)
+}
+
+/// Solves component `c` as a min-cost flow when its LP is a network: every order has one line
+/// of one unit (its whole-store options use one cell and one capacity, each with coefficient 1)
+/// and every row bound is integral. Order -> cell (when in the model) -> store capacity (when in
+/// the model) -> sink; the DC and "unfilled" go straight to the sink. `None` when `c` is not a
+/// network.
+pub(super) fn solve_flow(pre: &Presolve, c: &Component) -> Option<ComponentSolution> {
+    let inst = pre.inst;
+    let network = c.orders.iter().all(|&o| {
+        matches!(inst.lines(o as usize), [(_, 1)])
+            && inst.option_range(o as usize).all(|i| !matches!(inst.opts[i].kind, OptKind::Line(_)))
+    }) && c.rows.iter().all(|&r| (pre.left[r] - pre.left[r].round()).abs() <= EPS);
+    if !network {
+        return None;
+    }
+    let n = c.orders.len();
+    let m = c.rows.len();
+    let sink = n + m;
+    let row_node = |r: usize| c.rows.binary_search(&r).ok().map(|j| n + j);
+    let mut g = MinCostFlow::new(n + m + 1);
+    let mut arcs: Vec<(flow::Arc, f64)> = Vec::new();
+    let mut objective = 0.0;
+    for (k, &o) in c.orders.iter().enumerate() {
+        let o = o as usize;
+        // Costs shifted by the order's cheapest option: every order takes exactly one option,
+        // so the optimum is the same, and every arc cost is non-negative.
+        let base = inst
+            .option_range(o)
+            .filter(|&i| pre.alive[i])
+            .map(|i| inst.opts[i].cost)
+            .fold(f64::INFINITY, f64::min);
+        objective += base;
+        for i in inst.option_range(o).filter(|&i| pre.alive[i]) {
+            let x = &inst.opts[i];
+            let mut head = sink;
+            if x.kind == OptKind::Whole {
+                let mut first = None;
+                inst.rows_of(o, x, |r, _| first = first.or_else(|| row_node(r)));
+                head = first.unwrap_or(sink);
+            }
+            arcs.push((g.add_arc(k, head, 1, x.cost - base), x.cost - base));
+        }
+    }
+    let caps: Vec<flow::Arc> = c
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(j, &r)| {
+            let next = if r < inst.cells() {
+                row_node(inst.capacity_row(inst.cell(r).0 .0)).unwrap_or(sink)
+            } else {
+                sink
+            };
+            g.add_arc(n + j, next, pre.left[r].round().max(0.0) as i64, 0.0)
+        })
+        .collect();
+    // Every order has its "unfilled" option straight to the sink, so every unit gets there.
+    if !g.route_units(0..n, sink) {
+        return None;
+    }
+    let values: Vec<f64> = arcs.iter().map(|&(a, _)| g.flow(a) as f64).collect();
+    objective += arcs.iter().map(|&(a, cost)| g.flow(a) as f64 * cost).sum::<f64>();
+    let duals = caps.iter().map(|&a| g.reduced_cost(a).min(0.0)).collect();
+    Some(ComponentSolution { values, objective, duals, by_flow: true })
+}
+
+pub(super) fn is_integral(values: &[f64]) -> bool {
+    values.iter().all(|v| (v - v.round()).abs() <= INT_TOL)
+}
+
+/// The cheapest live option of order `o` as column values (an order with no constraints).
+pub(super) fn cheapest(pre: &Presolve, o: usize) -> ComponentSolution {
+    let inst = pre.inst;
+    let n_lines = inst.lines(o).len();
+    let live: Vec<usize> = inst.option_range(o).filter(|&i| pre.alive[i]).collect();
+    let mut values = vec![0.0; live.len()];
+    let single = live
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| !matches!(inst.opts[i].kind, OptKind::Line(_)))
+        .min_by(|a, b| inst.opts[*a.1].cost.total_cmp(&inst.opts[*b.1].cost));
+    let mut best_line: Vec<Option<usize>> = vec![None; n_lines];
+    for (j, &i) in live.iter().enumerate() {
+        if let OptKind::Line(n) = inst.opts[i].kind {
+            let b = &mut best_line[usize::from(n)];
+            if b.is_none_or(|k| inst.opts[live[k]].cost > inst.opts[i].cost) {
+                *b = Some(j);
+            }
+        }
+    }
+    let has_split = best_line.iter().any(Option::is_some);
+    let split = (has_split && best_line.iter().all(Option::is_some)).then(|| {
+        best_line.iter().map(|j| inst.opts[live[j.expect("all lines")]].cost).sum::<f64>()
+            - inst.split_penalty
+    });
+    if has_split {
+        values.push(0.0);
+    }
+    let single_cost = single.map_or(f64::INFINITY, |(_, &i)| inst.opts[i].cost);
+    let objective = match split {
+        Some(cost) if cost < single_cost => {
+            for j in best_line.iter().flatten() {
+                values[*j] = 1.0;
+            }
+            *values.last_mut().expect("z column") = 1.0;
+            cost
+        }
+        _ => {
+            let (j, _) = single.expect("every order has the unfilled option");
+            values[j] = 1.0;
+            single_cost
+        }
+    };
+    ComponentSolution { values, objective, duals: Vec::new(), by_flow: false }
+}
