@@ -3,6 +3,7 @@
 
 mod cli;
 mod helpers;
+mod parity;
 mod postgres;
 mod server;
 mod service;

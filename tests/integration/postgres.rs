@@ -51,14 +51,14 @@ fn import(url: &str, data: &Path) {
 }
 
 /// A fresh database on the shared server, dropped afterwards.
-struct TestDb {
+pub(crate) struct TestDb {
     admin: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl TestDb {
-    fn create() -> TestDb {
+    pub(crate) fn create() -> TestDb {
         static N: AtomicUsize = AtomicUsize::new(0);
         let admin = admin_url();
         let name = format!("omniroute_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
@@ -79,7 +79,7 @@ impl Drop for TestDb {
     }
 }
 
-fn replica(url: &str) -> TestApp {
+pub(crate) fn replica(url: &str) -> TestApp {
     spawn_app_with(&sample(), &["--database-url", url])
 }
 

@@ -223,6 +223,10 @@ impl Checkout for EmbeddedCheckout {
         Ok(self.core.engine().ledger().level(store, sku))
     }
 
+    async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {
+        Ok(self.core.engine().ledger().orders_today(store, at))
+    }
+
     async fn order(&self, id: &OrderId) -> Result<Option<OrderView>, ServiceError> {
         if !self.core.orders().answered(id) {
             return Ok(None);

@@ -126,6 +126,10 @@ pub trait Checkout: Send + Sync + 'static {
     /// The stock of one cell as the authority holds it; `None` when the store has no row for it.
     async fn stock_level(&self, store: StoreIdx, sku: SkuIdx) -> Result<Option<StockLevel>, ServiceError>;
 
+    /// Orders counted against `store`'s capacity on the local day of `at`, as the authority
+    /// counts them (a replica's cache may count cancelled orders until it restarts).
+    async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError>;
+
     /// An answered order as it stands; `None` when it was never answered.
     async fn order(&self, order: &OrderId) -> Result<Option<OrderView>, ServiceError>;
 

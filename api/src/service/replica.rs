@@ -223,6 +223,11 @@ impl Checkout for ReplicaCheckout {
         Ok(level.map(|(on_hand, reserved, safety)| StockLevel::new(on_hand, reserved, safety)))
     }
 
+    async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {
+        let store_id = self.core.engine().network().store(store).id.0;
+        Ok(self.pg.orders_on_day(store_id, at.local_day()).await?)
+    }
+
     async fn order(&self, id: &OrderId) -> Result<Option<OrderView>, ServiceError> {
         Ok(self.pg.order(id.as_str()).await?.map(|stored| self.view(id, stored)))
     }

@@ -169,7 +169,7 @@ pub async fn get(
         pickup: s.capabilities.pickup,
         ship: s.capabilities.ship,
         capacity_per_day: s.capacity_per_day,
-        orders_today: ledger.orders_today(idx, now()),
+        orders_today: state.checkout().orders_on_day(idx, now()).await?,
         opens: (!always).then(|| hhmm(s.hours.opens_min)),
         closes: (!always).then(|| hhmm(s.hours.closes_min)),
         skus_stocked: ledger.skus_of(idx).len(),

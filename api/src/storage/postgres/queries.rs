@@ -183,6 +183,23 @@ impl Postgres {
         .await
     }
 
+    /// Orders counted against a store's capacity on local `day`.
+    pub async fn orders_on_day(&self, store_id: u32, day: i64) -> Result<u32, StorageError> {
+        let store_id = i64::from(store_id);
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT orders FROM store_days WHERE store_id = $1 AND day = $2",
+                    &[&(store_id as i32), &day],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(row.map_or(0, |r| count(r.get::<_, i32>(0).into())))
+        })
+        .await
+    }
+
     /// Expires held reservations due at `now`; returns how many.
     pub async fn expire(&self, now: i64) -> Result<u64, StorageError> {
         self.run(move |inner| async move {
