@@ -5,7 +5,7 @@
 # sample under valgrind with a fresh embedded state, sends 4 batches of 1,000 orders and 200
 # single routes (fixed ids, the first orders of data/sample/orders.jsonl), stops it, and prints
 # the instructions per order of the HTTP workers (everything under actix's dispatcher), of the
-# service's own handling (`AppState::route_many`), of routing alone (`Router::route_at`) and of
+# service's own handling (`Core::route_many`), of routing alone (`Router::route_at`) and of
 # the storage writer (`write_group`).
 #
 #   benches/callgrind.sh [BIN]     (default: build, then target/release/omniroute; needs valgrind)
@@ -48,7 +48,7 @@ callgrind_annotate --inclusive=yes "$work/callgrind.out" 2> /dev/null | awk -v n
   /PROGRAM TOTALS/ { total = count($1) }
   # The largest inclusive count of each function (callgrind also lists inlined parts apart).
   /Dispatcher<T,S,B,X,U> as core::future::future::Future>::poll \[/ { http = max(http, count($1)) }
-  /AppState::route_many::\{\{closure\}\} \[/ { service = max(service, count($1)) }
+  /(AppState::route_many|as omniroute::service::Checkout>::route_many)::\{\{closure\}\}/ { service = max(service, count($1)) }
   /Router<C>::route_at \[/ { routing = max(routing, count($1)) }
   /embedded::write_group \[/ { writer = max(writer, count($1)) }
   END {

@@ -139,7 +139,7 @@ impl Persist for EmbeddedCheckout {
             changes.orders.push(OrderRecord {
                 order_id: d.order_id.to_string(),
                 request: d.answer.request.clone(),
-                response: String::from_utf8_lossy(&d.answer.response).into_owned(),
+                response: d.answer.response.clone(),
             });
             if let Some(r) = &d.reservation {
                 changes.reservations.push((d.order_id.to_string(), self.reservation_record(r)));
@@ -154,7 +154,7 @@ impl Persist for EmbeddedCheckout {
             .store
             .order(id.as_str())?
             .ok_or_else(|| ServiceError::Internal(format!("order {id} is answered but not in storage")))?;
-        Ok(Answer { request: record.request, response: record.response.into() })
+        Ok(Answer { request: record.request, response: record.response })
     }
 }
 

@@ -79,7 +79,7 @@ impl ReplicaCheckout {
         Pending {
             order_id: d.order_id.to_string(),
             request: d.answer.request.clone(),
-            response: String::from_utf8_lossy(&d.answer.response).into_owned(),
+            response: d.answer.response.clone(),
             day,
             expires_at,
             holds,

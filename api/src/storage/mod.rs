@@ -61,8 +61,8 @@ pub struct OrderRecord {
     pub order_id: String,
     /// The order as canonical JSON (what an identical retry must match).
     pub request: String,
-    /// The response body given for it.
-    pub response: String,
+    /// The response body given for it (JSON, UTF-8).
+    pub response: bytes::Bytes,
 }
 
 /// Changes to persist atomically.

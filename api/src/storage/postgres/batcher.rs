@@ -19,7 +19,7 @@ pub struct Pending {
     #[serde(skip)]
     pub request: String,
     #[serde(skip)]
-    pub response: String,
+    pub response: bytes::Bytes,
     pub day: i64,
     #[serde(rename = "exp")]
     pub expires_at: i64,
@@ -96,7 +96,10 @@ pub(super) async fn run(inner: Arc<Inner>, rx: Arc<AsyncMutex<mpsc::UnboundedRec
 async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome>, StorageError> {
     let json = serde_json::to_string(orders).map_err(err)?;
     let requests: Vec<&str> = orders.iter().map(|o| o.request.as_str()).collect();
-    let responses: Vec<&str> = orders.iter().map(|o| o.response.as_str()).collect();
+    let responses = orders
+        .iter()
+        .map(|o| std::str::from_utf8(&o.response).map_err(err))
+        .collect::<Result<Vec<&str>, _>>()?;
     let client = inner.client().await?;
     let sql = "SELECT ord, outcome, cells::text, full_stores::text, request, response \
                FROM omniroute_reserve($1::text::jsonb, $2, $3)";
@@ -151,7 +154,7 @@ mod tests {
         let p = Pending {
             order_id: "o1".into(),
             request: "{\"big\":1}".into(),
-            response: "{\"bigger\":2}".into(),
+            response: bytes::Bytes::from_static(b"{\"bigger\":2}"),
             day: 20_000,
             expires_at: 99,
             holds: vec![(1, 2, 3)],
