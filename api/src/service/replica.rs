@@ -10,7 +10,7 @@
 
 use super::core::{Core, Decided, Persist, Persisted};
 use super::{now, Answer, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
-use crate::storage::postgres::{DbCell, FeedChange, FeedRefusal, Notice, Outcome, Pending, Postgres};
+use crate::storage::postgres::{DbCell, FeedChange, DbFeedError, Notice, Outcome, Pending, Postgres};
 use crate::storage::StorageError;
 use async_trait::async_trait;
 use optimizer::ledger::{FeedRow, StockChange, StockLevel};
@@ -191,15 +191,15 @@ impl Checkout for ReplicaCheckout {
             })
             .collect();
         let results = self.pg.feed(external).await.map_err(|e| match e {
-            FeedRefusal::Negative { row } => {
+            DbFeedError::Negative { row } => {
                 let delta = match rows.get(row).map(|r| r.change) {
                     Some(StockChange::Add(d)) => d,
                     _ => 0,
                 };
                 ServiceError::NegativeOnHand { row, delta }
             }
-            FeedRefusal::TooLarge { row } => ServiceError::OnHandTooLarge { row },
-            FeedRefusal::Storage(e) => e.into(),
+            DbFeedError::TooLarge { row } => ServiceError::OnHandTooLarge { row },
+            DbFeedError::Storage(e) => e.into(),
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for (r, res) in rows.iter().zip(&results) {

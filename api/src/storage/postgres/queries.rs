@@ -24,7 +24,7 @@ pub struct FeedRowResult {
 
 /// Why the database refused a feed (nothing was applied).
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum FeedRefusal {
+pub enum DbFeedError {
     #[error("row {row}: on_hand would go below zero")]
     Negative { row: usize },
     #[error("row {row}: on_hand would exceed the maximum")]
@@ -78,7 +78,7 @@ fn count(v: i64) -> u32 {
 
 impl Postgres {
     /// Applies a stock feed, all rows or none. `rows` are (store_id, sku, change).
-    pub async fn feed(&self, rows: Vec<(u32, u32, FeedChange)>) -> Result<Vec<FeedRowResult>, FeedRefusal> {
+    pub async fn feed(&self, rows: Vec<(u32, u32, FeedChange)>) -> Result<Vec<FeedRowResult>, DbFeedError> {
         let json: Vec<serde_json::Value> = rows
             .iter()
             .map(|(store, sku, change)| match change {
@@ -106,12 +106,12 @@ impl Postgres {
                 Err(e) if matches!(sqlstate(&e), Some("OR001" | "OR002")) => {
                     let row = e.as_db_error().and_then(|d| d.detail()).and_then(|d| d.parse().ok()).unwrap_or(0);
                     if sqlstate(&e) == Some("OR001") {
-                        Err(FeedRefusal::Negative { row })
+                        Err(DbFeedError::Negative { row })
                     } else {
-                        Err(FeedRefusal::TooLarge { row })
+                        Err(DbFeedError::TooLarge { row })
                     }
                 }
-                Err(e) => Err(FeedRefusal::Storage(inner.failed(e))),
+                Err(e) => Err(DbFeedError::Storage(inner.failed(e))),
             })
         })
         .await?
