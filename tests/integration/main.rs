@@ -2,6 +2,7 @@
 //! random port with a fresh state directory).
 
 mod cli;
+mod hardening;
 mod helpers;
 mod parity;
 mod postgres;

@@ -7,6 +7,7 @@ mod optimize;
 mod replay;
 mod route;
 mod serve;
+mod state;
 
 use crate::data;
 pub use crate::settings::CostModel;
@@ -41,6 +42,8 @@ pub enum Command {
     Optimize(optimize::Args),
     /// Prepare a PostgreSQL + PostGIS database: migrate the schema, import a dataset.
     Db(db::Args),
+    /// Check or copy the embedded store's state (operations).
+    State(state::Args),
 }
 
 /// A dataset directory and an order file in it (or elsewhere).
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Optimize(a) => optimize::run(a),
         Command::Db(a) => db::run(a),
+        Command::State(a) => state::run(a),
     }
 }
 

@@ -10,12 +10,20 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Dataset directory (default: the bundled sample).
+    /// Dataset directory (required, unless --dev serves the bundled sample).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Directory of the embedded durable state (created if missing).
+    /// Directory of the embedded durable state (created, with an empty state, if it holds none).
     #[arg(long, default_value = "state")]
     pub state: PathBuf,
+    /// Start with a new, empty embedded state when the state file is empty or damaged (it is
+    /// kept beside as `state.redb.damaged-<time>`). Without it, such a file stops the start-up.
+    #[arg(long)]
+    pub new_state: bool,
+    /// Development mode: serve the bundled sample when --data is not given, and without keys
+    /// print a generated admin key on standard error.
+    #[arg(long)]
+    pub dev: bool,
     /// PostgreSQL + PostGIS shared by several replicas, instead of the embedded store
     /// (`postgres://user@host:port/db`; prepare it with `omniroute db migrate` and `db import`).
     #[arg(long, env = "OMNIROUTE_DATABASE_URL")]
@@ -30,7 +38,7 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// File with `role:key` lines; otherwise OMNIROUTE_API_KEYS (comma-separated `role:key`);
-    /// with neither, a random development admin key is printed at start-up.
+    /// one of them is required unless --dev.
     #[arg(long)]
     pub api_keys_file: Option<PathBuf>,
     /// Seconds a reservation holds stock unless the order is shipped.
@@ -43,6 +51,15 @@ pub struct Args {
     /// HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Plan jobs that may wait behind the running one; past it `POST /v1/plans` is 429.
+    #[arg(long, default_value_t = Limits::default().max_queued_plans)]
+    pub plan_queue: usize,
+    /// Connections the kernel queues before the server accepts them.
+    #[arg(long, default_value_t = Limits::default().listen_backlog)]
+    pub listen_backlog: u32,
+    /// Seconds a request's body may take to arrive (a slow sender is answered 408 after it).
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_s: u64,
     #[command(flatten)]
     pub routing: RoutingArgs,
 }
@@ -55,21 +72,34 @@ fn keys(a: &Args) -> anyhow::Result<ApiKeys> {
     if let Ok(text) = std::env::var("OMNIROUTE_API_KEYS") {
         return ApiKeys::parse(&text).map_err(|e| anyhow::anyhow!("OMNIROUTE_API_KEYS: {e}"));
     }
+    anyhow::ensure!(
+        a.dev,
+        "no API keys: give --api-keys-file FILE or OMNIROUTE_API_KEYS (role:key,...), or --dev for a generated admin key"
+    );
     let (keys, key) = ApiKeys::development();
-    eprintln!("no API keys configured: development admin key for this run: {key}");
+    eprintln!("development mode, no API keys configured: admin key for this run: {key}");
     Ok(keys)
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        // Whatever a client sends that is not HTTP is answered 400 by actix, which also logs it at
+        // ERROR: anyone could fill the log that way. Those are the client's errors, not ours.
+        .filter_module("actix_http::h1::dispatcher", log::LevelFilter::Off)
+        .init();
     anyhow::ensure!(a.reservation_ttl_s > 0, "--reservation-ttl-s must be at least 1");
+    let data = match (&a.data, a.dev) {
+        (Some(d), _) => d.clone(),
+        (None, true) => default_data_dir(),
+        (None, false) => anyhow::bail!("--data DIR is required (or --dev to serve the bundled sample)"),
+    };
     let storage = match &a.database_url {
         Some(url) => StorageConfig::Postgres { url: url.clone(), batchers: usize::from(a.db_batchers) },
-        None => StorageConfig::Embedded { state_dir: a.state.clone() },
+        None => StorageConfig::Embedded { state_dir: a.state.clone(), new_state: a.new_state },
     };
     let config = ServeConfig {
         service: ServiceConfig {
-            data: a.data.clone().unwrap_or_else(default_data_dir),
+            data,
             router: a.routing.router_config()?,
             cost: a.routing.cost,
             ledger: LedgerConfig {
@@ -80,7 +110,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         bind: a.bind.clone(),
         keys: keys(&a)?,
-        limits: Limits::default(),
+        limits: Limits {
+            listen_backlog: a.listen_backlog,
+            body_timeout: Duration::from_secs(a.body_timeout_s),
+            max_queued_plans: a.plan_queue,
+            ..Limits::default()
+        },
         expiry_every: Duration::from_secs(1),
         workers: a.workers,
     };

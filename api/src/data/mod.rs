@@ -117,6 +117,32 @@ pub fn generated_engine(
     Ok(Engine::new(network, stock, config))
 }
 
+/// A fingerprint of the network's stores and DCs (ids and locations): what a state directory or
+/// a database is bound to, so that state written for one dataset is never served with another.
+/// Independent of row order in the files; a change of stock, capacity or hours keeps it.
+pub fn fingerprint(network: &Network) -> String {
+    use sha2::{Digest, Sha256};
+    let mut stores: Vec<_> = network.stores().iter().map(|s| (s.id, s.location)).collect();
+    stores.sort_by_key(|(id, _)| *id);
+    let mut dcs: Vec<_> = network.dcs().iter().map(|d| (d.id, d.location)).collect();
+    dcs.sort_by_key(|(id, _)| *id);
+    let mut h = Sha256::new();
+    for (tag, list) in [
+        (b's', stores),
+        (b'd', dcs.into_iter().map(|(id, at)| (optimizer::model::StoreId(id.0), at)).collect()),
+    ] {
+        h.update([tag]);
+        h.update((list.len() as u64).to_le_bytes());
+        for (id, at) in list {
+            h.update(id.0.to_le_bytes());
+            h.update(at.lon().to_bits().to_le_bytes());
+            h.update(at.lat().to_bits().to_le_bytes());
+        }
+    }
+    let digest = h.finalize();
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads an `orders.jsonl` file (one order per line; blank lines are skipped).
 pub fn read_orders(path: &Path) -> Result<Vec<Order>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;

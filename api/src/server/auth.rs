@@ -48,6 +48,8 @@ pub enum Action {
     Read,
     /// Start and read batch plans.
     Plan,
+    /// Operate the service (backups).
+    Operate,
 }
 
 impl Action {
@@ -58,6 +60,7 @@ impl Action {
             Action::WriteStock => "send stock feeds",
             Action::Read => "read stores and stock",
             Action::Plan => "start or read plans",
+            Action::Operate => "operate the service",
         }
     }
 
@@ -71,6 +74,7 @@ impl Action {
             Action::WriteStock => role == StoreSystem,
             Action::Read => true,
             Action::Plan => role == Planner,
+            Action::Operate => false,
         }
     }
 }

@@ -37,7 +37,15 @@ pub enum ApiError {
     NoReservation { order_id: String },
     #[error("{message}")]
     NegativeOnHand { field: String, message: String },
-    // The service cannot do it right now (5xx).
+    #[error("this resource answers {allow} only")]
+    MethodNotAllowed { allow: String },
+    #[error("the request body did not arrive within {seconds} s")]
+    RequestTimeout { seconds: u64 },
+    #[error("{what} queue is full; retry after {retry_after_s} s")]
+    TooManyRequests { what: &'static str, retry_after_s: u64 },
+    // The service cannot do it (5xx).
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("state storage is unavailable: {0}")]
     StorageUnavailable(String),
     #[error("order {order_id}: every store chosen for it was taken by other replicas meanwhile; nothing is reserved, retry")]
@@ -77,6 +85,10 @@ impl ApiError {
             InvalidState { .. } => (StatusCode::CONFLICT, "invalid_state"),
             NoReservation { .. } => (StatusCode::CONFLICT, "no_reservation"),
             NegativeOnHand { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "negative_on_hand"),
+            MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
             StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Contention { .. } => (StatusCode::SERVICE_UNAVAILABLE, "stock_contention"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -128,10 +140,44 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if self.status_code().is_server_error() {
+        if matches!(
+            self,
+            ApiError::Internal(_) | ApiError::StorageUnavailable(_) | ApiError::Contention { .. }
+        ) {
             log::error!("{self}");
         }
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::MethodNotAllowed { allow } => {
+                res.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+            }
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                res.insert_header((actix_web::http::header::RETRY_AFTER, retry_after_s.to_string()));
+            }
+            _ => {}
+        }
+        res.json(self.body())
+    }
+}
+
+/// The stable code of an error response raised outside the handlers (by actix itself), by its
+/// status; the same codes the table above gives.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "malformed_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        411 => "length_required",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        429 => "too_many_requests",
+        431 => "headers_too_large",
+        503 => "storage_unavailable",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
     }
 }
 
@@ -162,6 +208,7 @@ impl From<crate::service::ServiceError> for ApiError {
             S::OnHandTooLarge { row } => ApiError::InvalidField { field: format!("[{row}].delta"), message },
             S::Contention { order_id } => ApiError::Contention { order_id: order_id.to_string() },
             S::Storage(e) => ApiError::StorageUnavailable(e.0),
+            S::Unsupported(m) => ApiError::Unsupported(m),
             S::Internal(m) => ApiError::Internal(m),
         }
     }
@@ -199,7 +246,12 @@ mod tests {
             ApiError::InvalidState { message: String::new() },
             ApiError::NoReservation { order_id: "o".into() },
             ApiError::NegativeOnHand { field: "f".into(), message: String::new() },
+            ApiError::MethodNotAllowed { allow: "GET".into() },
+            ApiError::RequestTimeout { seconds: 1 },
+            ApiError::TooManyRequests { what: "plan", retry_after_s: 1 },
             ApiError::StorageUnavailable(String::new()),
+            ApiError::Contention { order_id: "o".into() },
+            ApiError::Unsupported("x"),
             ApiError::Internal(String::new()),
         ];
         let mut codes: Vec<&str> = all.iter().map(|e| e.status_and_code().1).collect();

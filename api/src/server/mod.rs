@@ -11,13 +11,15 @@ pub mod routes;
 pub mod state;
 
 use crate::service::{self, Checkout, ServiceConfig};
-use actix_web::dev::{Server, Service};
+use actix_web::dev::{Server, Service, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context;
 use auth::ApiKeys;
 use error::ApiError;
 use state::{AppState, Limits};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa::OpenApi;
@@ -46,17 +48,22 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads the network, opens and recovers state, binds the listener. Call inside an actix
-    /// system (`actix_web::rt::System`).
+    /// Binds the listener (so that a port in use is reported before anything loads), loads the
+    /// network, opens and recovers state. Call inside an actix system (`actix_web::rt::System`).
     pub fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        let listener = bind(&config.bind, config.limits.listen_backlog)
+            .with_context(|| format!("binding {}", config.bind))?;
+        let addr = listener.local_addr()?;
         let checkout: Arc<dyn Checkout> = service::open(&config.service)?;
         let state = web::Data::new(AppState::new(checkout, config.keys.clone(), config.limits));
-        let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
-        let addr = listener.local_addr()?;
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    ApiError::invalid("path", format!("the path could not be read: {e}")).into()
+                }))
+                .wrap(ErrorHandlers::new().default_handler(json_error_body))
                 .wrap_fn(|req, srv| {
                     let start = Instant::now();
                     let fut = srv.call(req);
@@ -77,6 +84,7 @@ impl Application {
                 .configure(routes_config)
         })
         .listen(listener)?
+        .client_request_timeout(config.limits.header_timeout)
         .shutdown_timeout(30);
         if let Some(w) = config.workers {
             server = server.workers(w);
@@ -108,11 +116,72 @@ impl Application {
     }
 }
 
+/// A listening socket with `backlog` pending connections (the standard library's bind uses 128).
+fn bind(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let addr: SocketAddr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind"))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
+/// Gives every error response that carries no body of its own (errors raised by actix before
+/// a handler runs) the API's JSON error shape.
+fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    if res.headers().contains_key(header::CONTENT_TYPE) {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let body = error::ErrorBody {
+        code: error::code_for_status(status),
+        message: status.canonical_reason().unwrap_or("error").to_lowercase(),
+        field: None,
+    };
+    let (req, res) = res.into_parts();
+    let mut out = HttpResponse::build(status);
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_LENGTH {
+            out.insert_header((name.clone(), value.clone()));
+        }
+    }
+    let res = out.json(body);
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, res).map_into_right_body()))
+}
+
+/// A resource that answers `routes`; any other method is 405 `method_not_allowed` with an
+/// `Allow` header naming the methods it answers.
+fn resource(path: &str, routes: Vec<(Method, actix_web::Route)>) -> actix_web::Resource {
+    let allow = routes.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ");
+    let mut r = web::resource(path);
+    for (_, route) in routes {
+        r = r.route(route);
+    }
+    r.default_service(web::to(move || {
+        let allow = allow.clone();
+        async move { ApiError::MethodNotAllowed { allow }.error_response() }
+    }))
+}
+
+/// GET and HEAD by the same handler.
+fn get<F, Args>(handler: F) -> Vec<(Method, actix_web::Route)>
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    vec![(Method::GET, web::get().to(handler.clone())), (Method::HEAD, web::head().to(handler))]
+}
+
 fn routes_config(cfg: &mut web::ServiceConfig) {
-    use routes::{health, orders, plans, stock, stores};
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
+    use routes::{admin, health, orders, plans, stock, stores};
+    cfg.service(resource("/healthz", get(health::healthz)))
+        .service(resource("/readyz", get(health::readyz)))
+        .service(resource("/metrics", get(health::metrics)))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()))
         .route(
             "/docs",
@@ -122,17 +191,27 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/v1")
-                .route("/orders/route", web::post().to(orders::route))
-                .route("/orders/route-batch", web::post().to(orders::route_batch))
-                .route("/orders/{order_id}", web::get().to(orders::get))
-                .route("/orders/{order_id}/cancel", web::post().to(orders::cancel))
-                .route("/orders/{order_id}/ship", web::post().to(orders::ship))
-                .route("/stores/nearby", web::get().to(stores::nearby))
-                .route("/stores/{store_id}", web::get().to(stores::get))
-                .route("/stock", web::put().to(stock::put))
-                .route("/stock/{store_id}/{sku}", web::get().to(stock::get))
-                .route("/plans", web::post().to(plans::create))
-                .route("/plans/{plan_id}", web::get().to(plans::get)),
+                .service(resource("/orders/route", vec![(Method::POST, web::post().to(orders::route))]))
+                .service(resource(
+                    "/orders/route-batch",
+                    vec![(Method::POST, web::post().to(orders::route_batch))],
+                ))
+                .service(resource("/orders/{order_id}", get(orders::get)))
+                .service(resource(
+                    "/orders/{order_id}/cancel",
+                    vec![(Method::POST, web::post().to(orders::cancel))],
+                ))
+                .service(resource(
+                    "/orders/{order_id}/ship",
+                    vec![(Method::POST, web::post().to(orders::ship))],
+                ))
+                .service(resource("/stores/nearby", get(stores::nearby)))
+                .service(resource("/stores/{store_id}", get(stores::get)))
+                .service(resource("/stock", vec![(Method::PUT, web::put().to(stock::put))]))
+                .service(resource("/stock/{store_id}/{sku}", get(stock::get)))
+                .service(resource("/plans", vec![(Method::POST, web::post().to(plans::create))]))
+                .service(resource("/plans/{plan_id}", get(plans::get)))
+                .service(resource("/admin/backup", vec![(Method::POST, web::post().to(admin::backup))])),
         )
         .default_service(web::to(|| async {
             ApiError::NotFound { what: "route", field: None }.error_response()

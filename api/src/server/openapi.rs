@@ -25,10 +25,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::stock::get,
         super::routes::plans::create,
         super::routes::plans::get,
+        super::routes::admin::backup,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&Bearer),
-    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"))
+    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "admin"))
 )]
 pub struct ApiDoc;
 
@@ -101,8 +102,13 @@ pub struct DecisionDoc {
     /// Lines that cannot be served, with reasons (unfulfillable only).
     unfulfilled: Vec<LineFailureDoc>,
     explanation: ExplanationDoc,
-    /// RFC 3339; held store stock is released then unless the order is shipped.
+    /// RFC 3339; held store stock is released then unless the order is shipped. `null` once the
+    /// reservation ended, and for a decision that holds nothing.
     reservation_expires_at: Option<String>,
+    /// The reservation's state when this answer was given: `held`, or `none` for a decision that
+    /// holds nothing; a retry after the reservation ended says `released`, `expired` or
+    /// `committed`.
+    reservation_state: String,
 }
 
 /// One parcel or pickup.
@@ -213,4 +219,15 @@ pub struct PlanStatusDoc {
     /// When done: {solver, kpis, lp, shadow_prices, greedy_comparison, assignments, unfilled}.
     result: Option<serde_json::Value>,
     error: Option<String>,
+}
+
+/// A backup written by the server.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupDoc {
+    /// Where the copy is, on the server's file system.
+    path: String,
+    cells: usize,
+    reservations: usize,
+    orders: usize,
 }

@@ -1,7 +1,9 @@
 //! Plan jobs: `POST /v1/plans` queues one, a worker thread runs it against a snapshot of live
 //! stock, `GET /v1/plans/{id}` reports status, progress and the result.
 //!
-//! Jobs run one at a time (a plan already uses both cores through rayon) in submission order.
+//! Jobs run one at a time (a plan already uses both cores through rayon) in submission order,
+//! on one worker thread behind a bounded queue: a full queue refuses new jobs (429) rather than
+//! holding a thread or unbounded memory for each.
 //! Plans are computations, not state: they reserve nothing, and the book keeps the last
 //! [`KEEP_FINISHED`] finished plans in memory only (a restart forgets them; planners re-submit).
 
@@ -107,26 +109,52 @@ impl PlanJob {
 /// Jobs by id, and ids in submission order.
 type Jobs = (rustc_hash::FxHashMap<String, Arc<PlanJob>>, VecDeque<String>);
 
-/// All known jobs.
+/// A job waiting for the worker: the job and what it plans.
+type Queued = (Arc<PlanJob>, Vec<Order>, Solver, PlanConfig);
+
+/// Plan jobs: a bounded queue in front of one worker thread, and the jobs known by id.
 pub struct PlanBook {
-    checkout: Arc<dyn Checkout>,
     jobs: Arc<Mutex<Jobs>>,
-    /// Held by the running job: jobs run one at a time.
-    run: Arc<Mutex<()>>,
+    queue: std::sync::mpsc::SyncSender<Queued>,
+}
+
+/// Why a plan was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull {
+    /// Jobs waiting behind the running one.
+    pub queued: usize,
 }
 
 impl PlanBook {
-    /// Plans against `checkout`'s network and a snapshot of its stock.
-    pub fn new(checkout: Arc<dyn Checkout>) -> PlanBook {
-        PlanBook { checkout, jobs: Default::default(), run: Default::default() }
+    /// Plans against `checkout`'s network and a snapshot of its stock, one job at a time (a plan
+    /// already uses every core through rayon), with at most `max_queued` waiting.
+    pub fn new(checkout: Arc<dyn Checkout>, max_queued: usize) -> PlanBook {
+        let (queue, rx) = std::sync::mpsc::sync_channel::<Queued>(max_queued);
+        std::thread::Builder::new()
+            .name("plan-worker".into())
+            .spawn(move || {
+                while let Ok((job, orders, solver, config)) = rx.recv() {
+                    work(&*checkout, &job, &orders, solver, &config);
+                }
+            })
+            .expect("plan worker starts");
+        PlanBook { jobs: Default::default(), queue }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<PlanJob>> {
         self.jobs.lock().0.get(id).cloned()
     }
 
-    /// Registers a job and starts its thread.
-    pub fn submit(&self, orders: Vec<Order>, solver: Solver, config: PlanConfig) -> Arc<PlanJob> {
+    /// Queues a job. Holds no thread and no more memory than the job's orders while it waits.
+    ///
+    /// # Errors
+    /// The queue is full; nothing was registered.
+    pub fn submit(
+        &self,
+        orders: Vec<Order>,
+        solver: Solver,
+        config: PlanConfig,
+    ) -> Result<Arc<PlanJob>, QueueFull> {
         let id = format!("plan-{:016x}", rand::random::<u64>());
         let job = Arc::new(PlanJob {
             id: id.clone(),
@@ -139,50 +167,48 @@ impl PlanBook {
             total: AtomicU64::new(0),
             finished_at: Mutex::new(None),
         });
-        {
-            let mut jobs = self.jobs.lock();
-            jobs.0.insert(id.clone(), job.clone());
-            jobs.1.push_back(id);
-            // Forget the oldest finished plans beyond the limit.
-            while jobs.1.len() > KEEP_FINISHED {
-                let oldest = jobs.1[0].clone();
-                let finished = jobs
-                    .0
-                    .get(&oldest)
-                    .is_none_or(|j| matches!(*j.state.lock(), JobState::Done(_) | JobState::Failed(_)));
-                if !finished {
-                    break;
-                }
-                jobs.1.pop_front();
-                jobs.0.remove(&oldest);
+        let mut jobs = self.jobs.lock();
+        self.queue.try_send((job.clone(), orders, solver, config)).map_err(|_| QueueFull {
+            queued: jobs.0.values().filter(|j| matches!(*j.state.lock(), JobState::Queued)).count(),
+        })?;
+        jobs.0.insert(id.clone(), job.clone());
+        jobs.1.push_back(id);
+        // Forget the oldest finished plans beyond the limit.
+        while jobs.1.len() > KEEP_FINISHED {
+            let oldest = jobs.1[0].clone();
+            let finished = jobs
+                .0
+                .get(&oldest)
+                .is_none_or(|j| matches!(*j.state.lock(), JobState::Done(_) | JobState::Failed(_)));
+            if !finished {
+                break;
             }
+            jobs.1.pop_front();
+            jobs.0.remove(&oldest);
         }
-        let (j, checkout, run_lock) = (job.clone(), self.checkout.clone(), self.run.clone());
-        std::thread::Builder::new()
-            .name(format!("plan {}", j.id))
-            .spawn(move || {
-                let _one_at_a_time = run_lock.lock();
-                *j.state.lock() = JobState::Running;
-                let t = std::time::Instant::now();
-                let outcome = run(&*checkout, &j, &orders, solver, &config);
-                let status = if outcome.is_ok() { "done" } else { "failed" };
-                checkout.core().metrics().plans.with_label_values(&[solver.as_str(), status]).inc();
-                log::info!(
-                    "plan {} ({} orders, {}) {status} in {:.2} s",
-                    j.id,
-                    orders.len(),
-                    solver.as_str(),
-                    t.elapsed().as_secs_f64()
-                );
-                *j.finished_at.lock() = Some(now().to_rfc3339());
-                *j.state.lock() = match outcome {
-                    Ok(raw) => JobState::Done(raw),
-                    Err(e) => JobState::Failed(e),
-                };
-            })
-            .expect("plan thread starts");
-        job
+        Ok(job)
     }
+}
+
+/// Runs one job on the worker thread and records its outcome.
+fn work(checkout: &dyn Checkout, job: &PlanJob, orders: &[Order], solver: Solver, config: &PlanConfig) {
+    *job.state.lock() = JobState::Running;
+    let t = std::time::Instant::now();
+    let outcome = run(checkout, job, orders, solver, config);
+    let status = if outcome.is_ok() { "done" } else { "failed" };
+    checkout.core().metrics().plans.with_label_values(&[solver.as_str(), status]).inc();
+    log::info!(
+        "plan {} ({} orders, {}) {status} in {:.2} s",
+        job.id,
+        orders.len(),
+        solver.as_str(),
+        t.elapsed().as_secs_f64()
+    );
+    *job.finished_at.lock() = Some(now().to_rfc3339());
+    *job.state.lock() = match outcome {
+        Ok(raw) => JobState::Done(raw),
+        Err(e) => JobState::Failed(e),
+    };
 }
 
 /// Plans `orders` against the live network and a snapshot of its stock.

@@ -7,8 +7,9 @@ use crate::metrics::Metrics;
 use crate::service::Checkout;
 use optimizer::model::Network;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Request size limits.
+/// Request limits: sizes, times and queues, each holding before memory is spent.
 #[derive(Copy, Clone, Debug)]
 pub struct Limits {
     pub max_body_bytes: usize,
@@ -17,6 +18,14 @@ pub struct Limits {
     pub max_feed_rows: usize,
     pub max_plan_orders: usize,
     pub max_plan_body_bytes: usize,
+    /// Plans waiting behind the running one; past it `POST /v1/plans` is 429.
+    pub max_queued_plans: usize,
+    /// Time for a request's headers to arrive.
+    pub header_timeout: Duration,
+    /// Time for a request's whole body to arrive once its headers have.
+    pub body_timeout: Duration,
+    /// Connections the kernel queues before the server accepts them.
+    pub listen_backlog: u32,
 }
 
 impl Default for Limits {
@@ -28,6 +37,10 @@ impl Default for Limits {
             max_feed_rows: 100_000,
             max_plan_orders: 1_000_000,
             max_plan_body_bytes: 512 * 1024 * 1024,
+            max_queued_plans: 8,
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(60),
+            listen_backlog: 4096,
         }
     }
 }
@@ -42,7 +55,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(checkout: Arc<dyn Checkout>, keys: ApiKeys, limits: Limits) -> AppState {
-        let plans = PlanBook::new(checkout.clone());
+        let plans = PlanBook::new(checkout.clone(), limits.max_queued_plans);
         AppState { checkout, keys, limits, plans }
     }
 

@@ -7,7 +7,7 @@ use crate::data::order_json::OrderJson;
 use crate::metrics::Metrics;
 use crate::settings::CostModel;
 use crate::storage::StorageError;
-use optimizer::ledger::Reservation;
+use optimizer::ledger::{Reservation, ReservationState};
 use optimizer::model::{Order, OrderId};
 use optimizer::router::{Decision, Router, RouterConfig};
 use optimizer::travel::TravelCost;
@@ -43,8 +43,9 @@ pub(crate) enum Persisted {
     Durable,
     /// The stores chosen could not take it any more (their cells are refreshed): route again.
     Refused,
-    /// The order was answered before (by another replica): that answer.
-    Existing(Answer),
+    /// The order was answered before (by another replica): that answer, and the state of its
+    /// reservation now.
+    Existing(Answer, Option<ReservationState>),
 }
 
 /// How a storage backend makes decisions durable; [`Core::route_many`] drives it.
@@ -57,8 +58,11 @@ pub(crate) trait Persist: Sync {
         decided: &[Decided],
     ) -> impl Future<Output = Result<Vec<Persisted>, StorageError>> + Send;
 
-    /// The stored answer of an order answered before.
-    fn stored_answer(&self, order: &OrderId) -> impl Future<Output = Result<Answer, ServiceError>> + Send;
+    /// The stored answer of an order answered before, and the state of its reservation now.
+    fn stored_answer(
+        &self,
+        order: &OrderId,
+    ) -> impl Future<Output = Result<(Answer, Option<ReservationState>), ServiceError>> + Send;
 }
 
 impl Core {
@@ -115,7 +119,15 @@ impl Core {
             .router
             .route_at(&self.engine, order, at)
             .map_err(|e| ServiceError::Internal(format!("routing {}: {e}", order.id())))?;
-        let response = serde_json::to_string(&decision).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let mut response =
+            serde_json::to_string(&decision).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        // The reservation's state goes last, after its expiry, so that a retry can restate both.
+        response.pop();
+        response.push_str(if decision.reservation_expires_at.is_some() {
+            r#","reservation_state":"held"}"#
+        } else {
+            r#","reservation_state":"none"}"#
+        });
         let answer = Arc::new(Answer { request: request.to_owned(), response: response.into() });
         let reservation = self.engine.ledger().reservation(order.id());
         let decided = Decided { order_id: order.id().clone(), answer, reservation, day: at.local_day() };
@@ -203,10 +215,12 @@ impl Core {
                             self.metrics.db_refusals.inc();
                             todo.push((i, owner));
                         }
-                        Persisted::Existing(stored) => {
+                        Persisted::Existing(stored, state) => {
                             let stored = Arc::new(stored);
                             owner.complete(stored.clone());
-                            results[i] = Some(self.check(stored, &requests[i], &d.order_id));
+                            results[i] = Some(
+                                self.check(stored, &requests[i], &d.order_id).map(|a| in_state(&a, state)),
+                            );
                         }
                     }
                 }
@@ -244,11 +258,53 @@ impl Core {
         if fingerprint != orderbook::fingerprint(request) {
             return Err(ServiceError::IdempotencyMismatch { order_id: id.clone() });
         }
-        self.check(Arc::new(store.stored_answer(id).await?), request, id)
+        let (answer, state) = store.stored_answer(id).await?;
+        self.check(Arc::new(answer), request, id).map(|a| in_state(&a, state))
     }
+}
+
+/// A stored answer as it stands now: while its reservation is held (or it never had one), the
+/// stored bytes; once it ended (released, expired, committed), the same decision with the state
+/// it is in and no expiry. The answer's last two fields are the expiry and the state, as
+/// [`Core::route_many`] writes them.
+pub(crate) fn in_state(answer: &Arc<Answer>, state: Option<ReservationState>) -> Arc<Answer> {
+    let Some(state) = state.filter(|s| *s != ReservationState::Held) else { return answer.clone() };
+    let body = &answer.response[..];
+    let key = br#","reservation_expires_at":"#;
+    let Some(at) = body.windows(key.len()).rposition(|w| w == key) else { return answer.clone() };
+    let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(&body[..at]);
+    out.extend_from_slice(
+        format!(r#","reservation_expires_at":null,"reservation_state":"{}"}}"#, state.as_str()).as_bytes(),
+    );
+    Arc::new(Answer { request: answer.request.clone(), response: out.into() })
 }
 
 /// The canonical JSON of an order: what identical retries share.
 pub fn canonical(order: &Order) -> String {
     serde_json::to_string(&OrderJson::from_order(order)).expect("orders serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: &str) -> Arc<Answer> {
+        Arc::new(Answer { request: "r".into(), response: body.to_owned().into() })
+    }
+
+    #[test]
+    fn an_ended_reservation_restates_expiry_and_state_and_keeps_the_decision_byte_for_byte() {
+        let held = answer(
+            r#"{"order_id":"a","shipments":[{"distance_m":1293.9912345678}],"reservation_expires_at":"2026-11-11T00:15:00+08:00","reservation_state":"held"}"#,
+        );
+        assert!(Arc::ptr_eq(&in_state(&held, Some(ReservationState::Held)), &held));
+        let released = in_state(&held, Some(ReservationState::Released));
+        assert_eq!(
+            std::str::from_utf8(&released.response).unwrap(),
+            r#"{"order_id":"a","shipments":[{"distance_m":1293.9912345678}],"reservation_expires_at":null,"reservation_state":"released"}"#
+        );
+        let dc = answer(r#"{"order_id":"b","reservation_expires_at":null,"reservation_state":"none"}"#);
+        assert!(Arc::ptr_eq(&in_state(&dc, None), &dc));
+    }
 }

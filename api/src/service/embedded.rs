@@ -4,10 +4,13 @@
 //! persisted cells, reservations and answered orders are applied over the dataset's stock.
 
 use super::core::{Core, Decided, Persist, Persisted};
-use super::{Answer, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
-use crate::storage::{CellRecord, ChangeSet, Embedded, OrderRecord, Recovered, ReservationRecord};
+use super::{Answer, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
+use crate::storage::embedded::{IfDamaged, Opened, STATE_FILE};
+use crate::storage::{
+    CellRecord, ChangeSet, Embedded, OrderRecord, Recovered, ReservationRecord, StorageError,
+};
 use async_trait::async_trait;
-use optimizer::ledger::{CellChange, FeedRow, Hold, LedgerError, Reservation, StockLevel};
+use optimizer::ledger::{CellChange, FeedRow, Hold, LedgerError, Reservation, ReservationState, StockLevel};
 use optimizer::model::{OrderId, Sku, SkuIdx, StoreId, StoreIdx, Timestamp};
 use optimizer::EngineConfig;
 use std::path::Path;
@@ -18,18 +21,46 @@ use std::time::Instant;
 pub struct EmbeddedCheckout {
     core: Core,
     store: Embedded,
+    state_dir: std::path::PathBuf,
 }
 
 impl EmbeddedCheckout {
-    /// Loads the dataset, opens (or creates) the state in `state_dir` and recovers it.
-    pub fn open(config: &ServiceConfig, state_dir: &Path) -> Result<EmbeddedCheckout, OpenError> {
+    /// Loads the dataset, opens (or creates) the state in `state_dir` and recovers it. A state of
+    /// another dataset is refused; an empty or damaged one is refused unless `new_state`.
+    pub fn open(
+        config: &ServiceConfig,
+        state_dir: &Path,
+        new_state: bool,
+    ) -> Result<EmbeddedCheckout, OpenError> {
         let engine_config = EngineConfig { ledger: config.ledger, ..EngineConfig::default() };
         let (engine, load_s) = crate::data::load_engine(&config.data, engine_config)?;
-        let store = Embedded::open(state_dir)
-            .map_err(|e| OpenError::State(format!("opening state in {}: {e}", state_dir.display())))?;
-        let service = EmbeddedCheckout { core: Core::new(engine, config.router, config.cost), store };
+        let dataset = crate::data::fingerprint(engine.network());
+        let if_damaged = if new_state { IfDamaged::StartEmpty } else { IfDamaged::Refuse };
+        let (store, opened) =
+            Embedded::open(state_dir, &dataset, if_damaged).map_err(|e| OpenError::State(e.0))?;
+        match opened {
+            Opened::Created => {
+                log::info!("no state in {}: starting with an empty state", state_dir.display())
+            }
+            Opened::ReplacedDamaged(aside) => {
+                log::warn!(
+                    "the damaged state file was set aside as {}; starting with an empty state",
+                    aside.display()
+                )
+            }
+            Opened::Existing => {}
+        }
+        let core = Core::new(engine, config.router, config.cost);
+        let service = EmbeddedCheckout { core, store, state_dir: state_dir.to_path_buf() };
         let t = Instant::now();
-        let (cells, orders) = service.recover()?;
+        let (cells, orders) = service.recover().map_err(|e| match e {
+            OpenError::Storage(e) => OpenError::State(format!(
+                "{}: {}. Restore it from a backup, or start with --new-state to set it aside and begin with an empty state",
+                state_dir.join(STATE_FILE).display(),
+                e.0
+            )),
+            other => other,
+        })?;
         log::info!(
             "loaded {} stores from {} in {load_s:.2} s; recovered {cells} stock cells and {orders} orders from {} in {:.2} s",
             service.core.engine().network().stores().len(),
@@ -149,12 +180,13 @@ impl Persist for EmbeddedCheckout {
         Ok(decided.iter().map(|_| Persisted::Durable).collect())
     }
 
-    async fn stored_answer(&self, id: &OrderId) -> Result<Answer, ServiceError> {
+    async fn stored_answer(&self, id: &OrderId) -> Result<(Answer, Option<ReservationState>), ServiceError> {
         let record = self
             .store
             .order(id.as_str())?
             .ok_or_else(|| ServiceError::Internal(format!("order {id} is answered but not in storage")))?;
-        Ok(Answer { request: record.request, response: record.response })
+        let state = self.core.engine().ledger().reservation(id).map(|r| r.state);
+        Ok((Answer { request: record.request, response: record.response }, state))
     }
 }
 
@@ -231,7 +263,7 @@ impl Checkout for EmbeddedCheckout {
         if !self.core.orders().answered(id) {
             return Ok(None);
         }
-        let answer = self.stored_answer(id).await?;
+        let (answer, _) = self.stored_answer(id).await?;
         let reservation = self.core.engine().ledger().reservation(id);
         Ok(Some(OrderView {
             order_id: id.clone(),
@@ -252,11 +284,22 @@ impl Checkout for EmbeddedCheckout {
         Ok(expired.len() as u64)
     }
 
+    async fn backup(&self) -> Result<Backup, ServiceError> {
+        let dir = self.state_dir.join("backups");
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError(format!("{}: {e}", dir.display())))?;
+        let path = dir.join(format!("state-{}.redb", super::now().0));
+        // A large state takes a while to copy: off the HTTP worker.
+        let summary = tokio::task::spawn_blocking(self.store.backup(path.clone()))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("backup: {e}")))??;
+        Ok(Backup { path, cells: summary.cells, reservations: summary.reservations, orders: summary.orders })
+    }
+
     async fn ready(&self) -> Result<(), ServiceError> {
         if self.store.healthy() {
             Ok(())
         } else {
-            Err(crate::storage::StorageError("state writes are failing".into()).into())
+            Err(StorageError("state writes are failing".into()).into())
         }
     }
 }

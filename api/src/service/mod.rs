@@ -95,6 +95,8 @@ pub enum ServiceError {
     Contention { order_id: OrderId },
     #[error("state storage is unavailable: {0}")]
     Storage(#[from] StorageError),
+    #[error("{0}")]
+    Unsupported(&'static str),
     // A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -138,13 +140,29 @@ pub trait Checkout: Send + Sync + 'static {
 
     /// Whether state writes go through (a round trip to the database for a replica).
     async fn ready(&self) -> Result<(), ServiceError>;
+
+    /// Writes a consistent copy of the durable state while serving and says where. The embedded
+    /// store writes a state file under its state directory (`backups/`); PostgreSQL is backed up
+    /// with its own tools, and a replica answers [`ServiceError::Unsupported`].
+    async fn backup(&self) -> Result<Backup, ServiceError>;
+}
+
+/// A backup written by [`Checkout::backup`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Backup {
+    /// Where the copy is, on the server's file system.
+    pub path: PathBuf,
+    pub cells: usize,
+    pub reservations: usize,
+    pub orders: usize,
 }
 
 /// Where durable state lives.
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
-    /// The embedded store in this directory (created if missing).
-    Embedded { state_dir: PathBuf },
+    /// The embedded store in this directory (created if missing). With `new_state`, an empty or
+    /// damaged state file is set aside and an empty state begun instead of refusing to start.
+    Embedded { state_dir: PathBuf, new_state: bool },
     /// A PostgreSQL + PostGIS database shared by replicas, with this many concurrent reservation
     /// transactions from this replica.
     Postgres { url: String, batchers: usize },
@@ -177,7 +195,9 @@ pub enum OpenError {
 /// recovers (embedded) or reads the stock from the database (replica).
 pub fn open(config: &ServiceConfig) -> Result<Arc<dyn Checkout>, OpenError> {
     Ok(match &config.storage {
-        StorageConfig::Embedded { state_dir } => Arc::new(EmbeddedCheckout::open(config, state_dir)?),
+        StorageConfig::Embedded { state_dir, new_state } => {
+            Arc::new(EmbeddedCheckout::open(config, state_dir, *new_state)?)
+        }
         StorageConfig::Postgres { url, batchers } => ReplicaCheckout::connect(config, url, *batchers)?,
     })
 }

@@ -9,11 +9,11 @@
 //! follows every change through LISTEN/NOTIFY ([`CacheSink`]), newest version wins.
 
 use super::core::{Core, Decided, Persist, Persisted};
-use super::{now, Answer, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
-use crate::storage::postgres::{DbCell, FeedChange, DbFeedError, Notice, Outcome, Pending, Postgres};
+use super::{now, Answer, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
+use crate::storage::postgres::{DbCell, DbFeedError, FeedChange, Notice, Outcome, Pending, Postgres};
 use crate::storage::StorageError;
 use async_trait::async_trait;
-use optimizer::ledger::{FeedRow, StockChange, StockLevel};
+use optimizer::ledger::{FeedRow, ReservationState, StockChange, StockLevel};
 use optimizer::model::{Network, Order, OrderId, Sku, SkuIdx, StoreId, StoreIdx, Timestamp};
 use optimizer::{Engine, EngineConfig};
 use parking_lot::Mutex;
@@ -101,10 +101,9 @@ impl Persist for ReplicaCheckout {
         let engine = self.core.engine();
         let ledger = engine.ledger();
         let outcomes = self.pg.reserve(decided.iter().map(|d| self.pending(d)).collect()).await?;
-        Ok(decided
-            .iter()
-            .zip(outcomes)
-            .map(|(d, outcome)| match outcome {
+        let mut out = Vec::with_capacity(decided.len());
+        for (d, outcome) in decided.iter().zip(outcomes) {
+            out.push(match outcome {
                 Outcome::Reserved { cells } => {
                     for c in &cells {
                         sync_cell(engine, c);
@@ -128,17 +127,22 @@ impl Persist for ReplicaCheckout {
                 }
                 Outcome::Existing { request, response } => {
                     ledger.abandon(&d.order_id);
-                    Persisted::Existing(Answer { request, response: response.into() })
+                    // Answered before, perhaps by another replica: the state of its reservation now.
+                    let state =
+                        self.pg.order(d.order_id.as_str()).await?.and_then(|o| o.reservation).map(|(s, _)| s);
+                    Persisted::Existing(Answer { request, response: response.into() }, state)
                 }
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
-    async fn stored_answer(&self, id: &OrderId) -> Result<Answer, ServiceError> {
+    async fn stored_answer(&self, id: &OrderId) -> Result<(Answer, Option<ReservationState>), ServiceError> {
         let stored = self.pg.order(id.as_str()).await?.ok_or_else(|| {
             ServiceError::Internal(format!("order {id} is answered but not in the database"))
         })?;
-        Ok(Answer { request: stored.request, response: stored.response.into() })
+        let state = stored.reservation.map(|(s, _)| s);
+        Ok((Answer { request: stored.request, response: stored.response.into() }, state))
     }
 }
 
@@ -240,6 +244,12 @@ impl Checkout for ReplicaCheckout {
 
     async fn ready(&self) -> Result<(), ServiceError> {
         Ok(self.pg.ping().await?)
+    }
+
+    async fn backup(&self) -> Result<Backup, ServiceError> {
+        Err(ServiceError::Unsupported(
+            "the state is in PostgreSQL: back it up with the database's own tools (pg_dump, pg_basebackup)",
+        ))
     }
 }
 

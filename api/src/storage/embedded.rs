@@ -19,6 +19,11 @@ const CELLS: TableDefinition<(u32, u32), (u32, u32, u64)> = TableDefinition::new
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 /// order_id -> (version, reservation JSON)
 const RESERVATIONS: TableDefinition<&str, (u32, &[u8])> = TableDefinition::new("reservations");
+/// "dataset" -> the fingerprint of the dataset the state belongs to
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// The state file's name inside `--state`.
+pub const STATE_FILE: &str = "state.redb";
 
 /// Most queued change sets folded into one transaction.
 const MAX_GROUP: usize = 4096;
@@ -72,21 +77,116 @@ fn err(e: impl std::fmt::Display) -> StorageError {
     StorageError(e.to_string())
 }
 
+/// How to treat the state file when it cannot be used.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IfDamaged {
+    /// Refuse to open it, saying what to do.
+    Refuse,
+    /// Set it aside (`state.redb.damaged-<unix time>`) and start with an empty state.
+    StartEmpty,
+}
+
+/// What [`Embedded::open`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// The existing state of this dataset.
+    Existing,
+    /// No state file: a new, empty one.
+    Created,
+    /// The file could not be used and was set aside at this path; a new, empty one was made.
+    ReplacedDamaged(std::path::PathBuf),
+}
+
+/// Runs `f`, turning a panic inside redb (it panics on some damaged pages) into an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let what =
+            p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+        Err(err(format!("damaged ({})", what.unwrap_or_else(|| "redb stopped on it".into()))))
+    })
+}
+
+/// Opens an existing state file: refuses an empty file (redb would silently make a new database
+/// in it) and any file redb cannot read.
+fn open_existing(path: &Path) -> Result<Database, StorageError> {
+    let len = std::fs::metadata(path).map_err(err)?.len();
+    if len == 0 {
+        return Err(err("it is empty (0 bytes): truncated?"));
+    }
+    guarded(|| Database::builder().set_cache_size(CACHE_BYTES).open(path).map_err(err))
+}
+
+/// Makes sure every table exists, so that readers never see "table does not exist".
+fn ensure_tables(db: &Database) -> Result<(), StorageError> {
+    let txn = db.begin_write().map_err(err)?;
+    txn.open_table(CELLS).map_err(err)?;
+    txn.open_table(ORDERS).map_err(err)?;
+    txn.open_table(RESERVATIONS).map_err(err)?;
+    txn.open_table(META).map_err(err)?;
+    txn.commit().map_err(err)
+}
+
+/// The dataset fingerprint recorded in `db`, if any.
+fn recorded_dataset(db: &Database) -> Result<Option<String>, StorageError> {
+    let txn = db.begin_read().map_err(err)?;
+    let table = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(err(e)),
+    };
+    Ok(table.get("dataset").map_err(err)?.map(|v| v.value().to_owned()))
+}
+
+fn record_dataset(db: &Database, fingerprint: &str) -> Result<(), StorageError> {
+    let txn = db.begin_write().map_err(err)?;
+    txn.open_table(META).map_err(err)?.insert("dataset", fingerprint).map_err(err)?;
+    txn.commit().map_err(err)
+}
+
 impl Embedded {
-    /// Opens (or creates) `state.redb` in `dir` and starts the writer thread.
-    pub fn open(dir: &Path) -> Result<Embedded, StorageError> {
+    /// Opens the state in `dir` (creating the directory and an empty state when it holds no state
+    /// file) and starts the writer thread. The state is bound to the dataset whose fingerprint is
+    /// `dataset`: a state file of another dataset is refused, and a new one records it. An empty
+    /// or unreadable file is refused, or set aside with [`IfDamaged::StartEmpty`].
+    pub fn open(
+        dir: &Path,
+        dataset: &str,
+        if_damaged: IfDamaged,
+    ) -> Result<(Embedded, Opened), StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
-        let path = dir.join("state.redb");
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| err(format!("{}: {e}", path.display())))?;
-        // Make sure every table exists so that readers never see "table does not exist".
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(CELLS).map_err(err)?;
-        txn.open_table(ORDERS).map_err(err)?;
-        txn.open_table(RESERVATIONS).map_err(err)?;
-        txn.commit().map_err(err)?;
+        let path = dir.join(STATE_FILE);
+        let (db, opened) = if path.exists() {
+            match open_existing(&path) {
+                Ok(db) => (db, Opened::Existing),
+                Err(problem) if if_damaged == IfDamaged::StartEmpty => {
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    let aside = dir.join(format!("{STATE_FILE}.damaged-{now}"));
+                    std::fs::rename(&path, &aside).map_err(|e| err(format!("moving {} aside: {e}", path.display())))?;
+                    log::warn!("{}: {}; set aside as {} and starting with an empty state", path.display(), problem.0, aside.display());
+                    (Self::create(&path)?, Opened::ReplacedDamaged(aside))
+                }
+                Err(problem) => {
+                    return Err(err(format!(
+                        "{}: {}. Restore it from a backup (`omniroute state backup`), or start with --new-state to set it aside and begin with an empty state (the reservations and answered orders in it are then lost)",
+                        path.display(),
+                        problem.0
+                    )))
+                }
+            }
+        } else {
+            (Self::create(&path)?, Opened::Created)
+        };
+        guarded(|| ensure_tables(&db))?;
+        match guarded(|| recorded_dataset(&db))? {
+            Some(recorded) if recorded != dataset => {
+                return Err(err(format!(
+                    "{} belongs to another dataset (its stores and DCs are not the ones served now): serve the dataset it was written for, or give another --state directory",
+                    path.display()
+                )))
+            }
+            Some(_) => {}
+            None => record_dataset(&db, dataset)?,
+        }
         let db = Arc::new(db);
         let (queue, jobs) = mpsc::channel::<WriteJob>();
         let healthy = Arc::new(AtomicBool::new(true));
@@ -95,7 +195,14 @@ impl Embedded {
             .name("redb-writer".into())
             .spawn(move || writer(&writer_db, &jobs, &writer_healthy))
             .map_err(err)?;
-        Ok(Embedded { db, queue: Some(queue), writer: Some(writer), healthy })
+        Ok((Embedded { db, queue: Some(queue), writer: Some(writer), healthy }, opened))
+    }
+
+    fn create(path: &Path) -> Result<Database, StorageError> {
+        Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| err(format!("{}: {e}", path.display())))
     }
 }
 
@@ -151,25 +258,21 @@ fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
 }
 
 impl Embedded {
-    /// Streams everything persisted into `visit`: cells, then reservations, then orders.
+    /// Streams everything persisted into `visit`: cells, then reservations, then orders. A
+    /// damaged page is an error naming the problem, not a panic.
     pub fn recover(&self, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<(), StorageError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        for row in txn.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
-            let (k, v) = row.map_err(err)?;
-            let ((store_id, sku), (on_hand, safety_stock, version)) = (k.value(), v.value());
-            visit(Recovered::Cell(CellRecord { store_id, sku, on_hand, safety_stock, version }));
-        }
-        for row in txn.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
-            let (k, v) = row.map_err(err)?;
-            let r: ReservationRecord = serde_json::from_slice(v.value().1).map_err(err)?;
-            visit(Recovered::Reservation { order_id: k.value(), reservation: r });
-        }
-        for row in txn.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
-            let (k, v) = row.map_err(err)?;
-            let (request, _) = unframe(k.value(), v.value())?;
-            visit(Recovered::Order { order_id: k.value(), request: &request });
-        }
-        Ok(())
+        guarded(|| read_all(&self.db, visit)).map(|_| ())
+    }
+
+    /// Writes a consistent copy of the state (one read transaction's snapshot, taken while writes
+    /// go on) to `to`: written beside it under a temporary name, fsynced, then renamed. Returns
+    /// the work, to be run on a thread that may block.
+    pub fn backup(
+        &self,
+        to: std::path::PathBuf,
+    ) -> impl FnOnce() -> Result<StateSummary, StorageError> + Send + 'static {
+        let db = self.db.clone();
+        move || guarded(|| copy_state(&db, &to))
     }
 
     /// Persists `changes` atomically; the future resolves once they are durable (fsynced).
@@ -209,6 +312,106 @@ impl Embedded {
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
+}
+
+/// What a state holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateSummary {
+    pub cells: usize,
+    pub reservations: usize,
+    pub orders: usize,
+    /// The fingerprint of the dataset it belongs to (absent in states written before it was
+    /// recorded).
+    pub dataset: Option<String>,
+}
+
+/// Reads every record of `db`, decoding each (a record that does not decode is an error), into
+/// `visit`; returns the counts.
+fn read_all(db: &Database, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<StateSummary, StorageError> {
+    let mut summary = StateSummary { dataset: recorded_dataset(db)?, ..StateSummary::default() };
+    let txn = db.begin_read().map_err(err)?;
+    for row in txn.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        let ((store_id, sku), (on_hand, safety_stock, version)) = (k.value(), v.value());
+        visit(Recovered::Cell(CellRecord { store_id, sku, on_hand, safety_stock, version }));
+        summary.cells += 1;
+    }
+    for row in txn.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        let r: ReservationRecord = serde_json::from_slice(v.value().1)
+            .map_err(|e| err(format!("reservation of {}: {e}", k.value())))?;
+        visit(Recovered::Reservation { order_id: k.value(), reservation: r });
+        summary.reservations += 1;
+    }
+    for row in txn.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        let (request, _) = unframe(k.value(), v.value())?;
+        visit(Recovered::Order { order_id: k.value(), request: &request });
+        summary.orders += 1;
+    }
+    Ok(summary)
+}
+
+/// Copies every table of `db` (one snapshot) into a new state file at `to`, durably.
+fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
+    let tmp = to.with_extension("redb.partial");
+    let _ = std::fs::remove_file(&tmp);
+    let out = Database::create(&tmp).map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+    let mut summary = StateSummary { dataset: recorded_dataset(db)?, ..StateSummary::default() };
+    {
+        let src = db.begin_read().map_err(err)?;
+        let dst = out.begin_write().map_err(err)?;
+        {
+            let mut t = dst.open_table(CELLS).map_err(err)?;
+            for row in src.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                t.insert(k.value(), v.value()).map_err(err)?;
+                summary.cells += 1;
+            }
+            let mut t = dst.open_table(RESERVATIONS).map_err(err)?;
+            for row in src.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                t.insert(k.value(), v.value()).map_err(err)?;
+                summary.reservations += 1;
+            }
+            let mut t = dst.open_table(ORDERS).map_err(err)?;
+            for row in src.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                t.insert(k.value(), v.value()).map_err(err)?;
+                summary.orders += 1;
+            }
+            let mut t = dst.open_table(META).map_err(err)?;
+            if let Some(d) = &summary.dataset {
+                t.insert("dataset", d.as_str()).map_err(err)?;
+            }
+        }
+        dst.commit().map_err(err)?;
+    }
+    drop(out);
+    std::fs::rename(&tmp, to).map_err(|e| err(format!("{}: {e}", to.display())))?;
+    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    }
+    Ok(summary)
+}
+
+/// Checks a state file no process has open: refuses an empty or unreadable file, runs redb's
+/// integrity check, and decodes every record.
+pub fn verify_file(path: &Path) -> Result<StateSummary, StorageError> {
+    let mut db = open_existing(path)?;
+    let intact = guarded(|| db.check_integrity().map_err(err))?;
+    if !intact {
+        return Err(err(
+            "redb's integrity check found damage and repaired what it could; verify a backup too",
+        ));
+    }
+    guarded(|| read_all(&db, &mut |_| {}))
+}
+
+/// Writes a consistent copy of a state file no process has open to `to`.
+pub fn backup_file(from: &Path, to: &Path) -> Result<StateSummary, StorageError> {
+    let db = open_existing(from)?;
+    guarded(|| copy_state(&db, to))
 }
 
 #[cfg(test)]
@@ -258,7 +461,7 @@ mod tests {
     async fn writes_survive_reopening_and_newest_version_wins() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = Embedded::open(dir.path()).unwrap();
+            let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
             let c = |v, on_hand| CellRecord { store_id: 1, sku: 2, on_hand, safety_stock: 0, version: v };
             // Written out of order: the newer versions first, then the older ones.
             s.commit(ChangeSet {
@@ -282,7 +485,7 @@ mod tests {
                 m.await.unwrap();
             }
         }
-        let s = Embedded::open(dir.path()).unwrap();
+        let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
         let mut got = Collect::default();
         s.recover(&mut |item| got.add(item)).unwrap();
         assert_eq!(got.cells.len(), 1);
@@ -292,5 +495,65 @@ mod tests {
         assert_eq!(s.order("a").unwrap().unwrap(), order("a"));
         assert!(s.order("nope").unwrap().is_none());
         assert!(s.healthy());
+    }
+
+    fn many_orders(s: &Embedded, n: usize) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            for i in 0..n {
+                s.commit(ChangeSet { orders: vec![order(&format!("o{i}"))], ..Default::default() })
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn a_state_of_another_dataset_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, opened) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
+        assert_eq!(opened, Opened::Created);
+        drop(s);
+        let e = Embedded::open(dir.path(), "ds2", IfDamaged::Refuse).err().unwrap();
+        assert!(e.0.contains("belongs to another dataset"), "{e}");
+        let (_, opened) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
+        assert_eq!(opened, Opened::Existing);
+    }
+
+    #[test]
+    fn an_empty_or_unreadable_state_file_is_refused_unless_a_new_state_is_asked_for() {
+        for content in [&b""[..], &b"not a redb file at all, just text that happens to be here"[..]] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(STATE_FILE), content).unwrap();
+            let e = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).err().unwrap();
+            assert!(e.0.contains(STATE_FILE) && e.0.contains("--new-state"), "{e}");
+            // Refusing changed nothing.
+            assert_eq!(std::fs::read(dir.path().join(STATE_FILE)).unwrap(), content);
+            let (_, opened) = Embedded::open(dir.path(), "ds1", IfDamaged::StartEmpty).unwrap();
+            let Opened::ReplacedDamaged(aside) = opened else { panic!("set aside: {opened:?}") };
+            assert_eq!(std::fs::read(aside).unwrap(), content);
+        }
+    }
+
+    #[test]
+    fn a_backup_holds_everything_and_verifies_and_a_damaged_copy_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
+        many_orders(&s, 300);
+        let copy = dir.path().join("copy.redb");
+        let summary = s.backup(copy.clone())().unwrap();
+        assert_eq!((summary.orders, summary.dataset.as_deref()), (300, Some("ds1")));
+        assert_eq!(verify_file(&copy).unwrap(), summary);
+        drop(s);
+        let offline = dir.path().join("offline.redb");
+        assert_eq!(backup_file(&dir.path().join(STATE_FILE), &offline).unwrap(), summary);
+        // Overwrite the middle of the copy.
+        let mut bytes = std::fs::read(&copy).unwrap();
+        let n = bytes.len();
+        for b in &mut bytes[n / 4..3 * n / 4] {
+            *b = 0x5a;
+        }
+        std::fs::write(&copy, bytes).unwrap();
+        assert!(verify_file(&copy).is_err());
     }
 }

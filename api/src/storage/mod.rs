@@ -9,7 +9,7 @@
 //! write future resolves only once the change is durable; the HTTP layer answers 2xx only after
 //! that. Order bodies are read back on demand (retries, reads), never kept in memory in bulk.
 
-mod embedded;
+pub mod embedded;
 pub mod postgres;
 
 pub use embedded::Embedded;

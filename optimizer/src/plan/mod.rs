@@ -81,7 +81,11 @@ impl CostWeights {
         CostWeights { per_km: 1.0, dc_flat: 500.0, unfilled: 100_000.0, ..CostWeights::zero() }
     }
 
-    /// Names the first weight that is negative or not finite.
+    /// The largest weight accepted: every cost of a plan of millions of orders over continental
+    /// distances then stays a finite number.
+    pub const MAX: f64 = 1e9;
+
+    /// Names the first weight that is negative, not finite or above [`CostWeights::MAX`].
     pub fn validate(&self) -> Result<(), PlanError> {
         for (field, v) in [
             ("per_km", self.per_km),
@@ -92,7 +96,7 @@ impl CostWeights {
             ("dc_per_km", self.dc_per_km),
             ("unfilled", self.unfilled),
         ] {
-            if !v.is_finite() || v < 0.0 {
+            if !v.is_finite() || !(0.0..=Self::MAX).contains(&v) {
                 return Err(PlanError::Weight { field, value: v });
             }
         }
@@ -148,7 +152,7 @@ impl PlanConfig {
 /// Why a plan could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
-    #[error("weights.{field} must be a finite number >= 0, got {value}")]
+    #[error("weights.{field} must be a number from 0 to 1e9, got {value}")]
     Weight { field: &'static str, value: f64 },
     #[error("k must be between 1 and 256, got {0}")]
     K(usize),

@@ -129,17 +129,25 @@ fn parse_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw).map_err(|e| ApiError::invalid("order_id", e))
 }
 
-/// `{order_id, state, reservation_expires_at, decision}`.
+/// `{order_id, state, reservation_expires_at, decision}`, the decision exactly as answered.
 fn render(view: &OrderView) -> Result<HttpResponse, ApiError> {
-    let decision: &RawValue =
-        serde_json::from_slice(&view.decision).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let body = serde_json::json!({
-        "order_id": view.order_id,
-        "state": view.state.map_or("none", |s| s.as_str()),
-        "reservation_expires_at": view.expires_at,
-        "decision": decision,
-    });
-    Ok(HttpResponse::Ok().json(body))
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        order_id: &'a OrderId,
+        state: &'static str,
+        reservation_expires_at: Option<optimizer::model::Timestamp>,
+        decision: &'a RawValue,
+    }
+    let text = std::str::from_utf8(&view.decision).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let decision: &RawValue = serde_json::from_str(text).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = Body {
+        order_id: &view.order_id,
+        state: view.state.map_or("none", |s| s.as_str()),
+        reservation_expires_at: view.expires_at,
+        decision,
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(bytes))
 }
 
 #[utoipa::path(

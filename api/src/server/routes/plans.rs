@@ -39,6 +39,7 @@ fn config_error(e: PlanError) -> ApiError {
         (status = 403, description = "Not a planner", body = crate::server::error::ErrorBody),
         (status = 413, description = "Too many orders or too large a body", body = crate::server::error::ErrorBody),
         (status = 422, description = "Unknown SKU or pickup store", body = crate::server::error::ErrorBody),
+        (status = 429, description = "Too many plans queued; retry after Retry-After seconds", body = crate::server::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -65,7 +66,10 @@ pub async fn create(
     for (i, raw) in parsed.orders.iter().enumerate() {
         orders.push(parse_listed(&state, raw.get(), i, &mut seen, "plan")?);
     }
-    let job = state.plans().submit(orders, parsed.solver.unwrap_or(Solver::Lp), config);
+    let job = state
+        .plans()
+        .submit(orders, parsed.solver.unwrap_or(Solver::Lp), config)
+        .map_err(|_| ApiError::TooManyRequests { what: "the plan", retry_after_s: 30 })?;
     let location = format!("/v1/plans/{}", job.id);
     Ok(HttpResponse::Accepted().insert_header(("Location", location)).json(job.view()))
 }

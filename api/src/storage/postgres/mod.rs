@@ -18,7 +18,7 @@ mod listener;
 mod queries;
 
 pub use batcher::{Outcome, Pending};
-pub use queries::{FeedChange, DbFeedError, FeedRowResult, Finished, StoredOrder};
+pub use queries::{DbFeedError, FeedChange, FeedRowResult, Finished, StoredOrder};
 
 use super::StorageError;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
