@@ -544,9 +544,20 @@ struct Cluster {
     port: u16,
 }
 
+/// PostgreSQL's server programs: `OMNIROUTE_PG_BIN` (scripts/test sets it), else the newest
+/// version under /usr/lib/postgresql.
 fn pg_bin(prog: &str) -> PathBuf {
-    let dir = std::env::var("OMNIROUTE_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
-    Path::new(&dir).join(prog)
+    let dir = std::env::var("OMNIROUTE_PG_BIN").map(PathBuf::from).unwrap_or_else(|_| {
+        let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        versions.sort_unstable();
+        let v = versions.last().map_or("15".to_string(), |v| v.to_string());
+        PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"))
+    });
+    dir.join(prog)
 }
 
 fn is_root() -> bool {
