@@ -54,17 +54,17 @@ const SINGLE: &str = "SELECT s.store_id FROM stores s JOIN stock k ON k.store_id
 
 const MULTI: &str = "SELECT s.store_id FROM stores s
     WHERE s.ship AND NOT EXISTS (
-        SELECT 1 FROM unnest($3::int[], $4::int[]) l(sku, qty)
+        SELECT 1 FROM unnest($3::text[], $4::int[]) l(sku, qty)
         WHERE NOT EXISTS (SELECT 1 FROM stock k WHERE k.store_id = s.store_id AND k.sku = l.sku
                           AND k.on_hand - k.reserved - k.safety_stock >= l.qty))
     ORDER BY s.geom <-> ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography LIMIT 1";
 
 /// One lookup: (lon, lat, skus, qtys).
-type Query = (f64, f64, Vec<i32>, Vec<i32>);
+type Query = (f64, f64, Vec<String>, Vec<i32>);
 
 fn query(o: &Order) -> Query {
     let at = o.customer();
-    let skus = o.lines().iter().map(|l| l.sku.0 as i32).collect();
+    let skus = o.lines().iter().map(|l| l.sku.as_str().to_owned()).collect();
     let qtys = o.lines().iter().map(|l| l.qty.get() as i32).collect();
     (at.lon(), at.lat(), skus, qtys)
 }
@@ -75,7 +75,7 @@ fn query(o: &Order) -> Query {
 fn nearest(engine: &Engine, o: &Order, now: Timestamp, lines: &mut Vec<(SkuIdx, u32)>) -> Option<StoreId> {
     let (net, ledger) = (engine.network(), engine.ledger());
     lines.clear();
-    lines.extend(o.lines().iter().map(|l| (net.catalog().get(l.sku).expect("catalogued"), l.qty.get())));
+    lines.extend(o.lines().iter().map(|l| (net.catalog().get(&l.sku).expect("catalogued"), l.qty.get())));
     let lines = &lines[..];
     let driver = lines.iter().map(|(s, _)| *s).min_by_key(|s| ledger.carrier_count(*s))?;
     engine.index().walk(Walk::Carriers(driver), o.customer(), 0.0, f64::INFINITY, |c| {
@@ -83,7 +83,7 @@ fn nearest(engine: &Engine, o: &Order, now: Timestamp, lines: &mut Vec<(SkuIdx, 
             return ControlFlow::Continue(());
         }
         match ledger.check(c.store, lines, now) {
-            Ok(()) => ControlFlow::Break(net.store(c.store).id),
+            Ok(()) => ControlFlow::Break(net.store_id(c.store).clone()),
             Err(_) => ControlFlow::Continue(()),
         }
     })
@@ -207,7 +207,7 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     client.query_opt(sql, &[&lon, &lat, &skus, &qtys]).await?
                 };
-                let theirs = row.map(|r| StoreId(r.get::<_, i32>(0) as u32));
+                let theirs = row.map(|r| StoreId::parse(r.get::<_, &str>(0)).expect("valid ids"));
                 same += usize::from(theirs == nearest(&engine, o, now, &mut buf));
             }
             Ok::<_, anyhow::Error>(same)

@@ -61,7 +61,7 @@ fn naive(engine: &Engine, order: &Order) -> bool {
     let lines: Vec<(SkuIdx, u32)> = order
         .lines()
         .iter()
-        .filter_map(|l| Some((engine.network().catalog().get(l.sku)?, l.qty.get())))
+        .filter_map(|l| Some((engine.network().catalog().get(&l.sku)?, l.qty.get())))
         .collect();
     engine
         .index()

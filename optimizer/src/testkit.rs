@@ -22,7 +22,7 @@ use crate::model::{
 pub fn city() -> City {
     City {
         name: "Shanghai".into(),
-        province_code: "23".into(),
+        region: "23".into(),
         location: LonLat::new(121.458, 31.222).unwrap(),
         population: 24_874_500,
     }
@@ -31,8 +31,8 @@ pub fn city() -> City {
 /// A store with both capabilities, always open, with ample capacity.
 pub fn store(id: u32, lon: f64, lat: f64) -> Store {
     Store {
-        id: StoreId(id),
-        brand: BrandId(1),
+        id: StoreId::numbered(id),
+        brand: BrandId::numbered(1),
         city: CityId(0),
         location: LonLat::new(lon, lat).unwrap(),
         capabilities: Capabilities { pickup: true, ship: true },
@@ -43,7 +43,7 @@ pub fn store(id: u32, lon: f64, lat: f64) -> Store {
 
 /// A network of the given stores, one DC and SKUs `0..skus`.
 pub fn network(stores: Vec<Store>, skus: u32) -> Network {
-    let catalog = SkuCatalog::new((0..skus).map(Sku).collect()).unwrap();
-    let dc = Dc { id: DcId(1), city: CityId(0), location: LonLat::new(121.2, 31.0).unwrap() };
+    let catalog = SkuCatalog::new((0..skus).map(Sku::numbered).collect()).unwrap();
+    let dc = Dc { id: DcId::numbered(1), city: CityId(0), location: LonLat::new(121.2, 31.0).unwrap() };
     Network::new(vec![city()], stores, vec![dc], catalog).unwrap()
 }

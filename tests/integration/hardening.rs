@@ -342,8 +342,8 @@ mod feeds_race_routes {
     use super::*;
     use crate::postgres::{replica, TestDb};
 
-    const STORE: u64 = 3;
-    const SKU: u64 = 1;
+    const STORE: &str = "3";
+    const SKU: &str = "1";
     const REAL: u64 = 5;
 
     async fn race(app: &TestApp) {
@@ -357,10 +357,10 @@ mod feeds_race_routes {
         let stock = std::fs::read_to_string(sample().join("stock.csv")).unwrap();
         let mut rows = vec![json!({"store_id": STORE, "sku": SKU, "on_hand": 1000})];
         for line in stock.lines().skip(1).take(20_000) {
-            let f: Vec<u64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+            let f: Vec<&str> = line.split(',').collect();
             rows.push(json!({"store_id": f[0], "sku": f[1], "delta": 0}));
         }
-        rows.push(json!({"store_id": STORE, "sku": 2, "delta": -1_000_000}));
+        rows.push(json!({"store_id": STORE, "sku": "2", "delta": -1_000_000}));
         let refused = Value::Array(rows);
         let feeds = async {
             for _ in 0..8 {

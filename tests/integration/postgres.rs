@@ -93,7 +93,7 @@ async fn route(app: &TestApp, order: &Value) -> Reply {
     post(app, "/v1/orders/route", CHECKOUT, order.to_string()).await
 }
 
-fn ship(id: &str, at: (f64, f64), skus: &[u64]) -> Value {
+fn ship(id: &str, at: (f64, f64), skus: &[&str]) -> Value {
     json!({
         "order_id": id, "created_at": "2026-11-11T00:00:00+08:00",
         "customer": {"lon": at.0, "lat": at.1}, "mode": "ship",
@@ -101,7 +101,7 @@ fn ship(id: &str, at: (f64, f64), skus: &[u64]) -> Value {
     })
 }
 
-fn pickup(id: &str, store: u64, sku: u64) -> Value {
+fn pickup(id: &str, store: &str, sku: &str) -> Value {
     json!({
         "order_id": id, "created_at": "2026-11-11T00:00:00+08:00",
         "customer": {"lon": 109.6, "lat": 23.0}, "mode": "pickup", "pickup_store_id": store,
@@ -125,12 +125,13 @@ fn ledger_mismatches(url: &str) -> (i64, i64) {
 }
 
 /// The units each store shipment of a decision takes: (store_id, sku) -> qty.
-fn units(decision: &Value) -> Vec<(u64, u64, u64)> {
+fn units(decision: &Value) -> Vec<(String, String, u64)> {
     let mut out = vec![];
     for s in decision["shipments"].as_array().unwrap() {
-        if let Some(store) = s["store_id"].as_u64() {
+        if let Some(store) = s["store_id"].as_str() {
             for l in s["lines"].as_array().unwrap() {
-                out.push((store, l["sku"].as_u64().unwrap(), l["qty"].as_u64().unwrap()));
+                let sku = l["sku"].as_str().unwrap().to_string();
+                out.push((store.to_string(), sku, l["qty"].as_u64().unwrap()));
             }
         }
     }
@@ -146,20 +147,20 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 /// The store that alone holds the hot SKUs (ships, capacity 332/day) and where the orders come from.
-const HOT_STORE: u64 = 6;
+const HOT_STORE: &str = "6";
 const HOT_AT: (f64, f64) = (114.845305, 30.384286);
 /// (sku, units at HOT_STORE); every other store's stock of them is set to zero.
-const HOT: [(u64, u64); 3] = [(192, 10), (198, 6), (190, 4)];
+const HOT: [(&str, u64); 3] = [("192", 10), ("198", 6), ("190", 4)];
 /// A pickup store far from HOT_STORE.
-const FEED_STORE: u64 = 7;
+const FEED_STORE: &str = "7";
 
 /// Sends a stock feed to replica 0 that leaves `units` of each SKU at HOT_STORE and none
 /// anywhere else, then waits until every other replica's cache has applied it.
-async fn only_hot_store_holds(apps: &[TestApp], units: &[(u64, u64)]) {
+async fn only_hot_store_holds(apps: &[TestApp], units: &[(&str, u64)]) {
     let stock = std::fs::read_to_string(sample().join("stock.csv")).unwrap();
     let mut rows = vec![];
     for line in stock.lines().skip(1) {
-        let f: Vec<u64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        let f: Vec<&str> = line.split(',').collect();
         if units.iter().any(|(sku, _)| *sku == f[1]) {
             rows.push(json!({"store_id": f[0], "sku": f[1], "on_hand": 0}));
         }
@@ -208,10 +209,10 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
         }
     }
     for j in 0..10 {
-        orders.push(ship(&format!("HOT-MIX-{j}"), HOT_AT, &[192, 198]));
+        orders.push(ship(&format!("HOT-MIX-{j}"), HOT_AT, &["192", "198"]));
     }
     let replies = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[i % 3], o))).await;
-    let mut taken: HashMap<u64, u64> = HashMap::new();
+    let mut taken: HashMap<String, u64> = HashMap::new();
     for r in &replies {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         for (store, sku, qty) in units(&r.json()) {
@@ -221,10 +222,10 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
     }
     // Every unit went, none twice.
     for (sku, n) in HOT {
-        assert_eq!(taken.get(&sku).copied().unwrap_or(0), n, "units of sku {sku} taken");
+        assert_eq!(taken.get(sku).copied().unwrap_or(0), n, "units of sku {sku} taken");
         let reserved = psql(
             &db.url,
-            &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = {sku}"),
+            &format!("SELECT reserved FROM stock WHERE store_id = '{HOT_STORE}' AND sku = '{sku}'"),
         );
         assert_eq!(reserved, n.to_string());
     }
@@ -244,15 +245,15 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
     for (sku, n) in HOT {
         let reserved = psql(
             &db.url,
-            &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = {sku}"),
+            &format!("SELECT reserved FROM stock WHERE store_id = '{HOT_STORE}' AND sku = '{sku}'"),
         );
         assert_eq!(reserved, n.to_string());
     }
 
     // A feed sent to replica 0 is routed on by replicas 1 and 2 within a second.
-    let before = route(&apps[1], &pickup("VIS-before", FEED_STORE, 192)).await.json();
+    let before = route(&apps[1], &pickup("VIS-before", FEED_STORE, "192")).await.json();
     assert_ne!(before["status"], "assigned", "no stock of 192 at store {FEED_STORE} yet: {before}");
-    let feed = json!([{"store_id": FEED_STORE, "sku": 192, "on_hand": 5}]).to_string();
+    let feed = json!([{"store_id": FEED_STORE, "sku": "192", "on_hand": 5}]).to_string();
     let r = send("PUT", &apps[0].url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", feed)))
         .await
         .unwrap();
@@ -261,7 +262,7 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
     for (k, app) in apps[1..].iter().enumerate() {
         let mut n = 0;
         loop {
-            let d = route(app, &pickup(&format!("VIS-{k}-{n}"), FEED_STORE, 192)).await.json();
+            let d = route(app, &pickup(&format!("VIS-{k}-{n}"), FEED_STORE, "192")).await.json();
             if d["status"] == "assigned" && d["shipments"][0]["store_id"] == FEED_STORE {
                 break;
             }
@@ -282,15 +283,16 @@ async fn a_stores_daily_capacity_holds_across_replicas() {
     let db = TestDb::create();
     let apps: Vec<TestApp> = (0..3).map(|_| replica(&db.url)).collect();
     let capacity: u64 =
-        psql(&db.url, &format!("SELECT capacity_per_day FROM stores WHERE store_id = {HOT_STORE}"))
+        psql(&db.url, &format!("SELECT capacity_per_day FROM stores WHERE store_id = '{HOT_STORE}'"))
             .parse()
             .unwrap();
     // More units than the store may ship in a day, and nowhere else.
-    only_hot_store_holds(&apps, &[(192, capacity + 50)]).await;
+    only_hot_store_holds(&apps, &[("192", capacity + 50)]).await;
 
     // More orders than its capacity, all at once over the three replicas: they meet in the same
     // batches, so the database sees the store's day counter contested.
-    let orders: Vec<Value> = (0..capacity + 20).map(|j| ship(&format!("CAP-{j}"), HOT_AT, &[192])).collect();
+    let orders: Vec<Value> =
+        (0..capacity + 20).map(|j| ship(&format!("CAP-{j}"), HOT_AT, &["192"])).collect();
     let replies = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[i % 3], o))).await;
     let mut from_hot = 0;
     for r in &replies {
@@ -304,16 +306,16 @@ async fn a_stores_daily_capacity_holds_across_replicas() {
     }
     assert_eq!(from_hot, capacity, "orders taken by the store");
     let day_count =
-        psql(&db.url, &format!("SELECT sum(orders) FROM store_days WHERE store_id = {HOT_STORE}"));
+        psql(&db.url, &format!("SELECT sum(orders) FROM store_days WHERE store_id = '{HOT_STORE}'"));
     assert_eq!(day_count, capacity.to_string());
     let reserved =
-        psql(&db.url, &format!("SELECT reserved FROM stock WHERE store_id = {HOT_STORE} AND sku = 192"));
+        psql(&db.url, &format!("SELECT reserved FROM stock WHERE store_id = '{HOT_STORE}' AND sku = '192'"));
     assert_eq!(reserved, capacity.to_string());
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 
     // One more after the rush (a replica that has not met the full counter yet learns it from
     // the refusal): the DC again, nothing held.
-    let d = route(&apps[1], &ship("CAP-late", HOT_AT, &[192])).await.json();
+    let d = route(&apps[1], &ship("CAP-late", HOT_AT, &["192"])).await.json();
     assert_eq!(d["status"], "dc", "{d}");
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
@@ -366,32 +368,34 @@ async fn cancel_ship_read_and_feed_errors_go_through_the_database() {
             held.push((id, units(&d)));
         }
     }
-    let level = |store: u64, sku: u64| {
+    let level = |store: &str, sku: &str| {
         let v = psql(
             &db.url,
-            &format!("SELECT on_hand || ',' || reserved FROM stock WHERE store_id = {store} AND sku = {sku}"),
+            &format!(
+                "SELECT on_hand || ',' || reserved FROM stock WHERE store_id = '{store}' AND sku = '{sku}'"
+            ),
         );
         let (h, r) = v.split_once(',').unwrap();
         (h.parse::<u64>().unwrap(), r.parse::<u64>().unwrap())
     };
     // Ship on the other replica: the stock leaves; again is a no-op; cancel is then refused.
     let (id, u) = &held[0];
-    let (store, sku, qty) = u[0];
-    let before = level(store, sku);
+    let (store, sku, qty) = u[0].clone();
+    let before = level(&store, &sku);
     let r = post(&b, &format!("/v1/orders/{id}/ship"), CHECKOUT, String::new()).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["state"], "committed");
-    assert_eq!(level(store, sku), (before.0 - qty, before.1 - qty));
+    assert_eq!(level(&store, &sku), (before.0 - qty, before.1 - qty));
     assert_eq!(post(&b, &format!("/v1/orders/{id}/ship"), CHECKOUT, String::new()).await.status, 200);
-    assert_eq!(level(store, sku), (before.0 - qty, before.1 - qty));
+    assert_eq!(level(&store, &sku), (before.0 - qty, before.1 - qty));
     let r = post(&a, &format!("/v1/orders/{id}/cancel"), CHECKOUT, String::new()).await;
     assert_eq!((r.status, r.json()["code"].clone()), (409, json!("invalid_state")));
     // Cancel: stock comes back; the read on either replica says released.
     let (id, u) = &held[1];
-    let (store, sku, qty) = u[0];
-    let before = level(store, sku);
+    let (store, sku, qty) = u[0].clone();
+    let before = level(&store, &sku);
     assert_eq!(post(&a, &format!("/v1/orders/{id}/cancel"), CHECKOUT, String::new()).await.status, 200);
-    assert_eq!(level(store, sku), (before.0, before.1 - qty));
+    assert_eq!(level(&store, &sku), (before.0, before.1 - qty));
     let r = send("GET", &b.url(&format!("/v1/orders/{id}")), Some(CHECKOUT), None).await.unwrap();
     assert_eq!(r.json()["state"], "released");
     // Nothing reserved, or unknown.
@@ -402,7 +406,7 @@ async fn cancel_ship_read_and_feed_errors_go_through_the_database() {
     let r = post(&b, "/v1/orders/NOPE-1/ship", CHECKOUT, String::new()).await;
     assert_eq!(r.status, 404);
     // A feed whose second row would go negative changes nothing and names the row.
-    let (h, _) = level(store, sku);
+    let (h, _) = level(&store, &sku);
     let feed = json!([{"store_id": store, "sku": sku, "delta": 5}, {"store_id": store, "sku": sku, "delta": -100000}]);
     let r =
         send("PUT", &b.url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", feed.to_string())))
@@ -413,7 +417,7 @@ async fn cancel_ship_read_and_feed_errors_go_through_the_database() {
         (r.json()["code"].clone(), r.json()["field"].clone()),
         (json!("negative_on_hand"), json!("[1].delta"))
     );
-    assert_eq!(level(store, sku).0, h);
+    assert_eq!(level(&store, &sku).0, h);
     let s = send("GET", &a.url(&format!("/v1/stock/{store}/{sku}")), Some(STORE_SYSTEM), None)
         .await
         .unwrap()
@@ -423,16 +427,16 @@ async fn cancel_ship_read_and_feed_errors_go_through_the_database() {
 }
 
 /// (store_id, sku, qty) of one line of a reservation.
-type Hold = (i64, i64, i64);
+type Hold<'a> = (&'a str, &'a str, i64);
 
 /// Calls `omniroute_reserve` directly with `orders` as (id, holds) for day 20000; returns each
 /// order's outcome in batch order.
-fn reserve_sql(url: &str, orders: &[(&str, Vec<Hold>)]) -> Vec<String> {
+fn reserve_sql(url: &str, orders: &[(&str, Vec<Hold<'_>>)]) -> Vec<String> {
     reserve_sql_cells(url, orders).into_iter().map(|(outcome, _)| outcome).collect()
 }
 
 /// As `reserve_sql`, with the cells each outcome reports (what the replicas' caches take).
-fn reserve_sql_cells(url: &str, orders: &[(&str, Vec<Hold>)]) -> Vec<(String, Value)> {
+fn reserve_sql_cells(url: &str, orders: &[(&str, Vec<Hold<'_>>)]) -> Vec<(String, Value)> {
     let batch: Vec<Value> = orders
         .iter()
         .map(|(id, h)| json!({"id": id, "day": 20000, "exp": 4_000_000_000i64, "h": h.iter().map(|c| json!([c.0, c.1, c.2])).collect::<Vec<_>>()}))
@@ -450,24 +454,25 @@ fn reserve_sql_cells(url: &str, orders: &[(&str, Vec<Hold>)]) -> Vec<(String, Va
 
 /// A cell as the database holds it, in the shape outcomes report it: [store_id, sku,
 /// on_hand - reserved, safety_stock, version].
-fn cell_row(url: &str, (store, sku): (i64, i64)) -> Value {
+fn cell_row(url: &str, (store, sku): (&str, &str)) -> Value {
     let out = psql(
         url,
         &format!(
             "SELECT json_build_array(store_id, sku, on_hand - reserved, safety_stock, version) FROM stock
-             WHERE store_id = {store} AND sku = {sku}"
+             WHERE store_id = '{store}' AND sku = '{sku}'"
         ),
     );
     serde_json::from_str(&out).unwrap()
 }
 
 /// (reserved, day counter) of a cell and its store after the calls above.
-fn cell_and_counter(url: &str, (store, sku): (i64, i64)) -> (i64, i64) {
-    let reserved = psql(url, &format!("SELECT reserved FROM stock WHERE store_id = {store} AND sku = {sku}"));
+fn cell_and_counter(url: &str, (store, sku): (&str, &str)) -> (i64, i64) {
+    let reserved =
+        psql(url, &format!("SELECT reserved FROM stock WHERE store_id = '{store}' AND sku = '{sku}'"));
     let counter = psql(
         url,
         &format!(
-            "SELECT COALESCE((SELECT orders FROM store_days WHERE store_id = {store} AND day = 20000), -1)"
+            "SELECT COALESCE((SELECT orders FROM store_days WHERE store_id = '{store}' AND day = 20000), -1)"
         ),
     );
     (reserved.parse().unwrap(), counter.parse().unwrap())
@@ -486,11 +491,11 @@ fn a_batch_counts_each_reserved_order_once_on_its_stores_day() {
            SELECT DISTINCT ON (store_id) * FROM stock WHERE on_hand - safety_stock >= 3
            ORDER BY store_id, sku) c ORDER BY store_id LIMIT 4",
     );
-    let cells: Vec<(i64, i64, i64)> = rows
+    let cells: Vec<(&str, &str, i64)> = rows
         .lines()
         .map(|l| {
-            let v: Vec<i64> = l.split(':').map(|x| x.parse().unwrap()).collect();
-            (v[0], v[1], v[2])
+            let v: Vec<&str> = l.split(':').collect();
+            (v[0], v[1], v[2].parse().unwrap())
         })
         .collect();
     assert_eq!(cells.len(), 4, "the sample has four stores with stock: {rows}");
@@ -517,7 +522,7 @@ fn a_batch_counts_each_reserved_order_once_on_its_stores_day() {
     assert_eq!(cell_and_counter(&db.url, (c, qc)), (free_c, 1));
 
     // D takes one order a day: of two in one batch the first is reserved, the second refused.
-    psql(&db.url, &format!("UPDATE stores SET capacity_per_day = 1 WHERE store_id = {d}"));
+    psql(&db.url, &format!("UPDATE stores SET capacity_per_day = 1 WHERE store_id = '{d}'"));
     assert_eq!(
         reserve_sql(&db.url, &[("y1", vec![(d, qd, 1)]), ("y2", vec![(d, qd, 1)])]),
         ["reserved", "refused"]
@@ -702,7 +707,7 @@ async fn acknowledged_reservations_survive_an_immediate_database_stop() {
     // Every acknowledged reservation is in the database, with its holds; nothing else is held.
     let stored = psql(
         &url,
-        "SELECT r.order_id || ':' || string_agg(u.s || '/' || u.q || '/' || u.n, ',' ORDER BY u.s, u.q)
+        "SELECT r.order_id || ':' || string_agg(u.s || '/' || u.q || '/' || u.n, ',' ORDER BY u.s COLLATE \"C\", u.q COLLATE \"C\")
          FROM reservations r, unnest(r.stores, r.skus, r.qtys) u(s, q, n) WHERE r.state = 1 GROUP BY r.order_id",
     );
     let stored: HashMap<&str, &str> = stored.lines().filter_map(|l| l.split_once(':')).collect();

@@ -59,17 +59,18 @@ fn ship_order(id: &str, n: usize) -> Value {
     o
 }
 
-async fn stock(app: &TestApp, store: u64, sku: u64) -> Value {
+async fn stock(app: &TestApp, store: &str, sku: &str) -> Value {
     get(app, &format!("/v1/stock/{store}/{sku}"), ADMIN).await.json()
 }
 
 /// (store_id, sku) -> qty held by the store shipments of a decision.
-fn held(decision: &Value) -> Vec<((u64, u64), u64)> {
+fn held(decision: &Value) -> Vec<((String, String), u64)> {
     let mut out = vec![];
     for s in decision["shipments"].as_array().unwrap() {
-        if let Some(store) = s["store_id"].as_u64() {
+        if let Some(store) = s["store_id"].as_str() {
             for l in s["lines"].as_array().unwrap() {
-                out.push(((store, l["sku"].as_u64().unwrap()), l["qty"].as_u64().unwrap()));
+                let sku = l["sku"].as_str().unwrap().to_string();
+                out.push(((store.to_string(), sku), l["qty"].as_u64().unwrap()));
             }
         }
     }
@@ -91,7 +92,7 @@ mod idempotency {
         let holds = held(&decision);
         assert!(!holds.is_empty(), "the sample order is served by a store: {decision}");
         for ((store, sku), qty) in holds {
-            assert_eq!(stock(&app, store, sku).await["reserved"].as_u64().unwrap(), qty);
+            assert_eq!(stock(&app, &store, &sku).await["reserved"].as_u64().unwrap(), qty);
         }
         let metrics = send("GET", &app.url("/metrics"), None, None).await.unwrap();
         let text = String::from_utf8_lossy(&metrics.body).to_string();
@@ -122,7 +123,7 @@ mod bad_input {
     async fn a_table_of_bad_requests_gets_statuses_codes_fields_and_changes_no_state() {
         let app = spawn_app();
         let good = ship_order("bad-1", 2);
-        let (store, sku) = (1u64, 1u64);
+        let (store, sku) = ("1", "1");
         let before = stock(&app, store, sku).await;
         let with = |f: &dyn Fn(&mut Value)| {
             let mut o = good.clone();
@@ -185,13 +186,13 @@ mod lifecycle {
     async fn ship_commits_cancel_releases_and_both_are_idempotent() {
         let app = spawn_app();
         let d = post(&app, "/v1/orders/route", CHECKOUT, ship_order("life-1", 3).to_string()).await.json();
-        let ((store, sku), qty) = held(&d)[0];
-        let before = stock(&app, store, sku).await;
+        let ((store, sku), qty) = held(&d)[0].clone();
+        let before = stock(&app, &store, &sku).await;
         for _ in 0..2 {
             let r = post(&app, "/v1/orders/life-1/ship", CHECKOUT, String::new()).await;
             assert_eq!((r.status, r.json()["state"].clone()), (200, json!("committed")));
         }
-        let after = stock(&app, store, sku).await;
+        let after = stock(&app, &store, &sku).await;
         assert_eq!(after["on_hand"].as_u64().unwrap(), before["on_hand"].as_u64().unwrap() - qty);
         assert_eq!(after["reserved"].as_u64().unwrap(), before["reserved"].as_u64().unwrap() - qty);
         let r = post(&app, "/v1/orders/life-1/cancel", CHECKOUT, String::new()).await;
@@ -209,7 +210,7 @@ mod lifecycle {
     async fn reservations_expire_after_their_ttl() {
         let mut app = crate::server::spawn_app_with(&sample(), &["--reservation-ttl-s", "1"]);
         let d = post(&app, "/v1/orders/route", CHECKOUT, ship_order("ttl-1", 5).to_string()).await.json();
-        let ((store, sku), _) = held(&d)[0];
+        let ((store, sku), _) = held(&d)[0].clone();
         let mut state = json!(null);
         for _ in 0..50 {
             state = get(&app, "/v1/orders/ttl-1", CHECKOUT).await.json()["state"].clone();
@@ -219,7 +220,7 @@ mod lifecycle {
             actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert_eq!(state, json!("expired"));
-        assert_eq!(stock(&app, store, sku).await["reserved"], json!(0));
+        assert_eq!(stock(&app, &store, &sku).await["reserved"], json!(0));
         app.restart();
         assert_eq!(get(&app, "/v1/orders/ttl-1", CHECKOUT).await.json()["state"], json!("expired"));
     }
@@ -228,7 +229,7 @@ mod lifecycle {
     async fn feeds_are_applied_durably_and_oversubscription_is_flagged() {
         let mut app = spawn_app();
         let d = post(&app, "/v1/orders/route", CHECKOUT, ship_order("feed-1", 6).to_string()).await.json();
-        let ((store, sku), qty) = held(&d)[0];
+        let ((store, sku), qty) = held(&d)[0].clone();
         let body = json!([{"store_id": store, "sku": sku, "on_hand": 0}]).to_string();
         let r = send("PUT", &app.url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", body)))
             .await
@@ -236,7 +237,7 @@ mod lifecycle {
         assert_eq!(r.status, 200);
         assert_eq!(r.json()["oversubscribed"][0]["reserved"].as_u64(), Some(qty));
         app.restart();
-        let s = stock(&app, store, sku).await;
+        let s = stock(&app, &store, &sku).await;
         assert_eq!(
             (s["on_hand"].as_u64(), s["reserved"].as_u64(), s["oversubscribed"].clone()),
             (Some(0), Some(qty), json!(true))
@@ -248,14 +249,14 @@ mod durability {
     use super::*;
 
     /// Initial on_hand per (store, sku) from the sample's stock.csv.
-    fn initial_stock() -> HashMap<(u64, u64), u64> {
+    fn initial_stock() -> HashMap<(String, String), u64> {
         std::fs::read_to_string(sample().join("stock.csv"))
             .unwrap()
             .lines()
             .skip(1)
             .map(|l| {
-                let f: Vec<u64> = l.split(',').map(|x| x.parse().unwrap()).collect();
-                ((f[0], f[1]), f[2])
+                let f: Vec<&str> = l.split(',').collect();
+                ((f[0].to_string(), f[1].to_string()), f[2].parse().unwrap())
             })
             .collect()
     }
@@ -312,7 +313,7 @@ mod durability {
         app.restart();
 
         let initial = initial_stock();
-        let mut expected_reserved: HashMap<(u64, u64), u64> = HashMap::new();
+        let mut expected_reserved: HashMap<(String, String), u64> = HashMap::new();
         let mut present = 0;
         for (id, _) in &orders[..420] {
             let r = get(&app, &format!("/v1/orders/{id}"), CHECKOUT).await;
@@ -331,8 +332,9 @@ mod durability {
             }
         }
         assert!(present >= acked.len());
+        assert!(!expected_reserved.is_empty(), "no held reservation to check");
         for ((store, sku), reserved) in &expected_reserved {
-            let s = stock(&app, *store, *sku).await;
+            let s = stock(&app, store, sku).await;
             let (on_hand, res, safety, available) = (
                 s["on_hand"].as_u64().unwrap(),
                 s["reserved"].as_u64().unwrap(),
@@ -342,7 +344,7 @@ mod durability {
             assert_eq!(res, *reserved, "reserved of ({store}, {sku})");
             assert_eq!(
                 on_hand,
-                initial[&(*store, *sku)],
+                initial[&(store.clone(), sku.clone())],
                 "on_hand of ({store}, {sku}) changed without feeds or shipments"
             );
             assert_eq!(
@@ -383,7 +385,8 @@ mod reads {
         assert_eq!(near.len(), 3);
         assert!(near.windows(2).all(|w| w[0]["distance_m"].as_f64() <= w[1]["distance_m"].as_f64()));
         assert!(near.iter().all(|s| s["available"].as_u64().unwrap() > 0));
-        let store = get(&app, &format!("/v1/stores/{}", near[0]["store_id"]), PLANNER).await;
+        let store =
+            get(&app, &format!("/v1/stores/{}", near[0]["store_id"].as_str().unwrap()), PLANNER).await;
         assert_eq!(store.status, 200);
         assert_eq!(store.json()["store_id"], near[0]["store_id"]);
 
@@ -446,8 +449,8 @@ mod plans {
         assert!(result["greedy_comparison"]["greedy_cost"].as_f64().unwrap() >= cost - 1e-6);
         // Planning reserves nothing.
         let first = &served[0]["shipments"][0];
-        if let Some(store) = first["store_id"].as_u64() {
-            let sku = first["lines"][0]["sku"].as_u64().unwrap();
+        if let Some(store) = first["store_id"].as_str() {
+            let sku = first["lines"][0]["sku"].as_str().unwrap();
             assert_eq!(stock(&app, store, sku).await["reserved"], json!(0));
         }
 

@@ -130,7 +130,7 @@ fn run_case(
     let catalog = engine.network().catalog();
     let resolved: Vec<Vec<(SkuIdx, u32)>> = orders
         .iter()
-        .map(|o| o.lines().iter().filter_map(|l| Some((catalog.get(l.sku)?, l.qty.get()))).collect())
+        .map(|o| o.lines().iter().filter_map(|l| Some((catalog.get(&l.sku)?, l.qty.get()))).collect())
         .collect();
     let chunk = orders.len().div_ceil(threads);
     let radius = router.config().ship_radius_m;

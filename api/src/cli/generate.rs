@@ -39,6 +39,18 @@ pub struct Args {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Name stores, SKUs, DCs and brands with text ids (`S-00042`, `SKU-00007`, `DC-3`, `B-12`)
+    /// instead of their numbers.
+    #[arg(long)]
+    pub text_ids: bool,
+    /// The dataset's own city list (a `cities.csv`, copied into the output): stores and orders
+    /// are placed around these cities instead of the bundled Chinese ones.
+    #[arg(long)]
+    pub cities: Option<PathBuf>,
+    /// The dataset's time zone (IANA name, written to `dataset.toml`); the sale day starts at
+    /// its local midnight of November 11.
+    #[arg(long)]
+    pub time_zone: Option<String>,
 }
 
 fn parse_lines(s: &str) -> Result<LineMix, String> {
@@ -52,8 +64,22 @@ fn parse_lines(s: &str) -> Result<LineMix, String> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let cities = cities::bundled();
+    let cities = match &a.cities {
+        Some(path) => cities::CityList::read(path)?.cities,
+        None => cities::bundled(),
+    };
+    let zone = match &a.time_zone {
+        Some(name) => crate::data::dataset::zone(name).map_err(|e| anyhow::anyhow!("--time-zone: {e}"))?,
+        None => optimizer::model::TimeZone::china(),
+    };
+    // 2026-11-11T00:00 local time.
+    let midnight_utc = 1_794_355_200;
+    let day_start = optimizer::model::Timestamp(
+        midnight_utc - i64::from(zone.offset_s(optimizer::model::Timestamp(midnight_utc))),
+    );
     let cfg = GenConfig {
+        text_ids: a.text_ids,
+        day_start,
         stores: a.stores,
         skus: a.skus,
         orders: a.orders,
@@ -70,6 +96,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let data = generate(&cities, &cfg, &bar).context("invalid generator settings")?;
     write_dataset(&a.out, &data, &cities, &bar)?;
     bar.finish();
+    if let Some(path) = &a.cities {
+        std::fs::copy(path, a.out.join("cities.csv"))
+            .with_context(|| format!("copying {}", path.display()))?;
+    }
+    if let Some(name) = &a.time_zone {
+        std::fs::write(a.out.join(crate::data::dataset::FILE), format!("time_zone = \"{name}\"\n"))
+            .with_context(|| format!("writing {}", a.out.join(crate::data::dataset::FILE).display()))?;
+    }
     eprintln!(
         "wrote {} stores, {} stock rows, {} DCs and {} orders to {}",
         data.stores.len(),

@@ -2,7 +2,7 @@
 //! into a validated [`Order`] with errors that name the field.
 
 use chrono::DateTime;
-use optimizer::model::{LonLat, Mode, Order, OrderId, OrderLine, StoreId, Timestamp};
+use optimizer::model::{CustomerId, LonLat, Mode, Order, OrderId, OrderLine, StoreId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Wire form of an order. Coordinates are degrees; `created_at` is RFC 3339.
@@ -16,6 +16,8 @@ pub struct OrderJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pickup_store_id: Option<StoreId>,
     pub lines: Vec<OrderLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
 }
 
 /// `{lat, lon}` in degrees, validated.
@@ -53,8 +55,9 @@ impl OrderJson {
             created_at: o.created_at().to_rfc3339(),
             customer: LonLatJson(o.customer()),
             mode: o.mode(),
-            pickup_store_id: o.pickup_store(),
+            pickup_store_id: o.pickup_store().cloned(),
             lines: o.lines().to_vec(),
+            customer_id: o.customer_id().cloned(),
         }
     }
 
@@ -63,6 +66,7 @@ impl OrderJson {
         let created_at = parse_time(&self.created_at)
             .map_err(|message| FieldError { field: "created_at".into(), message })?;
         Order::new(self.order_id, created_at, self.customer.0, self.mode, self.pickup_store_id, self.lines)
+            .map(|o| o.with_customer_id(self.customer_id))
             .map_err(|e| FieldError { field: e.field(), message: e.to_string() })
     }
 }
@@ -111,7 +115,7 @@ pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Field
 mod tests {
     use super::*;
 
-    const OK: &str = r#"{"order_id":"A1","created_at":"2026-11-11T00:00:05+08:00","customer":{"lat":31.2,"lon":121.4},"mode":"ship","lines":[{"sku":3,"qty":2}]}"#;
+    const OK: &str = r#"{"order_id":"A1","created_at":"2026-11-11T00:00:05+08:00","customer":{"lat":31.2,"lon":121.4},"mode":"ship","lines":[{"sku":"3","qty":2}]}"#;
 
     #[test]
     fn parses_and_round_trips() {
@@ -122,14 +126,36 @@ mod tests {
     }
 
     #[test]
+    fn text_ids_and_a_customer_are_taken_as_they_are() {
+        let text = OK.replace(r#""sku":"3""#, r#""sku":"SKU-8834-RED""#).replace(
+            r#""mode":"ship""#,
+            r#""mode":"pickup","pickup_store_id":"上海徐汇店","customer_id":"c-0001""#,
+        );
+        let o = parse_order(&text).unwrap();
+        assert_eq!(o.lines()[0].sku.as_str(), "SKU-8834-RED");
+        assert_eq!(o.pickup_store().map(|s| s.as_str()), Some("上海徐汇店"));
+        assert_eq!(o.customer_id().map(|c| c.as_str()), Some("c-0001"));
+        let back = serde_json::to_string(&OrderJson::from_order(&o)).unwrap();
+        assert!(back.contains(r#""customer_id":"c-0001""#), "{back}");
+        // A numbered SKU sent as a number is its decimal text.
+        assert_eq!(
+            parse_order(&OK.replace(r#""sku":"3""#, r#""sku":3"#)).unwrap().lines()[0].sku.as_str(),
+            "3"
+        );
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let cases = [
             (OK.replace("\"qty\":2", "\"qty\":0"), "lines[0].qty"),
             (OK.replace("\"lat\":31.2", "\"lat\":91"), "customer"),
             (OK.replace("\"mode\":\"ship\"", "\"mode\":\"fly\""), "mode"),
             (OK.replace("+08:00", "+8"), "created_at"),
-            (OK.replace("\"sku\":3", "\"sku\":-3"), "lines[0].sku"),
-            (OK.replace("\"lines\":[{\"sku\":3,\"qty\":2}]", "\"lines\":[]"), "lines"),
+            (OK.replace("\"sku\":\"3\"", "\"sku\":-3"), "lines[0].sku"),
+            (OK.replace("\"sku\":\"3\"", "\"sku\":\"\""), "lines[0].sku"),
+            (OK.replace("\"sku\":\"3\"", &format!("\"sku\":\"{}\"", "x".repeat(65))), "lines[0].sku"),
+            (OK.replace("\"mode\"", "\"customer_id\":\"\",\"mode\""), "customer_id"),
+            (OK.replace("\"lines\":[{\"sku\":\"3\",\"qty\":2}]", "\"lines\":[]"), "lines"),
             (OK.replace("\"mode\"", "\"colour\":1,\"mode\""), "colour"),
             (OK.replace("\"mode\":\"ship\"", "\"mode\":\"pickup\""), "pickup_store_id"),
             ("{\"order_id\":".to_string(), "body"),

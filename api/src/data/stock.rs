@@ -1,21 +1,25 @@
 //! `stock.csv`: the largest file (about 18 million rows for 180,000 stores), so it is parsed in
-//! parallel chunks. The format is plain comma-separated integers without quoting.
+//! parallel chunks. Rows are `store_id,sku,on_hand,safety_stock`; ids are text (CSV quoting is
+//! understood, and a line without quotes takes a fast path). Ids are never copied per row: each
+//! chunk numbers the SKUs it meets against the file's bytes, and the chunks' numbers are merged
+//! into one catalogue at the end.
 
 use super::DataError;
 use optimizer::model::{Sku, Store, StoreId};
 use rayon::prelude::*;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::path::Path;
 
 pub(super) const HEADER: &str = "store_id,sku,on_hand,safety_stock";
 const FIELDS: [&str; 4] = ["store_id", "sku", "on_hand", "safety_stock"];
 const CHUNK: usize = 4 << 20;
 
-/// One parsed row: store as a dense index into the stores of `stores.csv`.
+/// One parsed row: the store as a dense index into the stores of `stores.csv`, the SKU as a
+/// position in the catalogue [`read_stock`] returns.
 #[derive(Copy, Clone)]
 pub(super) struct RawStock {
     pub store: u32,
-    pub sku: Sku,
+    pub sku: u32,
     pub on_hand: u32,
     pub safety_stock: u32,
 }
@@ -23,7 +27,8 @@ pub(super) struct RawStock {
 /// A parsed row and its line in the file.
 pub(super) type Row = (RawStock, u64);
 
-fn parse_u32(raw: &[u8]) -> Option<u32> {
+/// Stock units: a whole number in `0..=MAX_ON_HAND`.
+fn parse_units(raw: &[u8]) -> Option<u32> {
     if raw.is_empty() || raw.len() > 10 {
         return None;
     }
@@ -34,7 +39,7 @@ fn parse_u32(raw: &[u8]) -> Option<u32> {
         }
         v = v * 10 + u64::from(b - b'0');
     }
-    u32::try_from(v).ok()
+    u32::try_from(v).ok().filter(|v| *v <= optimizer::ledger::MAX_ON_HAND)
 }
 
 /// Splits `body` at line ends into chunks of roughly `size` bytes.
@@ -53,7 +58,7 @@ fn chunks(body: &[u8], size: usize) -> Vec<&[u8]> {
 }
 
 /// Reads stock rows, grouped by store (dense index) and ordered by SKU within a store, each with
-/// its line in the file; returns them with the sorted list of distinct SKUs.
+/// its line in the file; returns them with the catalogue (every SKU named, sorted by text).
 pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<Row>, Vec<Sku>), DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
@@ -67,7 +72,8 @@ pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<Row>, Vec
         ));
     }
     let body = &bytes[(header_end + 1).min(bytes.len())..];
-    let by_id: FxHashMap<StoreId, u32> = stores.iter().enumerate().map(|(i, s)| (s.id, i as u32)).collect();
+    let by_id: FxHashMap<&str, u32> =
+        stores.iter().enumerate().map(|(i, s)| (s.id.as_str(), i as u32)).collect();
     let parts = chunks(body, CHUNK);
     let newlines: Vec<u64> = parts.par_iter().map(|c| memchr::memchr_iter(b'\n', c).count() as u64).collect();
     let mut first_line = Vec::with_capacity(parts.len());
@@ -76,24 +82,30 @@ pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<Row>, Vec
         first_line.push(line);
         line += n;
     }
-    let parsed: Vec<Result<Vec<Row>, DataError>> = parts
+    let parsed: Vec<Result<Chunk, DataError>> = parts
         .par_iter()
         .zip(first_line)
         .map(|(chunk, first)| parse_chunk(path, chunk, first, &by_id))
         .collect();
     // The first bad row in file order, whichever thread came across one first.
-    let parsed: Vec<Vec<Row>> = parsed.into_iter().collect::<Result<_, _>>()?;
+    let mut parsed: Vec<Chunk> = parsed.into_iter().collect::<Result<_, _>>()?;
+    // One catalogue, sorted by text; each chunk's SKU numbers become catalogue positions.
+    let mut names: Vec<String> = parsed.iter().flat_map(|c| c.skus.iter().cloned()).collect();
+    names.par_sort_unstable();
+    names.dedup();
+    let position: FxHashMap<&str, u32> =
+        names.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
+    parsed.par_iter_mut().for_each(|c| {
+        let global: Vec<u32> = c.skus.iter().map(|n| position[n.as_str()]).collect();
+        for (r, _) in &mut c.rows {
+            r.sku = global[r.sku as usize];
+        }
+    });
+    let catalog: Vec<Sku> = names.iter().map(|n| Sku::parse(n).expect("checked while parsing")).collect();
+    drop(position);
+    let parsed: Vec<Vec<Row>> = parsed.into_iter().map(|c| c.rows).collect();
     drop(parts);
     drop(bytes);
-    let skus = parsed
-        .par_iter()
-        .map(|part| part.iter().map(|(r, _)| r.sku).collect::<FxHashSet<Sku>>())
-        .reduce(FxHashSet::default, |mut a, b| {
-            a.extend(b);
-            a
-        });
-    let mut skus: Vec<Sku> = skus.into_iter().collect();
-    skus.sort_unstable();
     // Grouped by store (stores are numbered in map order, so a file's store-by-store rows come
     // with their stores shuffled), then each store's rows by SKU and line.
     let mut rows = optimizer::model::group_by_bucket(&parsed, stores.len(), |(r, _)| r.store as usize);
@@ -106,52 +118,107 @@ pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<Row>, Vec
     let repeated =
         rows.par_windows(2).find_first(|w| w[0].0.store == w[1].0.store && w[0].0.sku == w[1].0.sku);
     if let Some(w) = repeated {
-        let store = stores[w[1].0.store as usize].id;
-        let problem = format!("store {store} already has a row for sku {} on line {}", w[1].0.sku, w[0].1);
+        let store = &stores[w[1].0.store as usize].id;
+        let sku = &catalog[w[1].0.sku as usize];
+        let problem = format!("store {store} already has a row for sku {sku} on line {}", w[0].1);
         return Err(DataError::row(path, w[1].1, "sku", problem));
     }
-    Ok((rows, skus))
+    Ok((rows, catalog))
+}
+
+/// The rows of one chunk, their SKUs numbered in order of first appearance in it.
+struct Chunk {
+    rows: Vec<Row>,
+    skus: Vec<String>,
+}
+
+/// Splits a line into its fields, at most five (a fifth means too many): the fast path splits at
+/// commas without allocating; a line with a quote goes through a CSV parser into `owned`.
+fn fields<'a>(raw: &'a [u8], owned: &'a mut Vec<Vec<u8>>) -> Result<([&'a [u8]; 5], usize), String> {
+    let mut out: [&[u8]; 5] = [&[]; 5];
+    let mut n = 0;
+    if memchr::memchr(b'"', raw).is_none() {
+        for f in raw.split(|&b| b == b',').take(5) {
+            out[n] = f.trim_ascii();
+            n += 1;
+        }
+        return Ok((out, n));
+    }
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(raw);
+    let mut record = csv::ByteRecord::new();
+    rdr.read_byte_record(&mut record).map_err(|e| e.to_string())?;
+    *owned = record.iter().take(5).map(|f| f.trim_ascii().to_vec()).collect();
+    for f in owned.iter() {
+        out[n] = f;
+        n += 1;
+    }
+    Ok((out, n))
 }
 
 fn parse_chunk(
     path: &Path,
     chunk: &[u8],
     first_line: u64,
-    by_id: &FxHashMap<StoreId, u32>,
-) -> Result<Vec<Row>, DataError> {
-    let mut out = Vec::with_capacity(chunk.len() / 20);
+    by_id: &FxHashMap<&str, u32>,
+) -> Result<Chunk, DataError> {
+    let mut rows = Vec::with_capacity(chunk.len() / 20);
+    let mut skus: Vec<String> = Vec::new();
+    let mut sku_of: FxHashMap<Vec<u8>, u32> = FxHashMap::default();
+    let mut owned = Vec::new();
     for (i, raw) in chunk.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.is_empty() {
             continue;
         }
         let line = first_line + i as u64;
-        let mut values = [0u32; 4];
-        let mut fields = raw.split(|&b| b == b',');
-        for (k, name) in FIELDS.iter().enumerate() {
-            let f = fields.next().ok_or_else(|| DataError::row(path, line, *name, "missing value"))?;
-            let f = f.trim_ascii();
-            values[k] = parse_u32(f).ok_or_else(|| {
+        let (f, n) = fields(raw, &mut owned).map_err(|e| DataError::row(path, line, "row", e))?;
+        if n < 4 {
+            return Err(DataError::row(path, line, FIELDS[n], "missing value"));
+        }
+        if n > 4 {
+            return Err(DataError::row(path, line, "row", "more than 4 fields"));
+        }
+        let text = |k: usize| {
+            std::str::from_utf8(f[k]).map_err(|_| DataError::row(path, line, FIELDS[k], "not UTF-8"))
+        };
+        let store_text = text(0)?;
+        let store = match by_id.get(store_text) {
+            Some(s) => *s,
+            None => {
+                let e = StoreId::parse(store_text)
+                    .err()
+                    .map_or_else(|| format!("store {store_text} is not in stores.csv"), |e| e.to_string());
+                return Err(DataError::row(path, line, "store_id", e));
+            }
+        };
+        let sku = match sku_of.get(f[1]) {
+            Some(k) => *k,
+            None => {
+                let t = text(1)?;
+                Sku::parse(t).map_err(|e| DataError::row(path, line, "sku", e))?;
+                let k = skus.len() as u32;
+                skus.push(t.to_owned());
+                sku_of.insert(f[1].to_vec(), k);
+                k
+            }
+        };
+        let units = |k: usize| {
+            parse_units(f[k]).ok_or_else(|| {
                 DataError::row(
                     path,
                     line,
-                    *name,
-                    format!("`{}` is not a whole number in 0..=4294967295", String::from_utf8_lossy(f)),
+                    FIELDS[k],
+                    format!(
+                        "`{}` is not a whole number in 0..={}",
+                        String::from_utf8_lossy(f[k]),
+                        optimizer::ledger::MAX_ON_HAND
+                    ),
                 )
-            })?;
-        }
-        if fields.next().is_some() {
-            return Err(DataError::row(path, line, "row", "more than 4 fields"));
-        }
-        let store = *by_id.get(&StoreId(values[0])).ok_or_else(|| {
-            DataError::row(path, line, "store_id", format!("store {} is not in stores.csv", values[0]))
-        })?;
-        out.push((
-            RawStock { store, sku: Sku(values[1]), on_hand: values[2], safety_stock: values[3] },
-            line,
-        ));
+            })
+        };
+        rows.push((RawStock { store, sku, on_hand: units(2)?, safety_stock: units(3)? }, line));
     }
-    Ok(out)
+    Ok(Chunk { rows, skus })
 }
 
 #[cfg(test)]
@@ -159,13 +226,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parse_u32_accepts_digits_only() {
-        assert_eq!(parse_u32(b"0"), Some(0));
-        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
-        assert_eq!(parse_u32(b"4294967296"), None);
-        assert_eq!(parse_u32(b"-1"), None);
-        assert_eq!(parse_u32(b""), None);
-        assert_eq!(parse_u32(b"1.5"), None);
+    fn units_are_whole_numbers_up_to_the_maximum() {
+        assert_eq!(parse_units(b"0"), Some(0));
+        assert_eq!(parse_units(b"2147483647"), Some(2_147_483_647));
+        assert_eq!(parse_units(b"2147483648"), None);
+        assert_eq!(parse_units(b"-1"), None);
+        assert_eq!(parse_units(b""), None);
+        assert_eq!(parse_units(b"1.5"), None);
+    }
+
+    #[test]
+    fn quoted_fields_are_read_as_csv_and_plain_ones_fast() {
+        let mut owned = Vec::new();
+        let (f, n) = fields(br#""SH,0042","SKU ""red""",3,0"#, &mut owned).unwrap();
+        assert_eq!(&f[..n], [&b"SH,0042"[..], b"SKU \"red\"", b"3", b"0"]);
+        let mut owned = Vec::new();
+        let (f, n) = fields(b"A-1, x ,3,0,9,9", &mut owned).unwrap();
+        assert_eq!((f[1], n), (&b"x"[..], 5));
     }
 
     #[test]

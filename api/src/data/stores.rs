@@ -1,7 +1,8 @@
 //! `stores.csv` and `dcs.csv`.
 
+use super::cities::CityList;
 use super::DataError;
-use optimizer::model::{BrandId, Capabilities, City, CityId, Dc, DcId, LonLat, OpeningHours, Store, StoreId};
+use optimizer::model::{BrandId, Capabilities, CityId, Dc, DcId, LonLat, OpeningHours, Store, StoreId};
 use rustc_hash::FxHashMap;
 use std::path::Path;
 
@@ -16,7 +17,7 @@ pub(super) struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    fn get(&self, name: &str) -> Option<&'a str> {
+    pub(super) fn get(&self, name: &str) -> Option<&'a str> {
         self.pos.get(name).and_then(|&i| self.record.get(i))
     }
 }
@@ -107,16 +108,40 @@ pub(super) fn location(
     })
 }
 
-fn city_index(cities: &[City]) -> FxHashMap<&str, CityId> {
-    cities.iter().enumerate().map(|(i, c)| (c.name.as_str(), CityId(i as u16))).collect()
+/// A text id in column `field`.
+pub(super) fn text_id<T>(
+    path: &Path,
+    line: u64,
+    field: &str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, optimizer::model::IdError>,
+) -> Result<T, DataError> {
+    parse(raw.unwrap_or("")).map_err(|e| DataError::row(path, line, field, e))
 }
 
-pub(super) fn read_stores(path: &Path, cities: &[City]) -> Result<Vec<Store>, DataError> {
-    let by_name = city_index(cities);
-    let mut seen = FxHashMap::default();
-    read_csv(path, &STORE_COLUMNS[..8], &STORE_COLUMNS[8..], |r, line| {
-        let id = StoreId(parse(path, line, "store_id", r.get("store_id"))?);
-        if let Some(first) = seen.insert(id, line) {
+/// The city a row names, or `None` for an empty city (the caller places the store by distance).
+fn named_city(
+    path: &Path,
+    line: u64,
+    cities: &CityList,
+    raw: Option<&str>,
+) -> Result<Option<CityId>, DataError> {
+    let name = raw.unwrap_or("");
+    if name.is_empty() {
+        return Ok(None);
+    }
+    cities.find(name).map(Some).ok_or_else(|| {
+        DataError::row(path, line, "city", format!("`{name}` is not in the dataset's city list"))
+    })
+}
+
+/// Stores, and how many had no city and were given the nearest one.
+pub(super) fn read_stores(path: &Path, cities: &CityList) -> Result<(Vec<Store>, usize), DataError> {
+    let mut seen: FxHashMap<StoreId, u64> = FxHashMap::default();
+    let mut placed = 0;
+    let stores = read_csv(path, &STORE_COLUMNS[..8], &STORE_COLUMNS[8..], |r, line| {
+        let id = text_id(path, line, "store_id", r.get("store_id"), StoreId::parse)?;
+        if let Some(first) = seen.insert(id.clone(), line) {
             return Err(DataError::row(
                 path,
                 line,
@@ -124,10 +149,14 @@ pub(super) fn read_stores(path: &Path, cities: &[City]) -> Result<Vec<Store>, Da
                 format!("{id} already defined on line {first}"),
             ));
         }
-        let city_name = r.get("city").unwrap_or("");
-        let city = *by_name.get(city_name).ok_or_else(|| {
-            DataError::row(path, line, "city", format!("`{city_name}` is not in cities_cn.csv"))
-        })?;
+        let location = location(path, line, r.get("lat"), r.get("lon"))?;
+        let city = match named_city(path, line, cities, r.get("city"))? {
+            Some(c) => c,
+            None => {
+                placed += 1;
+                cities.nearest(location)
+            }
+        };
         let opens = parse_hhmm(path, line, "opens", r.get("opens"))?;
         let closes = parse_hhmm(path, line, "closes", r.get("closes"))?;
         let hours = match (opens, closes) {
@@ -142,28 +171,26 @@ pub(super) fn read_stores(path: &Path, cities: &[City]) -> Result<Vec<Store>, Da
         };
         Ok(Store {
             id,
-            brand: BrandId(parse(path, line, "brand", r.get("brand"))?),
+            brand: text_id(path, line, "brand", r.get("brand"), BrandId::parse)?,
             city,
-            location: location(path, line, r.get("lat"), r.get("lon"))?,
+            location,
             capabilities,
             capacity_per_day,
             hours,
         })
-    })
+    })?;
+    Ok((stores, placed))
 }
 
-pub(super) fn read_dcs(path: &Path, cities: &[City]) -> Result<Vec<Dc>, DataError> {
-    let by_name = city_index(cities);
-    let mut seen = FxHashMap::default();
+pub(super) fn read_dcs(path: &Path, cities: &CityList) -> Result<Vec<Dc>, DataError> {
+    let mut seen: FxHashMap<DcId, u64> = FxHashMap::default();
     read_csv(path, &DC_COLUMNS, &[], |r, line| {
-        let id = DcId(parse(path, line, "dc_id", r.get("dc_id"))?);
-        if let Some(first) = seen.insert(id, line) {
+        let id = text_id(path, line, "dc_id", r.get("dc_id"), DcId::parse)?;
+        if let Some(first) = seen.insert(id.clone(), line) {
             return Err(DataError::row(path, line, "dc_id", format!("{id} already defined on line {first}")));
         }
-        let city_name = r.get("city").unwrap_or("");
-        let city = *by_name.get(city_name).ok_or_else(|| {
-            DataError::row(path, line, "city", format!("`{city_name}` is not in cities_cn.csv"))
-        })?;
-        Ok(Dc { id, city, location: location(path, line, r.get("lat"), r.get("lon"))? })
+        let location = location(path, line, r.get("lat"), r.get("lon"))?;
+        let city = named_city(path, line, cities, r.get("city"))?.unwrap_or_else(|| cities.nearest(location));
+        Ok(Dc { id, city, location })
     })
 }

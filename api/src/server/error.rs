@@ -17,6 +17,8 @@ pub enum ApiError {
     UnknownSku { field: String, message: String },
     #[error("{message}")]
     UnknownStore { field: String, message: String },
+    #[error("{message}")]
+    OutOfArea { field: String, message: String },
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{field} has {got} entries, more than the maximum of {max}")]
@@ -75,6 +77,7 @@ impl ApiError {
             InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
             UnknownSku { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_sku"),
             UnknownStore { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_store"),
+            OutOfArea { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "out_of_area"),
             PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             TooManyItems { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_items"),
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
@@ -103,6 +106,7 @@ impl ApiError {
             InvalidField { field, .. }
             | UnknownSku { field, .. }
             | UnknownStore { field, .. }
+            | OutOfArea { field, .. }
             | TooManyItems { field, .. }
             | NegativeOnHand { field, .. } => Some(field.clone()),
             NotFound { field, .. } => field.clone(),
@@ -120,6 +124,7 @@ impl ApiError {
         if let InvalidField { field, .. }
         | UnknownSku { field, .. }
         | UnknownStore { field, .. }
+        | OutOfArea { field, .. }
         | TooManyItems { field, .. }
         | NegativeOnHand { field, .. } = &mut self
         {
@@ -236,6 +241,7 @@ mod tests {
             ApiError::invalid("f", "m"),
             ApiError::UnknownSku { field: "f".into(), message: String::new() },
             ApiError::UnknownStore { field: "f".into(), message: String::new() },
+            ApiError::OutOfArea { field: "f".into(), message: String::new() },
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::TooManyItems { field: "f".into(), got: 2, max: 1 },
             ApiError::UnsupportedMediaType,

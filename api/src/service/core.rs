@@ -35,6 +35,8 @@ pub(crate) struct Decided {
     pub reservation: Option<Reservation>,
     /// Local day of the routing time (the capacity day of a decision that holds nothing).
     pub day: i64,
+    /// Who placed the order, when it says.
+    pub customer_id: Option<optimizer::model::CustomerId>,
 }
 
 /// What a storage backend did with one decision.
@@ -119,8 +121,9 @@ impl Core {
             .router
             .route_at(&self.engine, order, at)
             .map_err(|e| ServiceError::Internal(format!("routing {}: {e}", order.id())))?;
-        let mut response =
-            serde_json::to_string(&decision).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let network = self.engine.network();
+        let mut response = serde_json::to_string(&decision.on(network))
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         // The reservation's state goes last, after its expiry, so that a retry can restate both.
         response.pop();
         response.push_str(if decision.reservation_expires_at.is_some() {
@@ -130,7 +133,13 @@ impl Core {
         });
         let answer = Arc::new(Answer { request: request.to_owned(), response: response.into() });
         let reservation = self.engine.ledger().reservation(order.id());
-        let decided = Decided { order_id: order.id().clone(), answer, reservation, day: at.local_day() };
+        let decided = Decided {
+            order_id: order.id().clone(),
+            answer,
+            reservation,
+            day: network.zone().local_day(at),
+            customer_id: order.customer_id().cloned(),
+        };
         Ok((decided, decision))
     }
 

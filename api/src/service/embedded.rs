@@ -11,7 +11,7 @@ use crate::storage::{
 };
 use async_trait::async_trait;
 use optimizer::ledger::{CellChange, FeedRow, Hold, LedgerError, Reservation, ReservationState, StockLevel};
-use optimizer::model::{OrderId, Sku, SkuIdx, StoreId, StoreIdx, Timestamp};
+use optimizer::model::{OrderId, SkuIdx, StoreIdx, Timestamp};
 use optimizer::EngineConfig;
 use std::path::Path;
 use std::sync::Arc;
@@ -79,9 +79,7 @@ impl EmbeddedCheckout {
         let mut error = None;
         self.store.recover(&mut |item| match item {
             Recovered::Cell(c) => {
-                let (Some(store), Some(sku)) =
-                    (net.store_idx(StoreId(c.store_id)), net.catalog().get(Sku(c.sku)))
-                else {
+                let (Some(store), Some(sku)) = (net.store_idx(&c.store_id), net.catalog().get(&c.sku)) else {
                     log::warn!(
                         "state has stock for store {} sku {} that the dataset lacks; skipped",
                         c.store_id,
@@ -97,12 +95,8 @@ impl EmbeddedCheckout {
                 let holds = r
                     .holds
                     .iter()
-                    .filter_map(|&(store, sku, qty)| {
-                        Some(Hold {
-                            store: net.store_idx(StoreId(store))?,
-                            sku: net.catalog().get(Sku(sku))?,
-                            qty,
-                        })
+                    .filter_map(|(store, sku, qty)| {
+                        Some(Hold { store: net.store_idx(store)?, sku: net.catalog().get(sku)?, qty: *qty })
                     })
                     .collect();
                 let record =
@@ -138,7 +132,7 @@ impl EmbeddedCheckout {
             holds: r
                 .holds
                 .iter()
-                .map(|h| (net.store(h.store).id.0, net.catalog().sku(h.sku).0, h.qty))
+                .map(|h| (net.store_id(h.store).clone(), net.catalog().sku(h.sku).clone(), h.qty))
                 .collect(),
         }
     }
@@ -153,8 +147,8 @@ impl EmbeddedCheckout {
         changes
             .iter()
             .map(|c| CellRecord {
-                store_id: net.store(c.store).id.0,
-                sku: net.catalog().sku(c.sku).0,
+                store_id: net.store_id(c.store).clone(),
+                sku: net.catalog().sku(c.sku).clone(),
                 on_hand: c.on_hand,
                 safety_stock: c.safety_stock,
                 version: c.version,

@@ -14,7 +14,7 @@ use crate::storage::postgres::{DbCell, DbFeedError, FeedChange, Notice, Outcome,
 use crate::storage::StorageError;
 use async_trait::async_trait;
 use optimizer::ledger::{FeedRow, ReservationState, StockChange, StockLevel};
-use optimizer::model::{Network, Order, OrderId, Sku, SkuIdx, StoreId, StoreIdx, Timestamp};
+use optimizer::model::{Network, Order, OrderId, SkuIdx, StoreIdx, Timestamp};
 use optimizer::{Engine, EngineConfig};
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
@@ -42,7 +42,7 @@ impl ReplicaCheckout {
         let cells = pg.stock_snapshot().map_err(|e| StorageError(format!("reading stock: {e}")))?;
         let loaded = crate::data::load_network_with_stock(
             &config.data,
-            cells.iter().map(|c| (c.store_id, c.sku, c.free, c.safety_stock)),
+            cells.iter().map(|c| (c.store_id.as_str(), c.sku.as_str(), c.free, c.safety_stock)),
         )?;
         check_stores(&pg, &loaded.network, &config.data)?;
         let engine_config = EngineConfig { ledger: config.ledger, ..EngineConfig::default() };
@@ -71,7 +71,7 @@ impl ReplicaCheckout {
                 r.expires_at.0,
                 r.holds
                     .iter()
-                    .map(|h| (net.store(h.store).id.0, net.catalog().sku(h.sku).0, h.qty))
+                    .map(|h| (net.store_id(h.store).clone(), net.catalog().sku(h.sku).clone(), h.qty))
                     .collect(),
             ),
             None => (d.day, 0, Vec::new()),
@@ -83,6 +83,7 @@ impl ReplicaCheckout {
             day,
             expires_at,
             holds,
+            customer_id: d.customer_id.clone(),
         }
     }
 
@@ -117,9 +118,9 @@ impl Persist for ReplicaCheckout {
                         sync_cell(engine, c);
                     }
                     let net = engine.network();
-                    let day = now().local_day();
+                    let day = net.zone().local_day(now());
                     for (store_id, count) in full {
-                        if let Some(store) = net.store_idx(StoreId(store_id)) {
+                        if let Some(store) = net.store_idx(&store_id) {
                             ledger.sync_orders(store, day, count);
                         }
                     }
@@ -191,7 +192,7 @@ impl Checkout for ReplicaCheckout {
                     StockChange::Set { on_hand, safety_stock } => FeedChange::Set { on_hand, safety_stock },
                     StockChange::Add(d) => FeedChange::Add(d),
                 };
-                (net.store(r.store).id.0, net.catalog().sku(r.sku).0, change)
+                (net.store_id(r.store).clone(), net.catalog().sku(r.sku).clone(), change)
             })
             .collect();
         let results = self.pg.feed(external).await.map_err(|e| match e {
@@ -223,13 +224,13 @@ impl Checkout for ReplicaCheckout {
 
     async fn stock_level(&self, store: StoreIdx, sku: SkuIdx) -> Result<Option<StockLevel>, ServiceError> {
         let net = self.core.engine().network();
-        let level = self.pg.stock_level(net.store(store).id.0, net.catalog().sku(sku).0).await?;
+        let level = self.pg.stock_level(net.store_id(store), net.catalog().sku(sku)).await?;
         Ok(level.map(|(on_hand, reserved, safety)| StockLevel::new(on_hand, reserved, safety)))
     }
 
     async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {
-        let store_id = self.core.engine().network().store(store).id.0;
-        Ok(self.pg.orders_on_day(store_id, at.local_day()).await?)
+        let net = self.core.engine().network();
+        Ok(self.pg.orders_on_day(net.store_id(store), net.zone().local_day(at)).await?)
     }
 
     async fn order(&self, id: &OrderId) -> Result<Option<OrderView>, ServiceError> {
@@ -270,7 +271,7 @@ fn check_stores(pg: &Postgres, network: &Network, data: &std::path::Path) -> Res
     }
     for (id, lon, lat) in located {
         let same = network
-            .store_idx(StoreId(id))
+            .store_idx(id.as_str())
             .map(|i| network.store(i).location)
             .is_some_and(|at| (at.lon() - lon).abs() < 1e-6 && (at.lat() - lat).abs() < 1e-6);
         if !same {
@@ -288,7 +289,7 @@ fn check_stores(pg: &Postgres, network: &Network, data: &std::path::Path) -> Res
 /// back) are skipped: the replica's network comes from its dataset.
 fn sync_cell(engine: &Engine, c: &DbCell) -> bool {
     let net = engine.network();
-    match (net.store_idx(StoreId(c.store_id)), net.catalog().get(Sku(c.sku))) {
+    match (net.store_idx(&c.store_id), net.catalog().get(&c.sku)) {
         (Some(store), Some(sku)) => engine.sync_cell(store, sku, c.free, c.safety_stock, c.version),
         _ => {
             log::debug!("stock change for store {} sku {} outside this replica's network", c.store_id, c.sku);

@@ -6,7 +6,8 @@
 //! depend on a log we would have to replay ourselves; no C toolchain and no server to run.
 
 use super::{CellRecord, ChangeSet, OrderRecord, Recovered, ReservationRecord, StorageError};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use optimizer::model::{Sku, StoreId};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,10 @@ use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 /// (store_id, sku) -> (on_hand, safety_stock, version)
-const CELLS: TableDefinition<(u32, u32), (u32, u32, u64)> = TableDefinition::new("cells");
+const CELLS: TableDefinition<(&str, &str), (u32, u32, u64)> = TableDefinition::new("stock_cells");
+/// The cells of state files written when ids were numbers; moved into [`CELLS`] (as the numbers'
+/// decimal text) when such a file is opened.
+const NUMBERED_CELLS: TableDefinition<(u32, u32), (u32, u32, u64)> = TableDefinition::new("cells");
 /// order_id -> `frame(request, response)`, written once
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 /// order_id -> (version, reservation JSON)
@@ -116,10 +120,26 @@ fn open_existing(path: &Path) -> Result<Database, StorageError> {
     guarded(|| Database::builder().set_cache_size(CACHE_BYTES).open(path).map_err(err))
 }
 
-/// Makes sure every table exists, so that readers never see "table does not exist".
+/// Makes sure every table exists, so that readers never see "table does not exist", and moves the
+/// cells of an older state file to text ids.
 fn ensure_tables(db: &Database) -> Result<(), StorageError> {
     let txn = db.begin_write().map_err(err)?;
-    txn.open_table(CELLS).map_err(err)?;
+    {
+        let mut cells = txn.open_table(CELLS).map_err(err)?;
+        let numbered = txn.list_tables().map_err(err)?.any(|t| t.name() == NUMBERED_CELLS.name());
+        if numbered {
+            let old = txn.open_table(NUMBERED_CELLS).map_err(err)?;
+            for row in old.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                let (store, sku) = k.value();
+                cells
+                    .insert((store.to_string().as_str(), sku.to_string().as_str()), v.value())
+                    .map_err(err)?;
+            }
+            drop(old);
+            txn.delete_table(NUMBERED_CELLS).map_err(err)?;
+        }
+    }
     txn.open_table(ORDERS).map_err(err)?;
     txn.open_table(RESERVATIONS).map_err(err)?;
     txn.open_table(META).map_err(err)?;
@@ -236,10 +256,10 @@ fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
         let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
         for job in group {
             for c in &job.cells {
-                let newer =
-                    cells.get((c.store_id, c.sku)).map_err(err)?.is_none_or(|old| old.value().2 < c.version);
+                let key = (c.store_id.as_str(), c.sku.as_str());
+                let newer = cells.get(key).map_err(err)?.is_none_or(|old| old.value().2 < c.version);
                 if newer {
-                    cells.insert((c.store_id, c.sku), (c.on_hand, c.safety_stock, c.version)).map_err(err)?;
+                    cells.insert(key, (c.on_hand, c.safety_stock, c.version)).map_err(err)?;
                 }
             }
             for (id, bytes) in &job.orders {
@@ -332,7 +352,10 @@ fn read_all(db: &Database, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<State
     let txn = db.begin_read().map_err(err)?;
     for row in txn.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
         let (k, v) = row.map_err(err)?;
-        let ((store_id, sku), (on_hand, safety_stock, version)) = (k.value(), v.value());
+        let ((store, sku), (on_hand, safety_stock, version)) = (k.value(), v.value());
+        let (Ok(store_id), Ok(sku)) = (StoreId::parse(store), Sku::parse(sku)) else {
+            return Err(err(format!("a stock cell with an invalid id ({store:?}, {sku:?})")));
+        };
         visit(Recovered::Cell(CellRecord { store_id, sku, on_hand, safety_stock, version }));
         summary.cells += 1;
     }
@@ -439,7 +462,12 @@ mod tests {
     }
 
     fn reservation(state: ReservationState) -> ReservationRecord {
-        ReservationRecord { state, day: 1, expires_at: 2, holds: vec![(1, 2, 3)] }
+        ReservationRecord {
+            state,
+            day: 1,
+            expires_at: 2,
+            holds: vec![(StoreId::parse("S-1").unwrap(), Sku::numbered(2), 3)],
+        }
     }
 
     fn order(id: &str) -> OrderRecord {
@@ -462,7 +490,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
-            let c = |v, on_hand| CellRecord { store_id: 1, sku: 2, on_hand, safety_stock: 0, version: v };
+            let c = |v, on_hand| CellRecord {
+                store_id: StoreId::parse("上海徐汇店").unwrap(),
+                sku: Sku::parse("SKU-8834-RED").unwrap(),
+                on_hand,
+                safety_stock: 0,
+                version: v,
+            };
             // Written out of order: the newer versions first, then the older ones.
             s.commit(ChangeSet {
                 cells: vec![c(5, 50)],
@@ -555,5 +589,30 @@ mod tests {
         }
         std::fs::write(&copy, bytes).unwrap();
         assert!(verify_file(&copy).is_err());
+    }
+
+    /// A state file written when ids were numbers opens with its cells as text ids, and its
+    /// reservations' numbered holds read back as text too.
+    #[test]
+    fn a_state_file_with_numbered_ids_opens_with_text_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATE_FILE);
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(NUMBERED_CELLS).unwrap().insert((7, 42), (5, 1, 9)).unwrap();
+            let old = br#"{"state":"held","day":1,"expires_at":2,"holds":[[7,42,3]]}"#;
+            txn.open_table(RESERVATIONS).unwrap().insert("o1", (1, &old[..])).unwrap();
+            txn.commit().unwrap();
+        }
+        let (s, opened) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
+        assert_eq!(opened, Opened::Existing);
+        let mut got = Collect::default();
+        s.recover(&mut |item| got.add(item)).unwrap();
+        assert_eq!(
+            (got.cells[0].store_id.as_str(), got.cells[0].sku.as_str(), got.cells[0].on_hand),
+            ("7", "42", 5)
+        );
+        assert_eq!(got.reservations[0].1.holds, vec![(StoreId::numbered(7), Sku::numbered(42), 3)]);
     }
 }

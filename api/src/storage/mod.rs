@@ -15,6 +15,7 @@ pub mod postgres;
 pub use embedded::Embedded;
 
 use optimizer::ledger::ReservationState;
+use optimizer::model::{Sku, StoreId};
 use serde::{Deserialize, Serialize};
 
 /// A storage failure. The request that hit it is answered 503 and its in-memory effect undone.
@@ -23,10 +24,10 @@ use serde::{Deserialize, Serialize};
 pub struct StorageError(pub String);
 
 /// A persisted stock cell: the latest on_hand and safety stock, by external ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CellRecord {
-    pub store_id: u32,
-    pub sku: u32,
+    pub store_id: StoreId,
+    pub sku: Sku,
     pub on_hand: u32,
     pub safety_stock: u32,
     /// The store's ledger version after this change; the highest version wins.
@@ -40,8 +41,8 @@ pub struct ReservationRecord {
     /// Local day whose capacity it counts against.
     pub day: i64,
     pub expires_at: i64,
-    /// (store_id, sku, qty)
-    pub holds: Vec<(u32, u32, u32)>,
+    /// (store_id, sku, qty); records written when ids were numbers read back as their text.
+    pub holds: Vec<(StoreId, Sku, u32)>,
 }
 
 impl ReservationRecord {

@@ -6,6 +6,7 @@ use crate::ledger::{FeedOutcome, FeedRefused, FeedRow, LedgerConfig, StockEntry,
 use crate::model::{Network, SkuIdx, StoreIdx};
 
 mod nearby;
+mod reach;
 pub use nearby::NearbyStore;
 
 /// Settings for [`Engine::new`].
@@ -16,11 +17,18 @@ pub struct EngineConfig {
 }
 
 /// Network + index + ledger. Shared by reference between routing threads.
-#[derive(Debug)]
 pub struct Engine {
     network: Network,
     index: StoreIndex,
     ledger: StockLedger,
+    /// Built on the first [`Engine::within_reach`].
+    reach: std::sync::OnceLock<reach::ReachGrid>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("network", &self.network).finish_non_exhaustive()
+    }
 }
 
 /// Per SKU, the stores with a row for it, ascending. Each thread lists one contiguous share of
@@ -65,9 +73,10 @@ impl Engine {
             || {
                 let capacities: Vec<u32> = network.stores().iter().map(|s| s.capacity_per_day).collect();
                 StockLedger::new(&capacities, network.catalog().len(), stock, config.ledger)
+                    .with_zone(network.zone().clone())
             },
         );
-        Engine { network, index, ledger }
+        Engine { network, index, ledger, reach: std::sync::OnceLock::new() }
     }
 
     pub fn network(&self) -> &Network {
@@ -94,6 +103,22 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Great-circle distance from `at` to the nearest store or DC (infinite for an empty
+    /// network): a customer farther than [`Network::reach_m`] is out of the network's area.
+    ///
+    /// # Units
+    /// Metres.
+    ///
+    /// # Runtime
+    /// O(log n) for the nearest store, O(d) over the DCs.
+    pub fn nearest_site_m(&self, at: crate::model::LonLat) -> f64 {
+        let store = self.index.walk(crate::index::Walk::All, at, 0.0, f64::INFINITY, |c| {
+            std::ops::ControlFlow::Break(c.distance_m())
+        });
+        let dc = self.network.dcs().iter().map(|d| d.location.distance_m(at)).fold(f64::INFINITY, f64::min);
+        store.unwrap_or(f64::INFINITY).min(dc)
     }
 
     /// Recovery: sets a persisted cell value (see [`StockLedger::restore_cell`]).

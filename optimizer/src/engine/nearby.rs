@@ -35,14 +35,14 @@ impl Engine {
     /// # use optimizer::{Engine, EngineConfig};
     /// # use optimizer::ledger::StockEntry;
     /// # use optimizer::model::*;
-    /// let city = City { name: "Shanghai".into(), province_code: "31".into(),
+    /// let city = City { name: "Shanghai".into(), region: "31".into(),
     ///                   location: LonLat::new(121.46, 31.22).unwrap(), population: 1 };
-    /// let store = |id, lon| Store { id: StoreId(id), brand: BrandId(1), city: CityId(0),
+    /// let store = |id, lon| Store { id: StoreId::numbered(id), brand: BrandId::numbered(1), city: CityId(0),
     ///     location: LonLat::new(lon, 31.2).unwrap(), capabilities: Capabilities { pickup: true, ship: true },
     ///     capacity_per_day: 10, hours: OpeningHours::ALWAYS };
-    /// let catalog = SkuCatalog::new(vec![Sku(5)]).unwrap();
+    /// let catalog = SkuCatalog::new(vec![Sku::parse("SKU-5").unwrap()]).unwrap();
     /// let net = Network::new(vec![city], vec![store(1, 121.40), store(2, 121.41)], vec![], catalog).unwrap();
-    /// // Only store 2 (dense index 1) holds SKU 5.
+    /// // Only store 2 (dense index 1) holds SKU-5.
     /// let stock = vec![StockEntry { store: StoreIdx(1), sku: SkuIdx(0), on_hand: 3, safety_stock: 0 }];
     /// let engine = Engine::new(net, stock, EngineConfig::default());
     /// let at = LonLat::new(121.40, 31.2).unwrap();

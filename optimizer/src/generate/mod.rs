@@ -47,6 +47,9 @@ pub struct GenConfig {
     pub pickup_share: f64,
     /// Local midnight that starts the sale day.
     pub day_start: Timestamp,
+    /// Name things with text ids (`S-00042`, `SKU-00007`, `DC-3`, `B-12`) instead of their
+    /// numbers.
+    pub text_ids: bool,
 }
 
 impl Default for GenConfig {
@@ -65,15 +68,20 @@ impl Default for GenConfig {
             pickup_share: 0.2,
             // 2026-11-11T00:00:00+08:00
             day_start: Timestamp(1_794_326_400),
+            text_ids: false,
         }
     }
 }
 
-/// One row of `stock.csv`.
+/// One row of `stock.csv`. Generated ids are numbered: the store is named by its position in
+/// [`Dataset::stores`] (its id is [`StoreId::numbered`] of that position + 1) and the SKU by its
+/// number (its id is [`Sku::numbered`] of it), so that millions of rows carry no text.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct StockRow {
-    pub store: StoreId,
-    pub sku: Sku,
+    /// Position of the store in [`Dataset::stores`].
+    pub store: u32,
+    /// The SKU's number.
+    pub sku: u32,
     pub on_hand: u32,
     pub safety_stock: u32,
 }
@@ -85,6 +93,33 @@ pub struct Dataset {
     pub stock: Vec<StockRow>,
     pub dcs: Vec<Dc>,
     pub orders: Vec<Order>,
+    /// Whether ids are text (see [`GenConfig::text_ids`]).
+    pub text_ids: bool,
+}
+
+impl Dataset {
+    /// The id of SKU number `n` (as [`StockRow::sku`] numbers it).
+    pub fn sku(&self, n: u32) -> Sku {
+        sku_id(self.text_ids, n)
+    }
+}
+
+fn sku_id(text: bool, n: u32) -> Sku {
+    if text {
+        Sku::parse(&format!("SKU-{n:05}")).expect("valid")
+    } else {
+        Sku::numbered(n)
+    }
+}
+
+fn numbered<T>(
+    text: bool,
+    prefix: &str,
+    n: u32,
+    parse: impl Fn(&str) -> Result<T, crate::model::IdError>,
+) -> T {
+    let s = if text { format!("{prefix}{n:05}") } else { n.to_string() };
+    parse(&s).expect("valid")
 }
 
 /// Why generation could not start.
@@ -156,7 +191,7 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
         .map(|i| {
             let mut rng = rng_for(cfg.seed, STREAM_STORES + i as u64);
             let c = by_pop.sample(&mut rng);
-            let id = StoreId(i as u32 + 1);
+            let id = numbered(cfg.text_ids, "S-", i as u32 + 1, StoreId::parse);
             let pickup = rng.random_bool(0.7);
             let ship = rng.random_bool(0.85) || !pickup;
             let hours = if rng.random_bool(0.1) {
@@ -168,7 +203,7 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
             };
             let store = Store {
                 id,
-                brand: BrandId(brand_zipf.sample(&mut rng) as u32),
+                brand: numbered(cfg.text_ids, "B-", brand_zipf.sample(&mut rng) as u32, BrandId::parse),
                 city: CityId(c as u16),
                 location: around(&cities[c], &mut rng, 1.0),
                 capabilities: Capabilities { pickup, ship },
@@ -198,7 +233,7 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
                         (f64::from(on_hand) * cfg.stock_scale + rng.random::<f64>()).floor() as u32
                     };
                     let safety_stock = rng.random_range(0..=2u32).min(on_hand);
-                    StockRow { store: id, sku: Sku(s), on_hand, safety_stock }
+                    StockRow { store: i as u32, sku: s, on_hand, safety_stock }
                 })
                 .collect();
             progress.advance(1);
@@ -211,9 +246,9 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
         stores.push(s);
         stock.extend(rows);
     }
-    let dcs = pick_dcs(cities, cfg.dcs);
+    let dcs = pick_dcs(cities, cfg);
     let orders = orders(cities, &stores, cfg, progress)?;
-    Ok(Dataset { stores, stock, dcs, orders })
+    Ok(Dataset { stores, stock, dcs, orders, text_ids: cfg.text_ids })
 }
 
 /// Generates only the order stream of `cfg` for an existing set of stores (pickup orders name
@@ -263,7 +298,8 @@ fn assortment_size(cfg: &GenConfig, rng: &mut ChaCha8Rng) -> usize {
     rng.random_range(lo..=hi) as usize
 }
 
-fn pick_dcs(cities: &[City], n: usize) -> Vec<Dc> {
+fn pick_dcs(cities: &[City], cfg: &GenConfig) -> Vec<Dc> {
+    let n = cfg.dcs;
     let mut chosen: Vec<usize> =
         DC_CITIES.iter().filter_map(|name| cities.iter().position(|c| c.name == *name)).take(n).collect();
     let mut by_size: Vec<usize> = (0..cities.len()).collect();
@@ -279,7 +315,11 @@ fn pick_dcs(cities: &[City], n: usize) -> Vec<Dc> {
     chosen
         .into_iter()
         .enumerate()
-        .map(|(k, c)| Dc { id: DcId(k as u32 + 1), city: CityId(c as u16), location: cities[c].location })
+        .map(|(k, c)| Dc {
+            id: numbered(cfg.text_ids, "DC-", k as u32 + 1, DcId::parse),
+            city: CityId(c as u16),
+            location: cities[c].location,
+        })
         .collect()
 }
 
@@ -294,9 +334,9 @@ fn generate_orders(
     sku_zipf: &Zipf<f64>,
     progress: &dyn Progress,
 ) -> Vec<Order> {
-    let mut pickup_by_city: Vec<Vec<u32>> = vec![Vec::new(); cities.len()];
+    let mut pickup_by_city: Vec<Vec<&StoreId>> = vec![Vec::new(); cities.len()];
     for s in stores.iter().filter(|s| s.capabilities.pickup) {
-        pickup_by_city[usize::from(s.city.0)].push(s.id.0);
+        pickup_by_city[usize::from(s.city.0)].push(&s.id);
     }
     let line_weights = WeightedIndex::new([50.0, 20.0, 15.0, 10.0, 5.0]).expect("positive");
     let hour_weights = WeightedIndex::new(curve::HOURLY_WEIGHTS).expect("positive");
@@ -315,7 +355,7 @@ fn generate_orders(
             .min(cfg.skus as usize);
             let mut lines: Vec<OrderLine> = Vec::with_capacity(n_lines);
             while lines.len() < n_lines {
-                let sku = Sku(sku_zipf.sample(&mut rng) as u32);
+                let sku = sku_id(cfg.text_ids, sku_zipf.sample(&mut rng) as u32);
                 if lines.iter().all(|l| l.sku != sku) {
                     let qty = match rng.random_range(0..100) {
                         0..85 => 1,
@@ -327,7 +367,7 @@ fn generate_orders(
                 }
             }
             let pickup = (rng.random_bool(cfg.pickup_share) && !pickup_by_city[c].is_empty())
-                .then(|| StoreId(pickup_by_city[c][rng.random_range(0..pickup_by_city[c].len())]));
+                .then(|| pickup_by_city[c][rng.random_range(0..pickup_by_city[c].len())].clone());
             let offset = if rng.random_bool(0.3) {
                 (spike.sample(&mut rng) as i64).min(86_399)
             } else {
@@ -395,7 +435,7 @@ mod tests {
         let d = generate(&cities(), &small(), &NoProgress).unwrap();
         let per_store = d.stock.len() as f64 / 300.0;
         assert!((7.0..13.0).contains(&per_store), "{per_store}");
-        let count = |sku| d.stock.iter().filter(|r| r.sku == Sku(sku)).count();
+        let count = |sku| d.stock.iter().filter(|r| r.sku == sku).count();
         assert!(count(1) > 3 * count(40), "{} vs {}", count(1), count(40));
         assert_eq!(d.dcs.len(), 2);
         assert_eq!(d.dcs[0].city, CityId(1), "Beijing is the first DC city");

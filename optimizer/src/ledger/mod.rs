@@ -20,7 +20,7 @@ pub use feed::{FeedOutcome, FeedRefused, FeedRow, StockChange};
 use reservations::Reservations;
 pub use reservations::{Hold, Reservation, ReservationState};
 
-use crate::model::{OrderId, SkuIdx, StoreIdx, Timestamp};
+use crate::model::{OrderId, SkuIdx, StoreIdx, TimeZone, Timestamp};
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -167,6 +167,9 @@ pub struct StockLedger {
     carriers: Vec<AtomicU32>,
     reservations: Reservations,
     config: LedgerConfig,
+    /// Whose calendar days store capacity counts (China's unless set with
+    /// [`StockLedger::with_zone`]).
+    zone: TimeZone,
 }
 
 impl StockLedger {
@@ -205,7 +208,20 @@ impl StockLedger {
             carriers,
             reservations: Reservations::with_capacity(config.expected_reservations),
             config,
+            zone: TimeZone::china(),
         }
+    }
+
+    /// The same ledger counting store capacity by the calendar days of `zone`.
+    pub fn with_zone(mut self, zone: TimeZone) -> StockLedger {
+        self.zone = zone;
+        self
+    }
+
+    /// The local day of `now`, whose capacity counts.
+    #[inline]
+    fn day(&self, now: Timestamp) -> i64 {
+        self.zone.local_day(now)
     }
 
     pub fn config(&self) -> LedgerConfig {
@@ -241,13 +257,13 @@ impl StockLedger {
 
     /// Orders counted against `store`'s capacity on the local day of `now`.
     pub fn orders_today(&self, store: StoreIdx, now: Timestamp) -> u32 {
-        self.stores[store.0 as usize].lock().orders_on(now.local_day())
+        self.stores[store.0 as usize].lock().orders_on(self.day(now))
     }
 
     /// Checks, under the store's lock, whether `store` could take `lines` now.
     pub fn check(&self, store: StoreIdx, lines: &StoreLines, now: Timestamp) -> Result<(), Shortfall> {
         let st = self.stores[store.0 as usize].lock();
-        Self::check_locked(&st, lines, now.local_day())
+        Self::check_locked(&st, lines, self.day(now))
     }
 
     /// For each line, whether `store` alone could supply it now (ignoring capacity): bit `i` of
@@ -260,7 +276,7 @@ impl StockLedger {
                 mask |= 1 << i;
             }
         }
-        let has_capacity = st.orders_on(now.local_day()) < st.capacity_per_day;
+        let has_capacity = st.orders_on(self.day(now)) < st.capacity_per_day;
         (mask, has_capacity)
     }
 
@@ -298,7 +314,7 @@ impl StockLedger {
     ) -> Result<Result<Timestamp, Refused>, LedgerError> {
         // No pre-check for a duplicate id: the insert below detects it and gives the stock back,
         // which keeps one shard lookup off the hot path.
-        let day = now.local_day();
+        let day = self.day(now);
         if let [(store, lines)] = shipments {
             // One store (nearly every checkout): no lock ordering to arrange.
             let mut st = self.stores[store.0 as usize].lock();

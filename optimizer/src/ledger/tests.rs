@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::TimeZone;
 use proptest::prelude::*;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -177,8 +178,8 @@ mod recovery {
             expires_at: NOW,
             state: ReservationState::Committed,
         };
-        l.restore_reservation(oid("today"), hold(NOW.local_day())).unwrap();
-        l.restore_reservation(oid("yesterday"), hold(NOW.local_day() - 1)).unwrap();
+        l.restore_reservation(oid("today"), hold(TimeZone::china().local_day(NOW))).unwrap();
+        l.restore_reservation(oid("yesterday"), hold(TimeZone::china().local_day(NOW) - 1)).unwrap();
         assert_eq!(l.orders_today(StoreIdx(1), NOW), 1);
     }
 
@@ -490,7 +491,7 @@ mod cache_mode {
     #[test]
     fn synced_day_counts_only_grow_within_a_day() {
         let l = small();
-        let day = NOW.local_day();
+        let day = TimeZone::china().local_day(NOW);
         l.sync_orders(StoreIdx(1), day, 2);
         assert_eq!(l.orders_today(StoreIdx(1), NOW), 2);
         l.sync_orders(StoreIdx(1), day, 1);

@@ -4,36 +4,131 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-macro_rules! numeric_id {
-    ($(#[$doc:meta])* $name:ident) => {
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub u32);
+        ///
+        /// Text chosen by the retailer: 1 to 64 bytes of UTF-8 without control characters,
+        /// compared exactly (`0001` and `1` are different ids). Cloning is cheap (shared,
+        /// immutable text); the engine itself works with dense indexes and meets these only at
+        /// its edges.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(std::sync::Arc<str>);
+
+        impl $name {
+            /// What the id names, for error messages.
+            pub const WHAT: &'static str = $what;
+
+            /// Parses an id, refusing empty, over-long and control-charactered text.
+            pub fn parse(s: &str) -> Result<$name, IdError> {
+                check_text_id($what, s)?;
+                Ok($name(s.into()))
+            }
+
+            /// The id of a numbered thing: the decimal text of `n` (what the generator writes).
+            pub fn numbered(n: u32) -> $name {
+                $name(n.to_string().into())
+            }
+
+            /// The id's text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", &*self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        /// From a JSON string, or (for clients of numbered ids) a whole number, taken as its
+        /// decimal text.
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, "a {} as a string", $what)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        $name::parse(s).map_err(E::custom)
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<$name, E> {
+                        $name::parse(&n.to_string()).map_err(E::custom)
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<$name, E> {
+                        match u64::try_from(n) {
+                            Ok(n) => self.visit_u64(n),
+                            Err(_) => Err(E::custom(format!("{} must be a string, not {n}", $what))),
+                        }
+                    }
+                }
+                d.deserialize_any(V)
             }
         }
     };
 }
 
-numeric_id!(
-    /// A store as numbered in `stores.csv` (`store_id`).
-    StoreId
+/// Longest accepted text id, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+
+fn check_text_id(what: &'static str, s: &str) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty { what });
+    }
+    if s.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong { what, max: MAX_ID_LEN });
+    }
+    if s.chars().any(char::is_control) {
+        return Err(IdError::ControlCharacter { what });
+    }
+    Ok(())
+}
+
+text_id!(
+    /// A store, as `stores.csv` names it (`store_id`).
+    StoreId,
+    "store_id"
 );
-numeric_id!(
-    /// A stock-keeping unit (product variant) as numbered in `stock.csv` and orders.
-    Sku
+text_id!(
+    /// A stock-keeping unit (product variant), as `stock.csv` and orders name it.
+    Sku,
+    "sku"
 );
-numeric_id!(
-    /// A regional distribution centre as numbered in `dcs.csv`.
-    DcId
+text_id!(
+    /// A regional distribution centre, as `dcs.csv` names it.
+    DcId,
+    "dc_id"
 );
-numeric_id!(
+text_id!(
     /// A brand (chain) that operates stores.
-    BrandId
+    BrandId,
+    "brand"
+);
+text_id!(
+    /// A shopper, as the marketplace names her (orders, coupons, purchase histories).
+    CustomerId,
+    "customer_id"
 );
 
 /// Index of a city in [`crate::model::Network::cities`].
@@ -41,35 +136,27 @@ numeric_id!(
 #[serde(transparent)]
 pub struct CityId(pub u16);
 
-/// Seconds since the Unix epoch (UTC). Local time in China is UTC+8 all year. Serialises as an
-/// RFC 3339 string in UTC+8 (`2026-11-11T00:15:00+08:00`).
+/// Seconds since the Unix epoch (UTC). Serialises as an RFC 3339 string in UTC+8
+/// (`2026-11-11T00:15:00+08:00`), the canonical form; [`crate::model::TimeZone::rfc3339`] writes
+/// it in a dataset's own zone.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Timestamp(pub i64);
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.rfc3339_bytes() {
-            Some(b) => s.serialize_str(std::str::from_utf8(&b).expect("ASCII")),
+        let mut buf = [0u8; 25];
+        match self.rfc3339_into(Self::CHINA_OFFSET_S as i32, &mut buf) {
+            Some(text) => s.serialize_str(text),
             None => s.serialize_str(&self.to_rfc3339()),
         }
     }
 }
 
 impl Timestamp {
-    /// China Standard Time offset (no daylight saving).
+    /// China Standard Time offset (no daylight saving): the canonical form's offset.
     pub const CHINA_OFFSET_S: i64 = 8 * 3600;
 
-    /// Seconds since local (UTC+8) midnight, in `0..86_400`.
-    pub fn local_second_of_day(self) -> u32 {
-        (self.0 + Self::CHINA_OFFSET_S).rem_euclid(86_400) as u32
-    }
-
-    /// Local (UTC+8) calendar day number since 1970-01-01.
-    pub fn local_day(self) -> i64 {
-        (self.0 + Self::CHINA_OFFSET_S).div_euclid(86_400)
-    }
-
-    /// RFC 3339 text in UTC+8.
+    /// RFC 3339 text in UTC+8 (the canonical form).
     ///
     /// # Examples
     /// ```
@@ -78,43 +165,72 @@ impl Timestamp {
     /// assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T08:00:00+08:00");
     /// ```
     pub fn to_rfc3339(self) -> String {
-        if let Some(b) = self.rfc3339_bytes() {
-            return std::str::from_utf8(&b).expect("ASCII").to_owned();
-        }
-        let (year, month, day) = self.local_date();
-        let sod = self.local_second_of_day();
-        format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+08:00", sod / 3600, sod / 60 % 60, sod % 60)
+        self.rfc3339_at(Self::CHINA_OFFSET_S as i32)
     }
 
-    /// [`Timestamp::to_rfc3339`] without allocating or going through `fmt`, for years 0 to
-    /// 9999 (every time an order can carry); `None` outside them.
-    fn rfc3339_bytes(self) -> Option<[u8; 25]> {
-        let (year, month, day) = self.local_date();
+    /// RFC 3339 text at a UTC offset of `offset_s` seconds (whole minutes).
+    pub fn rfc3339_at(self, offset_s: i32) -> String {
+        let mut buf = [0u8; 25];
+        if let Some(text) = self.rfc3339_into(offset_s, &mut buf) {
+            return text.to_owned();
+        }
+        let (year, month, day) = Self::civil(self.local_day_at(offset_s));
+        let sod = self.local_second_at(offset_s);
+        let (sign, off) = if offset_s < 0 { ('-', -offset_s) } else { ('+', offset_s) };
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{sign}{:02}:{:02}",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60,
+            off / 3600,
+            off / 60 % 60
+        )
+    }
+
+    /// [`Timestamp::rfc3339_at`] into `buf` without allocating or going through `fmt`, for years
+    /// 0 to 9999 (every time an order can carry); `None` outside them.
+    pub fn rfc3339_into(self, offset_s: i32, buf: &mut [u8; 25]) -> Option<&str> {
+        let (year, month, day) = Self::civil(self.local_day_at(offset_s));
         if !(0..=9999).contains(&year) {
             return None;
         }
-        let sod = i64::from(self.local_second_of_day());
-        let mut out = *b"0000-00-00T00:00:00+08:00";
+        let sod = i64::from(self.local_second_at(offset_s));
+        *buf = *b"0000-00-00T00:00:00+00:00";
         let mut put = |at: usize, value: i64, width: usize| {
             let mut v = value;
             for i in (at..at + width).rev() {
-                out[i] = b'0' + (v % 10) as u8;
+                buf[i] = b'0' + (v % 10) as u8;
                 v /= 10;
             }
         };
+        let off = i64::from(offset_s.unsigned_abs());
         put(0, year, 4);
         put(5, month, 2);
         put(8, day, 2);
         put(11, sod / 3600, 2);
         put(14, sod / 60 % 60, 2);
         put(17, sod % 60, 2);
-        Some(out)
+        put(20, off / 3600, 2);
+        put(23, off / 60 % 60, 2);
+        if offset_s < 0 {
+            buf[19] = b'-';
+        }
+        Some(std::str::from_utf8(buf).expect("ASCII"))
     }
 
-    /// Local (UTC+8) calendar date: (year, month 1-12, day 1-31).
-    fn local_date(self) -> (i64, i64, i64) {
-        // Civil date from a day number (Howard Hinnant's algorithm).
-        let z = self.local_day() + 719_468;
+    /// Calendar day number since 1970-01-01 at a UTC offset of `offset_s` seconds.
+    pub fn local_day_at(self, offset_s: i32) -> i64 {
+        (self.0 + i64::from(offset_s)).div_euclid(86_400)
+    }
+
+    /// Seconds since local midnight at a UTC offset of `offset_s` seconds, in `0..86_400`.
+    pub fn local_second_at(self, offset_s: i32) -> u32 {
+        (self.0 + i64::from(offset_s)).rem_euclid(86_400) as u32
+    }
+
+    /// The civil date (year, month 1-12, day 1-31) of a day number (Howard Hinnant's algorithm).
+    fn civil(day: i64) -> (i64, i64, i64) {
+        let z = day + 719_468;
         let era = z.div_euclid(146_097);
         let doe = z.rem_euclid(146_097);
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -132,9 +248,15 @@ impl Timestamp {
     }
 }
 
-/// Why an [`OrderId`] or [`Qty`] was refused.
+/// Why an id or a [`Qty`] was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+    #[error("{what} is longer than {max} bytes")]
+    TooLong { what: &'static str, max: usize },
+    #[error("{what} must not contain control characters")]
+    ControlCharacter { what: &'static str },
     #[error("order_id must not be empty")]
     EmptyOrderId,
     #[error("order_id is longer than {max} bytes")]
@@ -269,12 +391,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn local_day_and_second_follow_utc_plus_8() {
+    fn local_day_and_second_follow_the_offset() {
         // 2026-11-10T16:00:00Z is 2026-11-11T00:00:00+08:00.
         let t = Timestamp(1_794_326_400);
-        assert_eq!(t.local_second_of_day(), 0);
-        assert_eq!(t.plus(-1).local_second_of_day(), 86_399);
-        assert_eq!(t.plus(-1).local_day() + 1, t.local_day());
+        assert_eq!(t.local_second_at(8 * 3600), 0);
+        assert_eq!(t.plus(-1).local_second_at(8 * 3600), 86_399);
+        assert_eq!(t.plus(-1).local_day_at(8 * 3600) + 1, t.local_day_at(8 * 3600));
+        assert_eq!(t.local_second_at(0), 16 * 3600);
+        assert_eq!(t.rfc3339_at(-5 * 3600 - 1800), "2026-11-10T10:30:00-05:30");
+        assert_eq!(t.rfc3339_at(3600), "2026-11-10T17:00:00+01:00");
     }
 
     #[test]
@@ -297,6 +422,9 @@ mod tests {
             let offset = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
             let want = chrono::DateTime::from_timestamp(secs, 0).unwrap().with_timezone(&offset);
             proptest::prop_assert_eq!(t.to_rfc3339(), want.format("%Y-%m-%dT%H:%M:%S+08:00").to_string());
+            let west = chrono::FixedOffset::west_opt(3 * 3600 + 1800).unwrap();
+            let want = chrono::DateTime::from_timestamp(secs, 0).unwrap().with_timezone(&west);
+            proptest::prop_assert_eq!(t.rfc3339_at(-(3 * 3600 + 1800)), want.format("%Y-%m-%dT%H:%M:%S%:z").to_string());
             let json = serde_json::to_string(&t).unwrap();
             proptest::prop_assert_eq!(json, format!("\"{}\"", t.to_rfc3339()));
         }
@@ -306,6 +434,27 @@ mod tests {
     fn rfc3339_outside_four_digit_years_still_formats() {
         assert_eq!(Timestamp(253_402_300_800).to_rfc3339(), "10000-01-01T08:00:00+08:00");
         assert_eq!(Timestamp(-62_167_334_400).to_rfc3339(), "-001-12-31T00:00:00+08:00");
+    }
+
+    #[test]
+    fn text_ids_are_compared_exactly_and_bad_ones_are_named() {
+        assert_ne!(StoreId::parse("0001").unwrap(), StoreId::parse("1").unwrap());
+        assert_eq!(StoreId::numbered(7).as_str(), "7");
+        for ok in ["SH-0042", "上海徐汇店", "a/b c", &"x".repeat(64)] {
+            assert_eq!(Sku::parse(ok).unwrap().as_str(), ok);
+        }
+        assert_eq!(StoreId::parse(""), Err(IdError::Empty { what: "store_id" }));
+        assert_eq!(Sku::parse(&"x".repeat(65)), Err(IdError::TooLong { what: "sku", max: 64 }));
+        assert_eq!(DcId::parse("a\tb"), Err(IdError::ControlCharacter { what: "dc_id" }));
+        // 64 bytes, not 64 characters.
+        assert!(Sku::parse(&"店".repeat(22)).is_err());
+        let s: Sku = serde_json::from_str("\"SKU-8834-RED\"").unwrap();
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"SKU-8834-RED\"");
+        // Whole numbers are their decimal text (numbered ids of older clients); nothing else.
+        assert_eq!(serde_json::from_str::<Sku>("42").unwrap().as_str(), "42");
+        assert!(serde_json::from_str::<Sku>("-4").is_err());
+        assert!(serde_json::from_str::<Sku>("4.5").is_err());
+        assert!(serde_json::from_str::<Sku>("null").is_err());
     }
 
     #[test]

@@ -5,12 +5,16 @@ mod ids;
 mod network;
 mod order;
 mod store;
+mod zone;
 
 pub use self::geo::{chord2_to_m, m_to_chord2, GeoError, LonLat, EARTH_RADIUS_M};
-pub use ids::{BrandId, CityId, DcId, IdError, OrderId, Qty, Sku, StoreId, Timestamp};
+pub use ids::{
+    BrandId, CityId, CustomerId, DcId, IdError, OrderId, Qty, Sku, StoreId, Timestamp, MAX_ID_LEN,
+};
 pub use network::{Network, NetworkError, OrderMismatch, SkuCatalog, SkuIdx, StoreIdx};
 pub use order::{Mode, Order, OrderError, OrderLine};
 pub use store::{sort_spatially, Capabilities, City, Dc, OpeningHours, Store};
+pub use zone::{TimeZone, ZoneError};
 
 /// The rows of `parts`, one part after the other, ordered by `bucket(row)` (each below
 /// `buckets`), keeping that order within a bucket: a counting sort, O(rows + buckets), that also

@@ -3,7 +3,10 @@
 use super::ids::{DcId, Sku, StoreId};
 use super::order::{Mode, Order};
 use super::store::{City, Dc, Store};
+use super::zone::TimeZone;
 use rustc_hash::FxHashMap;
+use std::borrow::Borrow;
+use std::hash::Hash;
 
 /// Dense position of a store in [`Network::stores`]; what the index and ledger work with.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,21 +64,26 @@ impl SkuCatalog {
         let mut index = FxHashMap::default();
         index.reserve(skus.len());
         for (i, sku) in skus.iter().enumerate() {
-            if index.insert(*sku, SkuIdx(i as u32)).is_some() {
-                return Err(NetworkError::DuplicateSku(*sku));
+            if index.insert(sku.clone(), SkuIdx(i as u32)).is_some() {
+                return Err(NetworkError::DuplicateSku(sku.clone()));
             }
         }
         Ok(SkuCatalog { skus, index })
     }
 
-    /// The dense index of `sku`, if the catalogue has it.
-    pub fn get(&self, sku: Sku) -> Option<SkuIdx> {
-        self.index.get(&sku).copied()
+    /// The dense index of `sku` (a [`Sku`] or its text), if the catalogue has it.
+    #[inline]
+    pub fn get<Q>(&self, sku: &Q) -> Option<SkuIdx>
+    where
+        Sku: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.index.get(sku).copied()
     }
 
     /// The SKU at a dense index.
-    pub fn sku(&self, idx: SkuIdx) -> Sku {
-        self.skus[idx.0 as usize]
+    pub fn sku(&self, idx: SkuIdx) -> &Sku {
+        &self.skus[idx.0 as usize]
     }
 
     pub fn len(&self) -> usize {
@@ -86,8 +94,8 @@ impl SkuCatalog {
         self.skus.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = Sku> + '_ {
-        self.skus.iter().copied()
+    pub fn iter(&self) -> impl Iterator<Item = &Sku> + '_ {
+        self.skus.iter()
     }
 }
 
@@ -99,13 +107,15 @@ pub struct Network {
     dcs: Vec<Dc>,
     catalog: SkuCatalog,
     by_id: FxHashMap<StoreId, StoreIdx>,
-    /// Store ids by dense index, apart from the stores: naming a store (in an explanation)
-    /// reads 4 bytes from a 0.7 MB array instead of a cache line of the store table.
-    ids: Vec<StoreId>,
+    /// Local time of the network's stores and customers.
+    zone: TimeZone,
+    /// Farthest a customer may be from every store and DC, metres.
+    reach_m: f64,
 }
 
 impl Network {
-    /// Assembles a network, checking ids are unique and cities exist.
+    /// Assembles a network in China's time zone (see [`Network::with_zone`]), checking ids are
+    /// unique and cities exist.
     pub fn new(
         cities: Vec<City>,
         stores: Vec<Store>,
@@ -121,8 +131,8 @@ impl Network {
             if usize::from(s.city.0) >= cities.len() {
                 return Err(NetworkError::UnknownCity(s.city.0));
             }
-            if by_id.insert(s.id, StoreIdx(i as u32)).is_some() {
-                return Err(NetworkError::DuplicateStore(s.id));
+            if by_id.insert(s.id.clone(), StoreIdx(i as u32)).is_some() {
+                return Err(NetworkError::DuplicateStore(s.id.clone()));
             }
         }
         for (i, d) in dcs.iter().enumerate() {
@@ -130,11 +140,48 @@ impl Network {
                 return Err(NetworkError::UnknownCity(d.city.0));
             }
             if dcs[..i].iter().any(|o| o.id == d.id) {
-                return Err(NetworkError::DuplicateDc(d.id));
+                return Err(NetworkError::DuplicateDc(d.id.clone()));
             }
         }
-        let ids = stores.iter().map(|s| s.id).collect();
-        Ok(Network { cities, stores, dcs, catalog, by_id, ids })
+        Ok(Network {
+            cities,
+            stores,
+            dcs,
+            catalog,
+            by_id,
+            zone: TimeZone::china(),
+            reach_m: Self::DEFAULT_REACH_M,
+        })
+    }
+
+    /// The same network in time zone `zone`.
+    pub fn with_zone(mut self, zone: TimeZone) -> Network {
+        self.zone = zone;
+        self
+    }
+
+    /// The network's time zone: local days, opening hours and promises follow it.
+    pub fn zone(&self) -> &TimeZone {
+        &self.zone
+    }
+
+    /// How far a customer may be from every store and DC by default: 2,000 km.
+    pub const DEFAULT_REACH_M: f64 = 2_000_000.0;
+
+    /// The same network with customers allowed up to `reach_m` metres from the nearest store or
+    /// DC (farther ones are refused as out of the area, see
+    /// [`crate::Engine::nearest_site_m`]).
+    pub fn with_reach(mut self, reach_m: f64) -> Network {
+        self.reach_m = reach_m;
+        self
+    }
+
+    /// Farthest a customer may be from every store and DC.
+    ///
+    /// # Units
+    /// Metres.
+    pub fn reach_m(&self) -> f64 {
+        self.reach_m
     }
 
     pub fn cities(&self) -> &[City] {
@@ -155,14 +202,19 @@ impl Network {
         &self.stores[idx.0 as usize]
     }
 
-    /// The id of the store at a dense index (same as `store(idx).id`, cheaper to reach).
-    pub fn store_id(&self, idx: StoreIdx) -> StoreId {
-        self.ids[idx.0 as usize]
+    /// The id of the store at a dense index.
+    pub fn store_id(&self, idx: StoreIdx) -> &StoreId {
+        &self.stores[idx.0 as usize].id
     }
 
-    /// The dense index of a store id.
-    pub fn store_idx(&self, id: StoreId) -> Option<StoreIdx> {
-        self.by_id.get(&id).copied()
+    /// The dense index of a store id (a [`StoreId`] or its text).
+    #[inline]
+    pub fn store_idx<Q>(&self, id: &Q) -> Option<StoreIdx>
+    where
+        StoreId: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.by_id.get(id).copied()
     }
 
     /// Checks that the network knows everything `order` names: every line's SKU, and the pickup
@@ -172,13 +224,13 @@ impl Network {
     /// O(lines), one hash lookup each.
     pub fn check_order(&self, order: &Order) -> Result<(), OrderMismatch> {
         if let Some((line, l)) =
-            order.lines().iter().enumerate().find(|(_, l)| self.catalog.get(l.sku).is_none())
+            order.lines().iter().enumerate().find(|(_, l)| self.catalog.get(&l.sku).is_none())
         {
-            return Err(OrderMismatch::UnknownSku { line, sku: l.sku });
+            return Err(OrderMismatch::UnknownSku { line, sku: l.sku.clone() });
         }
         match (order.mode(), order.pickup_store()) {
             (Mode::Pickup, Some(store)) if self.store_idx(store).is_none() => {
-                Err(OrderMismatch::UnknownPickupStore(store))
+                Err(OrderMismatch::UnknownPickupStore(store.clone()))
             }
             _ => Ok(()),
         }
@@ -192,9 +244,18 @@ mod tests {
     use crate::testkit;
 
     fn order(mode: Mode, pickup: Option<u32>, skus: &[u32]) -> Order {
-        let lines = skus.iter().map(|&s| OrderLine { sku: Sku(s), qty: Qty::parse(1).unwrap() }).collect();
+        let lines =
+            skus.iter().map(|&s| OrderLine { sku: Sku::numbered(s), qty: Qty::parse(1).unwrap() }).collect();
         let at = LonLat::new(121.4, 31.2).unwrap();
-        Order::new(OrderId::parse("o1").unwrap(), Timestamp(0), at, mode, pickup.map(StoreId), lines).unwrap()
+        Order::new(
+            OrderId::parse("o1").unwrap(),
+            Timestamp(0),
+            at,
+            mode,
+            pickup.map(StoreId::numbered),
+            lines,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -208,10 +269,10 @@ mod tests {
     fn the_first_unknown_sku_is_named_with_its_line_before_the_pickup_store() {
         let net = testkit::network(vec![testkit::store(7, 121.4, 31.2)], 5);
         let e = net.check_order(&order(Mode::Pickup, Some(9), &[1, 5, 6])).unwrap_err();
-        assert_eq!(e, OrderMismatch::UnknownSku { line: 1, sku: Sku(5) });
+        assert_eq!(e, OrderMismatch::UnknownSku { line: 1, sku: Sku::numbered(5) });
         assert_eq!(e.field(), "lines[1].sku");
         let e = net.check_order(&order(Mode::Pickup, Some(9), &[1])).unwrap_err();
-        assert_eq!(e, OrderMismatch::UnknownPickupStore(StoreId(9)));
+        assert_eq!(e, OrderMismatch::UnknownPickupStore(StoreId::numbered(9)));
         assert_eq!(e.field(), "pickup_store_id");
     }
 }

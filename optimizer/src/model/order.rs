@@ -1,7 +1,7 @@
 //! Orders as the checkout sends them: parsed once, then valid by construction.
 
 use super::geo::LonLat;
-use super::ids::{OrderId, Qty, Sku, StoreId, Timestamp};
+use super::ids::{CustomerId, OrderId, Qty, Sku, StoreId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// How the shopper receives the goods.
@@ -15,7 +15,7 @@ pub enum Mode {
 }
 
 /// One line of an order.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLine {
     pub sku: Sku,
@@ -58,6 +58,7 @@ pub struct Order {
     mode: Mode,
     pickup_store: Option<StoreId>,
     lines: Vec<OrderLine>,
+    customer_id: Option<CustomerId>,
 }
 
 impl Order {
@@ -81,15 +82,22 @@ impl Order {
         }
         for (i, line) in lines.iter().enumerate() {
             if lines[..i].iter().any(|l| l.sku == line.sku) {
-                return Err(OrderError::DuplicateSku { index: i, sku: line.sku });
+                return Err(OrderError::DuplicateSku { index: i, sku: line.sku.clone() });
             }
         }
-        match (mode, pickup_store) {
+        match (mode, &pickup_store) {
             (Mode::Pickup, None) => return Err(OrderError::MissingPickupStore),
             (Mode::Ship, Some(_)) => return Err(OrderError::UnexpectedPickupStore),
             _ => {}
         }
-        Ok(Order { id, created_at, customer, mode, pickup_store, lines })
+        Ok(Order { id, created_at, customer, mode, pickup_store, lines, customer_id: None })
+    }
+
+    /// The same order placed by a known customer (the coupon and recommendation modules key on
+    /// it).
+    pub fn with_customer_id(mut self, customer_id: Option<CustomerId>) -> Order {
+        self.customer_id = customer_id;
+        self
     }
 
     pub fn id(&self) -> &OrderId {
@@ -106,8 +114,12 @@ impl Order {
         self.mode
     }
     /// The store the shopper chose for pickup (pickup mode only).
-    pub fn pickup_store(&self) -> Option<StoreId> {
-        self.pickup_store
+    pub fn pickup_store(&self) -> Option<&StoreId> {
+        self.pickup_store.as_ref()
+    }
+    /// The customer who placed the order, when the order says.
+    pub fn customer_id(&self) -> Option<&CustomerId> {
+        self.customer_id.as_ref()
     }
     pub fn lines(&self) -> &[OrderLine] {
         &self.lines
@@ -119,7 +131,7 @@ mod tests {
     use super::*;
 
     fn line(sku: u32, qty: i64) -> OrderLine {
-        OrderLine { sku: Sku(sku), qty: Qty::parse(qty).unwrap() }
+        OrderLine { sku: Sku::numbered(sku), qty: Qty::parse(qty).unwrap() }
     }
 
     fn build(mode: Mode, pickup: Option<StoreId>, lines: Vec<OrderLine>) -> Result<Order, OrderError> {
@@ -137,13 +149,13 @@ mod tests {
     fn refuses_empty_duplicate_and_mismatched_pickup() {
         assert_eq!(build(Mode::Ship, None, vec![]), Err(OrderError::NoLines));
         let dup = build(Mode::Ship, None, vec![line(1, 1), line(2, 1), line(1, 3)]).unwrap_err();
-        assert_eq!(dup, OrderError::DuplicateSku { index: 2, sku: Sku(1) });
+        assert_eq!(dup, OrderError::DuplicateSku { index: 2, sku: Sku::numbered(1) });
         assert_eq!(dup.field(), "lines[2].sku");
         assert_eq!(build(Mode::Pickup, None, vec![line(1, 1)]), Err(OrderError::MissingPickupStore));
         assert_eq!(
-            build(Mode::Ship, Some(StoreId(3)), vec![line(1, 1)]),
+            build(Mode::Ship, Some(StoreId::numbered(3)), vec![line(1, 1)]),
             Err(OrderError::UnexpectedPickupStore)
         );
-        assert!(build(Mode::Pickup, Some(StoreId(3)), vec![line(1, 1)]).is_ok());
+        assert!(build(Mode::Pickup, Some(StoreId::numbered(3)), vec![line(1, 1)]).is_ok());
     }
 }

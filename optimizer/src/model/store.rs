@@ -78,7 +78,7 @@ pub struct Store {
 /// # Runtime
 /// O(n log n).
 pub fn sort_spatially(stores: &mut [Store]) {
-    stores.sort_by_cached_key(|s| (hilbert_key(s.location), s.id));
+    stores.sort_by_cached_key(|s| (hilbert_key(s.location), s.id.clone()));
 }
 
 /// Position of `p` along a Hilbert curve over a 2^16 x 2^16 longitude/latitude grid.
@@ -117,7 +117,8 @@ pub struct Dc {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct City {
     pub name: String,
-    pub province_code: String,
+    /// The region the city belongs to (a province or state; empty when the dataset names none).
+    pub region: String,
     pub location: LonLat,
     pub population: u64,
 }
@@ -166,10 +167,11 @@ mod tests {
             })
             .collect();
         sort_spatially(&mut stores);
-        let mut ids: Vec<u32> = stores.iter().map(|s| s.id.0).collect();
+        let mut ids: Vec<u32> = stores.iter().map(|s| s.id.as_str().parse().unwrap()).collect();
         for run in stores.chunks(10) {
-            let cluster = run[0].id.0 % 3;
-            assert!(run.iter().all(|s| s.id.0 % 3 == cluster), "a cluster was split: {ids:?}");
+            let num = |s: &Store| s.id.as_str().parse::<u32>().unwrap();
+            let cluster = num(&run[0]) % 3;
+            assert!(run.iter().all(|s| num(s) % 3 == cluster), "a cluster was split: {ids:?}");
         }
         ids.sort_unstable();
         assert_eq!(ids, (0..30).collect::<Vec<_>>(), "a permutation");

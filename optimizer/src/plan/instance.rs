@@ -94,7 +94,7 @@ impl Instance {
             .map(|o| {
                 o.lines()
                     .iter()
-                    .map(|l| (net.catalog().get(l.sku).map_or(u32::MAX, |k| k.0), l.qty.get()))
+                    .map(|l| (net.catalog().get(&l.sku).map_or(u32::MAX, |k| k.0), l.qty.get()))
                     .collect()
             })
             .collect();

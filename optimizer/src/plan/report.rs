@@ -125,7 +125,7 @@ impl PlanReport {
                     used[s.0 as usize] += 1;
                     from_stores += 1;
                     vec![Shipment {
-                        store_id: Some(network.store(*s).id),
+                        store_id: Some(network.store(*s).id.clone()),
                         dc_id: None,
                         lines: order.lines().to_vec(),
                         distance_m: leg(OptKind::Whole, s.0),
@@ -135,15 +135,15 @@ impl PlanReport {
                     from_stores += 1;
                     let mut out: Vec<Shipment> = Vec::new();
                     for (n, (s, line)) in stores.iter().zip(order.lines()).enumerate() {
-                        let id = network.store(*s).id;
-                        match out.iter_mut().find(|x| x.store_id == Some(id)) {
-                            Some(x) => x.lines.push(*line),
+                        let id = &network.store(*s).id;
+                        match out.iter_mut().find(|x| x.store_id.as_ref() == Some(id)) {
+                            Some(x) => x.lines.push(line.clone()),
                             None => {
                                 used[s.0 as usize] += 1;
                                 out.push(Shipment {
-                                    store_id: Some(id),
+                                    store_id: Some(id.clone()),
                                     dc_id: None,
-                                    lines: vec![*line],
+                                    lines: vec![line.clone()],
                                     distance_m: leg(OptKind::Line(n as u8), s.0),
                                 })
                             }
@@ -158,7 +158,7 @@ impl PlanReport {
                     from_dc += 1;
                     vec![Shipment {
                         store_id: None,
-                        dc_id: Some(network.dcs()[*i as usize].id),
+                        dc_id: Some(network.dcs()[*i as usize].id.clone()),
                         lines: order.lines().to_vec(),
                         distance_m: leg(OptKind::Dc, *i),
                     }]
@@ -214,19 +214,21 @@ fn shadow_prices(network: &Network, inst: &Instance, lp: &LpStats, top: usize) -
         if r < inst.cells() {
             let (s, k) = inst.cell(r);
             out.stock.push(CellPrice {
-                store_id: network.store(s).id,
-                sku: network.catalog().sku(k),
+                store_id: network.store(s).id.clone(),
+                sku: network.catalog().sku(k).clone(),
                 saving_per_unit: saving,
             });
         } else {
             out.capacity.push(StorePrice {
-                store_id: network.stores()[r - inst.cells()].id,
+                store_id: network.stores()[r - inst.cells()].id.clone(),
                 saving_per_order: saving,
             });
         }
     }
     out.stock.sort_by(|a, b| {
-        b.saving_per_unit.total_cmp(&a.saving_per_unit).then((a.store_id, a.sku).cmp(&(b.store_id, b.sku)))
+        b.saving_per_unit
+            .total_cmp(&a.saving_per_unit)
+            .then((&a.store_id, &a.sku).cmp(&(&b.store_id, &b.sku)))
     });
     out.capacity
         .sort_by(|a, b| b.saving_per_order.total_cmp(&a.saving_per_order).then(a.store_id.cmp(&b.store_id)));

@@ -61,7 +61,10 @@ impl World {
             .map(|(i, (lon, lat, lines))| {
                 let lines = lines
                     .iter()
-                    .map(|&(sku, qty)| OrderLine { sku: Sku(sku), qty: Qty::parse(i64::from(qty)).unwrap() })
+                    .map(|&(sku, qty)| OrderLine {
+                        sku: Sku::numbered(sku),
+                        qty: Qty::parse(i64::from(qty)).unwrap(),
+                    })
                     .collect();
                 Order::new(
                     OrderId::parse(&format!("o{i}")).unwrap(),
@@ -362,7 +365,7 @@ fn capacity_shadow_price_is_the_saving_of_one_more_order() {
     assert!((c1 - c2 - 10.0).abs() < 0.05, "{c1} - {c2}");
     let prices = w1.report(&inst1, &plan1).shadow_prices.unwrap();
     assert_eq!(prices.capacity.len(), 1, "{prices:?}");
-    assert_eq!(prices.capacity[0].store_id, StoreId(1));
+    assert_eq!(prices.capacity[0].store_id, StoreId::numbered(1));
     assert!((prices.capacity[0].saving_per_order - (c1 - c2)).abs() < 1e-6, "{prices:?}");
     assert!(prices.stock.is_empty(), "stock is plentiful: {prices:?}");
 }
@@ -432,11 +435,19 @@ fn validator_reports_oversold_stock_capacity_repeats_gaps_and_wrong_lines() {
     // Both SKU-0 orders from store 1 (1 unit, capacity 1).
     let mut a = report.assignments.clone();
     for x in a.iter_mut().take(2) {
-        x.shipments[0].store_id = Some(StoreId(1));
+        x.shipments[0].store_id = Some(StoreId::numbered(1));
     }
     let v = run(&a, &report.unfilled);
-    assert!(v.contains(&Violation::Stock { store: StoreId(1), sku: Sku(0), used: 2, available: 1 }), "{v:?}");
-    assert!(v.contains(&Violation::Capacity { store: StoreId(1), used: 2, capacity: 1 }), "{v:?}");
+    assert!(
+        v.contains(&Violation::Stock {
+            store: StoreId::numbered(1),
+            sku: Sku::numbered(0),
+            used: 2,
+            available: 1
+        }),
+        "{v:?}"
+    );
+    assert!(v.contains(&Violation::Capacity { store: StoreId::numbered(1), used: 2, capacity: 1 }), "{v:?}");
 
     let mut a = report.assignments.clone();
     a.push(a[0].clone());

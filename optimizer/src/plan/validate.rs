@@ -20,7 +20,7 @@ pub enum Violation {
     #[error("order {order}: store {store} cannot serve a {mode} order")]
     Incapable { order: OrderId, store: StoreId, mode: &'static str },
     #[error("order {order}: shipments carry {got:?} but the order has {want:?} (sku, qty)")]
-    Lines { order: OrderId, got: Vec<(u32, u32)>, want: Vec<(u32, u32)> },
+    Lines { order: OrderId, got: Vec<(Sku, u32)>, want: Vec<(Sku, u32)> },
     #[error("store {store} sku {sku}: plan uses {used} units, {available} available")]
     Stock { store: StoreId, sku: Sku, used: u64, available: u32 },
     #[error("store {store}: plan sends {used} orders, capacity left {capacity}")]
@@ -57,11 +57,11 @@ pub fn validate(
     let mut store_use: FxHashMap<StoreId, u64> = FxHashMap::default();
     for a in assignments {
         let Some(order) = by_id.get(&a.order_id) else { continue };
-        let mut got: Vec<(u32, u32)> = Vec::new();
+        let mut got: Vec<(&Sku, u32)> = Vec::new();
         for (index, s) in a.shipments.iter().enumerate() {
             let bad =
                 |what: &str| Violation::BadSource { order: a.order_id.clone(), index, what: what.into() };
-            match (s.store_id, s.dc_id) {
+            match (&s.store_id, &s.dc_id) {
                 (Some(id), None) => {
                     let Some(idx) = network.store_idx(id) else {
                         out.push(bad(&format!("unknown store {id}")));
@@ -73,35 +73,36 @@ pub fn validate(
                         Mode::Pickup => (caps.pickup, "pickup"),
                     };
                     if !ok {
-                        out.push(Violation::Incapable { order: a.order_id.clone(), store: id, mode });
+                        out.push(Violation::Incapable { order: a.order_id.clone(), store: id.clone(), mode });
                     }
-                    *store_use.entry(id).or_default() += 1;
+                    *store_use.entry(id.clone()).or_default() += 1;
                     for l in &s.lines {
-                        *cell_use.entry((id, l.sku)).or_default() += u64::from(l.qty.get());
+                        *cell_use.entry((id.clone(), l.sku.clone())).or_default() += u64::from(l.qty.get());
                     }
                 }
                 (None, Some(dc)) => {
                     if order.mode() == Mode::Pickup {
                         out.push(bad("a DC for a pickup order"));
-                    } else if !network.dcs().iter().any(|d| d.id == dc) {
+                    } else if !network.dcs().iter().any(|d| d.id == *dc) {
                         out.push(bad(&format!("unknown DC {dc}")));
                     }
                 }
                 _ => out.push(bad("both or neither of store_id and dc_id")),
             }
-            got.extend(s.lines.iter().map(|l| (l.sku.0, l.qty.get())));
+            got.extend(s.lines.iter().map(|l| (&l.sku, l.qty.get())));
         }
-        let mut want: Vec<(u32, u32)> = order.lines().iter().map(|l| (l.sku.0, l.qty.get())).collect();
+        let mut want: Vec<(&Sku, u32)> = order.lines().iter().map(|l| (&l.sku, l.qty.get())).collect();
         got.sort_unstable();
         want.sort_unstable();
         if got != want {
-            out.push(Violation::Lines { order: a.order_id.clone(), got, want });
+            let text = |v: Vec<(&Sku, u32)>| v.into_iter().map(|(k, q)| (k.clone(), q)).collect();
+            out.push(Violation::Lines { order: a.order_id.clone(), got: text(got), want: text(want) });
         }
     }
     let mut cells: Vec<_> = cell_use.into_iter().collect();
     cells.sort_unstable();
     for ((store, sku), used) in cells {
-        let available = match (network.store_idx(store), network.catalog().get(sku)) {
+        let available = match (network.store_idx(&store), network.catalog().get(&sku)) {
             (Some(s), Some(k)) => view.available(s, k),
             _ => 0,
         };
@@ -112,7 +113,7 @@ pub fn validate(
     let mut stores: Vec<_> = store_use.into_iter().collect();
     stores.sort_unstable();
     for (store, used) in stores {
-        let capacity = network.store_idx(store).map_or(0, |s| view.capacity_left(s));
+        let capacity = network.store_idx(&store).map_or(0, |s| view.capacity_left(s));
         if used > u64::from(capacity) {
             out.push(Violation::Capacity { store, used, capacity });
         }

@@ -16,13 +16,14 @@ mod decision;
 mod split;
 
 pub use decision::{
-    Decision, Explanation, LineFailure, LineReason, Rejected, Rejection, Shipment, Stage, Stages, Status,
+    Decision, DecisionJson, Explanation, LineFailure, LineReason, Rejected, Rejection, ShipLine, Shipment,
+    Source, Stage, Stages, Status,
 };
 
 use crate::engine::Engine;
 use crate::index::Walk;
 use crate::ledger::{LedgerError, Shortfall};
-use crate::model::{LonLat, Mode, Order, OrderId, OrderLine, SkuIdx, StoreIdx, Timestamp};
+use crate::model::{LonLat, Mode, Order, OrderId, SkuIdx, StoreIdx, Timestamp};
 use crate::travel::{Origin, Promise, TravelCost};
 use std::ops::ControlFlow;
 
@@ -107,8 +108,7 @@ struct DriverCarriers {
 impl Ctx<'_> {
     fn reject(&mut self, store: StoreIdx, distance_m: f64, rejection: Rejection) {
         if self.explanation.rejected.len() < self.max_explained {
-            let store_id = self.engine.network().store_id(store);
-            self.explanation.rejected.push(Rejected { store_id, distance_m, rejection });
+            self.explanation.rejected.push(Rejected { store, distance_m, rejection });
         } else {
             self.explanation.rejected_not_listed += 1;
         }
@@ -116,12 +116,15 @@ impl Ctx<'_> {
 
     fn shortfall(&self, s: Shortfall, lines: &[(SkuIdx, u32)]) -> Rejection {
         match s {
-            Shortfall::Line { line, missing } => {
-                Rejection::ShortOfSku { sku: self.engine.network().catalog().sku(lines[line].0), missing }
-            }
+            Shortfall::Line { line, missing } => Rejection::ShortOfSku { sku: lines[line].0, missing },
             Shortfall::Capacity { capacity_per_day } => Rejection::CapacityFull { capacity_per_day },
         }
     }
+}
+
+/// Every line of the order, as shipment lines.
+fn all_lines(ctx: &Ctx<'_>) -> Vec<ShipLine> {
+    ctx.lines.iter().map(|&(sku, qty)| ShipLine { sku, qty }).collect()
 }
 
 /// A store found by the single-store search, already reserved.
@@ -157,9 +160,9 @@ impl<C: TravelCost> Router<C> {
         let mut lines = Vec::with_capacity(order.lines().len());
         let mut unknown = Vec::new();
         for l in order.lines() {
-            match catalog.get(l.sku) {
+            match catalog.get(&l.sku) {
                 Some(k) => lines.push((k, l.qty.get())),
-                None => unknown.push(LineFailure { sku: l.sku, reason: LineReason::UnknownSku }),
+                None => unknown.push(LineFailure { sku: l.sku.clone(), reason: LineReason::UnknownSku }),
             }
         }
         let ctx = Ctx {
@@ -184,7 +187,7 @@ impl<C: TravelCost> Router<C> {
         let at = ctx.order.customer();
         ctx.explanation.stages.push(Stage::SingleStore);
         if let Some(f) = self.find_single(&mut ctx, at, Mode::Ship, self.config.ship_radius_m)? {
-            let shipment = self.store_shipment(&ctx, f.store, ctx.order.lines().to_vec(), Mode::Ship);
+            let shipment = self.store_shipment(&ctx, f.store, all_lines(&ctx), Mode::Ship);
             return Ok(self.decision(ctx, Status::Assigned, vec![shipment], Some(f.expires_at)));
         }
         if ctx.lines.len() > 1 && self.config.max_shipments > 1 {
@@ -193,7 +196,10 @@ impl<C: TravelCost> Router<C> {
                 let shipments = parts
                     .into_iter()
                     .map(|(store, line_ix)| {
-                        let lines = line_ix.iter().map(|&i| ctx.order.lines()[i]).collect();
+                        let lines = line_ix
+                            .iter()
+                            .map(|&i| ShipLine { sku: ctx.lines[i].0, qty: ctx.lines[i].1 })
+                            .collect();
                         self.store_shipment(&ctx, store, lines, Mode::Ship)
                     })
                     .collect();
@@ -206,18 +212,19 @@ impl<C: TravelCost> Router<C> {
             .network()
             .dcs()
             .iter()
-            .min_by(|a, b| a.location.distance_m(at).total_cmp(&b.location.distance_m(at)));
-        if let Some(dc) = nearest_dc {
+            .enumerate()
+            .min_by(|(_, a), (_, b)| a.location.distance_m(at).total_cmp(&b.location.distance_m(at)));
+        if let Some((i, dc)) = nearest_dc {
             let leg = self.cost.leg(Origin { location: dc.location, city: dc.city }, at);
+            let zone = ctx.engine.network().zone();
             let shipment = Shipment {
-                store_id: None,
-                dc_id: Some(dc.id),
+                source: Source::Dc(i as u32),
                 lon: dc.location.lon(),
                 lat: dc.location.lat(),
-                lines: ctx.order.lines().to_vec(),
+                lines: all_lines(&ctx),
                 distance_m: leg.distance_m,
                 eta_s: leg.eta_s,
-                promise: Promise::for_eta(ctx.now, leg.eta_s),
+                promise: Promise::for_eta(zone, ctx.now, leg.eta_s),
             };
             return Ok(self.decision(ctx, Status::Dc, vec![shipment], None));
         }
@@ -233,8 +240,8 @@ impl<C: TravelCost> Router<C> {
                 .lines()
                 .iter()
                 .map(|l| LineFailure {
-                    sku: l.sku,
-                    reason: LineReason::UnknownPickupStore { store_id: named },
+                    sku: l.sku.clone(),
+                    reason: LineReason::UnknownPickupStore { store_id: named.clone() },
                 })
                 .collect();
             return Ok(self.unfulfillable(ctx, failures));
@@ -248,7 +255,7 @@ impl<C: TravelCost> Router<C> {
         } else {
             match ctx.engine.ledger().reserve(ctx.order.id(), &[(store, &ctx.lines)], ctx.now)? {
                 Ok(expires_at) => {
-                    let shipment = self.store_shipment(&ctx, store, ctx.order.lines().to_vec(), Mode::Pickup);
+                    let shipment = self.store_shipment(&ctx, store, all_lines(&ctx), Mode::Pickup);
                     return Ok(self.decision(ctx, Status::Assigned, vec![shipment], Some(expires_at)));
                 }
                 Err(refused) => {
@@ -259,7 +266,7 @@ impl<C: TravelCost> Router<C> {
         }
         ctx.explanation.stages.push(Stage::Alternative);
         if let Some(f) = self.find_single(&mut ctx, here, Mode::Pickup, self.config.pickup_radius_m)? {
-            let shipment = self.store_shipment(&ctx, f.store, ctx.order.lines().to_vec(), Mode::Pickup);
+            let shipment = self.store_shipment(&ctx, f.store, all_lines(&ctx), Mode::Pickup);
             return Ok(self.decision(ctx, Status::Alternative, vec![shipment], Some(f.expires_at)));
         }
         let failures = self.no_stock(&ctx, self.config.pickup_radius_m);
@@ -275,7 +282,7 @@ impl<C: TravelCost> Router<C> {
         radius_m: f64,
     ) -> Result<Option<Found>, RouteError> {
         let engine = ctx.engine;
-        let (network, ledger) = (engine.network(), engine.ledger());
+        let ledger = engine.ledger();
         let driver = ctx
             .lines
             .iter()
@@ -308,8 +315,7 @@ impl<C: TravelCost> Router<C> {
                 return ControlFlow::Continue(());
             }
             if let Some((sku, qty)) = lines.iter().find(|(sku, _)| !ledger.maybe_available(store, *sku)) {
-                let sku = network.catalog().sku(*sku);
-                ctx.reject(store, c.distance_m(), Rejection::ShortOfSku { sku, missing: *qty });
+                ctx.reject(store, c.distance_m(), Rejection::ShortOfSku { sku: *sku, missing: *qty });
                 return ControlFlow::Continue(());
             }
             match ledger.reserve(ctx.order.id(), &[(store, &lines)], ctx.now) {
@@ -340,9 +346,10 @@ impl<C: TravelCost> Router<C> {
         Ok(found)
     }
 
-    fn store_shipment(&self, ctx: &Ctx<'_>, store: StoreIdx, lines: Vec<OrderLine>, mode: Mode) -> Shipment {
-        let s = ctx.engine.network().store(store);
-        let wait = s.hours.wait_s(ctx.now.local_second_of_day());
+    fn store_shipment(&self, ctx: &Ctx<'_>, store: StoreIdx, lines: Vec<ShipLine>, mode: Mode) -> Shipment {
+        let network = ctx.engine.network();
+        let s = network.store(store);
+        let wait = s.hours.wait_s(network.zone().local_second_of_day(ctx.now));
         let (distance_m, eta_s) = match mode {
             Mode::Ship => {
                 let leg = self.cost.leg(Origin { location: s.location, city: s.city }, ctx.order.customer());
@@ -351,14 +358,13 @@ impl<C: TravelCost> Router<C> {
             Mode::Pickup => (ctx.order.customer().distance_m(s.location), wait + self.config.pickup_prep_s),
         };
         Shipment {
-            store_id: Some(s.id),
-            dc_id: None,
+            source: Source::Store(store),
             lon: s.location.lon(),
             lat: s.location.lat(),
             lines,
             distance_m,
             eta_s,
-            promise: Promise::for_eta(ctx.now, eta_s),
+            promise: Promise::for_eta(network.zone(), ctx.now, eta_s),
         }
     }
 
@@ -366,7 +372,7 @@ impl<C: TravelCost> Router<C> {
         ctx.order
             .lines()
             .iter()
-            .map(|l| LineFailure { sku: l.sku, reason: LineReason::NoStockWithinRadius { radius_m } })
+            .map(|l| LineFailure { sku: l.sku.clone(), reason: LineReason::NoStockWithinRadius { radius_m } })
             .collect()
     }
 

@@ -1,6 +1,6 @@
 use super::*;
 use crate::ledger::StockEntry;
-use crate::model::{Qty, Sku, StoreId};
+use crate::model::{OrderLine, Qty, Sku, StoreId};
 use crate::testkit;
 use crate::travel::GreatCircle;
 use crate::EngineConfig;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const NOW: Timestamp = Timestamp(1_794_326_400 + 12 * 3600);
 
 fn line(sku: u32, qty: i64) -> OrderLine {
-    OrderLine { sku: Sku(sku), qty: Qty::parse(qty).unwrap() }
+    OrderLine { sku: Sku::numbered(sku), qty: Qty::parse(qty).unwrap() }
 }
 
 fn ship(id: &str, lon: f64, lat: f64, lines: Vec<OrderLine>) -> Order {
@@ -20,7 +20,8 @@ fn ship(id: &str, lon: f64, lat: f64, lines: Vec<OrderLine>) -> Order {
 
 fn pickup(id: &str, store: u32, lines: Vec<OrderLine>) -> Order {
     let at = LonLat::new(121.0, 31.0).unwrap();
-    Order::new(OrderId::parse(id).unwrap(), NOW, at, Mode::Pickup, Some(StoreId(store)), lines).unwrap()
+    Order::new(OrderId::parse(id).unwrap(), NOW, at, Mode::Pickup, Some(StoreId::numbered(store)), lines)
+        .unwrap()
 }
 
 fn rows(spec: &[(u32, u32, u32)]) -> Vec<StockEntry> {
@@ -37,7 +38,7 @@ fn rows(spec: &[(u32, u32, u32)]) -> Vec<StockEntry> {
 /// The stock of one cell by external ids; the cell must exist.
 fn level(engine: &Engine, store: StoreId, sku: Sku) -> crate::ledger::StockLevel {
     let net = engine.network();
-    let (s, k) = (net.store_idx(store).unwrap(), net.catalog().get(sku).unwrap());
+    let (s, k) = (net.store_idx(&store).unwrap(), net.catalog().get(&sku).unwrap());
     engine.ledger().level(s, k).unwrap()
 }
 
@@ -69,18 +70,22 @@ mod ship_mode {
         );
         let d = router().route(&engine, &ship("o1", 121.0, 31.0, vec![line(0, 2)])).unwrap();
         assert_eq!(d.status, Status::Assigned);
-        assert_eq!(d.shipments[0].store_id, Some(StoreId(3)));
-        let reasons: Vec<(StoreId, Rejection)> =
-            d.explanation.rejected.iter().map(|r| (r.store_id, r.rejection.clone())).collect();
+        assert_eq!(d.store_id(engine.network(), 0).cloned(), Some(StoreId::numbered(3)));
+        let reasons: Vec<(StoreId, Rejection)> = d
+            .explanation
+            .rejected
+            .iter()
+            .map(|r| (engine.network().store_id(r.store).clone(), r.rejection.clone()))
+            .collect();
         assert_eq!(
             reasons,
             vec![
-                (StoreId(1), Rejection::ShortOfSku { sku: Sku(0), missing: 1 }),
-                (StoreId(2), Rejection::ShipDisabled)
+                (StoreId::numbered(1), Rejection::ShortOfSku { sku: SkuIdx(0), missing: 1 }),
+                (StoreId::numbered(2), Rejection::ShipDisabled)
             ]
         );
         assert!(d.reservation_expires_at.is_some());
-        assert_eq!(level(&engine, StoreId(3), Sku(0)).reserved, 2);
+        assert_eq!(level(&engine, StoreId::numbered(3), Sku::numbered(0)).reserved, 2);
     }
 
     #[test]
@@ -90,12 +95,10 @@ mod ship_mode {
         let engine =
             Engine::new(testkit::network(stores, 1), rows(&[(0, 0, 9), (1, 0, 9)]), EngineConfig::default());
         let r = router();
-        assert_eq!(
-            r.route(&engine, &ship("a", 121.0, 31.0, vec![line(0, 1)])).unwrap().shipments[0].store_id,
-            Some(StoreId(1))
-        );
+        let d = r.route(&engine, &ship("a", 121.0, 31.0, vec![line(0, 1)])).unwrap();
+        assert_eq!(d.store_id(engine.network(), 0).cloned(), Some(StoreId::numbered(1)));
         let d = r.route(&engine, &ship("b", 121.0, 31.0, vec![line(0, 1)])).unwrap();
-        assert_eq!(d.shipments[0].store_id, Some(StoreId(2)));
+        assert_eq!(d.store_id(engine.network(), 0).cloned(), Some(StoreId::numbered(2)));
         assert_eq!(d.explanation.rejected[0].rejection, Rejection::CapacityFull { capacity_per_day: 1 });
     }
 
@@ -110,20 +113,20 @@ mod ship_mode {
         // Store 3 has both lines: one shipment beats two nearer ones.
         let d = r.route(&engine, &ship("s1", 121.0, 31.0, vec![line(0, 1), line(1, 1)])).unwrap();
         assert_eq!((d.status, d.shipments.len()), (Status::Assigned, 1));
-        assert_eq!(d.shipments[0].store_id, Some(StoreId(3)));
+        assert_eq!(d.store_id(engine.network(), 0).cloned(), Some(StoreId::numbered(3)));
         // Now store 3 cannot give 5 of SKU 0: split between 1 (SKU 0) and 2/3 (SKU 1).
         let d = r.route(&engine, &ship("s2", 121.0, 31.0, vec![line(0, 5), line(1, 1)])).unwrap();
         assert_eq!(d.status, Status::Split);
         assert_eq!(d.shipments.len(), 2);
-        assert_eq!(d.shipments[0].store_id, Some(StoreId(1)));
-        assert_eq!(d.shipments[0].lines, vec![line(0, 5)]);
-        assert_eq!(d.shipments[1].store_id, Some(StoreId(2)));
+        assert_eq!(d.store_id(engine.network(), 0).cloned(), Some(StoreId::numbered(1)));
+        assert_eq!(d.shipments[0].lines, vec![ShipLine { sku: SkuIdx(0), qty: 5 }]);
+        assert_eq!(d.store_id(engine.network(), 1).cloned(), Some(StoreId::numbered(2)));
         // SKU 2 is only 100 km away: outside the 50 km radius, so the DC serves it.
         let d = r.route(&engine, &ship("s3", 121.0, 31.0, vec![line(2, 1)])).unwrap();
         assert_eq!(d.status, Status::Dc);
         assert!(d.reservation_expires_at.is_none());
         assert!(matches!(d.explanation.rejected.last().unwrap().rejection, Rejection::OutsideRadius { .. }));
-        assert_eq!(level(&engine, StoreId(4), Sku(2)).reserved, 0);
+        assert_eq!(level(&engine, StoreId::numbered(4), Sku::numbered(2)).reserved, 0);
     }
 
     #[test]
@@ -138,17 +141,17 @@ mod ship_mode {
         let r = router();
         // Store 3 takes its one order of the day.
         let d = r.route(&engine, &ship("c0", 121.03, 31.0, vec![line(1, 1)])).unwrap();
-        assert_eq!(d.shipments[0].store_id, Some(StoreId(3)));
+        assert_eq!(d.store_id(engine.network(), 0).cloned(), Some(StoreId::numbered(3)));
         // Its stock bits still say it has both lines, but it is full: 1 and 2 split the order.
         let d = r.route(&engine, &ship("c1", 121.0, 31.0, vec![line(0, 1), line(1, 1)])).unwrap();
         assert_eq!(d.status, Status::Split);
-        let from: Vec<_> = d.shipments.iter().map(|s| s.store_id).collect();
-        assert_eq!(from, vec![Some(StoreId(1)), Some(StoreId(2))]);
+        let from: Vec<_> = (0..d.shipments.len()).map(|i| d.store_id(engine.network(), i).cloned()).collect();
+        assert_eq!(from, vec![Some(StoreId::numbered(1)), Some(StoreId::numbered(2))]);
         assert!(d
             .explanation
             .rejected
             .iter()
-            .any(|x| x.store_id == StoreId(3)
+            .any(|x| *engine.network().store_id(x.store) == StoreId::numbered(3)
                 && x.rejection == Rejection::CapacityFull { capacity_per_day: 1 }));
         assert_eq!(engine.ledger().orders_today(StoreIdx(2), NOW), 1);
     }
@@ -166,8 +169,11 @@ mod ship_mode {
         let engine = Engine::new(net, rows(&[(0, 0, 1)]), EngineConfig::default());
         let d = router().route(&engine, &ship("u1", 121.0, 31.0, vec![line(0, 1), line(77, 1)])).unwrap();
         assert_eq!(d.status, Status::Unfulfillable);
-        assert_eq!(d.unfulfilled, vec![LineFailure { sku: Sku(77), reason: LineReason::UnknownSku }]);
-        assert_eq!(level(&engine, StoreId(1), Sku(0)).reserved, 0);
+        assert_eq!(
+            d.unfulfilled,
+            vec![LineFailure { sku: Sku::numbered(77), reason: LineReason::UnknownSku }]
+        );
+        assert_eq!(level(&engine, StoreId::numbered(1), Sku::numbered(0)).reserved, 0);
         let d = router().route(&engine, &ship("u2", 121.0, 31.0, vec![line(1, 1)])).unwrap();
         assert_eq!(d.unfulfilled[0].reason, LineReason::NoStockWithinRadius { radius_m: 50_000.0 });
     }
@@ -179,7 +185,7 @@ mod ship_mode {
         let o = ship("dup", 121.0, 31.0, vec![line(0, 1)]);
         router().route(&engine, &o).unwrap();
         assert_eq!(router().route(&engine, &o), Err(RouteError::AlreadyReserved(o.id().clone())));
-        assert_eq!(level(&engine, StoreId(1), Sku(0)).reserved, 1);
+        assert_eq!(level(&engine, StoreId::numbered(1), Sku::numbered(0)).reserved, 1);
     }
 }
 
@@ -195,16 +201,25 @@ mod pickup_mode {
         );
         let r = router();
         let d = r.route(&engine, &pickup("p1", 1, vec![line(0, 1)])).unwrap();
-        assert_eq!((d.status, d.shipments[0].store_id), (Status::Assigned, Some(StoreId(1))));
+        assert_eq!(
+            (d.status, d.store_id(engine.network(), 0).cloned()),
+            (Status::Assigned, Some(StoreId::numbered(1)))
+        );
         assert_eq!(d.shipments[0].eta_s, r.config().pickup_prep_s);
         // Store 1 is now empty: store 3 is offered as an alternative, never silently.
         let d = r.route(&engine, &pickup("p2", 1, vec![line(0, 1)])).unwrap();
-        assert_eq!((d.status, d.shipments[0].store_id), (Status::Alternative, Some(StoreId(3))));
-        assert_eq!(d.explanation.rejected[0].store_id, StoreId(1));
+        assert_eq!(
+            (d.status, d.store_id(engine.network(), 0).cloned()),
+            (Status::Alternative, Some(StoreId::numbered(3)))
+        );
+        assert_eq!(*engine.network().store_id(d.explanation.rejected[0].store), StoreId::numbered(1));
         let d = r.route(&engine, &pickup("p3", 1, vec![line(1, 1)])).unwrap();
         assert_eq!(d.status, Status::Unfulfillable);
         let d = r.route(&engine, &pickup("p4", 999, vec![line(0, 1)])).unwrap();
-        assert_eq!(d.unfulfilled[0].reason, LineReason::UnknownPickupStore { store_id: StoreId(999) });
+        assert_eq!(
+            d.unfulfilled[0].reason,
+            LineReason::UnknownPickupStore { store_id: StoreId::numbered(999) }
+        );
     }
 
     #[test]
@@ -291,7 +306,7 @@ fn oracle(engine: &Engine, order: &Order, radius: f64) -> Option<f64> {
         .filter(|(_, s)| s.capabilities.ship)
         .filter(|(i, _)| {
             order.lines().iter().all(|l| {
-                let k = net.catalog().get(l.sku).unwrap();
+                let k = net.catalog().get(&l.sku).unwrap();
                 engine.ledger().level(StoreIdx(*i as u32), k).is_some_and(|v| v.available >= l.qty.get())
             })
         })
@@ -345,7 +360,7 @@ fn split_oracle(
     let level =
         |s: usize, sku: SkuIdx| engine.ledger().level(StoreIdx(s as u32), sku).map_or(0, |v| v.available);
     let lines: Vec<(SkuIdx, u32)> =
-        order.lines().iter().map(|l| (net.catalog().get(l.sku).unwrap(), l.qty.get())).collect();
+        order.lines().iter().map(|l| (net.catalog().get(&l.sku).unwrap(), l.qty.get())).collect();
     let distance = |s: usize| net.stores()[s].location.distance_m(order.customer());
     let mut cands: Vec<usize> = Vec::new();
     for &(sku, _) in &lines {

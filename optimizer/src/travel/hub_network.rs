@@ -248,7 +248,7 @@ mod tests {
     fn city(name: &str, lon: f64, lat: f64) -> City {
         City {
             name: name.into(),
-            province_code: "00".into(),
+            region: "00".into(),
             location: LonLat::new(lon, lat).unwrap(),
             population: 1,
         }

@@ -10,7 +10,7 @@ mod hub_network;
 pub use great_circle::GreatCircle;
 pub use hub_network::{HubNetwork, HubNetworkConfig};
 
-use crate::model::{CityId, LonLat, Timestamp};
+use crate::model::{CityId, LonLat, TimeZone, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Where a leg starts: a store or DC, with the city whose hub it uses.
@@ -63,19 +63,21 @@ pub enum Promise {
 }
 
 impl Promise {
-    /// The promise for goods ready `eta_s` seconds after an order placed at `at`.
+    /// The promise for goods ready `eta_s` seconds after an order placed at `at`, by calendar
+    /// days of `zone`.
     ///
     /// # Examples
     /// ```
-    /// use optimizer::model::Timestamp;
+    /// use optimizer::model::{TimeZone, Timestamp};
     /// use optimizer::travel::Promise;
+    /// let china = TimeZone::china();
     /// let midnight = Timestamp(1_794_326_400); // 2026-11-11T00:00+08:00
-    /// assert_eq!(Promise::for_eta(midnight, 5 * 3600), Promise::SameDay);
-    /// assert_eq!(Promise::for_eta(midnight, 30 * 3600), Promise::NextDay);
-    /// assert_eq!(Promise::for_eta(midnight, 50 * 3600), Promise::Later);
+    /// assert_eq!(Promise::for_eta(&china, midnight, 5 * 3600), Promise::SameDay);
+    /// assert_eq!(Promise::for_eta(&china, midnight, 30 * 3600), Promise::NextDay);
+    /// assert_eq!(Promise::for_eta(&china, midnight, 50 * 3600), Promise::Later);
     /// ```
-    pub fn for_eta(at: Timestamp, eta_s: u32) -> Promise {
-        match at.plus(i64::from(eta_s)).local_day() - at.local_day() {
+    pub fn for_eta(zone: &TimeZone, at: Timestamp, eta_s: u32) -> Promise {
+        match zone.local_day(at.plus(i64::from(eta_s))) - zone.local_day(at) {
             0 => Promise::SameDay,
             1 => Promise::NextDay,
             _ => Promise::Later,

@@ -16,6 +16,16 @@ fn parse_checked(state: &AppState, raw: &str, prefix: &str) -> Result<Order, Api
     let within = |e: ApiError| if prefix.is_empty() { e } else { e.within(prefix) };
     let order = parse_order(raw).map_err(|e: FieldError| within(ApiError::from(e)))?;
     state.network().check_order(&order).map_err(|e| within(e.into()))?;
+    let engine = state.checkout().core().engine();
+    if !engine.within_reach(order.customer()) {
+        return Err(within(ApiError::OutOfArea {
+            field: "customer".into(),
+            message: format!(
+                "the customer is more than {:.0} km from every store and DC of this network",
+                engine.network().reach_m() / 1000.0
+            ),
+        }));
+    }
     Ok(order)
 }
 

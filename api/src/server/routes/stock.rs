@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 #[schema(as = FeedRow)]
 pub struct FeedRowJson {
-    store_id: u32,
-    sku: u32,
+    #[schema(value_type = String)]
+    store_id: StoreId,
+    #[schema(value_type = String)]
+    sku: Sku,
     /// New on_hand (absolute feed).
     #[serde(default)]
     on_hand: Option<i64>,
@@ -31,8 +33,10 @@ pub struct FeedRowJson {
 /// A cell left with on_hand below what is reserved.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Oversubscribed {
-    store_id: u32,
-    sku: u32,
+    #[schema(value_type = String)]
+    store_id: StoreId,
+    #[schema(value_type = String)]
+    sku: Sku,
     on_hand: u32,
     reserved: u32,
 }
@@ -79,8 +83,8 @@ pub async fn put(
         .iter()
         .filter(|c| c.level.oversubscribed)
         .map(|c| Oversubscribed {
-            store_id: net.store(c.store).id.0,
-            sku: net.catalog().sku(c.sku).0,
+            store_id: net.store_id(c.store).clone(),
+            sku: net.catalog().sku(c.sku).clone(),
             on_hand: c.level.on_hand,
             reserved: c.level.reserved,
         })
@@ -92,11 +96,11 @@ pub async fn put(
 impl FeedRowJson {
     /// The row in dense indexes, with every value in range (`[i].field` in errors).
     fn parse(&self, net: &Network, i: usize) -> Result<FeedRow, ApiError> {
-        let store = net.store_idx(StoreId(self.store_id)).ok_or_else(|| ApiError::UnknownStore {
+        let store = net.store_idx(&self.store_id).ok_or_else(|| ApiError::UnknownStore {
             field: format!("[{i}].store_id"),
             message: format!("store {} does not exist", self.store_id),
         })?;
-        let sku = net.catalog().get(Sku(self.sku)).ok_or_else(|| ApiError::UnknownSku {
+        let sku = net.catalog().get(&self.sku).ok_or_else(|| ApiError::UnknownSku {
             field: format!("[{i}].sku"),
             message: format!("sku {} is not in the catalogue", self.sku),
         })?;
@@ -155,14 +159,11 @@ pub async fn get(
     state.keys().authorize(&req, Action::Read)?;
     let (store_raw, sku_raw) = path.into_inner();
     let (store_id, store) = parse_store(&state, &store_raw)?;
-    let sku_id = sku_raw
-        .parse::<u32>()
-        .map(Sku)
-        .map_err(|_| ApiError::invalid("sku", format!("`{sku_raw}` is not a SKU")))?;
+    let sku_id = Sku::parse(&sku_raw).map_err(|e| ApiError::invalid("sku", e))?;
     let sku = state
         .network()
         .catalog()
-        .get(sku_id)
+        .get(&sku_id)
         .ok_or(ApiError::NotFound { what: "sku", field: Some("sku".into()) })?;
     let level = state
         .checkout()

@@ -25,7 +25,8 @@ pub struct NearbyQuery {
 /// A store near a point.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct NearbyStore {
-    store_id: u32,
+    #[schema(value_type = String)]
+    store_id: StoreId,
     lon: f64,
     lat: f64,
     distance_m: f64,
@@ -75,11 +76,14 @@ pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         return Err(ApiError::invalid("k", "k must be between 1 and 100"));
     }
     let net = state.network();
-    let sku = match number::<u32>("sku", q.sku.as_ref())? {
-        Some(s) => Some(net.catalog().get(Sku(s)).ok_or_else(|| ApiError::UnknownSku {
-            field: "sku".into(),
-            message: format!("sku {s} is not in the catalogue"),
-        })?),
+    let sku = match q.sku.as_deref() {
+        Some(raw) => {
+            let s = Sku::parse(raw).map_err(|e| ApiError::invalid("sku", e))?;
+            Some(net.catalog().get(&s).ok_or_else(|| ApiError::UnknownSku {
+                field: "sku".into(),
+                message: format!("sku {s} is not in the catalogue"),
+            })?)
+        }
         None => None,
     };
     let out: Vec<NearbyStore> = state
@@ -91,7 +95,7 @@ pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         .map(|n| {
             let store = net.store(n.store);
             NearbyStore {
-                store_id: store.id.0,
+                store_id: store.id.clone(),
                 lon: store.location.lon(),
                 lat: store.location.lat(),
                 distance_m: n.distance_m,
@@ -107,8 +111,10 @@ pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
 /// One store.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct StoreView {
-    store_id: u32,
-    brand: u32,
+    #[schema(value_type = String)]
+    store_id: StoreId,
+    #[schema(value_type = String)]
+    brand: optimizer::model::BrandId,
     city: String,
     lon: f64,
     lat: f64,
@@ -127,13 +133,10 @@ pub struct StoreView {
 }
 
 pub fn parse_store(state: &AppState, raw: &str) -> Result<(StoreId, StoreIdx), ApiError> {
-    let id = raw
-        .parse::<u32>()
-        .map(StoreId)
-        .map_err(|_| ApiError::invalid("store_id", format!("`{raw}` is not a store id")))?;
+    let id = StoreId::parse(raw).map_err(|e| ApiError::invalid("store_id", e))?;
     let idx = state
         .network()
-        .store_idx(id)
+        .store_idx(&id)
         .ok_or(ApiError::NotFound { what: "store", field: Some("store_id".into()) })?;
     Ok((id, idx))
 }
@@ -161,8 +164,8 @@ pub async fn get(
     let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
     let always = s.hours.opens_min == s.hours.closes_min;
     Ok(HttpResponse::Ok().json(StoreView {
-        store_id: s.id.0,
-        brand: s.brand.0,
+        store_id: s.id.clone(),
+        brand: s.brand.clone(),
         city: net.cities()[usize::from(s.city.0)].name.clone(),
         lon: s.location.lon(),
         lat: s.location.lat(),

@@ -2,6 +2,7 @@
 //! `omniroute_reserve` transaction per round trip, by a few batcher tasks.
 
 use super::{chain, err, sqlstate, DbCell, Inner, Postgres, StorageError};
+use optimizer::model::{CustomerId, Sku, StoreId};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,7 +26,10 @@ pub struct Pending {
     pub expires_at: i64,
     /// (store_id, sku, qty); empty for a decision that holds nothing (DC, unfulfillable).
     #[serde(rename = "h")]
-    pub holds: Vec<(u32, u32, u32)>,
+    pub holds: Vec<(StoreId, Sku, u32)>,
+    /// Who placed the order, stored with it.
+    #[serde(rename = "c", skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
 }
 
 /// What the database did with one pending decision.
@@ -35,7 +39,7 @@ pub enum Outcome {
     Reserved { cells: Vec<DbCell> },
     /// Stock or capacity was no longer there; nothing changed. The cells as they are, and the
     /// stores that were full with their day's count.
-    Refused { cells: Vec<DbCell>, full: Vec<(u32, u32)> },
+    Refused { cells: Vec<DbCell>, full: Vec<(StoreId, u32)> },
     /// The order was answered before (by any replica): that answer.
     Existing { request: String, response: String },
 }
@@ -121,13 +125,19 @@ async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome
         let outcome = match r.get::<_, &str>(1) {
             "existing" => Outcome::Existing { request: r.get(4), response: r.get(5) },
             kind => {
-                let cells: Vec<(i64, i64, i64, i64, i64)> =
+                let cells: Vec<(String, String, i64, i64, i64)> =
                     serde_json::from_str(r.get::<_, &str>(2)).map_err(err)?;
-                let cells = cells.into_iter().map(|(a, b, c, d, e)| DbCell::new(a, b, c, d, e)).collect();
+                let cells = cells
+                    .into_iter()
+                    .map(|(a, b, c, d, e)| {
+                        DbCell::new(&a, &b, c, d, e)
+                            .ok_or_else(|| err(format!("a stock row with invalid ids ({a:?}, {b:?})")))
+                    })
+                    .collect::<Result<_, _>>()?;
                 if kind == "reserved" {
                     Outcome::Reserved { cells }
                 } else {
-                    let full: Vec<(u32, u32)> = serde_json::from_str(r.get::<_, &str>(3)).map_err(err)?;
+                    let full: Vec<(StoreId, u32)> = serde_json::from_str(r.get::<_, &str>(3)).map_err(err)?;
                     Outcome::Refused { cells, full }
                 }
             }
@@ -157,8 +167,12 @@ mod tests {
             response: bytes::Bytes::from_static(b"{\"bigger\":2}"),
             day: 20_000,
             expires_at: 99,
-            holds: vec![(1, 2, 3)],
+            holds: vec![(StoreId::parse("S,1").unwrap(), Sku::numbered(2), 3)],
+            customer_id: None,
         };
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"id":"o1","day":20000,"exp":99,"h":[[1,2,3]]}"#);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"id":"o1","day":20000,"exp":99,"h":[["S,1","2",3]]}"#
+        );
     }
 }

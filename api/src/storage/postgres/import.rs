@@ -6,7 +6,6 @@ use crate::data::Loaded;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use optimizer::progress::Progress;
-use std::fmt::Write as _;
 use tokio_postgres::NoTls;
 
 mod migrations {
@@ -46,6 +45,10 @@ fn db(e: tokio_postgres::Error) -> StorageError {
     chain(&e)
 }
 
+fn csv_error(e: csv::Error) -> StorageError {
+    StorageError(e.to_string())
+}
+
 /// Loads `loaded`'s stores and stock into a migrated database in one transaction (stages
 /// `stores`, `stock`, `indexes`). Refuses a database that already holds stores unless `replace`,
 /// which wipes stores, stock, orders and reservations first.
@@ -79,30 +82,29 @@ pub async fn import(
 
     progress.stage("stores", net.stores().len() as u64);
     let sink = tx
-        .copy_in("COPY stores (store_id, brand, city, geom, pickup, ship, capacity_per_day, opens_min, closes_min) FROM STDIN WITH (FREEZE)")
+        .copy_in("COPY stores (store_id, brand, city, geom, pickup, ship, capacity_per_day, opens_min, closes_min) FROM STDIN WITH (FORMAT csv, FREEZE)")
         .await
         .map_err(db)?;
     futures_util::pin_mut!(sink);
     for chunk in net.stores().chunks(ROWS_PER_CHUNK) {
-        let mut text = String::with_capacity(chunk.len() * 96);
+        let mut w = csv::Writer::from_writer(Vec::with_capacity(chunk.len() * 96));
         for s in chunk {
             let city = &net.cities()[usize::from(s.city.0)].name;
-            let _ = writeln!(
-                text,
-                "{}\t{}\t{}\tSRID=4326;POINT({} {})\t{}\t{}\t{}\t{}\t{}",
-                s.id,
-                s.brand,
-                city.replace(['\t', '\n', '\\'], " "),
-                s.location.lon(),
-                s.location.lat(),
-                s.capabilities.pickup,
-                s.capabilities.ship,
-                s.capacity_per_day,
-                s.hours.opens_min,
-                s.hours.closes_min
-            );
+            let geom = format!("SRID=4326;POINT({} {})", s.location.lon(), s.location.lat());
+            w.write_record([
+                s.id.as_str(),
+                s.brand.as_str(),
+                city,
+                &geom,
+                if s.capabilities.pickup { "true" } else { "false" },
+                if s.capabilities.ship { "true" } else { "false" },
+                &s.capacity_per_day.to_string(),
+                &s.hours.opens_min.to_string(),
+                &s.hours.closes_min.to_string(),
+            ])
+            .map_err(csv_error)?;
         }
-        sink.send(Bytes::from(text)).await.map_err(db)?;
+        sink.send(Bytes::from(w.into_inner().map_err(|e| StorageError(e.to_string()))?)).await.map_err(db)?;
         progress.advance(chunk.len() as u64);
     }
     sink.finish().await.map_err(db)?;
@@ -116,17 +118,23 @@ pub async fn import(
         .collect();
     progress.stage("stock", rows.len() as u64);
     let sink = tx
-        .copy_in("COPY stock (store_id, sku, on_hand, safety_stock) FROM STDIN WITH (FREEZE)")
+        .copy_in("COPY stock (store_id, sku, on_hand, safety_stock) FROM STDIN WITH (FORMAT csv, FREEZE)")
         .await
         .map_err(db)?;
     futures_util::pin_mut!(sink);
     for chunk in rows.chunks(ROWS_PER_CHUNK) {
-        let mut text = String::with_capacity(chunk.len() * 24);
+        let mut w = csv::Writer::from_writer(Vec::with_capacity(chunk.len() * 24));
         for r in chunk {
-            let (store, sku) = (net.store(r.store).id, net.catalog().sku(r.sku));
-            let _ = writeln!(text, "{store}\t{sku}\t{}\t{}", r.on_hand, r.safety_stock);
+            let (store, sku) = (net.store_id(r.store), net.catalog().sku(r.sku));
+            w.write_record([
+                store.as_str(),
+                sku.as_str(),
+                &r.on_hand.to_string(),
+                &r.safety_stock.to_string(),
+            ])
+            .map_err(csv_error)?;
         }
-        sink.send(Bytes::from(text)).await.map_err(db)?;
+        sink.send(Bytes::from(w.into_inner().map_err(|e| StorageError(e.to_string()))?)).await.map_err(db)?;
         progress.advance(chunk.len() as u64);
     }
     sink.finish().await.map_err(db)?;

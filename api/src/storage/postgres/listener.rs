@@ -73,7 +73,7 @@ async fn listen_once(
     while let Some(n) = rx.recv().await {
         match n.channel() {
             "omniroute_stock" => {
-                for item in n.payload().split(';') {
+                for item in n.payload().split(super::ITEM) {
                     match DbCell::parse(item) {
                         Some(cell) => apply(Notice::Stock(cell)),
                         None => log::warn!("unreadable stock notification item `{item}`"),
@@ -81,7 +81,7 @@ async fn listen_once(
                 }
             }
             "omniroute_stores" => {
-                if let Ok(id) = n.payload().parse() {
+                if let Ok(id) = optimizer::model::StoreId::parse(n.payload()) {
                     apply(Notice::Store(id));
                 }
             }

@@ -22,6 +22,7 @@ pub use queries::{DbFeedError, FeedChange, FeedRowResult, Finished, StoredOrder}
 
 use super::StorageError;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use optimizer::model::{Sku, StoreId};
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,45 +56,48 @@ fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
 }
 
 /// A stock row as the database holds it; `free` is on_hand - reserved (never below zero here).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbCell {
-    pub store_id: u32,
-    pub sku: u32,
+    pub store_id: StoreId,
+    pub sku: Sku,
     pub free: u32,
     pub safety_stock: u32,
     pub version: u32,
 }
 
+/// Unit separator: between the fields of a notification item (ids never hold control characters).
+const FIELD: char = '\u{1f}';
+/// Record separator: between the items of a notification.
+pub(super) const ITEM: char = '\u{1e}';
+
 impl DbCell {
-    fn new(store_id: i64, sku: i64, free: i64, safety_stock: i64, version: i64) -> DbCell {
+    fn new(store_id: &str, sku: &str, free: i64, safety_stock: i64, version: i64) -> Option<DbCell> {
         let clamp = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
-        DbCell {
-            store_id: clamp(store_id),
-            sku: clamp(sku),
+        Some(DbCell {
+            store_id: StoreId::parse(store_id).ok()?,
+            sku: Sku::parse(sku).ok()?,
             free: clamp(free),
             safety_stock: clamp(safety_stock),
             version: clamp(version),
-        }
+        })
     }
 
-    /// Parses a notification item `store_id,sku,free,safety_stock,version`.
+    /// Parses a notification item: store_id, sku, free, safety_stock, version separated by the
+    /// unit separator.
     pub fn parse(item: &str) -> Option<DbCell> {
-        DbCell::parse_separated(item, ',')
-    }
-
-    /// Parses five integers separated by `sep` (`,` in notifications, tab in COPY output).
-    fn parse_separated(item: &str, sep: char) -> Option<DbCell> {
-        let mut it = item.split(sep).map(i64::from_str);
-        let mut next = || it.next()?.ok();
-        Some(DbCell::new(next()?, next()?, next()?, next()?, next()?))
+        let mut it = item.split(FIELD);
+        let (store, sku) = (it.next()?, it.next()?);
+        let mut num = || it.next()?.parse::<i64>().ok();
+        let (free, safety, version) = (num()?, num()?, num()?);
+        DbCell::new(store, sku, free, safety, version)
     }
 }
 
 /// A change announced by the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     Stock(DbCell),
-    Store(u32),
+    Store(StoreId),
     /// The notification stream was interrupted: changes may have been missed.
     Resync,
 }
@@ -228,15 +232,26 @@ impl Postgres {
 mod tests {
     use super::*;
 
+    fn item(fields: &[&str]) -> String {
+        fields.join("\u{1f}")
+    }
+
     #[test]
     fn notification_items_parse_and_clamp() {
         assert_eq!(
-            DbCell::parse("12,7,5,1,3"),
-            Some(DbCell { store_id: 12, sku: 7, free: 5, safety_stock: 1, version: 3 })
+            DbCell::parse(&item(&["SH,0042", "SKU;7", "5", "1", "3"])),
+            Some(DbCell {
+                store_id: StoreId::parse("SH,0042").unwrap(),
+                sku: Sku::parse("SKU;7").unwrap(),
+                free: 5,
+                safety_stock: 1,
+                version: 3
+            })
         );
         // An oversubscribed row (on_hand below reserved) can promise nothing.
-        assert_eq!(DbCell::parse("12,7,-2,0,9").map(|c| c.free), Some(0));
-        assert_eq!(DbCell::parse("12,7,5,1"), None);
-        assert_eq!(DbCell::parse("12,x,5,1,3"), None);
+        assert_eq!(DbCell::parse(&item(&["12", "7", "-2", "0", "9"])).map(|c| c.free), Some(0));
+        assert_eq!(DbCell::parse(&item(&["12", "7", "5", "1"])), None);
+        assert_eq!(DbCell::parse(&item(&["12", "7", "x", "1", "3"])), None);
+        assert_eq!(DbCell::parse(&item(&["", "7", "5", "1", "3"])), None);
     }
 }

@@ -4,6 +4,7 @@
 use super::{chain, err, sqlstate, DbCell, Inner, Postgres, StorageError};
 use futures_util::StreamExt;
 use optimizer::ledger::ReservationState;
+use optimizer::model::{Sku, StoreId};
 
 /// One stock feed row for the database (values checked at the edge).
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +79,10 @@ fn count(v: i64) -> u32 {
 
 impl Postgres {
     /// Applies a stock feed, all rows or none. `rows` are (store_id, sku, change).
-    pub async fn feed(&self, rows: Vec<(u32, u32, FeedChange)>) -> Result<Vec<FeedRowResult>, DbFeedError> {
+    pub async fn feed(
+        &self,
+        rows: Vec<(StoreId, Sku, FeedChange)>,
+    ) -> Result<Vec<FeedRowResult>, DbFeedError> {
         let json: Vec<serde_json::Value> = rows
             .iter()
             .map(|(store, sku, change)| match change {
@@ -162,16 +166,16 @@ impl Postgres {
     /// One stock row: (on_hand, reserved, safety_stock).
     pub async fn stock_level(
         &self,
-        store_id: u32,
-        sku: u32,
+        store_id: &StoreId,
+        sku: &Sku,
     ) -> Result<Option<(u32, u32, u32)>, StorageError> {
-        let (store_id, sku) = (i64::from(store_id), i64::from(sku));
+        let (store_id, sku) = (store_id.as_str().to_owned(), sku.as_str().to_owned());
         self.run(move |inner| async move {
             let client = inner.client().await?;
             let row = client
                 .query_opt(
                     "SELECT on_hand, reserved, safety_stock FROM stock WHERE store_id = $1 AND sku = $2",
-                    &[&(store_id as i32), &(sku as i32)],
+                    &[&store_id, &sku],
                 )
                 .await
                 .map_err(|e| inner.failed(e))?;
@@ -184,14 +188,14 @@ impl Postgres {
     }
 
     /// Orders counted against a store's capacity on local `day`.
-    pub async fn orders_on_day(&self, store_id: u32, day: i64) -> Result<u32, StorageError> {
-        let store_id = i64::from(store_id);
+    pub async fn orders_on_day(&self, store_id: &StoreId, day: i64) -> Result<u32, StorageError> {
+        let store_id = store_id.as_str().to_owned();
         self.run(move |inner| async move {
             let client = inner.client().await?;
             let row = client
                 .query_opt(
                     "SELECT orders FROM store_days WHERE store_id = $1 AND day = $2",
-                    &[&(store_id as i32), &day],
+                    &[&store_id, &day],
                 )
                 .await
                 .map_err(|e| inner.failed(e))?;
@@ -222,7 +226,7 @@ impl Postgres {
 
     /// Every store's id and location (lon, lat) as the database holds it (PostGIS geography, read
     /// as EWKB through the `postgis` crate). Blocks (start-up).
-    pub fn store_locations(&self) -> Result<Vec<(u32, f64, f64)>, StorageError> {
+    pub fn store_locations(&self) -> Result<Vec<(String, f64, f64)>, StorageError> {
         self.block_on(|inner| async move {
             let client = inner.client().await?;
             let rows = client
@@ -233,7 +237,7 @@ impl Postgres {
                 .iter()
                 .map(|r| {
                     let p: postgis::ewkb::Point = r.get(1);
-                    (count(r.get::<_, i32>(0).into()), p.x, p.y)
+                    (r.get::<_, String>(0), p.x, p.y)
                 })
                 .collect())
         })
@@ -249,21 +253,29 @@ async fn snapshot(inner: &Inner) -> Result<Vec<DbCell>, StorageError> {
     let client = inner.client().await?;
     let stream = client
         .copy_out(
-            "COPY (SELECT store_id, sku, on_hand - reserved, safety_stock, version FROM stock) TO STDOUT",
+            "COPY (SELECT store_id, sku, on_hand - reserved, safety_stock, version FROM stock) TO STDOUT (FORMAT csv)",
         )
         .await
         .map_err(|e| chain(&e))?;
     futures_util::pin_mut!(stream);
     let mut cells = Vec::new();
     let mut rest: Vec<u8> = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| chain(&e))?;
-        rest.extend_from_slice(&chunk);
-        let end = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        for line in rest[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let text = std::str::from_utf8(line).map_err(err)?;
-            let cell = DbCell::parse_separated(text, '\t')
-                .ok_or_else(|| err(format!("unreadable stock row `{text}`")))?;
+    let mut more = true;
+    while more {
+        match stream.next().await {
+            Some(chunk) => rest.extend_from_slice(&chunk.map_err(|e| chain(&e))?),
+            None => more = false,
+        }
+        // Whole lines only (ids hold no line breaks, so a line is a record).
+        let end = if more { rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) } else { rest.len() };
+        if end == 0 || (more && rest.len() < 1 << 20) {
+            continue;
+        }
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&rest[..end]);
+        for row in rdr.deserialize::<(String, String, i64, i64, i64)>() {
+            let (store, sku, free, safety, version) = row.map_err(err)?;
+            let cell = DbCell::new(&store, &sku, free, safety, version)
+                .ok_or_else(|| err(format!("a stock row with invalid ids ({store:?}, {sku:?})")))?;
             cells.push(cell);
         }
         rest.drain(..end);
