@@ -56,6 +56,8 @@ def main() -> None:
                 name = f"{name} {seen[name]}"
             # Chinese names, each given to the first (most populous) city that has it.
             alt = [a for a in dict.fromkeys(c.get("alternatenames", [])) if han.search(a) and a not in taken]
+            if args.country != "CN":
+                alt = []
             taken.update(alt)
             w.writerow([name, c["admin1code"], f"{c['latitude']:.5f}", f"{c['longitude']:.5f}", c["population"],
                         "|".join(a.replace(",", " ").replace("|", " ") for a in alt)])

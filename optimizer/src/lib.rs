@@ -13,9 +13,11 @@
 //! * [`plan`]: batch plans for a wave of orders: greedy and LP (good_lp + HiGHS), validator;
 //! * [`kpi`]: replay KPIs (fill rate, split rate, distance percentiles, promise mix).
 //! * [`progress`]: the progress trait long computations report through.
+//! * [`growing`]: append-only tables for what is learned while serving (new SKUs).
 
 pub mod engine;
 pub mod generate;
+pub mod growing;
 pub mod index;
 pub mod kpi;
 pub mod ledger;

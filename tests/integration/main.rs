@@ -6,5 +6,6 @@ mod hardening;
 mod helpers;
 mod parity;
 mod postgres;
+mod retailer;
 mod server;
 mod service;

@@ -3,11 +3,12 @@
 //! cause) sent to the embedded store and to a PostgreSQL replica gets the same status and body
 //! from both, apart from the fields that carry the moment of the call.
 
-use crate::postgres::{replica, TestDb};
-use crate::server::{spawn_app, TestApp, ADMIN, CHECKOUT, PLANNER, STORE_SYSTEM};
+use crate::postgres::{replica_on, TestDb};
+use crate::server::{sample, sample_de, spawn_app_with, TestApp, ADMIN, CHECKOUT, PLANNER, STORE_SYSTEM};
 use crate::service::{send, Reply};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 
 /// One request: method, path, key, JSON body.
 struct Step {
@@ -26,15 +27,81 @@ fn step(
     Step { method, path: path.into(), key, body: body.map(|b| ("application/json", b.to_string())) }
 }
 
-fn order(id: &str, mode: &str, lines: Value) -> Value {
-    let mut o = json!({
-        "order_id": id, "created_at": "2026-11-11T00:00:00+08:00",
-        "customer": {"lon": 103.904716, "lat": 30.71352}, "mode": mode, "lines": lines,
-    });
-    if mode == "pickup" {
-        o["pickup_store_id"] = json!(1886);
+/// What the script needs from a dataset, read from its files: a store that ships and takes
+/// pickups, its location (where the customers are), SKUs it holds, a second store and SKUs that
+/// store lacks (for feeds that create cells).
+struct Fixture {
+    store: String,
+    at: (f64, f64),
+    skus: Vec<String>,
+    other: String,
+    other_lacks: Vec<String>,
+}
+
+impl Fixture {
+    fn of(dir: &Path) -> Fixture {
+        let stores = std::fs::read_to_string(dir.join("stores.csv")).unwrap();
+        let stock = std::fs::read_to_string(dir.join("stock.csv")).unwrap();
+        let mut held: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut catalogue = BTreeSet::new();
+        for line in stock.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            catalogue.insert(f[1]);
+            if f[2].parse::<u32>().unwrap() >= 12 && f[3] == "0" {
+                held.entry(f[0]).or_default().push(f[1]);
+            }
+        }
+        let rows: Vec<Vec<&str>> = stores.lines().skip(1).map(|l| l.split(',').collect()).collect();
+        let row = rows
+            .iter()
+            .find(|f| f[5] == "true" && f[6] == "true" && held.get(f[0]).is_some_and(|h| h.len() >= 8))
+            .expect("a store that ships, takes pickups and holds eight SKUs");
+        let other = rows.iter().find(|f| f[0] != row[0]).unwrap()[0];
+        let others: BTreeSet<&str> = stock
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').next() == Some(other))
+            .map(|l| l.split(',').nth(1).unwrap())
+            .collect();
+        Fixture {
+            store: row[0].to_string(),
+            at: (row[4].parse().unwrap(), row[3].parse().unwrap()),
+            skus: held[row[0]][..8].iter().map(|s| s.to_string()).collect(),
+            other: other.to_string(),
+            other_lacks: catalogue.difference(&others).take(2).map(|s| s.to_string()).collect(),
+        }
     }
-    o
+
+    fn order(&self, id: &str, mode: &str, lines: &[(usize, u32)]) -> Value {
+        let lines: Vec<Value> =
+            lines.iter().map(|&(k, qty)| json!({"sku": self.skus[k], "qty": qty})).collect();
+        let mut o = json!({
+            "order_id": id, "created_at": "2026-11-11T00:00:00+08:00",
+            "customer": {"lon": self.at.0, "lat": self.at.1}, "mode": mode, "lines": lines,
+        });
+        if mode == "pickup" {
+            o["pickup_store_id"] = json!(self.store);
+        }
+        o
+    }
+
+    /// `/v1/stock/{store}/{sku}` with both ids percent-encoded.
+    fn stock(&self, store: &str, sku: &str) -> String {
+        format!("/v1/stock/{}/{}", encode(store), encode(sku))
+    }
+}
+
+/// Percent-encodes a path segment (ids may hold spaces, `/` and non-ASCII letters).
+pub(crate) fn encode(id: &str) -> String {
+    let mut out = String::new();
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The response with the fields that depend on when it was made removed: reservation expiry
@@ -62,27 +129,34 @@ async fn call(app: &TestApp, s: &Step) -> Reply {
     send(s.method, &app.url(&s.path), s.key, s.body.clone()).await.unwrap()
 }
 
-fn script() -> Vec<Step> {
-    let a = order("PAR-A", "ship", json!([{"sku": 2, "qty": 2}]));
+fn script(f: &Fixture) -> Vec<Step> {
+    let a = f.order("PAR-A", "ship", &[(1, 2)]);
     let mut a_other = a.clone();
     a_other["lines"][0]["qty"] = json!(3);
-    let b = order("PAR-B", "pickup", json!([{"sku": 1, "qty": 1}]));
-    let c = order("PAR-C", "ship", json!([{"sku": 3, "qty": 1}, {"sku": 5, "qty": 1}]));
+    let b = f.order("PAR-B", "pickup", &[(0, 1)]);
+    let c = f.order("PAR-C", "ship", &[(2, 1), (4, 1)]);
     // No store holds 10,000 units: served by a DC, nothing reserved.
-    let dc = order("PAR-DC", "ship", json!([{"sku": 1, "qty": 10000}]));
-    let mut bad_sku = order("PAR-BAD", "ship", json!([{"sku": 999999, "qty": 1}]));
+    let dc = f.order("PAR-DC", "ship", &[(0, 10000)]);
+    // A SKU nobody has stocked: learned, and shipped from a DC.
+    let mut new_sku = f.order("PAR-NEW", "ship", &[(0, 1)]);
+    new_sku["lines"][0]["sku"] = json!("NEVER STOCKED/1");
+    let mut bad_sku = f.order("PAR-BAD", "ship", &[(0, 1)]);
+    bad_sku["lines"][0]["sku"] = json!("");
     let batch = json!({"orders": [
-        order("PAR-D", "ship", json!([{"sku": 4, "qty": 1}])),
+        f.order("PAR-D", "ship", &[(3, 1)]),
         bad_sku.clone(),
-        order("PAR-E", "ship", json!([{"sku": 6, "qty": 1}])),
-        order("PAR-D", "ship", json!([{"sku": 4, "qty": 1}])),
+        f.order("PAR-E", "ship", &[(5, 1)]),
+        f.order("PAR-D", "ship", &[(3, 1)]),
+        new_sku.clone(),
     ]});
     let mut bad_store = b.clone();
     bad_store["order_id"] = json!("PAR-BADSTORE");
-    bad_store["pickup_store_id"] = json!(777777);
+    bad_store["pickup_store_id"] = json!("777777");
     let r = "/v1/orders/route";
     let (ck, ss) = (Some(CHECKOUT), Some(STORE_SYSTEM));
     let feed = |rows: Value| step("PUT", "/v1/stock", ss, Some(rows));
+    let (p, k) = (f.store.as_str(), f.skus[1].as_str());
+    let (q, q0, q1) = (f.other.as_str(), f.other_lacks[0].as_str(), f.other_lacks[1].as_str());
     vec![
         // Route, retry, conflict.
         step("POST", r, ck, Some(a.clone())),
@@ -91,12 +165,13 @@ fn script() -> Vec<Step> {
         step("POST", r, ck, Some(b.clone())),
         step("POST", r, ck, Some(c.clone())),
         step("POST", r, ck, Some(dc.clone())),
+        step("POST", r, ck, Some(new_sku)),
         step("POST", "/v1/orders/route-batch", ck, Some(batch)),
         // Reads.
         step("GET", "/v1/orders/PAR-A", ck, None),
         step("GET", "/v1/orders/PAR-DC", Some(PLANNER), None),
         step("GET", "/v1/orders/PAR-NOPE", ck, None),
-        step("GET", "/v1/stock/1886/2", Some(ADMIN), None),
+        step("GET", f.stock(p, k), Some(ADMIN), None),
         // Cancel, ship, and what each forbids afterwards.
         step("POST", "/v1/orders/PAR-A/cancel", ck, None),
         step("POST", "/v1/orders/PAR-A/cancel", ck, None),
@@ -108,32 +183,45 @@ fn script() -> Vec<Step> {
         step("POST", "/v1/orders/PAR-NOPE/ship", ck, None),
         step("POST", "/v1/orders/bad%20id/ship", ck, None),
         step("GET", "/v1/orders/PAR-B", ck, None),
-        step("GET", "/v1/stock/1886/2", Some(ADMIN), None),
+        step("GET", f.stock(p, k), Some(ADMIN), None),
         // A retry after the cancel answers as before.
         step("POST", r, ck, Some(a)),
-        // Feeds: accepted (absolute with safety stock, delta, a new cell), refused whole.
+        // Feeds: accepted (absolute with safety stock, delta, a new cell, a new SKU), refused whole.
         feed(json!([
-            {"store_id": 1886, "sku": 2, "on_hand": 50, "safety_stock": 3},
-            {"store_id": 1886, "sku": 2, "delta": -4},
-            {"store_id": 1, "sku": 7, "delta": 5},
+            {"store_id": p, "sku": k, "on_hand": 50, "safety_stock": 3},
+            {"store_id": p, "sku": k, "delta": -4},
+            {"store_id": q, "sku": q0, "delta": 5},
+            {"store_id": q, "sku": "FED 新/1", "on_hand": 4},
         ])),
-        step("GET", "/v1/stock/1886/2", Some(ADMIN), None),
-        step("GET", "/v1/stock/1/7", Some(ADMIN), None),
-        feed(json!([{"store_id": 1886, "sku": 2, "on_hand": 9}, {"store_id": 1886, "sku": 2, "delta": -10}])),
+        step("GET", f.stock(p, k), Some(ADMIN), None),
+        step("GET", f.stock(q, q0), Some(ADMIN), None),
+        step("GET", f.stock(q, "FED 新/1"), Some(ADMIN), None),
+        feed(json!([{"store_id": p, "sku": k, "on_hand": 9}, {"store_id": p, "sku": k, "delta": -10}])),
         feed(
-            json!([{"store_id": 1886, "sku": 2, "delta": 2147483600}, {"store_id": 1886, "sku": 2, "delta": 2147483600}]),
+            json!([{"store_id": p, "sku": k, "delta": 2147483600}, {"store_id": p, "sku": k, "delta": 2147483600}]),
         ),
-        feed(json!([{"store_id": 1886, "sku": 2, "on_hand": 3000000000u64}])),
-        feed(json!([{"store_id": 1886, "sku": 2, "delta": 1}, {"store_id": 999999, "sku": 2, "on_hand": 1}])),
-        feed(json!([{"store_id": 1886, "sku": 999999, "on_hand": 1}])),
-        feed(json!([{"store_id": 1886, "sku": 2, "delta": 1, "on_hand": 1}])),
-        feed(json!([{"store_id": 1, "sku": 8, "delta": -1}])),
-        step("GET", "/v1/stock/1886/2", Some(ADMIN), None),
-        step("GET", "/v1/stock/1/8", Some(ADMIN), None),
-        step("GET", "/v1/stock/1/999999", Some(ADMIN), None),
-        step("GET", "/v1/stock/424242/2", Some(ADMIN), None),
-        // The cancelled order's units are routable again; the fed cell is routed on.
-        step("POST", r, ck, Some(order("PAR-F", "ship", json!([{"sku": 2, "qty": 5}])))),
+        feed(json!([{"store_id": p, "sku": k, "on_hand": 3000000000u64}])),
+        feed(json!([{"store_id": p, "sku": k, "delta": 1}, {"store_id": "999999", "sku": k, "on_hand": 1}])),
+        feed(json!([{"store_id": p, "sku": "x".repeat(65), "on_hand": 1}])),
+        feed(json!([{"store_id": p, "sku": k, "delta": 1, "on_hand": 1}])),
+        feed(json!([{"store_id": q, "sku": q1, "delta": -1}])),
+        step("GET", f.stock(p, k), Some(ADMIN), None),
+        step("GET", f.stock(q, q1), Some(ADMIN), None),
+        step("GET", f.stock(q, "NOT A SKU"), Some(ADMIN), None),
+        step("GET", f.stock("424242", k), Some(ADMIN), None),
+        // The cancelled order's units are routable again; the fed cells are routed on.
+        step("POST", r, ck, Some(f.order("PAR-F", "ship", &[(1, 5)]))),
+        step(
+            "POST",
+            r,
+            ck,
+            Some({
+                let mut o = f.order("PAR-G", "ship", &[(0, 2)]);
+                o["lines"][0]["sku"] = json!("FED 新/1");
+                o["customer"] = json!({"lon": f.at.0 + 0.001, "lat": f.at.1});
+                o
+            }),
+        ),
         // Bad input and bad keys.
         step(
             "POST",
@@ -145,6 +233,16 @@ fn script() -> Vec<Step> {
             }),
         ),
         step("POST", r, ck, Some(bad_store)),
+        step(
+            "POST",
+            r,
+            ck,
+            Some({
+                let mut o = f.order("PAR-FAR", "ship", &[(0, 1)]);
+                o["customer"] = json!({"lon": -150.0, "lat": -45.0});
+                o
+            }),
+        ),
         Step {
             method: "POST",
             path: r.into(),
@@ -162,18 +260,39 @@ fn script() -> Vec<Step> {
         step("POST", r, None, Some(c.clone())),
         step("POST", r, Some(PLANNER), Some(c.clone())),
         step("PUT", "/v1/stock", ck, Some(json!([]))),
-        step("GET", "/v1/stores/1886", ck, None),
-        step("GET", "/v1/stores/nearby?lat=30.71&lon=103.9&k=3&sku=2", ck, None),
+        step("GET", format!("/v1/stores/{}", encode(p)), ck, None),
+        step(
+            "GET",
+            format!("/v1/stores/nearby?lat={}&lon={}&k=3&sku={}", f.at.1, f.at.0, encode(k)),
+            ck,
+            None,
+        ),
+        step(
+            "GET",
+            format!("/v1/stores/nearby?lat={}&lon={}&k=3&sku=NOT%20A%20SKU", f.at.1, f.at.0),
+            ck,
+            None,
+        ),
         step("GET", "/v1/no/such/route", ck, None),
     ]
 }
 
 #[actix_rt::test]
 async fn both_backends_answer_a_scripted_session_identically() {
-    let db = TestDb::create();
-    let (embedded, pg) = (spawn_app(), replica(&db.url));
+    session(&sample()).await;
+}
+
+/// The same on the dataset with text ids (spaces, umlauts; ids in paths percent-encoded).
+#[actix_rt::test]
+async fn both_backends_answer_alike_with_text_ids() {
+    session(&sample_de()).await;
+}
+
+async fn session(data: &Path) {
+    let db = TestDb::create_with(data);
+    let (embedded, pg) = (spawn_app_with(data, &[]), replica_on(data, &db.url));
     let mut codes = BTreeSet::new();
-    for (n, s) in script().iter().enumerate() {
+    for (n, s) in script(&Fixture::of(data)).iter().enumerate() {
         let (a, b) = (call(&embedded, s).await, call(&pg, s).await);
         let what = format!("step {n}: {} {}", s.method, s.path);
         assert_eq!(
@@ -205,6 +324,7 @@ async fn both_backends_answer_a_scripted_session_identically() {
         "negative_on_hand",
         "no_reservation",
         "not_found",
+        "out_of_area",
         "payload_too_large",
         "too_many_items",
         "unauthorized",

@@ -59,13 +59,18 @@ pub(crate) struct TestDb {
 
 impl TestDb {
     pub(crate) fn create() -> TestDb {
+        TestDb::create_with(&sample())
+    }
+
+    /// A fresh database holding the dataset `data`.
+    pub(crate) fn create_with(data: &Path) -> TestDb {
         static N: AtomicUsize = AtomicUsize::new(0);
         let admin = admin_url();
         let name = format!("omniroute_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         psql(&admin, &format!("CREATE DATABASE {name}"));
         let url = with_db(&admin, &name);
-        import(&url, &sample());
+        import(&url, data);
         TestDb { admin, name, url }
     }
 }
@@ -80,7 +85,12 @@ impl Drop for TestDb {
 }
 
 pub(crate) fn replica(url: &str) -> TestApp {
-    spawn_app_with(&sample(), &["--database-url", url])
+    replica_on(&sample(), url)
+}
+
+/// A replica serving the dataset `data` (imported into the database at `url`).
+pub(crate) fn replica_on(data: &Path, url: &str) -> TestApp {
+    spawn_app_with(data, &["--database-url", url])
 }
 
 /// A replica running one reservation transaction at a time (what three replicas on a 2-core

@@ -14,6 +14,11 @@ pub fn sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample")
 }
 
+/// The second sample: text ids (city names with spaces and umlauts), German cities, Berlin time.
+pub fn sample_de() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/sample_de")
+}
+
 pub struct TestApp {
     child: Option<Child>,
     pub base: String,

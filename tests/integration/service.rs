@@ -137,7 +137,10 @@ mod bad_input {
         let cases: Vec<Case<'_>> = vec![
             ("lat out of range", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| o["customer"]["lat"] = json!(91.0)), 400, "invalid_field", Some("customer")),
             ("NaN is not JSON", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|_| {}).replace("\"lat\":", "\"lat\":NaN,\"x\":"), 400, "malformed_json", Some("body")),
-            ("unknown sku", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| o["lines"][0]["sku"] = json!(999_999)), 422, "unknown_sku", Some("lines[0].sku")),
+            ("empty sku", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| o["lines"][0]["sku"] = json!("")), 400, "invalid_field", Some("lines[0].sku")),
+            ("sku too long", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| o["lines"][0]["sku"] = json!("x".repeat(65))), 400, "invalid_field", Some("lines[0].sku")),
+            ("sku with a control character", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| o["lines"][0]["sku"] = json!("A\nB")), 400, "invalid_field", Some("lines[0].sku")),
+            ("negative number as sku", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| o["lines"][0]["sku"] = json!(-4)), 400, "invalid_field", Some("lines[0].sku")),
             ("unknown pickup store", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| { o["mode"] = json!("pickup"); o["pickup_store_id"] = json!(77_777); }), 422, "unknown_store", Some("pickup_store_id")),
             ("qty zero", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| o["lines"][0]["qty"] = json!(0)), 400, "invalid_field", Some("lines[0].qty")),
             ("qty absurd", "/v1/orders/route", "application/json", Some(CHECKOUT), with(&|o| o["lines"][0]["qty"] = json!(1_000_000_000u64)), 400, "invalid_field", Some("lines[0].qty")),

@@ -39,7 +39,7 @@ pub struct Args {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
-    /// Name stores, SKUs, DCs and brands with text ids (`S-00042`, `SKU-00007`, `DC-3`, `B-12`)
+    /// Name stores, SKUs, DCs and brands with text ids (`Köln-00042`, `SKU-00007`, `DC-00003`, `B-00012`)
     /// instead of their numbers.
     #[arg(long)]
     pub text_ids: bool,
@@ -94,7 +94,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let bar = Bar::new();
     let data = generate(&cities, &cfg, &bar).context("invalid generator settings")?;
-    write_dataset(&a.out, &data, &cities, &bar)?;
+    write_dataset(&a.out, &data, &cities, &zone, &bar)?;
     bar.finish();
     if let Some(path) = &a.cities {
         std::fs::copy(path, a.out.join("cities.csv"))

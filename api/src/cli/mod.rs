@@ -101,6 +101,12 @@ fn load_engine(dir: &Path, config: EngineConfig) -> anyhow::Result<(Engine, f64)
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Logs (RUST_LOG, default info) go to standard error; commands print results to standard output.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        // Whatever a client sends that is not HTTP is answered 400 by actix, which also logs it at
+        // ERROR: anyone could fill the log that way. Those are the client's errors, not ours.
+        .filter_module("actix_http::h1::dispatcher", log::LevelFilter::Off)
+        .init();
     match cli.command {
         Command::Generate(a) => generate::run(a),
         Command::Route(a) => route::run(a),

@@ -28,15 +28,15 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let order = parse_order(text.trim()).map_err(|e| anyhow::anyhow!("invalid order: {e}"))?;
     let (engine, _) =
         load_engine(&a.data.unwrap_or_else(default_data_dir), optimizer::EngineConfig::default())?;
-    engine
-        .network()
-        .check_order(&order)
-        .map_err(|e| anyhow::anyhow!("invalid order: field `{}`: {e}", e.field()))?;
     anyhow::ensure!(
         engine.within_reach(order.customer()),
         "invalid order: field `customer`: more than {:.0} km from every store and DC of this network",
         engine.network().reach_m() / 1000.0
     );
+    let mismatch =
+        |e: optimizer::model::OrderMismatch| anyhow::anyhow!("invalid order: field `{}`: {e}", e.field());
+    engine.learn_skus_of(&order).map_err(mismatch)?;
+    engine.network().check_order(&order).map_err(mismatch)?;
     let router = Router::new(a.routing.router_config()?, a.routing.travel_cost(&engine));
     let decision = router.route(&engine, &order)?;
     println!("{}", serde_json::to_string_pretty(&decision.on(engine.network()))?);

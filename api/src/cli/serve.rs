@@ -82,11 +82,6 @@ fn keys(a: &Args) -> anyhow::Result<ApiKeys> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        // Whatever a client sends that is not HTTP is answered 400 by actix, which also logs it at
-        // ERROR: anyone could fill the log that way. Those are the client's errors, not ours.
-        .filter_module("actix_http::h1::dispatcher", log::LevelFilter::Off)
-        .init();
     anyhow::ensure!(a.reservation_ttl_s > 0, "--reservation-ttl-s must be at least 1");
     let data = match (&a.data, a.dev) {
         (Some(d), _) => d.clone(),

@@ -54,6 +54,12 @@ impl Sites {
         let settings = dataset::read(dir)?;
         let cities = city_list(dir)?;
         let (mut stores, placed_by_distance) = stores::read_stores(&dir.join("stores.csv"), &cities)?;
+        if placed_by_distance > 0 {
+            log::info!(
+                "{}: {placed_by_distance} stores name no city; each was given the nearest city of the list",
+                dir.join("stores.csv").display()
+            );
+        }
         optimizer::model::sort_spatially(&mut stores);
         let dcs = stores::read_dcs(&dir.join("dcs.csv"), &cities)?;
         Ok(Sites { settings, cities, stores, dcs, placed_by_distance })

@@ -48,11 +48,16 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
 }
 
 impl OrderJson {
-    /// The wire form of an order.
+    /// The wire form of an order, its time at UTC+8 (the canonical form requests are compared in).
     pub fn from_order(o: &Order) -> OrderJson {
+        OrderJson::from_order_in(o, &optimizer::model::TimeZone::china())
+    }
+
+    /// The wire form of an order, its time in `zone` (a dataset's own).
+    pub fn from_order_in(o: &Order, zone: &optimizer::model::TimeZone) -> OrderJson {
         OrderJson {
             order_id: o.id().clone(),
-            created_at: o.created_at().to_rfc3339(),
+            created_at: zone.rfc3339(o.created_at()),
             customer: LonLatJson(o.customer()),
             mode: o.mode(),
             pickup_store_id: o.pickup_store().cloned(),

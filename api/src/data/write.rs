@@ -5,7 +5,7 @@ use super::stock::HEADER;
 use super::stores::{DC_COLUMNS, STORE_COLUMNS};
 use super::DataError;
 use optimizer::generate::Dataset;
-use optimizer::model::City;
+use optimizer::model::{City, TimeZone};
 use optimizer::progress::Progress;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -33,6 +33,7 @@ pub fn write_dataset(
     dir: &Path,
     data: &Dataset,
     cities: &[City],
+    zone: &TimeZone,
     progress: &dyn Progress,
 ) -> Result<(), DataError> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
@@ -108,7 +109,8 @@ pub fn write_dataset(
     let path = dir.join("orders.jsonl");
     let mut w = create(&path)?;
     for o in &data.orders {
-        serde_json::to_writer(&mut w, &OrderJson::from_order(o)).map_err(|e| DataError::file(&path, e))?;
+        serde_json::to_writer(&mut w, &OrderJson::from_order_in(o, zone))
+            .map_err(|e| DataError::file(&path, e))?;
         w.write_all(b"\n").map_err(io(&path))?;
     }
     w.flush().map_err(io(&path))?;

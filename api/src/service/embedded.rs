@@ -79,7 +79,8 @@ impl EmbeddedCheckout {
         let mut error = None;
         self.store.recover(&mut |item| match item {
             Recovered::Cell(c) => {
-                let (Some(store), Some(sku)) = (net.store_idx(&c.store_id), net.catalog().get(&c.sku)) else {
+                // A SKU a feed brought after the dataset's stock.csv is learned again.
+                let (Some(store), Ok(sku)) = (net.store_idx(&c.store_id), engine.learn_sku(&c.sku)) else {
                     log::warn!(
                         "state has stock for store {} sku {} that the dataset lacks; skipped",
                         c.store_id,
@@ -96,7 +97,11 @@ impl EmbeddedCheckout {
                     .holds
                     .iter()
                     .filter_map(|(store, sku, qty)| {
-                        Some(Hold { store: net.store_idx(store)?, sku: net.catalog().get(sku)?, qty: *qty })
+                        Some(Hold {
+                            store: net.store_idx(store)?,
+                            sku: engine.learn_sku(sku).ok()?,
+                            qty: *qty,
+                        })
                     })
                     .collect();
                 let record =

@@ -285,12 +285,13 @@ fn check_stores(pg: &Postgres, network: &Network, data: &std::path::Path) -> Res
     Ok(())
 }
 
-/// Applies a database cell to the cache. Unknown stores or SKUs (changed behind the service's
-/// back) are skipped: the replica's network comes from its dataset.
+/// Applies a database cell to the cache; a SKU another replica's feed brought is learned.
+/// Unknown stores (changed behind the service's back) are skipped: the replica's stores come
+/// from its dataset.
 fn sync_cell(engine: &Engine, c: &DbCell) -> bool {
     let net = engine.network();
-    match (net.store_idx(&c.store_id), net.catalog().get(&c.sku)) {
-        (Some(store), Some(sku)) => engine.sync_cell(store, sku, c.free, c.safety_stock, c.version),
+    match (net.store_idx(&c.store_id), engine.learn_sku(&c.sku)) {
+        (Some(store), Ok(sku)) => engine.sync_cell(store, sku, c.free, c.safety_stock, c.version),
         _ => {
             log::debug!("stock change for store {} sku {} outside this replica's network", c.store_id, c.sku);
             false

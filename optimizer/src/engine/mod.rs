@@ -3,7 +3,7 @@
 
 use crate::index::{IndexConfig, StoreIndex};
 use crate::ledger::{FeedOutcome, FeedRefused, FeedRow, LedgerConfig, StockEntry, StockLedger};
-use crate::model::{Network, SkuIdx, StoreIdx};
+use crate::model::{CatalogFull, Network, Order, OrderMismatch, Sku, SkuIdx, StoreIdx};
 
 mod nearby;
 mod reach;
@@ -87,6 +87,38 @@ impl Engine {
     }
     pub fn ledger(&self) -> &StockLedger {
         &self.ledger
+    }
+
+    /// The index of `sku`, learning it first when the catalogue lacks it (a stock feed or an
+    /// order named a new SKU): the catalogue, the ledger and the index each get a row for it,
+    /// carried by no store until a feed gives it one. An order for it then ships from a DC.
+    ///
+    /// # Errors
+    /// [`CatalogFull`] when the catalogue may learn no more SKUs.
+    pub fn learn_sku(&self, sku: &Sku) -> Result<SkuIdx, CatalogFull> {
+        let (k, _) = self.network.catalog().learn(sku, |k| {
+            let (a, b) = (self.ledger.learn_sku(), self.index.learn_sku());
+            assert!(a == k && b == k, "per-SKU tables in step with the catalogue");
+        })?;
+        Ok(k)
+    }
+
+    /// Learns the SKUs of `order` that the catalogue lacks (see [`Engine::learn_sku`]).
+    ///
+    /// # Errors
+    /// [`OrderMismatch::CatalogFull`] for the first line whose SKU could not be learned.
+    pub fn learn_skus_of(&self, order: &Order) -> Result<(), OrderMismatch> {
+        let catalog = self.network.catalog();
+        for (line, l) in order.lines().iter().enumerate() {
+            if catalog.get(&l.sku).is_none() {
+                self.learn_sku(&l.sku).map_err(|CatalogFull(learned)| OrderMismatch::CatalogFull {
+                    line,
+                    sku: l.sku.clone(),
+                    learned,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies a stock feed, all rows or none, atomically with respect to routing and other

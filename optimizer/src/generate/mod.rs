@@ -47,8 +47,8 @@ pub struct GenConfig {
     pub pickup_share: f64,
     /// Local midnight that starts the sale day.
     pub day_start: Timestamp,
-    /// Name things with text ids (`S-00042`, `SKU-00007`, `DC-3`, `B-12`) instead of their
-    /// numbers.
+    /// Name things with text ids (stores by city and number, `Köln-00042`; `SKU-00007`,
+    /// `DC-00003`, `B-00012`) instead of their numbers.
     pub text_ids: bool,
 }
 
@@ -191,7 +191,18 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
         .map(|i| {
             let mut rng = rng_for(cfg.seed, STREAM_STORES + i as u64);
             let c = by_pop.sample(&mut rng);
-            let id = numbered(cfg.text_ids, "S-", i as u32 + 1, StoreId::parse);
+            let id = if cfg.text_ids {
+                // The city's name and a number (`Köln-00042`, `Frankfurt am Main-00003`): text as
+                // retailers write it, spaces and non-ASCII letters included.
+                let name = &cities[c].name;
+                let mut cut = name.len().min(40);
+                while !name.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                StoreId::parse(&format!("{}-{:05}", &name[..cut], i + 1)).expect("valid")
+            } else {
+                StoreId::numbered(i as u32 + 1)
+            };
             let pickup = rng.random_bool(0.7);
             let ship = rng.random_bool(0.85) || !pickup;
             let hours = if rng.random_bool(0.1) {

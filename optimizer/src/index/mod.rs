@@ -18,6 +18,7 @@
 //!
 //! Memory stays bounded: the per-SKU trees hold only the long tail of the assortment.
 
+use crate::growing::Growing;
 use crate::model::{chord2_to_m, m_to_chord2, LonLat, Network, SkuIdx, StoreIdx};
 use parking_lot::RwLock;
 use rstar::primitives::GeomWithData;
@@ -121,8 +122,8 @@ impl Carriers {
 pub struct StoreIndex {
     /// Every store (a compact copy of an rstar tree, like the sparse SKUs' trees).
     all: FlatTree,
-    /// Per SKU: `Some` tree over its carriers when the SKU is sparse.
-    sparse: Vec<Option<RwLock<Carriers>>>,
+    /// Per SKU: `Some` tree over its carriers when the SKU is sparse (learned SKUs always are).
+    sparse: Growing<Option<RwLock<Carriers>>>,
     locations: Vec<[f64; 3]>,
     /// Per store: its index with capability bits, as stored in the trees.
     packed: Vec<u32>,
@@ -158,7 +159,13 @@ impl StoreIndex {
                 (c.len() < limit).then(|| RwLock::new(Carriers::new(c.iter().map(|&i| point(i)).collect())))
             })
             .collect();
-        StoreIndex { all, sparse, locations, packed }
+        StoreIndex { all, sparse: Growing::new(sparse), locations, packed }
+    }
+
+    /// Adds a SKU the catalogue is learning, carried by no store yet (see
+    /// [`crate::model::SkuCatalog::learn`]). Returns its index.
+    pub fn learn_sku(&self) -> SkuIdx {
+        SkuIdx(self.sparse.push(Some(RwLock::new(Carriers::new(Vec::new())))) as u32)
     }
 
     /// Number of stores indexed.

@@ -20,9 +20,11 @@ pub use feed::{FeedOutcome, FeedRefused, FeedRow, StockChange};
 use reservations::Reservations;
 pub use reservations::{Hold, Reservation, ReservationState};
 
+use crate::growing::Growing;
 use crate::model::{OrderId, SkuIdx, StoreIdx, TimeZone, Timestamp};
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 /// Ledger settings.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -163,8 +165,12 @@ fn group_by_store(rows: Vec<StockEntry>, stores: usize) -> Vec<StockEntry> {
 #[derive(Debug)]
 pub struct StockLedger {
     stores: Vec<Mutex<StoreStock>>,
+    /// Per SKU of the load, which stores had it available at their last change.
     available: Vec<AtomicBitset>,
-    carriers: Vec<AtomicU32>,
+    /// The same for SKUs learned since (index minus the load's SKU count); a learned SKU's
+    /// bitset is made when a store first has it available.
+    learned_available: boxcar::Vec<OnceLock<AtomicBitset>>,
+    carriers: Growing<AtomicU32>,
     reservations: Reservations,
     config: LedgerConfig,
     /// Whose calendar days store capacity counts (China's unless set with
@@ -205,7 +211,8 @@ impl StockLedger {
         StockLedger {
             stores: stores.into_iter().map(Mutex::new).collect(),
             available,
-            carriers,
+            learned_available: boxcar::Vec::new(),
+            carriers: Growing::new(carriers),
             reservations: Reservations::with_capacity(config.expected_reservations),
             config,
             zone: TimeZone::china(),
@@ -233,10 +240,30 @@ impl StockLedger {
         self.stores.len()
     }
 
+    /// Adds the per-SKU rows of a SKU the catalogue is learning (see [`SkuCatalog::learn`]): no
+    /// store carries it yet. Returns its index, which must be the catalogue's new index.
+    ///
+    /// [`SkuCatalog::learn`]: crate::model::SkuCatalog::learn
+    pub fn learn_sku(&self) -> SkuIdx {
+        let k = self.available.len() + self.learned_available.push(OnceLock::new());
+        let c = self.carriers.push(AtomicU32::new(0));
+        debug_assert_eq!(k, c);
+        SkuIdx(k as u32)
+    }
+
     /// Lock-free hint: whether `store` had `sku` available (> 0) at the last change.
     #[inline]
     pub fn maybe_available(&self, store: StoreIdx, sku: SkuIdx) -> bool {
-        self.available[sku.0 as usize].get(store.0)
+        match self.available.get(sku.0 as usize) {
+            Some(bits) => bits.get(store.0),
+            None => self.learned_bits(sku.0).get().is_some_and(|bits| bits.get(store.0)),
+        }
+    }
+
+    /// The availability bitset slot of a learned SKU.
+    #[cold]
+    fn learned_bits(&self, sku: u32) -> &OnceLock<AtomicBitset> {
+        &self.learned_available[sku as usize - self.available.len()]
     }
 
     /// How many stores have a stock row for `sku` (whether or not it is available now).
@@ -294,7 +321,16 @@ impl StockLedger {
     }
 
     fn refresh_bit(&self, store: StoreIdx, sku: u32, cell: &Cell) {
-        self.available[sku as usize].set(store.0, cell.available() > 0);
+        let on = cell.available() > 0;
+        if let Some(bits) = self.available.get(sku as usize) {
+            return bits.set(store.0, on);
+        }
+        let slot = self.learned_bits(sku);
+        match slot.get() {
+            Some(bits) => bits.set(store.0, on),
+            None if on => slot.get_or_init(|| AtomicBitset::new(self.stores.len())).set(store.0, true),
+            None => {}
+        }
     }
 
     /// Reserves `shipments` (one entry per distinct store) for `order`: all lines at all stores,

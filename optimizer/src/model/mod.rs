@@ -11,7 +11,7 @@ pub use self::geo::{chord2_to_m, m_to_chord2, GeoError, LonLat, EARTH_RADIUS_M};
 pub use ids::{
     BrandId, CityId, CustomerId, DcId, IdError, OrderId, Qty, Sku, StoreId, Timestamp, MAX_ID_LEN,
 };
-pub use network::{Network, NetworkError, OrderMismatch, SkuCatalog, SkuIdx, StoreIdx};
+pub use network::{CatalogFull, Network, NetworkError, OrderMismatch, SkuCatalog, SkuIdx, StoreIdx};
 pub use order::{Mode, Order, OrderError, OrderLine};
 pub use store::{sort_spatially, Capabilities, City, Dc, OpeningHours, Store};
 pub use zone::{TimeZone, ZoneError};

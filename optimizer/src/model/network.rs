@@ -4,9 +4,12 @@ use super::ids::{DcId, Sku, StoreId};
 use super::order::{Mode, Order};
 use super::store::{City, Dc, Store};
 use super::zone::TimeZone;
+use crate::growing::Growing;
+use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Dense position of a store in [`Network::stores`]; what the index and ledger work with.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,6 +40,8 @@ pub enum NetworkError {
 pub enum OrderMismatch {
     #[error("sku {sku} is not in the catalogue")]
     UnknownSku { line: usize, sku: Sku },
+    #[error("sku {sku} is not in the catalogue, which has learned {learned} SKUs since it was loaded, as many as it may")]
+    CatalogFull { line: usize, sku: Sku, learned: usize },
     #[error("store {0} does not exist")]
     UnknownPickupStore(StoreId),
 }
@@ -45,20 +50,48 @@ impl OrderMismatch {
     /// The order field the mismatch is about, as a JSON path (`lines[2].sku`).
     pub fn field(&self) -> String {
         match self {
-            OrderMismatch::UnknownSku { line, .. } => format!("lines[{line}].sku"),
+            OrderMismatch::UnknownSku { line, .. } | OrderMismatch::CatalogFull { line, .. } => {
+                format!("lines[{line}].sku")
+            }
             OrderMismatch::UnknownPickupStore(_) => "pickup_store_id".into(),
         }
     }
 }
 
-/// The SKUs the network knows, with a dense index for each.
-#[derive(Clone, Debug, Default)]
+/// The SKUs the network knows, with a dense index for each: those of the load, then those
+/// learned while serving ([`SkuCatalog::learn`]: a stock feed or an order named a new SKU).
+#[derive(Debug, Default)]
 pub struct SkuCatalog {
-    skus: Vec<Sku>,
+    skus: Growing<Sku>,
+    /// SKUs of the load (never changes: lookups of them take no lock).
     index: FxHashMap<Sku, SkuIdx>,
+    /// SKUs learned since, looked up only when `index` misses and `learned_count` is not zero.
+    learned: RwLock<FxHashMap<Sku, SkuIdx>>,
+    learned_count: AtomicU32,
+}
+
+/// The catalogue has learned as many SKUs as it may ([`SkuCatalog::MAX_LEARNED`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the catalogue has learned {0} SKUs since it was loaded, as many as it may")]
+pub struct CatalogFull(pub usize);
+
+impl Clone for SkuCatalog {
+    fn clone(&self) -> SkuCatalog {
+        let learned = self.learned.read().clone();
+        SkuCatalog {
+            skus: self.skus.clone(),
+            index: self.index.clone(),
+            learned_count: AtomicU32::new(learned.len() as u32),
+            learned: RwLock::new(learned),
+        }
+    }
 }
 
 impl SkuCatalog {
+    /// At most this many SKUs are learned after load: one costs about 100 bytes plus, once a
+    /// store stocks it, one bit per store.
+    pub const MAX_LEARNED: usize = 1_000_000;
+
     /// Builds a catalogue; SKUs must be distinct.
     pub fn new(skus: Vec<Sku>) -> Result<SkuCatalog, NetworkError> {
         let mut index = FxHashMap::default();
@@ -68,7 +101,7 @@ impl SkuCatalog {
                 return Err(NetworkError::DuplicateSku(sku.clone()));
             }
         }
-        Ok(SkuCatalog { skus, index })
+        Ok(SkuCatalog { skus: Growing::new(skus), index, ..SkuCatalog::default() })
     }
 
     /// The dense index of `sku` (a [`Sku`] or its text), if the catalogue has it.
@@ -78,7 +111,42 @@ impl SkuCatalog {
         Sku: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.index.get(sku).copied()
+        match self.index.get(sku) {
+            Some(&k) => Some(k),
+            None if self.learned_count.load(Ordering::Acquire) == 0 => None,
+            None => self.learned.read().get(sku).copied(),
+        }
+    }
+
+    /// Learns `sku` if the catalogue lacks it and returns its index, with whether it is new.
+    /// `prepare(k)` runs before the new index `k` becomes visible to [`SkuCatalog::get`], so that
+    /// the per-SKU tables of the caller hold a row for it by then; learning is serialised.
+    ///
+    /// # Errors
+    /// [`CatalogFull`] once [`SkuCatalog::MAX_LEARNED`] SKUs have been learned.
+    pub fn learn(&self, sku: &Sku, prepare: impl FnOnce(SkuIdx)) -> Result<(SkuIdx, bool), CatalogFull> {
+        if let Some(k) = self.get(sku) {
+            return Ok((k, false));
+        }
+        let mut learned = self.learned.write();
+        if let Some(&k) = learned.get(sku) {
+            return Ok((k, false));
+        }
+        if learned.len() >= Self::MAX_LEARNED {
+            return Err(CatalogFull(learned.len()));
+        }
+        let k = SkuIdx(self.skus.len() as u32);
+        prepare(k);
+        let pushed = self.skus.push(sku.clone());
+        debug_assert_eq!(pushed, k.0 as usize);
+        learned.insert(sku.clone(), k);
+        self.learned_count.store(learned.len() as u32, Ordering::Release);
+        Ok((k, true))
+    }
+
+    /// SKUs learned since load.
+    pub fn learned_len(&self) -> usize {
+        self.learned_count.load(Ordering::Acquire) as usize
     }
 
     /// The SKU at a dense index.
@@ -242,6 +310,35 @@ mod tests {
     use super::*;
     use crate::model::{LonLat, OrderId, OrderLine, Qty, Timestamp};
     use crate::testkit;
+
+    #[test]
+    fn skus_learned_from_many_threads_get_one_dense_index_each() {
+        let catalog = SkuCatalog::new(vec![Sku::numbered(0), Sku::numbered(1)]).unwrap();
+        let prepared = parking_lot::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (catalog, prepared) = (&catalog, &prepared);
+                s.spawn(move || {
+                    for i in 0..200 {
+                        let sku = Sku::parse(&format!("N-{}", (i * (t + 1)) % 300)).unwrap();
+                        let (k, _) = catalog.learn(&sku, |k| prepared.lock().push(k)).unwrap();
+                        assert_eq!(catalog.sku(k), &sku);
+                    }
+                });
+            }
+        });
+        let learned = catalog.learned_len();
+        assert_eq!(catalog.len(), 2 + learned);
+        let mut prepared = prepared.into_inner();
+        prepared.sort_unstable();
+        assert_eq!(prepared, (2..2 + learned as u32).map(SkuIdx).collect::<Vec<_>>());
+        for k in 2..catalog.len() as u32 {
+            assert_eq!(catalog.get(catalog.sku(SkuIdx(k))), Some(SkuIdx(k)));
+        }
+        // The load's SKUs are never learned again; a clone knows what was learned.
+        assert_eq!(catalog.learn(&Sku::numbered(1), |_| unreachable!()).unwrap(), (SkuIdx(1), false));
+        assert_eq!(catalog.clone().get("N-7"), catalog.get("N-7"));
+    }
 
     fn order(mode: Mode, pickup: Option<u32>, skus: &[u32]) -> Order {
         let lines =

@@ -179,6 +179,88 @@ mod ship_mode {
     }
 
     #[test]
+    fn a_learned_sku_ships_from_the_dc_until_a_feed_stocks_it_then_from_the_store() {
+        let engine =
+            Engine::new(testkit::network(line_of_stores(), 1), rows(&[(0, 0, 9)]), EngineConfig::default());
+        let red = Sku::parse("SKU-8834-RED").unwrap();
+        let k = engine.learn_sku(&red).unwrap();
+        assert_eq!((k, engine.learn_sku(&red).unwrap()), (SkuIdx(1), SkuIdx(1)));
+        assert_eq!(engine.network().catalog().get("SKU-8834-RED"), Some(k));
+        assert_eq!(engine.network().catalog().sku(k), &red);
+        let order = |id: &str| {
+            let l = OrderLine { sku: red.clone(), qty: Qty::parse(2).unwrap() };
+            ship(id, 121.0, 31.0, vec![l])
+        };
+        let d = router().route(&engine, &order("l1")).unwrap();
+        assert_eq!((d.status, d.shipments[0].source), (Status::Dc, Source::Dc(0)));
+        // A feed stocks it at store 3: the next order takes it there.
+        let far = engine.network().store_idx(&StoreId::numbered(3)).unwrap();
+        let feed = [crate::ledger::FeedRow {
+            store: far,
+            sku: k,
+            change: crate::ledger::StockChange::Set { on_hand: 2, safety_stock: None },
+        }];
+        assert!(engine.apply_feed(&feed).unwrap()[0].new_row);
+        let d = router().route(&engine, &order("l2")).unwrap();
+        assert_eq!(d.status, Status::Assigned);
+        assert_eq!(d.store_id(engine.network(), 0).cloned(), Some(StoreId::numbered(3)));
+        assert_eq!(level(&engine, StoreId::numbered(3), red.clone()).reserved, 2);
+        // Sold out there: the DC again.
+        let d = router().route(&engine, &order("l3")).unwrap();
+        assert_eq!(d.status, Status::Dc);
+    }
+
+    /// Capacity counts the network's local days: 23:30 and 00:30 Tokyo time are two days there
+    /// (one day in China, 22:30 and 23:30).
+    #[test]
+    fn store_capacity_counts_the_days_of_the_networks_time_zone() {
+        let tokyo = crate::model::TimeZone::fixed("Asia/Tokyo", 9 * 3600).unwrap();
+        let late = Timestamp(1_794_326_400 + 3600 * 23 + 1800 - 3600); // 2026-11-11T23:30+09:00
+        let after_midnight = Timestamp(late.0 + 3600);
+        for (zone, second_store) in [(tokyo, 1), (crate::model::TimeZone::china(), 2)] {
+            let mut stores = line_of_stores();
+            stores[0].capacity_per_day = 1;
+            let net = testkit::network(stores, 1).with_zone(zone.clone());
+            let engine = Engine::new(net, rows(&[(0, 0, 9), (1, 0, 9)]), EngineConfig::default());
+            let r = router();
+            let d = r.route_at(&engine, &ship("z1", 121.0, 31.0, vec![line(0, 1)]), late).unwrap();
+            assert_eq!(d.store_id(engine.network(), 0).cloned(), Some(StoreId::numbered(1)));
+            let d = r.route_at(&engine, &ship("z2", 121.0, 31.0, vec![line(0, 1)]), after_midnight).unwrap();
+            assert_eq!(
+                d.store_id(engine.network(), 0).cloned(),
+                Some(StoreId::numbered(second_store)),
+                "in {}",
+                zone.name()
+            );
+            // The answer speaks the zone's time.
+            let json = serde_json::to_value(d.on(engine.network())).unwrap();
+            let expires = json["reservation_expires_at"].as_str().unwrap().to_string();
+            let offset = if zone.name() == "Asia/Tokyo" { "+09:00" } else { "+08:00" };
+            assert!(expires.ends_with(offset), "{expires}");
+        }
+    }
+
+    /// Opening hours are the network's local hours: a store open 09:00-21:00 is closed at 08:30
+    /// Berlin time (15:30 in China) and its pickup waits until it opens.
+    #[test]
+    fn opening_hours_are_local_to_the_networks_time_zone() {
+        let berlin = crate::model::TimeZone::fixed("Europe/Berlin", 3600).unwrap();
+        let mut stores = line_of_stores();
+        stores[0].hours = crate::model::OpeningHours::new(9 * 60, 21 * 60).unwrap();
+        let engine = Engine::new(
+            testkit::network(stores, 1).with_zone(berlin),
+            rows(&[(0, 0, 9)]),
+            EngineConfig::default(),
+        );
+        let at = Timestamp(1_794_355_200 + 8 * 3600 + 1800 - 3600); // 2026-11-11T08:30+01:00
+        let d = router().route_at(&engine, &pickup("h1", 1, vec![line(0, 1)]), at).unwrap();
+        let json = serde_json::to_value(d.on(engine.network())).unwrap();
+        assert_eq!(json["status"], "assigned", "{json}");
+        let eta = json["shipments"][0]["eta_s"].as_u64().unwrap();
+        assert!(eta >= 1800, "the pickup waits for 09:00 local: eta {eta} s");
+    }
+
+    #[test]
     fn routing_the_same_order_twice_is_refused() {
         let engine =
             Engine::new(testkit::network(line_of_stores(), 1), rows(&[(0, 0, 9)]), EngineConfig::default());

@@ -15,6 +15,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({
             "stores": state.network().stores().len(),
             "skus": state.network().catalog().len(),
+            "skus_learned": state.network().catalog().learned_len(),
             "storage": storage,
         })),
         Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({

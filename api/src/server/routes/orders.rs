@@ -15,7 +15,6 @@ use serde_json::value::RawValue;
 fn parse_checked(state: &AppState, raw: &str, prefix: &str) -> Result<Order, ApiError> {
     let within = |e: ApiError| if prefix.is_empty() { e } else { e.within(prefix) };
     let order = parse_order(raw).map_err(|e: FieldError| within(ApiError::from(e)))?;
-    state.network().check_order(&order).map_err(|e| within(e.into()))?;
     let engine = state.checkout().core().engine();
     if !engine.within_reach(order.customer()) {
         return Err(within(ApiError::OutOfArea {
@@ -26,6 +25,9 @@ fn parse_checked(state: &AppState, raw: &str, prefix: &str) -> Result<Order, Api
             ),
         }));
     }
+    // A SKU no store has stocked yet is learned: the order ships from a DC.
+    engine.learn_skus_of(&order).map_err(|e| within(e.into()))?;
+    engine.network().check_order(&order).map_err(|e| within(e.into()))?;
     Ok(order)
 }
 

@@ -7,7 +7,7 @@ use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use optimizer::ledger::{FeedRow, StockChange, MAX_ON_HAND};
-use optimizer::model::{Network, Sku, StoreId};
+use optimizer::model::{Network, Sku, StoreId, StoreIdx};
 use serde::{Deserialize, Serialize};
 
 /// One feed row: exactly one of `on_hand` (absolute) or `delta` (relative).
@@ -77,7 +77,17 @@ pub async fn put(
         return Err(ApiError::TooManyItems { field: "rows".into(), got: rows.len(), max });
     }
     let net = state.network();
-    let feed = rows.iter().enumerate().map(|(i, r)| r.parse(net, i)).collect::<Result<Vec<_>, _>>()?;
+    let checked = rows.iter().enumerate().map(|(i, r)| r.parse(net, i)).collect::<Result<Vec<_>, _>>()?;
+    // Every row is valid: SKUs no store has had yet are learned.
+    let engine = state.checkout().core().engine();
+    let mut feed = Vec::with_capacity(rows.len());
+    for (i, (r, (store, change))) in rows.iter().zip(checked).enumerate() {
+        let sku = engine.learn_sku(&r.sku).map_err(|e| ApiError::UnknownSku {
+            field: format!("[{i}].sku"),
+            message: format!("sku {} is not in the catalogue: {e}", r.sku),
+        })?;
+        feed.push(FeedRow { store, sku, change });
+    }
     let cells = state.checkout().apply_feed(&feed).await?;
     let oversubscribed = cells
         .iter()
@@ -94,15 +104,11 @@ pub async fn put(
 }
 
 impl FeedRowJson {
-    /// The row in dense indexes, with every value in range (`[i].field` in errors).
-    fn parse(&self, net: &Network, i: usize) -> Result<FeedRow, ApiError> {
+    /// The row's store and change, with every value in range (`[i].field` in errors).
+    fn parse(&self, net: &Network, i: usize) -> Result<(StoreIdx, StockChange), ApiError> {
         let store = net.store_idx(&self.store_id).ok_or_else(|| ApiError::UnknownStore {
             field: format!("[{i}].store_id"),
             message: format!("store {} does not exist", self.store_id),
-        })?;
-        let sku = net.catalog().get(&self.sku).ok_or_else(|| ApiError::UnknownSku {
-            field: format!("[{i}].sku"),
-            message: format!("sku {} is not in the catalogue", self.sku),
         })?;
         let units = |field: &str, v: i64| {
             u32::try_from(v).ok().filter(|v| *v <= MAX_ON_HAND).ok_or_else(|| {
@@ -137,7 +143,7 @@ impl FeedRowJson {
                 ))
             }
         };
-        Ok(FeedRow { store, sku, change })
+        Ok((store, change))
     }
 }
 
