@@ -1,8 +1,7 @@
 //! The OpenAPI 3 document (`/openapi.json`, browsable at `/docs`).
 //!
 //! The optimizer's types carry no documentation framework, so the wire shapes are mirrored here
-//! as doc-only schemas. A test deserialises real responses into them with unknown fields denied,
-//! so the spec cannot drift from what the service sends.
+//! as doc-only schemas.
 
 #![allow(dead_code)] // Fields are read by the schema generator and by tests.
 
@@ -48,15 +47,17 @@ impl Modify for Bearer {
 pub struct OrderDoc {
     /// 1 to 64 characters of `A-Z a-z 0-9 - _ . : /`; the idempotency key.
     order_id: String,
-    /// RFC 3339, e.g. `2026-11-11T00:00:05+08:00`.
+    /// RFC 3339, e.g. `2026-11-11T00:00:05+08:00`; any offset (answers use the dataset's zone).
     created_at: String,
     customer: LonLatDoc,
     /// `ship` or `pickup`.
     mode: String,
-    /// Required for `pickup`, forbidden for `ship`.
-    pickup_store_id: Option<u32>,
+    /// A store id (text, 1 to 64 bytes); required for `pickup`, forbidden for `ship`.
+    pickup_store_id: Option<String>,
     /// 1 to 100 lines with distinct SKUs.
     lines: Vec<LineDoc>,
+    /// The shopper (text, 1 to 64 bytes), stored with the order.
+    customer_id: Option<String>,
 }
 
 /// A position in degrees.
@@ -71,7 +72,9 @@ pub struct LonLatDoc {
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineDoc {
-    sku: u32,
+    /// Text, 1 to 64 bytes without control characters (a whole number is read as its text). A SKU
+    /// no store has stocked yet is learned, and ships from a DC.
+    sku: String,
     /// 1 to 10,000.
     qty: u32,
 }
@@ -115,8 +118,8 @@ pub struct DecisionDoc {
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentDoc {
-    store_id: Option<u32>,
-    dc_id: Option<u32>,
+    store_id: Option<String>,
+    dc_id: Option<String>,
     lon: f64,
     lat: f64,
     lines: Vec<LineDoc>,
@@ -132,11 +135,11 @@ pub struct ShipmentDoc {
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineFailureDoc {
-    sku: u32,
+    sku: String,
     /// `unknown_sku`, `no_stock_within_radius` or `unknown_pickup_store`.
     reason: String,
     radius_m: Option<f64>,
-    store_id: Option<u32>,
+    store_id: Option<String>,
 }
 
 /// How the decision was reached.
@@ -154,11 +157,11 @@ pub struct ExplanationDoc {
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RejectedDoc {
-    store_id: u32,
+    store_id: String,
     distance_m: f64,
     /// `short_of_sku`, `capacity_full`, `pickup_disabled`, `ship_disabled` or `outside_radius`.
     reason: String,
-    sku: Option<u32>,
+    sku: Option<String>,
     missing: Option<u32>,
     capacity_per_day: Option<u32>,
     radius_m: Option<f64>,
@@ -179,8 +182,8 @@ pub struct OrderViewDoc {
 #[derive(ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StockLevelDoc {
-    store_id: u32,
-    sku: u32,
+    store_id: String,
+    sku: String,
     on_hand: u32,
     reserved: u32,
     safety_stock: u32,

@@ -58,7 +58,7 @@ pub(super) fn parse_listed(
         (status = 200, description = "The decision (identical for retries)", body = crate::server::openapi::DecisionDoc),
         (status = 400, description = "Malformed JSON or an invalid field", body = crate::server::error::ErrorBody),
         (status = 409, description = "Same order_id, different body (idempotency_mismatch)", body = crate::server::error::ErrorBody),
-        (status = 422, description = "Unknown SKU or store", body = crate::server::error::ErrorBody),
+        (status = 422, description = "Unknown pickup store (`unknown_store`), customer out of the network's area (`out_of_area`) or a SKU the catalogue can no longer learn (`unknown_sku`)", body = crate::server::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]

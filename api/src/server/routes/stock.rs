@@ -149,7 +149,7 @@ impl FeedRowJson {
 
 #[utoipa::path(
     get, path = "/v1/stock/{store_id}/{sku}", tag = "stock",
-    params(("store_id" = u32, Path, description = "Store"), ("sku" = u32, Path, description = "SKU")),
+    params(("store_id" = String, Path, description = "Store id, percent-encoded"), ("sku" = String, Path, description = "SKU, percent-encoded")),
     responses(
         (status = 200, description = "The stock level", body = crate::server::openapi::StockLevelDoc),
         (status = 404, description = "Unknown store or SKU, or no stock row", body = crate::server::error::ErrorBody),

@@ -143,7 +143,7 @@ pub fn parse_store(state: &AppState, raw: &str) -> Result<(StoreId, StoreIdx), A
 
 #[utoipa::path(
     get, path = "/v1/stores/{store_id}", tag = "stores",
-    params(("store_id" = u32, Path, description = "The store id")),
+    params(("store_id" = String, Path, description = "The store id, percent-encoded")),
     responses(
         (status = 200, description = "The store", body = StoreView),
         (status = 404, description = "Unknown store", body = crate::server::error::ErrorBody),
