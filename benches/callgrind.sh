@@ -9,6 +9,7 @@
 # the storage writer (`write_group`).
 #
 #   benches/callgrind.sh [BIN]     (default: build, then target/release/omniroute; needs valgrind)
+#   KEEP=FILE benches/callgrind.sh  (also keeps the callgrind output, for callgrind_annotate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/common.sh
@@ -41,6 +42,7 @@ for b in 0 1 2 3; do post /v1/orders/route-batch "$work/batch$b.json"; done
 for i in $(seq 0 199); do post /v1/orders/route "$work/single$i.json"; done
 pkill -INT -f "callgrind-out-file=$work/"
 wait
+[ -z "${KEEP:-}" ] || cp "$work/callgrind.out" "$KEEP"
 orders=4200
 callgrind_annotate --inclusive=yes "$work/callgrind.out" 2> /dev/null | awk -v n=$orders '
   function count(s) { gsub(",", "", s); return s + 0 }

@@ -4,13 +4,14 @@
 # Prints each round's 1-line routes/s on one thread (the case runs twice per process) for A and B.
 #
 #   benches/pair.sh ROUNDS BIN_A BIN_B [DATA]     (DATA default: data/large/n180k)
+#   CASE="omniroute 3-line" benches/pair.sh ...    (another case of `omniroute bench`)
 #
 # Build each side first and copy its binary away, e.g. `cp target/release/omniroute /tmp/omni_a`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=$1 a=$2 b=$3 data=${4:-data/large/n180k}
 run() {  # run BIN CORE
-  taskset -c "$2" "$1" bench --data "$data" --orders 400000 --only "omniroute 1-line" --threads 1 2>&1 |
+  taskset -c "$2" "$1" bench --data "$data" --orders 400000 --only "${CASE:-omniroute 1-line}" --threads 1 2>&1 |
     awk -F'|' '/^\| omniroute/ { printf "%s ", $5 }'
 }
 out=$(mktemp -d)

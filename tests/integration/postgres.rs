@@ -21,7 +21,7 @@ fn admin_url() -> String {
 }
 
 /// Runs one SQL statement with psql; returns its unaligned output.
-fn psql(url: &str, sql: &str) -> String {
+pub(crate) fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .arg(url)
         .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-At", "-c", sql])

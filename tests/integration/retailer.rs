@@ -248,4 +248,11 @@ async fn replicas_learn_a_new_sku_from_another_replicas_feed() {
     }
     let l = level(&a, store, "Größe 42/rot").await;
     assert_eq!((l["on_hand"].as_u64(), l["reserved"].as_u64()), (Some(3), Some(1)), "{l}");
+    // The shopper's id is stored with the order.
+    let mut o = pickup("WITH-CUSTOMER".into());
+    o["customer_id"] = json!("Kundin 7/α");
+    route(&a, &o).await;
+    let stored =
+        crate::postgres::psql(&db.url, "SELECT customer_id FROM orders WHERE order_id = 'WITH-CUSTOMER'");
+    assert_eq!(stored, "Kundin 7/α");
 }

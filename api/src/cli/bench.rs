@@ -7,7 +7,7 @@ use crate::progress::Bar;
 use hdrhistogram::Histogram;
 use optimizer::generate::{self, GenConfig, LineMix};
 use optimizer::index::Walk;
-use optimizer::model::{Mode, Order, OrderId, SkuIdx};
+use optimizer::model::{Mode, Order, OrderId, OrderLine, Sku, SkuIdx};
 use optimizer::progress::NoProgress;
 use optimizer::router::{Router, Status};
 use optimizer::travel::TravelCost;
@@ -204,13 +204,22 @@ fn bench_orders(
         ..GenConfig::default()
     };
     let raw = generate::orders(engine.network().cities(), engine.network().stores(), &cfg, &NoProgress)?;
+    let catalog = engine.network().catalog();
+    // The generator names SKU number n `n` (or `SKU-0000n` in a dataset generated with text
+    // ids); each line takes the catalogue's own id, as an order parsed at the edge does.
+    let text = catalog.get("SKU-00001").is_some();
+    let shared = |sku: &Sku| {
+        let named =
+            if text { Sku::parse(&format!("SKU-{:05}", sku.as_str())).ok() } else { Some(sku.clone()) };
+        named.and_then(|s| catalog.get(&s)).map_or_else(|| sku.clone(), |k| catalog.sku(k).clone())
+    };
     Ok(raw
         .into_iter()
         .enumerate()
         .map(|(i, o)| {
             let id = OrderId::parse(&format!("{tag}-{i}")).expect("valid id");
-            Order::new(id, o.created_at(), o.customer(), Mode::Ship, None, o.lines().to_vec())
-                .expect("valid order")
+            let lines = o.lines().iter().map(|l| OrderLine { sku: shared(&l.sku), qty: l.qty }).collect();
+            Order::new(id, o.created_at(), o.customer(), Mode::Ship, None, lines).expect("valid order")
         })
         .collect())
 }

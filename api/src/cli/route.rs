@@ -35,8 +35,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     let mismatch =
         |e: optimizer::model::OrderMismatch| anyhow::anyhow!("invalid order: field `{}`: {e}", e.field());
-    engine.learn_skus_of(&order).map_err(mismatch)?;
-    engine.network().check_order(&order).map_err(mismatch)?;
+    engine.admit(&order).map_err(mismatch)?;
     let router = Router::new(a.routing.router_config()?, a.routing.travel_cost(&engine));
     let decision = router.route(&engine, &order)?;
     println!("{}", serde_json::to_string_pretty(&decision.on(engine.network()))?);

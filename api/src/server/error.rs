@@ -224,7 +224,7 @@ impl From<optimizer::model::OrderMismatch> for ApiError {
         use optimizer::model::OrderMismatch as M;
         let (field, message) = (e.field(), e.to_string());
         match e {
-            M::UnknownSku { .. } | M::CatalogFull { .. } => ApiError::UnknownSku { field, message },
+            M::CatalogFull { .. } => ApiError::UnknownSku { field, message },
             M::UnknownPickupStore(_) => ApiError::UnknownStore { field, message },
         }
     }

@@ -103,11 +103,18 @@ impl Engine {
         Ok(k)
     }
 
-    /// Learns the SKUs of `order` that the catalogue lacks (see [`Engine::learn_sku`]).
+    /// Admits `order` to this network: its pickup store must exist, and the SKUs the catalogue
+    /// lacks are learned (see [`Engine::learn_sku`]). One lookup per line.
     ///
     /// # Errors
-    /// [`OrderMismatch::CatalogFull`] for the first line whose SKU could not be learned.
-    pub fn learn_skus_of(&self, order: &Order) -> Result<(), OrderMismatch> {
+    /// [`OrderMismatch::UnknownPickupStore`], or [`OrderMismatch::CatalogFull`] for the first
+    /// line whose SKU could not be learned.
+    pub fn admit(&self, order: &Order) -> Result<(), OrderMismatch> {
+        if let (crate::model::Mode::Pickup, Some(store)) = (order.mode(), order.pickup_store()) {
+            if self.network.store_idx(store).is_none() {
+                return Err(OrderMismatch::UnknownPickupStore(store.clone()));
+            }
+        }
         let catalog = self.network.catalog();
         for (line, l) in order.lines().iter().enumerate() {
             if catalog.get(&l.sku).is_none() {
@@ -181,6 +188,44 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn order(mode: crate::model::Mode, pickup: Option<u32>, skus: &[&str]) -> Order {
+        use crate::model::{LonLat, OrderId, OrderLine, Qty, StoreId, Timestamp};
+        let lines = skus
+            .iter()
+            .map(|&s| OrderLine { sku: Sku::parse(s).unwrap(), qty: Qty::parse(1).unwrap() })
+            .collect();
+        let at = LonLat::new(121.4, 31.2).unwrap();
+        Order::new(
+            OrderId::parse("o1").unwrap(),
+            Timestamp(0),
+            at,
+            mode,
+            pickup.map(StoreId::numbered),
+            lines,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn admitting_an_order_learns_its_new_skus_and_checks_its_pickup_store() {
+        use crate::model::Mode;
+        let net = crate::testkit::network(vec![crate::testkit::store(7, 121.4, 31.2)], 2);
+        let engine = Engine::new(net, Vec::new(), EngineConfig::default());
+        assert_eq!(engine.admit(&order(Mode::Ship, None, &["0", "NEW-1", "1"])), Ok(()));
+        assert_eq!(engine.network().catalog().get("NEW-1"), Some(SkuIdx(2)));
+        assert_eq!(engine.admit(&order(Mode::Pickup, Some(7), &["NEW-1", "NEW-2"])), Ok(()));
+        assert_eq!(engine.network().catalog().len(), 4);
+        // An unknown pickup store is refused before anything is learned.
+        let e = engine.admit(&order(Mode::Pickup, Some(9), &["NEW-3"])).unwrap_err();
+        assert_eq!(e, OrderMismatch::UnknownPickupStore(crate::model::StoreId::numbered(9)));
+        assert_eq!(e.field(), "pickup_store_id");
+        assert_eq!(engine.network().catalog().get("NEW-3"), None);
+        assert_eq!(
+            OrderMismatch::CatalogFull { line: 2, sku: Sku::numbered(1), learned: 5 }.field(),
+            "lines[2].sku"
+        );
+    }
 
     #[test]
     fn carriers_are_listed_once_per_store_in_ascending_order_whatever_the_row_order() {

@@ -1,7 +1,6 @@
 //! The static network: cities, stores, DCs and the SKU catalogue, with dense indexes.
 
 use super::ids::{DcId, Sku, StoreId};
-use super::order::{Mode, Order};
 use super::store::{City, Dc, Store};
 use super::zone::TimeZone;
 use crate::growing::Growing;
@@ -35,11 +34,9 @@ pub enum NetworkError {
 }
 
 /// Why an order does not fit the network it is routed on. The order itself is valid (see
-/// [`Order::new`]); it names something this network lacks.
+/// [`crate::model::Order::new`]); it names something this network lacks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OrderMismatch {
-    #[error("sku {sku} is not in the catalogue")]
-    UnknownSku { line: usize, sku: Sku },
     #[error("sku {sku} is not in the catalogue, which has learned {learned} SKUs since it was loaded, as many as it may")]
     CatalogFull { line: usize, sku: Sku, learned: usize },
     #[error("store {0} does not exist")]
@@ -50,9 +47,7 @@ impl OrderMismatch {
     /// The order field the mismatch is about, as a JSON path (`lines[2].sku`).
     pub fn field(&self) -> String {
         match self {
-            OrderMismatch::UnknownSku { line, .. } | OrderMismatch::CatalogFull { line, .. } => {
-                format!("lines[{line}].sku")
-            }
+            OrderMismatch::CatalogFull { line, .. } => format!("lines[{line}].sku"),
             OrderMismatch::UnknownPickupStore(_) => "pickup_store_id".into(),
         }
     }
@@ -284,32 +279,11 @@ impl Network {
     {
         self.by_id.get(id).copied()
     }
-
-    /// Checks that the network knows everything `order` names: every line's SKU, and the pickup
-    /// store of a pickup order. The first mismatch, in line order, is reported.
-    ///
-    /// # Runtime
-    /// O(lines), one hash lookup each.
-    pub fn check_order(&self, order: &Order) -> Result<(), OrderMismatch> {
-        if let Some((line, l)) =
-            order.lines().iter().enumerate().find(|(_, l)| self.catalog.get(&l.sku).is_none())
-        {
-            return Err(OrderMismatch::UnknownSku { line, sku: l.sku.clone() });
-        }
-        match (order.mode(), order.pickup_store()) {
-            (Mode::Pickup, Some(store)) if self.store_idx(store).is_none() => {
-                Err(OrderMismatch::UnknownPickupStore(store.clone()))
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LonLat, OrderId, OrderLine, Qty, Timestamp};
-    use crate::testkit;
 
     #[test]
     fn skus_learned_from_many_threads_get_one_dense_index_each() {
@@ -338,38 +312,5 @@ mod tests {
         // The load's SKUs are never learned again; a clone knows what was learned.
         assert_eq!(catalog.learn(&Sku::numbered(1), |_| unreachable!()).unwrap(), (SkuIdx(1), false));
         assert_eq!(catalog.clone().get("N-7"), catalog.get("N-7"));
-    }
-
-    fn order(mode: Mode, pickup: Option<u32>, skus: &[u32]) -> Order {
-        let lines =
-            skus.iter().map(|&s| OrderLine { sku: Sku::numbered(s), qty: Qty::parse(1).unwrap() }).collect();
-        let at = LonLat::new(121.4, 31.2).unwrap();
-        Order::new(
-            OrderId::parse("o1").unwrap(),
-            Timestamp(0),
-            at,
-            mode,
-            pickup.map(StoreId::numbered),
-            lines,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn an_order_naming_only_known_skus_and_stores_fits() {
-        let net = testkit::network(vec![testkit::store(7, 121.4, 31.2)], 5);
-        assert_eq!(net.check_order(&order(Mode::Ship, None, &[0, 4])), Ok(()));
-        assert_eq!(net.check_order(&order(Mode::Pickup, Some(7), &[1])), Ok(()));
-    }
-
-    #[test]
-    fn the_first_unknown_sku_is_named_with_its_line_before_the_pickup_store() {
-        let net = testkit::network(vec![testkit::store(7, 121.4, 31.2)], 5);
-        let e = net.check_order(&order(Mode::Pickup, Some(9), &[1, 5, 6])).unwrap_err();
-        assert_eq!(e, OrderMismatch::UnknownSku { line: 1, sku: Sku::numbered(5) });
-        assert_eq!(e.field(), "lines[1].sku");
-        let e = net.check_order(&order(Mode::Pickup, Some(9), &[1])).unwrap_err();
-        assert_eq!(e, OrderMismatch::UnknownPickupStore(StoreId::numbered(9)));
-        assert_eq!(e.field(), "pickup_store_id");
     }
 }

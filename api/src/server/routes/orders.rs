@@ -26,8 +26,7 @@ fn parse_checked(state: &AppState, raw: &str, prefix: &str) -> Result<Order, Api
         }));
     }
     // A SKU no store has stocked yet is learned: the order ships from a DC.
-    engine.learn_skus_of(&order).map_err(|e| within(e.into()))?;
-    engine.network().check_order(&order).map_err(|e| within(e.into()))?;
+    engine.admit(&order).map_err(|e| within(e.into()))?;
     Ok(order)
 }
 
