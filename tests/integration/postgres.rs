@@ -64,13 +64,19 @@ impl TestDb {
 
     /// A fresh database holding the dataset `data`.
     pub(crate) fn create_with(data: &Path) -> TestDb {
+        let db = TestDb::empty();
+        import(&db.url, data);
+        db
+    }
+
+    /// A fresh database with nothing in it.
+    fn empty() -> TestDb {
         static N: AtomicUsize = AtomicUsize::new(0);
         let admin = admin_url();
         let name = format!("omniroute_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         psql(&admin, &format!("CREATE DATABASE {name}"));
         let url = with_db(&admin, &name);
-        import(&url, data);
         TestDb { admin, name, url }
     }
 }
@@ -765,4 +771,50 @@ fn a_replica_refuses_a_dataset_the_database_does_not_hold() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("store {moved} in the database")) && err.contains("db import"), "{err}");
+}
+
+/// A database written by the versions with numeric ids keeps its stores, stock, day counters,
+/// orders and reservations through the migration to text ids, and works on after it.
+#[test]
+fn numeric_ids_of_an_existing_database_become_their_text() {
+    let db = TestDb::empty();
+    let migrate = |to: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_omniroute"))
+            .args(["db", "--database-url", &db.url, "migrate"])
+            .args(to)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "db migrate failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(migrate(&["--to", "6"]).contains("V6"));
+    psql(
+        &db.url,
+        "INSERT INTO stores VALUES (1886, 12, 'Chengdu', 'SRID=4326;POINT(103.9 30.7)', true, true, 100, 0, 0);
+         INSERT INTO stock (store_id, sku, on_hand, reserved, safety_stock, version) VALUES (1886, 2, 10, 3, 1, 4), (1886, 7, 5, 0, 0, 1);
+         INSERT INTO store_days VALUES (1886, 20000, 1);
+         INSERT INTO orders (order_id, request, response) VALUES ('OLD-1', '{}', '{\"status\":\"assigned\"}');
+         INSERT INTO reservations VALUES ('OLD-1', 1, 20000, 4000000000, '{1886}', '{2}', '{3}');",
+    );
+    let out = migrate(&[]);
+    assert!(out.contains("V7"), "{out}");
+    assert_eq!(
+        psql(&db.url, "SELECT string_agg(store_id || '/' || sku || '/' || on_hand || '/' || reserved, ' ' ORDER BY sku) FROM stock"),
+        "1886/2/10/3 1886/7/5/0"
+    );
+    assert_eq!(psql(&db.url, "SELECT pg_typeof(store_id)::text || ' ' || brand FROM stores"), "text 12");
+    assert_eq!(
+        psql(&db.url, "SELECT stores[1] || '/' || skus[1] || ' ' || pg_typeof(skus)::text FROM reservations"),
+        "1886/2 text[]"
+    );
+    assert_eq!(psql(&db.url, "SELECT orders FROM store_days WHERE store_id = '1886'"), "1");
+    assert_eq!(
+        psql(&db.url, "SELECT response FROM orders WHERE order_id = 'OLD-1'"),
+        "{\"status\":\"assigned\"}"
+    );
+    // The functions work on the migrated rows: the old reservation is finished by its text ids,
+    // a new one reserves by them.
+    assert_eq!(reserve_sql(&db.url, &[("NEW-1", vec![("1886", "7", 2)])]), ["reserved"]);
+    assert_eq!(psql(&db.url, "SELECT reserved FROM stock WHERE store_id = '1886' AND sku = '7'"), "2");
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }

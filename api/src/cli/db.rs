@@ -20,7 +20,11 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum DbCommand {
     /// Apply the schema migrations that are missing (PostGIS, tables, functions).
-    Migrate,
+    Migrate {
+        /// Stop after this version (for a staged upgrade, or to test one); default: all.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<u32>,
+    },
     /// Load a dataset's stores and stock (migrating first), with COPY.
     Import {
         /// Dataset directory (default: the bundled sample).
@@ -37,7 +41,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
         let mut client = connect(&url).await?;
-        let applied = migrate(&mut client).await?;
+        let to = match a.command {
+            DbCommand::Migrate { to } => to,
+            DbCommand::Import { .. } => None,
+        };
+        let applied = migrate(&mut client, to).await?;
         if applied.is_empty() {
             eprintln!("schema is up to date");
         } else {

@@ -28,9 +28,17 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, StorageError> 
     Ok(client)
 }
 
-/// Applies the versioned migrations that are missing; returns the versions applied.
-pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<Vec<String>, StorageError> {
-    let report = migrations::migrations::runner().run_async(client).await.map_err(|e| chain(&e))?;
+/// Applies the versioned migrations that are missing, up to version `to` when given; returns the
+/// versions applied.
+pub async fn migrate(
+    client: &mut tokio_postgres::Client,
+    to: Option<u32>,
+) -> Result<Vec<String>, StorageError> {
+    let mut runner = migrations::migrations::runner();
+    if let Some(v) = to {
+        runner = runner.set_target(refinery::Target::Version(v));
+    }
+    let report = runner.run_async(client).await.map_err(|e| chain(&e))?;
     Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
 }
 
