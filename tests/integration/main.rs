@@ -2,6 +2,7 @@
 //! random port with a fresh state directory).
 
 mod cli;
+mod contract;
 mod hardening;
 mod helpers;
 mod parity;

@@ -116,6 +116,8 @@ type Queued = (Arc<PlanJob>, Vec<Order>, Solver, PlanConfig);
 pub struct PlanBook {
     jobs: Arc<Mutex<Jobs>>,
     queue: std::sync::mpsc::SyncSender<Queued>,
+    /// The dataset's time zone, in which job times are written.
+    zone: optimizer::model::TimeZone,
 }
 
 /// Why a plan was not queued.
@@ -130,6 +132,7 @@ impl PlanBook {
     /// already uses every core through rayon), with at most `max_queued` waiting.
     pub fn new(checkout: Arc<dyn Checkout>, max_queued: usize) -> PlanBook {
         let (queue, rx) = std::sync::mpsc::sync_channel::<Queued>(max_queued);
+        let zone = checkout.core().engine().network().zone().clone();
         std::thread::Builder::new()
             .name("plan-worker".into())
             .spawn(move || {
@@ -138,7 +141,7 @@ impl PlanBook {
                 }
             })
             .expect("plan worker starts");
-        PlanBook { jobs: Default::default(), queue }
+        PlanBook { jobs: Default::default(), queue, zone }
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<PlanJob>> {
@@ -160,7 +163,7 @@ impl PlanBook {
             id: id.clone(),
             solver,
             orders: orders.len(),
-            created_at: now().to_rfc3339(),
+            created_at: self.zone.rfc3339(now()),
             state: Mutex::new(JobState::Queued),
             stage: Mutex::new("queued"),
             done: AtomicU64::new(0),
@@ -204,7 +207,7 @@ fn work(checkout: &dyn Checkout, job: &PlanJob, orders: &[Order], solver: Solver
         solver.as_str(),
         t.elapsed().as_secs_f64()
     );
-    *job.finished_at.lock() = Some(now().to_rfc3339());
+    *job.finished_at.lock() = Some(checkout.core().engine().network().zone().rfc3339(now()));
     *job.state.lock() = match outcome {
         Ok(raw) => JobState::Done(raw),
         Err(e) => JobState::Failed(e),
@@ -225,6 +228,11 @@ fn run(
     let planning = Planning::new(engine, &view, core.router().cost(), orders, config, job);
     let options = SolveOptions { solver, ..SolveOptions::default() };
     let outcome = planning.solve(options, job).map_err(|e| e.to_string())?;
+    result_json(&outcome).map(Arc::new)
+}
+
+/// A finished plan as the API gives it: the report with the greedy comparison beside it.
+pub fn result_json(outcome: &optimizer::plan::PlanOutcome) -> Result<Box<RawValue>, String> {
     #[derive(Serialize)]
     struct Out<'a> {
         #[serde(flatten)]
@@ -234,5 +242,5 @@ fn run(
     }
     let out = Out { report: &outcome.report, greedy_comparison: &outcome.greedy_comparison };
     let json = serde_json::to_string(&out).map_err(|e| e.to_string())?;
-    RawValue::from_string(json).map(Arc::new).map_err(|e| e.to_string())
+    RawValue::from_string(json).map_err(|e| e.to_string())
 }

@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The largest id a request may give as a JSON number (2^53 - 1, the largest integer every JSON
+/// parser reads exactly); larger ones are sent as strings.
+pub const MAX_WHOLE_NUMBER_ID: u64 = (1 << 53) - 1;
+
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
@@ -74,12 +78,26 @@ macro_rules! text_id {
                         $name::parse(s).map_err(E::custom)
                     }
                     fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<$name, E> {
+                        if n > MAX_WHOLE_NUMBER_ID {
+                            return Err(E::custom(format!(
+                                "a {} given as a number must be at most 2^53 - 1; send larger ones as strings",
+                                $what
+                            )));
+                        }
                         $name::parse(&n.to_string()).map_err(E::custom)
                     }
                     fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<$name, E> {
                         match u64::try_from(n) {
                             Ok(n) => self.visit_u64(n),
                             Err(_) => Err(E::custom(format!("{} must be a string, not {n}", $what))),
+                        }
+                    }
+                    // JSON does not tell 7 from 7.0: a whole number is one whatever its form.
+                    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<$name, E> {
+                        if n.fract() == 0.0 && (0.0..=MAX_WHOLE_NUMBER_ID as f64).contains(&n) {
+                            self.visit_u64(n as u64)
+                        } else {
+                            Err(E::custom(format!("{} must be a string or a whole number, not {n}", $what)))
                         }
                     }
                 }
@@ -381,7 +399,7 @@ impl Qty {
 
 impl<'de> Deserialize<'de> for Qty {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = i64::deserialize(d)?;
+        let v = super::whole::i64(d)?;
         Qty::parse(v).map_err(serde::de::Error::custom)
     }
 }
@@ -455,6 +473,11 @@ mod tests {
         assert!(serde_json::from_str::<Sku>("-4").is_err());
         assert!(serde_json::from_str::<Sku>("4.5").is_err());
         assert!(serde_json::from_str::<Sku>("null").is_err());
+        // JSON's 42.0 is 42; past 2^53 - 1 a number is refused (send it as a string).
+        assert_eq!(serde_json::from_str::<Sku>("42.0").unwrap().as_str(), "42");
+        assert_eq!(serde_json::from_str::<Sku>("9007199254740991").unwrap().as_str(), "9007199254740991");
+        assert!(serde_json::from_str::<Sku>("9007199254740992").is_err());
+        assert!(serde_json::from_str::<Sku>("1e300").is_err());
     }
 
     #[test]

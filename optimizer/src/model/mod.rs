@@ -5,11 +5,13 @@ mod ids;
 mod network;
 mod order;
 mod store;
+pub mod whole;
 mod zone;
 
 pub use self::geo::{chord2_to_m, m_to_chord2, GeoError, LonLat, EARTH_RADIUS_M};
 pub use ids::{
     BrandId, CityId, CustomerId, DcId, IdError, OrderId, Qty, Sku, StoreId, Timestamp, MAX_ID_LEN,
+    MAX_WHOLE_NUMBER_ID,
 };
 pub use network::{CatalogFull, Network, NetworkError, OrderMismatch, SkuCatalog, SkuIdx, StoreIdx};
 pub use order::{Mode, Order, OrderError, OrderLine};

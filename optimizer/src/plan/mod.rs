@@ -126,6 +126,7 @@ impl Default for CostWeights {
 pub struct PlanConfig {
     pub weights: CostWeights,
     /// Candidate stores per order (whole shipments) and per line (splits).
+    #[serde(deserialize_with = "crate::model::whole::usize")]
     pub k: usize,
     /// Consider splits for multi-line orders.
     pub allow_split: bool,

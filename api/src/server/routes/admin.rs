@@ -6,7 +6,7 @@ use crate::server::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 #[utoipa::path(
-    post, path = "/v1/admin/backup", tag = "admin",
+    post, path = "/v1/admin/backup", tag = "admin", operation_id = "backup_state",
     responses(
         (status = 200, description = "A consistent copy of the state was written on the server", body = crate::server::openapi::BackupDoc),
         (status = 401, description = "No or unknown key", body = crate::server::error::ErrorBody),

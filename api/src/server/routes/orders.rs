@@ -51,7 +51,7 @@ pub(super) fn parse_listed(
 }
 
 #[utoipa::path(
-    post, path = "/v1/orders/route", tag = "orders",
+    post, path = "/v1/orders/route", tag = "orders", operation_id = "route_order",
     request_body = crate::server::openapi::OrderDoc,
     responses(
         (status = 200, description = "The decision (identical for retries)", body = crate::server::openapi::DecisionDoc),
@@ -84,7 +84,7 @@ struct BatchBody<'a> {
 }
 
 #[utoipa::path(
-    post, path = "/v1/orders/route-batch", tag = "orders",
+    post, path = "/v1/orders/route-batch", tag = "orders", operation_id = "route_orders",
     request_body = crate::server::openapi::BatchDoc,
     responses(
         (status = 200, description = "One result per order, in order: a decision, or {error}", body = crate::server::openapi::BatchResultDoc),
@@ -162,8 +162,8 @@ fn render(view: &OrderView) -> Result<HttpResponse, ApiError> {
 }
 
 #[utoipa::path(
-    get, path = "/v1/orders/{order_id}", tag = "orders",
-    params(("order_id" = String, Path, description = "The order id")),
+    get, path = "/v1/orders/{order_id}", tag = "orders", operation_id = "get_order",
+    params(("order_id" = String, Path, description = "The order id", pattern = r"^[A-Za-z0-9\-_.:/]{1,64}$")),
     responses(
         (status = 200, description = "The order's reservation state and its decision", body = crate::server::openapi::OrderViewDoc),
         (status = 404, description = "Unknown order", body = crate::server::error::ErrorBody),
@@ -187,8 +187,8 @@ pub async fn get(
 }
 
 #[utoipa::path(
-    post, path = "/v1/orders/{order_id}/cancel", tag = "orders",
-    params(("order_id" = String, Path, description = "The order id")),
+    post, path = "/v1/orders/{order_id}/cancel", tag = "orders", operation_id = "cancel_order",
+    params(("order_id" = String, Path, description = "The order id", pattern = r"^[A-Za-z0-9\-_.:/]{1,64}$")),
     responses(
         (status = 200, description = "Released (or already released/expired)", body = crate::server::openapi::OrderViewDoc),
         (status = 404, description = "Unknown order", body = crate::server::error::ErrorBody),
@@ -206,8 +206,8 @@ pub async fn cancel(
 }
 
 #[utoipa::path(
-    post, path = "/v1/orders/{order_id}/ship", tag = "orders",
-    params(("order_id" = String, Path, description = "The order id")),
+    post, path = "/v1/orders/{order_id}/ship", tag = "orders", operation_id = "ship_order",
+    params(("order_id" = String, Path, description = "The order id", pattern = r"^[A-Za-z0-9\-_.:/]{1,64}$")),
     responses(
         (status = 200, description = "Committed: stock left the store (or was already committed)", body = crate::server::openapi::OrderViewDoc),
         (status = 404, description = "Unknown order", body = crate::server::error::ErrorBody),

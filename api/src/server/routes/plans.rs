@@ -31,7 +31,7 @@ fn config_error(e: PlanError) -> ApiError {
 }
 
 #[utoipa::path(
-    post, path = "/v1/plans", tag = "plans",
+    post, path = "/v1/plans", tag = "plans", operation_id = "create_plan",
     request_body = crate::server::openapi::PlanRequestDoc,
     responses(
         (status = 202, description = "Plan job accepted; poll the Location", body = crate::server::openapi::PlanStatusDoc),
@@ -75,7 +75,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/v1/plans/{plan_id}", tag = "plans",
+    get, path = "/v1/plans/{plan_id}", tag = "plans", operation_id = "get_plan",
     params(("plan_id" = String, Path, description = "The id POST /v1/plans returned")),
     responses(
         (status = 200, description = "Status, progress and, when done, the plan", body = crate::server::openapi::PlanStatusDoc),

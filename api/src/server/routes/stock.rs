@@ -7,26 +7,23 @@ use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use optimizer::ledger::{FeedRow, StockChange, MAX_ON_HAND};
-use optimizer::model::{Network, Sku, StoreId, StoreIdx};
+use optimizer::model::{whole, Network, Sku, StoreId, StoreIdx};
 use serde::{Deserialize, Serialize};
 
 /// One feed row: exactly one of `on_hand` (absolute) or `delta` (relative).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(as = FeedRow)]
 pub struct FeedRowJson {
-    #[schema(value_type = String)]
     store_id: StoreId,
-    #[schema(value_type = String)]
     sku: Sku,
     /// New on_hand (absolute feed).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::option_i64")]
     on_hand: Option<i64>,
     /// Change of on_hand, negative for sales (relative feed).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::option_i64")]
     delta: Option<i64>,
     /// New safety stock (absolute feeds only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::option_i64")]
     safety_stock: Option<i64>,
 }
 
@@ -53,8 +50,8 @@ pub struct FeedResult {
 }
 
 #[utoipa::path(
-    put, path = "/v1/stock", tag = "stock",
-    request_body = [FeedRowJson],
+    put, path = "/v1/stock", tag = "stock", operation_id = "feed_stock",
+    request_body = [crate::server::openapi::FeedRowDoc],
     responses(
         (status = 200, description = "All rows applied durably", body = FeedResult),
         (status = 400, description = "Malformed JSON or invalid row (nothing applied)", body = crate::server::error::ErrorBody),
@@ -148,8 +145,11 @@ impl FeedRowJson {
 }
 
 #[utoipa::path(
-    get, path = "/v1/stock/{store_id}/{sku}", tag = "stock",
-    params(("store_id" = String, Path, description = "Store id, percent-encoded"), ("sku" = String, Path, description = "SKU, percent-encoded")),
+    get, path = "/v1/stock/{store_id}/{sku}", tag = "stock", operation_id = "get_stock",
+    params(
+        ("store_id" = String, Path, description = "Store id, percent-encoded", min_length = 1, max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
+        ("sku" = String, Path, description = "SKU, percent-encoded", min_length = 1, max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
+    ),
     responses(
         (status = 200, description = "The stock level", body = crate::server::openapi::StockLevelDoc),
         (status = 404, description = "Unknown store or SKU, or no stock row", body = crate::server::error::ErrorBody),

@@ -10,15 +10,20 @@ use serde::{Deserialize, Serialize};
 
 /// Query of `/v1/stores/nearby` (all values as text, parsed with field-named errors).
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NearbyQuery {
     /// Latitude, degrees.
+    #[param(value_type = f64, minimum = -90.0, maximum = 90.0, required = true)]
     lat: Option<String>,
     /// Longitude, degrees.
+    #[param(value_type = f64, minimum = -180.0, maximum = 180.0, required = true)]
     lon: Option<String>,
     /// How many stores, 1 to 100 (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     k: Option<String>,
-    /// Only stores with this SKU available.
+    /// Only stores with this SKU available (a SKU the catalogue lacks is `unknown_sku`).
+    #[param(schema_with = crate::server::openapi::id_text_schema)]
     sku: Option<String>,
 }
 
@@ -43,7 +48,7 @@ fn number<T: std::str::FromStr>(field: &str, raw: Option<&String>) -> Result<Opt
 }
 
 #[utoipa::path(
-    get, path = "/v1/stores/nearby", tag = "stores", params(NearbyQuery),
+    get, path = "/v1/stores/nearby", tag = "stores", operation_id = "nearby_stores", params(NearbyQuery),
     responses(
         (status = 200, description = "Nearest stores first", body = [NearbyStore]),
         (status = 400, description = "Invalid or missing lat/lon/k", body = crate::server::error::ErrorBody),
@@ -71,10 +76,12 @@ pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         let field = if matches!(e, optimizer::model::GeoError::Lat(_)) { "lat" } else { "lon" };
         ApiError::invalid(field, e)
     })?;
-    let k: usize = number("k", q.k.as_ref())?.unwrap_or(10);
-    if !(1..=100).contains(&k) {
-        return Err(ApiError::invalid("k", "k must be between 1 and 100"));
+    // A whole number in any form (`5`, `5.0`), as JSON Schema counts integers.
+    let k: f64 = number("k", q.k.as_ref())?.unwrap_or(10.0);
+    if k.fract() != 0.0 || !(1.0..=100.0).contains(&k) {
+        return Err(ApiError::invalid("k", "k must be a whole number between 1 and 100"));
     }
+    let k = k as usize;
     let net = state.network();
     let sku = match q.sku.as_deref() {
         Some(raw) => {
@@ -142,8 +149,8 @@ pub fn parse_store(state: &AppState, raw: &str) -> Result<(StoreId, StoreIdx), A
 }
 
 #[utoipa::path(
-    get, path = "/v1/stores/{store_id}", tag = "stores",
-    params(("store_id" = String, Path, description = "The store id, percent-encoded")),
+    get, path = "/v1/stores/{store_id}", tag = "stores", operation_id = "get_store",
+    params(("store_id" = String, Path, description = "The store id, percent-encoded", min_length = 1, max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")),
     responses(
         (status = 200, description = "The store", body = StoreView),
         (status = 404, description = "Unknown store", body = crate::server::error::ErrorBody),
