@@ -7,6 +7,8 @@
 pub mod alloc;
 pub mod cli;
 pub mod data;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 pub mod progress;
 pub mod server;

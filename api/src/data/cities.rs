@@ -42,34 +42,39 @@ impl CityList {
     /// A dataset's `cities.csv`: `name`, `lat`, `lon`, `population`, and optionally `region` and
     /// `alt_names` (other names, `|`-separated). Names must be unique; at most 65,535 cities.
     pub fn read(path: &Path) -> Result<CityList, DataError> {
+        CityList::parse(path, &super::stores::file_bytes(path)?)
+    }
+
+    /// As [`CityList::read`], from the file's bytes (`path` names it in errors).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<CityList, DataError> {
         let mut seen: FxHashMap<String, u64> = FxHashMap::default();
-        let rows =
-            read_csv(path, &["name", "lat", "lon", "population"], &["region", "alt_names"], |r, line| {
-                let name = r.get("name").unwrap_or("").to_string();
-                if name.is_empty() {
-                    return Err(DataError::row(path, line, "name", "must not be empty"));
-                }
-                if let Some(first) = seen.insert(name.clone(), line) {
-                    return Err(DataError::row(
-                        path,
-                        line,
-                        "name",
-                        format!("`{name}` already named on line {first}"),
-                    ));
-                }
-                let location = super::stores::location(path, line, r.get("lat"), r.get("lon"))?;
-                let population = parse(path, line, "population", r.get("population"))?;
-                let region = r.get("region").unwrap_or("").to_string();
-                let alt: Vec<String> = r
-                    .get("alt_names")
-                    .unwrap_or("")
-                    .split('|')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(String::from)
-                    .collect();
-                Ok((City { name, region, location, population }, alt))
-            })?;
+        let columns = (["name", "lat", "lon", "population"], ["region", "alt_names"]);
+        let rows = read_csv(path, bytes, &columns.0, &columns.1, |r, line| {
+            let name = r.get("name").unwrap_or("").to_string();
+            if name.is_empty() {
+                return Err(DataError::row(path, line, "name", "must not be empty"));
+            }
+            if let Some(first) = seen.insert(name.clone(), line) {
+                return Err(DataError::row(
+                    path,
+                    line,
+                    "name",
+                    format!("`{name}` already named on line {first}"),
+                ));
+            }
+            let location = super::stores::location(path, line, r.get("lat"), r.get("lon"))?;
+            let population = parse(path, line, "population", r.get("population"))?;
+            let region = r.get("region").unwrap_or("").to_string();
+            let alt: Vec<String> = r
+                .get("alt_names")
+                .unwrap_or("")
+                .split('|')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect();
+            Ok((City { name, region, location, population }, alt))
+        })?;
         if rows.is_empty() {
             return Err(DataError::file(path, "no cities"));
         }

@@ -6,8 +6,8 @@ pub mod cities;
 pub mod dataset;
 mod error;
 pub mod order_json;
-mod stock;
-mod stores;
+pub(crate) mod stock;
+pub(crate) mod stores;
 mod write;
 
 pub use error::DataError;

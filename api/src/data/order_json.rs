@@ -122,6 +122,16 @@ mod tests {
 
     const OK: &str = r#"{"order_id":"A1","created_at":"2026-11-11T00:00:05+08:00","customer":{"lat":31.2,"lon":121.4},"mode":"ship","lines":[{"sku":"3","qty":2}]}"#;
 
+    /// Coordinates with more digits than a double holds read to the nearest double, so that an
+    /// order written back reads to the same order (found by the order_json fuzz harness).
+    #[test]
+    fn long_coordinates_round_trip_exactly() {
+        let text = OK.replace("121.4", "103.9900719925474099304716");
+        let o = parse_order(&text).unwrap();
+        let back = parse_order(&serde_json::to_string(&OrderJson::from_order(&o)).unwrap()).unwrap();
+        assert_eq!(back, o);
+    }
+
     #[test]
     fn parses_and_round_trips() {
         let o = parse_order(OK).unwrap();

@@ -17,7 +17,7 @@ const CHUNK: usize = 4 << 20;
 /// One parsed row: the store as a dense index into the stores of `stores.csv`, the SKU as a
 /// position in the catalogue [`read_stock`] returns.
 #[derive(Copy, Clone)]
-pub(super) struct RawStock {
+pub(crate) struct RawStock {
     pub store: u32,
     pub sku: u32,
     pub on_hand: u32,
@@ -25,7 +25,7 @@ pub(super) struct RawStock {
 }
 
 /// A parsed row and its line in the file.
-pub(super) type Row = (RawStock, u64);
+pub(crate) type Row = (RawStock, u64);
 
 /// Stock units: a whole number in `0..=MAX_ON_HAND`.
 fn parse_units(raw: &[u8]) -> Option<u32> {
@@ -61,6 +61,15 @@ fn chunks(body: &[u8], size: usize) -> Vec<&[u8]> {
 /// its line in the file; returns them with the catalogue (every SKU named, sorted by text).
 pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<Row>, Vec<Sku>), DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse_stock(path, bytes, stores)
+}
+
+/// As [`read_stock`], from the file's bytes (`path` names it in errors).
+pub(crate) fn parse_stock(
+    path: &Path,
+    bytes: Vec<u8>,
+    stores: &[Store],
+) -> Result<(Vec<Row>, Vec<Sku>), DataError> {
     let header_end = memchr::memchr(b'\n', &bytes).unwrap_or(bytes.len());
     let header = String::from_utf8_lossy(&bytes[..header_end]);
     if header.trim() != HEADER {

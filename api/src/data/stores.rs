@@ -22,18 +22,21 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Reads a CSV file whose header must have the `required` columns (`optional` ones are used
+/// The bytes of a file, or an error naming it.
+pub(super) fn file_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|e| DataError::io(path, e))
+}
+
+/// Reads CSV text (`path` names it in errors) whose header must have the `required` columns (`optional` ones are used
 /// when present); calls `row` with each record and its line number.
 pub(super) fn read_csv<T>(
     path: &Path,
+    bytes: &[u8],
     required: &[&'static str],
     optional: &[&'static str],
     mut row: impl FnMut(&Row<'_>, u64) -> Result<T, DataError>,
 ) -> Result<Vec<T>, DataError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| DataError::file(path, e))?;
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
     let headers = rdr.headers().map_err(|e| DataError::file(path, e))?.clone();
     let mut pos: FxHashMap<&'static str, usize> = FxHashMap::default();
     for name in required.iter().chain(optional) {
@@ -137,9 +140,18 @@ fn named_city(
 
 /// Stores, and how many had no city and were given the nearest one.
 pub(super) fn read_stores(path: &Path, cities: &CityList) -> Result<(Vec<Store>, usize), DataError> {
+    parse_stores(path, &file_bytes(path)?, cities)
+}
+
+/// As [`read_stores`], from the file's bytes.
+pub(crate) fn parse_stores(
+    path: &Path,
+    bytes: &[u8],
+    cities: &CityList,
+) -> Result<(Vec<Store>, usize), DataError> {
     let mut seen: FxHashMap<StoreId, u64> = FxHashMap::default();
     let mut placed = 0;
-    let stores = read_csv(path, &STORE_COLUMNS[..8], &STORE_COLUMNS[8..], |r, line| {
+    let stores = read_csv(path, bytes, &STORE_COLUMNS[..8], &STORE_COLUMNS[8..], |r, line| {
         let id = text_id(path, line, "store_id", r.get("store_id"), StoreId::parse)?;
         if let Some(first) = seen.insert(id.clone(), line) {
             return Err(DataError::row(
@@ -183,8 +195,13 @@ pub(super) fn read_stores(path: &Path, cities: &CityList) -> Result<(Vec<Store>,
 }
 
 pub(super) fn read_dcs(path: &Path, cities: &CityList) -> Result<Vec<Dc>, DataError> {
+    parse_dcs(path, &file_bytes(path)?, cities)
+}
+
+/// As [`read_dcs`], from the file's bytes.
+pub(crate) fn parse_dcs(path: &Path, bytes: &[u8], cities: &CityList) -> Result<Vec<Dc>, DataError> {
     let mut seen: FxHashMap<DcId, u64> = FxHashMap::default();
-    read_csv(path, &DC_COLUMNS, &[], |r, line| {
+    read_csv(path, bytes, &DC_COLUMNS, &[], |r, line| {
         let id = text_id(path, line, "dc_id", r.get("dc_id"), DcId::parse)?;
         if let Some(first) = seen.insert(id.clone(), line) {
             return Err(DataError::row(path, line, "dc_id", format!("{id} already defined on line {first}")));

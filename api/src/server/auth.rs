@@ -134,7 +134,7 @@ impl ApiKeys {
     }
 
     /// The role of `token`, comparing against every key in constant time.
-    fn role_of(&self, token: &[u8]) -> Option<Role> {
+    pub(crate) fn role_of(&self, token: &[u8]) -> Option<Role> {
         let mut found = None;
         for (role, key) in &self.keys {
             if bool::from(key.as_slice().ct_eq(token)) {

@@ -68,23 +68,8 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     state.keys().authorize(&req, Action::WriteStock)?;
     let body = read_json_body(&req, payload, state.limits().max_batch_body_bytes).await?;
-    let rows: Vec<FeedRowJson> = parse_json(&body)?;
-    let max = state.limits().max_feed_rows;
-    if rows.len() > max {
-        return Err(ApiError::TooManyItems { field: "rows".into(), got: rows.len(), max });
-    }
+    let feed = parse_feed(state.checkout().core().engine(), &body, state.limits().max_feed_rows)?;
     let net = state.network();
-    let checked = rows.iter().enumerate().map(|(i, r)| r.parse(net, i)).collect::<Result<Vec<_>, _>>()?;
-    // Every row is valid: SKUs no store has had yet are learned.
-    let engine = state.checkout().core().engine();
-    let mut feed = Vec::with_capacity(rows.len());
-    for (i, (r, (store, change))) in rows.iter().zip(checked).enumerate() {
-        let sku = engine.learn_sku(&r.sku).map_err(|e| ApiError::UnknownSku {
-            field: format!("[{i}].sku"),
-            message: format!("sku {} is not in the catalogue: {e}", r.sku),
-        })?;
-        feed.push(FeedRow { store, sku, change });
-    }
     let cells = state.checkout().apply_feed(&feed).await?;
     let oversubscribed = cells
         .iter()
@@ -98,6 +83,30 @@ pub async fn put(
         .collect();
     let new_rows = cells.iter().filter(|c| c.new_row).count();
     Ok(HttpResponse::Ok().json(FeedResult { applied: cells.len(), new_rows, oversubscribed }))
+}
+
+/// Parses and checks a feed body against `engine`'s network: every row valid, then the SKUs no
+/// store has had yet are learned (`[i].field` in errors).
+pub(crate) fn parse_feed(
+    engine: &optimizer::Engine,
+    body: &[u8],
+    max_rows: usize,
+) -> Result<Vec<FeedRow>, ApiError> {
+    let rows: Vec<FeedRowJson> = parse_json(body)?;
+    if rows.len() > max_rows {
+        return Err(ApiError::TooManyItems { field: "rows".into(), got: rows.len(), max: max_rows });
+    }
+    let net = engine.network();
+    let checked = rows.iter().enumerate().map(|(i, r)| r.parse(net, i)).collect::<Result<Vec<_>, _>>()?;
+    let mut feed = Vec::with_capacity(rows.len());
+    for (i, (r, (store, change))) in rows.iter().zip(checked).enumerate() {
+        let sku = engine.learn_sku(&r.sku).map_err(|e| ApiError::UnknownSku {
+            field: format!("[{i}].sku"),
+            message: format!("sku {} is not in the catalogue: {e}", r.sku),
+        })?;
+        feed.push(FeedRow { store, sku, change });
+    }
+    Ok(feed)
 }
 
 impl FeedRowJson {
