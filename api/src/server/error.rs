@@ -4,6 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 /// Every way a request can fail. Variants are grouped by who is at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -149,7 +152,14 @@ impl ResponseError for ApiError {
             self,
             ApiError::Internal(_) | ApiError::StorageUnavailable(_) | ApiError::Contention { .. }
         ) {
-            log::error!("{self}");
+            if let Some(more) = SERVER_ERROR_LOG.admit(log_clock_s()) {
+                match more {
+                    0 => log::error!("{self}"),
+                    n => {
+                        log::error!("{self} (and {n} more server errors in the previous seconds, not logged)")
+                    }
+                }
+            }
         }
         let mut res = HttpResponse::build(self.status_code());
         match self {
@@ -163,6 +173,39 @@ impl ResponseError for ApiError {
         }
         res.json(self.body())
     }
+}
+
+/// At most one line a second: an outage of the database fails every request, and one line a
+/// second with a count says so without flooding the log (every error is counted in the metrics).
+#[derive(Default)]
+struct LogLimiter {
+    /// The second of the last line written, plus one (0: none yet).
+    last: AtomicU64,
+    /// Errors not written since that line.
+    held_back: AtomicU64,
+}
+
+impl LogLimiter {
+    /// Whether to write a line at second `now`; if so, how many were held back before it.
+    fn admit(&self, now: u64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        if last != now + 1
+            && self.last.compare_exchange(last, now + 1, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            Some(self.held_back.swap(0, Ordering::Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+static SERVER_ERROR_LOG: LogLimiter = LogLimiter { last: AtomicU64::new(0), held_back: AtomicU64::new(0) };
+
+/// Seconds since the first error was logged (a monotonic clock).
+fn log_clock_s() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs()
 }
 
 /// The stable code of an error response raised outside the handlers (by actix itself), by its
@@ -233,6 +276,18 @@ impl From<optimizer::model::OrderMismatch> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_errors_are_logged_once_a_second_with_a_count_of_the_rest() {
+        let l = LogLimiter::default();
+        assert_eq!(l.admit(0), Some(0));
+        assert_eq!(l.admit(0), None);
+        assert_eq!(l.admit(0), None);
+        assert_eq!(l.admit(1), Some(2));
+        assert_eq!(l.admit(1), None);
+        assert_eq!(l.admit(5), Some(1));
+        assert_eq!(l.admit(6), Some(0));
+    }
 
     #[test]
     fn codes_are_unique_snake_case_and_statuses_are_errors() {
