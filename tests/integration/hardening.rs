@@ -4,22 +4,10 @@
 
 use crate::helpers::{bin, run, stderr, stdout};
 use crate::server::{sample, spawn_app, spawn_app_with, TestApp, ADMIN, CHECKOUT, PLANNER, STORE_SYSTEM};
-use crate::service::{get, post, send};
+use crate::service::{get, post, send, ship_order};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-
-fn order(id: &str, n: usize) -> Value {
-    let text = std::fs::read_to_string(sample().join("orders.jsonl")).unwrap();
-    let mut o: Value = text
-        .lines()
-        .filter(|l| l.contains("\"ship\""))
-        .nth(n)
-        .map(|l| serde_json::from_str(l).unwrap())
-        .unwrap();
-    o["order_id"] = json!(id);
-    o
-}
 
 /// Sends raw bytes on a fresh connection and reads what comes back within `wait`.
 fn raw(app: &TestApp, bytes: &[u8], wait: Duration) -> String {
@@ -50,7 +38,7 @@ mod answers {
     #[actix_rt::test]
     async fn a_retry_after_a_cancel_says_the_reservation_was_released_and_nothing_else_changes() {
         let app = spawn_app();
-        let o = order("H-RETRY", 0).to_string();
+        let o = ship_order("H-RETRY", 0).to_string();
         let first = post(&app, "/v1/orders/route", CHECKOUT, o.clone()).await;
         let first_json = first.json();
         assert_eq!(first_json["reservation_state"], "held", "{first_json}");
@@ -76,7 +64,7 @@ mod answers {
         let app = spawn_app();
         for n in 0..60 {
             let id = format!("H-EXACT-{n}");
-            let routed = post(&app, "/v1/orders/route", CHECKOUT, order(&id, n).to_string()).await;
+            let routed = post(&app, "/v1/orders/route", CHECKOUT, ship_order(&id, n).to_string()).await;
             assert_eq!(routed.status, 200);
             let read = get(&app, &format!("/v1/orders/{id}"), CHECKOUT).await;
             let view: View = serde_json::from_slice(&read.body).unwrap();
@@ -129,7 +117,7 @@ mod limits {
             .await
             .unwrap();
         assert_eq!(head.status().as_u16(), 200);
-        let o = order("H-CT", 0).to_string();
+        let o = ship_order("H-CT", 0).to_string();
         let r = send(
             "POST",
             &app.url("/v1/orders/route"),
@@ -171,7 +159,7 @@ mod limits {
     #[actix_rt::test]
     async fn plan_weights_are_bounded_and_a_full_plan_queue_answers_429() {
         let app = spawn_app_with(&sample(), &["--plan-queue", "0"]);
-        let orders: Vec<Value> = (0..2000).map(|i| order(&format!("P{i}"), i)).collect();
+        let orders: Vec<Value> = (0..2000).map(|i| ship_order(&format!("P{i}"), i)).collect();
         let bad = json!({"orders": orders[..2], "config": {"weights": {"per_km": 1e308}}});
         let r = post(&app, "/v1/plans", PLANNER, bad.to_string()).await;
         assert_eq!((r.status, r.json()["field"].clone()), (400, json!("config.weights.per_km")));
@@ -308,7 +296,9 @@ mod state {
         let app = spawn_app();
         for n in 0..20 {
             assert_eq!(
-                post(&app, "/v1/orders/route", CHECKOUT, order(&format!("B{n}"), n).to_string()).await.status,
+                post(&app, "/v1/orders/route", CHECKOUT, ship_order(&format!("B{n}"), n).to_string())
+                    .await
+                    .status,
                 200
             );
         }

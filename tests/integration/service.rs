@@ -47,7 +47,7 @@ pub(crate) async fn get(app: &TestApp, path: &str, key: &str) -> Reply {
 }
 
 /// A ship order from the sample, renamed.
-fn ship_order(id: &str, n: usize) -> Value {
+pub fn ship_order(id: &str, n: usize) -> Value {
     let text = std::fs::read_to_string(sample().join("orders.jsonl")).unwrap();
     let mut o: Value = text
         .lines()
