@@ -121,7 +121,9 @@ enum Known<T> {
 
 #[derive(Debug)]
 struct OrderRec {
-    route: Known<Value>,
+    /// The acknowledged decision's shipments and unfulfilled lines, as JSON text (the rest of
+    /// a decision, its explanation, is large and not kept).
+    route: Known<String>,
     /// Store stock the decision holds.
     cells: Vec<(CellKey, i64)>,
     finish: Option<(Finish, Known<()>)>,
@@ -270,6 +272,12 @@ async fn call(c: &awc::Client, method: &str, url: &str, body: Option<String>) ->
     Some((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }
 
+/// What must read back exactly of a decision: its shipments (sources, lines, distances, promises)
+/// and its unfulfilled lines.
+fn essence(decision: &Value) -> String {
+    json!([decision["shipments"], decision["unfulfilled"]]).to_string()
+}
+
 fn held_cells(decision: &Value) -> Vec<(CellKey, i64)> {
     let mut out = Vec::new();
     for s in decision["shipments"].as_array().into_iter().flatten() {
@@ -396,7 +404,7 @@ async fn route(c: &awc::Client, url: &str, m: &RefCell<Model>, tpl: &str, id: St
             mm.routes_acked += 1;
             let rec = mm.orders.get_mut(&id).unwrap();
             rec.cells = cells;
-            rec.route = Known::Acked(d);
+            rec.route = Known::Acked(essence(&d));
             if holds {
                 mm.held.push(id);
             }
@@ -594,9 +602,7 @@ async fn verify(url: &str, m: &RefCell<Model>, connections: usize) -> Vec<String
                         bad.push(format!("order {id}: acknowledged route lost"));
                         continue;
                     }
-                    if v["decision"]["shipments"] != d["shipments"]
-                        || v["decision"]["unfulfilled"] != d["unfulfilled"]
-                    {
+                    if essence(&v["decision"]) != *d {
                         bad.push(format!("order {id}: decision differs from the acknowledged one"));
                     }
                 }
@@ -608,7 +614,7 @@ async fn verify(url: &str, m: &RefCell<Model>, connections: usize) -> Vec<String
                 Known::Unknown => {
                     if status == 200 {
                         rec.cells = held_cells(&v["decision"]);
-                        rec.route = Known::Acked(v["decision"].clone());
+                        rec.route = Known::Acked(essence(&v["decision"]));
                         mm.unknown_routes.0 += 1;
                     } else {
                         mm.unknown_routes.1 += 1;
