@@ -169,6 +169,8 @@ struct Model {
     feeder_blocked: bool,
     ops: BTreeMap<&'static str, u64>,
     errors: BTreeMap<String, u64>,
+    /// Violations seen in answers during the load (the next verification reports them).
+    seen: Vec<String>,
     /// Writes whose answer was lost, by what the verification found: (done, not done).
     unknown_routes: (u64, u64),
     unknown_finishes: (u64, u64),
@@ -496,14 +498,8 @@ async fn feed(c: &awc::Client, url: &str, m: &RefCell<Model>, rng: &mut StdRng) 
     let f = mm.pending_feeds.iter_mut().find(|f| f.seq == seq).unwrap();
     f.result = outcome.clone();
     match outcome {
-        Known::Acked(()) if !valid => {
-            drop(mm);
-            note_error(m, "VIOLATION invalid feed acknowledged", Some(200));
-        }
-        Known::Refused(s) if valid => {
-            drop(mm);
-            note_error(m, "feed refused", Some(s));
-        }
+        Known::Acked(()) if !valid => mm.seen.push(format!("invalid feed {seq} acknowledged")),
+        Known::Refused(s) if valid => mm.seen.push(format!("valid feed {seq} refused with {s}")),
         Known::Unknown => {
             mm.feeder_blocked = true;
             drop(mm);
@@ -516,7 +512,7 @@ async fn feed(c: &awc::Client, url: &str, m: &RefCell<Model>, rng: &mut StdRng) 
 /// Checks the server against the model; returns the violations found.
 async fn verify(url: &str, m: &RefCell<Model>, connections: usize) -> Vec<String> {
     let c = client(connections);
-    let mut bad = Vec::new();
+    let mut bad = std::mem::take(&mut m.borrow_mut().seen);
     // 1. Which feeds applied: the marker names the last one.
     let marker = m.borrow().marker.clone();
     let mark = match call(&c, "GET", &format!("{url}/v1/stock/{}/{}", marker.0, marker.1), None).await {
