@@ -127,6 +127,8 @@ struct OrderRec {
     /// Store stock the decision holds.
     cells: Vec<(CellKey, i64)>,
     finish: Option<(Finish, Known<()>)>,
+    /// The request, kept while its answer is unknown (a write found done is sent again).
+    body: Option<String>,
     /// Resolved state at the last verification ("held", "committed", "released", "expired",
     /// "none", or "absent" when unknown to the server).
     state: &'static str,
@@ -175,6 +177,8 @@ struct Model {
     unknown_routes: (u64, u64),
     unknown_finishes: (u64, u64),
     unknown_feeds: (u64, u64),
+    /// Writes found done although their answer was lost, sent again: (routes, ships or cancels).
+    retried: (u64, u64),
 }
 
 fn read_stock(path: &std::path::Path) -> HashMap<CellKey, (i64, i64)> {
@@ -390,13 +394,13 @@ async fn route(c: &awc::Client, url: &str, m: &RefCell<Model>, tpl: &str, id: St
         let mut mm = m.borrow_mut();
         mm.orders.insert(
             id.clone(),
-            OrderRec { route: Known::Unknown, cells: vec![], finish: None, state: "absent" },
+            OrderRec { route: Known::Unknown, cells: vec![], finish: None, body: None, state: "absent" },
         );
         mm.touched.insert(id.clone());
         *mm.ops.entry("route").or_default() += 1;
     }
     let body = format!("{{\"order_id\":\"{id}\",{tpl}");
-    let res = call(c, "POST", &format!("{url}/v1/orders/route"), Some(body)).await;
+    let res = call(c, "POST", &format!("{url}/v1/orders/route"), Some(body.clone())).await;
     let ok = answered(&res);
     let mut mm = m.borrow_mut();
     match res {
@@ -417,6 +421,7 @@ async fn route(c: &awc::Client, url: &str, m: &RefCell<Model>, tpl: &str, id: St
             note_error(m, "route", Some(s));
         }
         other => {
+            mm.orders.get_mut(&id).unwrap().body = Some(body);
             drop(mm);
             note_error(m, "route", other.map(|o| o.0));
         }
@@ -563,6 +568,8 @@ async fn verify(url: &str, m: &RefCell<Model>, connections: usize) -> Vec<String
         ids.sort();
         ids
     };
+    let mut retry_routes: Vec<(String, String, String)> = Vec::new();
+    let mut retry_finishes: Vec<(String, Finish)> = Vec::new();
     let views =
         fetch_all(&c, url, ids.iter().map(|id| format!("/v1/orders/{id}")).collect(), connections).await;
     {
@@ -612,6 +619,9 @@ async fn verify(url: &str, m: &RefCell<Model>, connections: usize) -> Vec<String
                         rec.cells = held_cells(&v["decision"]);
                         rec.route = Known::Acked(essence(&v["decision"]));
                         mm.unknown_routes.0 += 1;
+                        if let (Some(body), Known::Acked(e)) = (rec.body.take(), &rec.route) {
+                            retry_routes.push((id.clone(), body, e.clone()));
+                        }
                     } else {
                         mm.unknown_routes.1 += 1;
                     }
@@ -635,6 +645,7 @@ async fn verify(url: &str, m: &RefCell<Model>, connections: usize) -> Vec<String
                 if let Some((k, Known::Unknown)) = rec.finish {
                     if state == k.state() {
                         mm.unknown_finishes.0 += 1;
+                        retry_finishes.push((id.clone(), k));
                     } else {
                         mm.unknown_finishes.1 += 1;
                     }
@@ -663,6 +674,25 @@ async fn verify(url: &str, m: &RefCell<Model>, connections: usize) -> Vec<String
             mm.orders.iter().filter(|(_, o)| o.state == "held").map(|(k, _)| k.clone()).collect();
         held.sort();
         mm.held = held;
+    }
+    // 2b. A write that happened although its answer was lost, sent again as a client would:
+    //     the same answer, and (checked below) nothing reserved or shipped twice.
+    for (id, body, want) in &retry_routes {
+        match call(&c, "POST", &format!("{url}/v1/orders/route"), Some(body.clone())).await {
+            Some((200, d)) if essence(&d) == *want => {}
+            other => bad.push(format!("order {id}: route sent again answered {other:?}")),
+        }
+    }
+    for (id, k) in &retry_finishes {
+        match call(&c, "POST", &format!("{url}/v1/orders/{id}/{}", k.path()), None).await {
+            Some((200, v)) if v["state"] == k.state() => {}
+            other => bad.push(format!("order {id}: {} sent again answered {other:?}", k.path())),
+        }
+    }
+    {
+        let mut mm = m.borrow_mut();
+        mm.retried.0 += retry_routes.len() as u64;
+        mm.retried.1 += retry_finishes.len() as u64;
     }
     // 3. Every stock cell.
     let (cells, marker) = {
@@ -755,7 +785,8 @@ fn summary(m: &Model) -> String {
     let u = |(done, not): (u64, u64)| format!("{done}/{}", done + not);
     format!(
         "orders_checked={} holding_store_stock={} held_now={held} units_shipped={shipped} \
-         feeds_acked={}/{} unknown_done(routes={} finishes={} feeds={}) ops={:?} errors={:?}",
+         feeds_acked={}/{} unknown_done(routes={} finishes={} feeds={}) sent_again(routes={} \
+         finishes={}) ops={:?} errors={:?}",
         m.orders_checked.0,
         m.orders_checked.1,
         m.feeds_checked.0,
@@ -763,6 +794,8 @@ fn summary(m: &Model) -> String {
         u(m.unknown_routes),
         u(m.unknown_finishes),
         u(m.unknown_feeds),
+        m.retried.0,
+        m.retried.1,
         m.ops,
         m.errors
     )
