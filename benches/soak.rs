@@ -16,8 +16,10 @@
 //! the failure, resolved by a marker cell each feed sets to its sequence number), and refused
 //! feeds left nothing behind; and for every stock cell
 //! `on_hand = initial + applied deltas - shipped`, `reserved = Σ held`, safety stock unchanged and
-//! `available = max(0, on_hand - reserved - safety)`. Any difference is printed and the driver
-//! exits with status 1. `benches/soak.sh` prepares the dataset (and the database) and runs it.
+//! `available = max(0, on_hand - reserved - safety)`. A route, ship or cancel found done although
+//! its answer was lost is sent again, as a client would, and must answer the same without
+//! reserving or shipping twice. Any difference is printed and the driver exits with status 1.
+//! `benches/soak.sh` prepares the dataset (and the database) and runs it.
 
 use clap::{Parser, ValueEnum};
 use rand::rngs::StdRng;
