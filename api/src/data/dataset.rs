@@ -52,20 +52,19 @@ pub fn read(dir: &Path) -> Result<DatasetSettings, DataError> {
 
 /// The settings `text` (the contents of `path`) gives.
 pub fn parse(path: &Path, text: &str) -> Result<DatasetSettings, DataError> {
-    let path = path.to_path_buf();
     let toml: DatasetToml = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() as u64 + 1);
-        DataError::row(&path, line, "toml", e.message())
+        DataError::row(path, line, "toml", e.message())
     })?;
     let mut out = DatasetSettings::default();
     if let Some(name) = toml.time_zone {
         out.zone =
-            zone(&name).map_err(|e| DataError::row(&path, key_line(text, "time_zone"), "time_zone", e))?;
+            zone(&name).map_err(|e| DataError::row(path, key_line(text, "time_zone"), "time_zone", e))?;
     }
     if let Some(km) = toml.max_customer_distance_km {
         if !(km.is_finite() && km > 0.0) {
             return Err(DataError::row(
-                &path,
+                path,
                 key_line(text, "max_customer_distance_km"),
                 "max_customer_distance_km",
                 format!("{km} is not a positive number of kilometres"),

@@ -60,8 +60,7 @@ fn chunks(body: &[u8], size: usize) -> Vec<&[u8]> {
 /// Reads stock rows, grouped by store (dense index) and ordered by SKU within a store, each with
 /// its line in the file; returns them with the catalogue (every SKU named, sorted by text).
 pub(super) fn read_stock(path: &Path, stores: &[Store]) -> Result<(Vec<Row>, Vec<Sku>), DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    parse_stock(path, bytes, stores)
+    parse_stock(path, super::stores::file_bytes(path)?, stores)
 }
 
 /// As [`read_stock`], from the file's bytes (`path` names it in errors).

@@ -27,8 +27,8 @@ pub(super) fn file_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|e| DataError::io(path, e))
 }
 
-/// Reads CSV text (`path` names it in errors) whose header must have the `required` columns (`optional` ones are used
-/// when present); calls `row` with each record and its line number.
+/// Reads CSV text (`path` names it in errors) whose header must have the `required` columns
+/// (`optional` ones are used when present); calls `row` with each record and its line number.
 pub(super) fn read_csv<T>(
     path: &Path,
     bytes: &[u8],
