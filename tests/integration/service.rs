@@ -209,6 +209,72 @@ mod lifecycle {
         assert_eq!(post(&app, "/v1/orders/nope/cancel", CHECKOUT, String::new()).await.status, 404);
     }
 
+    /// Ended reservations leave memory once durable: repeated ships and cancels, reads, route
+    /// retries and each store's count of the day's orders still answer as before, before and
+    /// after a restart.
+    #[actix_rt::test]
+    async fn ended_orders_answer_from_the_state_file_before_and_after_a_restart() {
+        let mut app = spawn_app();
+        let mut stores = Vec::new();
+        let mut bodies = Vec::new();
+        let mut n = 10;
+        for id in ["gone-ship", "gone-cancel", "gone-held"] {
+            // The next sample order a store serves (some go to a DC).
+            loop {
+                n += 1;
+                let body = ship_order(&format!("{id}-{n}"), n).to_string();
+                let d = post(&app, "/v1/orders/route", CHECKOUT, body.clone()).await.json();
+                if !held(&d).is_empty() {
+                    let body = ship_order(id, n).to_string();
+                    let d = post(&app, "/v1/orders/route", CHECKOUT, body.clone()).await.json();
+                    stores.extend(held(&d).into_iter().map(|((store, _), _)| store));
+                    bodies.push((id.to_string(), body));
+                    break;
+                }
+            }
+        }
+        assert_eq!(bodies.len(), 3);
+        assert_eq!(post(&app, "/v1/orders/gone-ship/ship", CHECKOUT, String::new()).await.status, 200);
+        let r = post(&app, "/v1/orders/gone-cancel/cancel", CHECKOUT, String::new()).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let orders_today = |app: &TestApp| {
+            let (app, stores) = (app.url(""), stores.clone());
+            async move {
+                let mut out = Vec::new();
+                for s in stores {
+                    let r = send("GET", &format!("{app}/v1/stores/{s}"), Some(PLANNER), None).await.unwrap();
+                    out.push((s, r.json()["orders_today"].clone()));
+                }
+                out
+            }
+        };
+        let counts = orders_today(&app).await;
+        for round in 0..2 {
+            for (end, state) in [("ship", "committed"), ("cancel", "released")] {
+                let id = if end == "ship" { "gone-ship" } else { "gone-cancel" };
+                let r = post(&app, &format!("/v1/orders/{id}/{end}"), CHECKOUT, String::new()).await;
+                assert_eq!((r.status, r.json()["state"].clone()), (200, json!(state)), "round {round}");
+                let r = get(&app, &format!("/v1/orders/{id}"), CHECKOUT).await.json();
+                assert_eq!((r["state"].clone(), r["expires_at"].clone()), (json!(state), json!(null)));
+            }
+            let r = post(&app, "/v1/orders/gone-ship/cancel", CHECKOUT, String::new()).await;
+            assert_eq!((r.status, r.json()["code"].clone()), (409, json!("invalid_state")), "round {round}");
+            let r = post(&app, "/v1/orders/gone-cancel/ship", CHECKOUT, String::new()).await;
+            assert_eq!((r.status, r.json()["code"].clone()), (409, json!("invalid_state")), "round {round}");
+            for (id, body) in &bodies {
+                let r = post(&app, "/v1/orders/route", CHECKOUT, body.clone()).await;
+                let want = match id.as_str() {
+                    "gone-ship" => "committed",
+                    "gone-cancel" => "released",
+                    _ => "held",
+                };
+                assert_eq!((r.status, r.json()["reservation_state"].clone()), (200, json!(want)), "{id}");
+            }
+            assert_eq!(orders_today(&app).await, counts, "round {round}");
+            app.restart();
+        }
+    }
+
     #[actix_rt::test]
     async fn reservations_expire_after_their_ttl() {
         let mut app = crate::server::spawn_app_with(&sample(), &["--reservation-ttl-s", "1"]);

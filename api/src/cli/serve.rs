@@ -44,8 +44,10 @@ pub struct Args {
     /// Seconds a reservation holds stock unless the order is shipped.
     #[arg(long, default_value_t = 900)]
     pub reservation_ttl_s: u32,
-    /// Reservation records to make room for at start (about the orders expected before the next
-    /// restart), so that the record tables do not grow during a peak; 0 grows them on demand.
+    /// Orders expected before the next restart: sizes the filter of answered order ids (16 bits
+    /// each, at least 4 MiB) and makes room for as many reservation records at start, so that
+    /// nothing grows during a peak; 0 sizes the filter for 2 M orders and grows the records on
+    /// demand (only reservations that hold stock stay in memory).
     #[arg(long, default_value_t = 0)]
     pub expected_reservations: usize,
     /// HTTP worker threads (default: one per core).

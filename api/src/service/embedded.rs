@@ -1,7 +1,12 @@
 //! The checkout service of one process: the in-memory ledger is the authority for stock, and a
 //! redb file under `--state` its durable log. A change is acknowledged only once redb has
 //! fsynced it (group commit folds concurrent writes into one transaction); at start-up the
-//! persisted cells, reservations and answered orders are applied over the dataset's stock.
+//! persisted cells, held reservations and the day's order counts are applied over the dataset's
+//! stock, and the ids of answered orders are filed in the order book's filter.
+//!
+//! Memory holds what routing needs, not history: a reservation leaves the ledger once its end
+//! (ship, cancel, expiry) is durable, and an answered order leaves the order book. Reads,
+//! retries and repeated ships or cancels of such orders are answered from the state file.
 
 use super::core::{Core, Decided, Persist, Persisted};
 use super::{Answer, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
@@ -11,7 +16,7 @@ use crate::storage::{
 };
 use async_trait::async_trait;
 use optimizer::ledger::{CellChange, FeedRow, Hold, LedgerError, Reservation, ReservationState, StockLevel};
-use optimizer::model::{OrderId, SkuIdx, StoreIdx, Timestamp};
+use optimizer::model::{OrderId, SkuIdx, StoreId, StoreIdx, Timestamp};
 use optimizer::EngineConfig;
 use std::path::Path;
 use std::sync::Arc;
@@ -62,11 +67,12 @@ impl EmbeddedCheckout {
             other => other,
         })?;
         log::info!(
-            "loaded {} stores from {} in {load_s:.2} s; recovered {cells} stock cells and {orders} orders from {} in {:.2} s",
+            "loaded {} stores from {} in {load_s:.2} s; recovered {cells} stock cells and {orders} orders from {} in {:.2} s (answered-order filter: {} MiB)",
             service.core.engine().network().stores().len(),
             config.data.display(),
             state_dir.display(),
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            service.core.orders().filter_bytes() >> 20
         );
         Ok(service)
     }
@@ -77,7 +83,9 @@ impl EmbeddedCheckout {
         let net = engine.network();
         let (mut cells, mut orders) = (0, 0);
         let mut error = None;
-        self.store.recover(&mut |item| match item {
+        // Yesterday too: a reservation made just before midnight counts on its own day.
+        let since_day = net.zone().local_day(super::now()) - 1;
+        self.store.recover(since_day, &mut |item| match item {
             Recovered::Cell(c) => {
                 // A SKU a feed brought after the dataset's stock.csv is learned again.
                 let (Some(store), Ok(sku)) = (net.store_idx(&c.store_id), engine.learn_sku(&c.sku)) else {
@@ -110,15 +118,16 @@ impl EmbeddedCheckout {
                     error.get_or_insert(format!("stored reservation of {order_id}: {e}"));
                 }
             }
-            Recovered::Order { order_id, request } => match OrderId::parse(order_id) {
-                Ok(id) => {
-                    self.core.orders().insert(id, request);
-                    orders += 1;
+            Recovered::StoreDay { day, store_id, orders } => {
+                // After the held reservations: the count includes them.
+                if let Some(store) = StoreId::parse(store_id).ok().and_then(|s| net.store_idx(&s)) {
+                    engine.ledger().sync_orders(store, day, orders);
                 }
-                Err(e) => {
-                    error.get_or_insert(format!("stored order id {order_id}: {e}"));
-                }
-            },
+            }
+            Recovered::Order { order_id } => {
+                self.core.orders().insert(order_id);
+                orders += 1;
+            }
         })?;
         if let Some(e) = error {
             return Err(OpenError::State(e));
@@ -145,6 +154,20 @@ impl EmbeddedCheckout {
     fn current_record(&self, id: &OrderId) -> Option<(String, ReservationRecord)> {
         let r = self.core.engine().ledger().reservation(id)?;
         Some((id.to_string(), self.reservation_record(&r)))
+    }
+
+    /// The state and expiry of an order's reservation: from the ledger while it is there, else
+    /// (it ended and was forgotten) from the state file.
+    fn reservation_state(&self, id: &OrderId) -> Result<Option<(ReservationState, Timestamp)>, ServiceError> {
+        if let Some(r) = self.core.engine().ledger().reservation(id) {
+            return Ok(Some((r.state, r.expires_at)));
+        }
+        Ok(self.store.reservation(id.as_str())?.map(|r| (r.state, Timestamp(r.expires_at))))
+    }
+
+    /// Whether `id` was answered: the order book's filter, then the state file.
+    fn answered(&self, id: &OrderId) -> Result<bool, ServiceError> {
+        Ok(self.core.orders().maybe_answered(id) && self.store.has_order(id.as_str())?)
     }
 
     fn cell_records(&self, changes: &[CellChange]) -> Vec<CellRecord> {
@@ -179,13 +202,13 @@ impl Persist for EmbeddedCheckout {
         Ok(decided.iter().map(|_| Persisted::Durable).collect())
     }
 
-    async fn stored_answer(&self, id: &OrderId) -> Result<(Answer, Option<ReservationState>), ServiceError> {
-        let record = self
-            .store
-            .order(id.as_str())?
-            .ok_or_else(|| ServiceError::Internal(format!("order {id} is answered but not in storage")))?;
-        let state = self.core.engine().ledger().reservation(id).map(|r| r.state);
-        Ok((Answer { request: record.request, response: record.response }, state))
+    async fn stored_answer(
+        &self,
+        id: &OrderId,
+    ) -> Result<Option<(Answer, Option<ReservationState>)>, ServiceError> {
+        let Some(record) = self.store.order(id.as_str())? else { return Ok(None) };
+        let state = self.reservation_state(id)?.map(|(s, _)| s);
+        Ok(Some((Answer { request: record.request, response: record.response }, state)))
     }
 }
 
@@ -204,7 +227,7 @@ impl Checkout for EmbeddedCheckout {
     }
 
     async fn finish(&self, id: &OrderId, end: End) -> Result<OrderView, ServiceError> {
-        if !self.core.orders().answered(id) {
+        if !self.answered(id)? {
             return Err(ServiceError::UnknownOrder(id.clone()));
         }
         let ledger = self.core.engine().ledger();
@@ -216,7 +239,22 @@ impl Checkout for EmbeddedCheckout {
         let changes = match result {
             Ok((_, changes)) => changes,
             Err(LedgerError::UnknownOrder(_)) => {
-                return Err(ServiceError::NoReservation { order_id: id.clone() })
+                // No record in memory: the order reserved nothing, or its reservation ended
+                // durably and was forgotten; the state file says which, and in what state.
+                let Some(stored) = self.store.reservation(id.as_str())? else {
+                    return Err(ServiceError::NoReservation { order_id: id.clone() });
+                };
+                if let Err(action) = stored.state.finish_as(end.target()) {
+                    return Err(ServiceError::InvalidState {
+                        order_id: id.clone(),
+                        state: stored.state,
+                        action,
+                    });
+                }
+                return self
+                    .order(id)
+                    .await?
+                    .ok_or_else(|| ServiceError::Internal(format!("order {id} vanished")));
             }
             Err(LedgerError::WrongState { state, action, .. }) => {
                 return Err(ServiceError::InvalidState { order_id: id.clone(), state, action })
@@ -231,6 +269,8 @@ impl Checkout for EmbeddedCheckout {
             reservations: self.current_record(id).into_iter().collect(),
         };
         self.store.commit(changes).await?;
+        // Durable now: the state file answers for it from here on.
+        ledger.forget_ended(id);
         self.order(id).await?.ok_or_else(|| ServiceError::Internal(format!("order {id} vanished")))
     }
 
@@ -259,16 +299,16 @@ impl Checkout for EmbeddedCheckout {
     }
 
     async fn order(&self, id: &OrderId) -> Result<Option<OrderView>, ServiceError> {
-        if !self.core.orders().answered(id) {
+        if !self.core.orders().maybe_answered(id) {
             return Ok(None);
         }
-        let (answer, _) = self.stored_answer(id).await?;
-        let reservation = self.core.engine().ledger().reservation(id);
+        let Some(record) = self.store.order(id.as_str())? else { return Ok(None) };
+        let reservation = self.reservation_state(id)?;
         Ok(Some(OrderView {
             order_id: id.clone(),
-            state: reservation.as_ref().map(|r| r.state),
-            expires_at: reservation.as_ref().map(|r| r.expires_at),
-            decision: answer.response,
+            state: reservation.map(|(s, _)| s),
+            expires_at: reservation.map(|(_, at)| at),
+            decision: record.response,
         }))
     }
 
@@ -280,6 +320,10 @@ impl Checkout for EmbeddedCheckout {
         self.core.metrics().expired.inc_by(expired.len() as u64);
         let reservations = expired.iter().filter_map(|id| self.current_record(id)).collect();
         self.store.commit(ChangeSet { reservations, ..ChangeSet::default() }).await?;
+        let ledger = self.core.engine().ledger();
+        for id in &expired {
+            ledger.forget_ended(id);
+        }
         Ok(expired.len() as u64)
     }
 

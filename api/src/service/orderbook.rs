@@ -5,14 +5,16 @@
 //! 50 identical requests make one reservation and get byte-identical bodies. If the owner fails
 //! (storage down), the slot is freed and the next request tries again.
 //!
-//! Once answered, only a 64-bit fingerprint of the canonical request stays in memory; the
-//! response itself is read back from storage when a retry comes (memory stays small at tens of
-//! millions of orders).
+//! Once answered, an order leaves memory: only a fixed-size Bloom filter of answered ids stays.
+//! An id the filter does not know was never answered here, and is routed at once; for one it
+//! knows (or seems to: about one in a thousand new ids at the expected load), the owner reads
+//! storage first and, when the order is there, answers from it. Memory stays the same however
+//! many orders are answered.
 
+use fastbloom::AtomicBloomFilter;
 use optimizer::model::OrderId;
 use parking_lot::Mutex;
-use rustc_hash::{FxHashMap, FxHasher};
-use std::hash::{Hash, Hasher};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -41,32 +43,27 @@ impl Pending {
     }
 }
 
-enum Slot {
-    Pending(Arc<Pending>),
-    /// Answered; the fingerprint of its canonical request.
-    Done(u64),
-}
-
-/// A stable 64-bit fingerprint of a canonical request.
-pub fn fingerprint(request: &str) -> u64 {
-    let mut h = FxHasher::default();
-    request.hash(&mut h);
-    h.finish()
-}
-
 const SHARDS: usize = 64;
 
-/// Answers by order id, sharded.
+/// Bits of the answered-ids filter per order expected (about 0.05% false positives when full).
+const BITS_PER_ORDER: usize = 16;
+/// Fewest orders the filter is sized for (4 MiB).
+const MIN_ORDERS: usize = 2 << 20;
+
+/// Orders being routed, by id.
+type Shard = Mutex<FxHashMap<OrderId, Arc<Pending>>>;
+
+/// Orders being routed, by id (sharded), and a filter of the ids answered.
 pub struct OrderBook {
-    shards: Box<[Mutex<FxHashMap<OrderId, Slot>>]>,
+    shards: Box<[Shard]>,
+    answered: AtomicBloomFilter,
 }
 
 /// What [`OrderBook::claim`] found.
 pub enum Claim<'a> {
-    /// Nobody has routed this order: the caller must, then call [`Owner::complete`].
+    /// Nobody is routing this order: the caller must find its stored answer (when
+    /// [`Owner::maybe_answered`]) or route it, then call [`Owner::complete`].
     Owner(Owner<'a>),
-    /// Already answered: the fingerprint of its request (the answer is in storage).
-    Done(u64),
     /// Another request is routing it right now: wait on this with [`wait`].
     Wait(Arc<Pending>),
 }
@@ -75,6 +72,7 @@ pub enum Claim<'a> {
 pub struct Owner<'a> {
     book: &'a OrderBook,
     id: OrderId,
+    maybe_answered: bool,
     /// Set until the owner completes; waiters hold it too.
     pending: Option<Arc<Pending>>,
 }
@@ -84,9 +82,20 @@ impl Owner<'_> {
         &self.id
     }
 
+    /// Whether the order may have been answered before: its answer must be looked for in
+    /// storage before it is routed. `false` means it certainly was not (here).
+    pub fn maybe_answered(&self) -> bool {
+        self.maybe_answered
+    }
+
     /// Publishes the (durable) answer to waiters and later retries.
     pub fn complete(mut self, answer: Arc<Answer>) {
-        self.book.shard(&self.id).lock().insert(self.id.clone(), Slot::Done(fingerprint(&answer.request)));
+        {
+            // Filed before the slot goes, so that no claim in between finds neither.
+            let mut shard = self.book.shard(&self.id).lock();
+            self.book.answered.insert(self.id.as_str());
+            shard.remove(&self.id);
+        }
         if let Some(pending) = self.pending.take() {
             pending.settle(Some(answer));
         }
@@ -103,39 +112,49 @@ impl Drop for Owner<'_> {
     }
 }
 
-impl Default for OrderBook {
-    fn default() -> Self {
-        OrderBook { shards: (0..SHARDS).map(|_| Mutex::new(FxHashMap::default())).collect() }
-    }
-}
-
 impl OrderBook {
-    fn shard(&self, id: &OrderId) -> &Mutex<FxHashMap<OrderId, Slot>> {
-        &self.shards[id.shard(SHARDS)]
-    }
-
-    /// Finds the answer to `id`, or makes the caller its owner.
-    pub fn claim(&self, id: &OrderId) -> Claim<'_> {
-        let mut shard = self.shard(id).lock();
-        match shard.get(id) {
-            Some(Slot::Done(f)) => Claim::Done(*f),
-            Some(Slot::Pending(p)) => Claim::Wait(p.clone()),
-            None => {
-                let pending = Arc::new(Pending::default());
-                shard.insert(id.clone(), Slot::Pending(pending.clone()));
-                Claim::Owner(Owner { book: self, id: id.clone(), pending: Some(pending) })
-            }
+    /// A book whose filter stays precise up to about `expected_orders` answered orders (beyond
+    /// that, more new orders are looked up in storage first; none is answered twice).
+    pub fn new(expected_orders: usize) -> OrderBook {
+        let orders = expected_orders.max(MIN_ORDERS);
+        let bits = (orders * BITS_PER_ORDER).next_power_of_two();
+        OrderBook {
+            shards: (0..SHARDS).map(|_| Mutex::new(FxHashMap::default())).collect(),
+            answered: AtomicBloomFilter::with_num_bits(bits).expected_items(orders),
         }
     }
 
-    /// Whether `id` has been answered.
-    pub fn answered(&self, id: &OrderId) -> bool {
-        matches!(self.shard(id).lock().get(id), Some(Slot::Done(_)))
+    fn shard(&self, id: &OrderId) -> &Shard {
+        &self.shards[id.shard(SHARDS)]
     }
 
-    /// Recovery: records that `id` was answered for `request`.
-    pub fn insert(&self, id: OrderId, request: &str) {
-        self.shard(&id).lock().insert(id, Slot::Done(fingerprint(request)));
+    /// Makes the caller the owner of `id`, or finds the request that is.
+    pub fn claim(&self, id: &OrderId) -> Claim<'_> {
+        let mut shard = self.shard(id).lock();
+        if let Some(p) = shard.get(id) {
+            return Claim::Wait(p.clone());
+        }
+        let pending = Arc::new(Pending::default());
+        shard.insert(id.clone(), pending.clone());
+        let maybe_answered = self.answered.contains(id.as_str());
+        Claim::Owner(Owner { book: self, id: id.clone(), maybe_answered, pending: Some(pending) })
+    }
+
+    /// Whether `id` may have been answered (storage tells for sure); `false` while it is being
+    /// routed, and for every id never answered here (but one in a thousand or so).
+    pub fn maybe_answered(&self, id: &OrderId) -> bool {
+        let shard = self.shard(id).lock();
+        !shard.contains_key(id) && self.answered.contains(id.as_str())
+    }
+
+    /// Recovery: records that `order_id` was answered.
+    pub fn insert(&self, order_id: &str) {
+        self.answered.insert(order_id);
+    }
+
+    /// Bytes the filter takes (fixed when made).
+    pub fn filter_bytes(&self) -> usize {
+        self.answered.num_bits() / 8
     }
 }
 
@@ -166,20 +185,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_owner_others_wait_for_its_answer() {
-        let book = OrderBook::default();
+    async fn one_owner_others_wait_for_its_answer_and_later_claims_look_in_storage() {
+        let book = OrderBook::new(0);
         let Claim::Owner(owner) = book.claim(&id("a")) else { panic!("first claim owns") };
+        assert!(!owner.maybe_answered());
+        assert!(!book.maybe_answered(&id("a")), "not answered while it is routed");
         let Claim::Wait(rx) = book.claim(&id("a")) else { panic!("second claim waits") };
         let waiter = tokio::spawn(wait(rx));
         owner.complete(answer("x"));
         assert_eq!(waiter.await.unwrap().unwrap().request, "x");
-        assert!(matches!(book.claim(&id("a")), Claim::Done(f) if f == fingerprint("x")));
-        assert!(book.answered(&id("a")));
+        assert!(book.maybe_answered(&id("a")));
+        let Claim::Owner(again) = book.claim(&id("a")) else { panic!("answered: owned again") };
+        assert!(again.maybe_answered(), "a later claim reads storage first");
     }
 
     #[tokio::test]
     async fn waiters_that_came_before_and_after_the_answer_all_get_it() {
-        let book = OrderBook::default();
+        let book = OrderBook::new(0);
         let Claim::Owner(owner) = book.claim(&id("c")) else { panic!() };
         let early: Vec<_> = (0..3)
             .map(|_| match book.claim(&id("c")) {
@@ -197,12 +219,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_owner_frees_the_slot() {
-        let book = OrderBook::default();
+    async fn a_failed_owner_frees_the_slot_and_files_nothing() {
+        let book = OrderBook::new(0);
         let Claim::Owner(owner) = book.claim(&id("b")) else { panic!() };
         let Claim::Wait(rx) = book.claim(&id("b")) else { panic!() };
         drop(owner);
         assert!(wait(rx).await.is_none());
-        assert!(matches!(book.claim(&id("b")), Claim::Owner(_)));
+        assert!(matches!(book.claim(&id("b")), Claim::Owner(o) if !o.maybe_answered()));
+    }
+
+    /// The filter never forgets an answered id, and at its expected load sends few new ids to
+    /// storage; its size does not change with the orders filed.
+    #[test]
+    fn answered_ids_are_never_missed_and_new_ones_rarely_look_in_storage() {
+        let book = OrderBook::new(0);
+        let bytes = book.filter_bytes();
+        assert_eq!(bytes, 4 << 20);
+        for i in 0..MIN_ORDERS {
+            book.insert(&format!("order-{i}"));
+        }
+        assert!((0..MIN_ORDERS).step_by(97).all(|i| book.maybe_answered(&id(&format!("order-{i}")))));
+        let probes = 200_000;
+        let false_positives = (0..probes).filter(|i| book.maybe_answered(&id(&format!("new-{i}")))).count();
+        assert!(false_positives * 500 < probes, "{false_positives} of {probes} new ids looked answered");
+        assert_eq!(book.filter_bytes(), bytes);
     }
 }

@@ -138,12 +138,13 @@ impl Persist for ReplicaCheckout {
         Ok(out)
     }
 
-    async fn stored_answer(&self, id: &OrderId) -> Result<(Answer, Option<ReservationState>), ServiceError> {
-        let stored = self.pg.order(id.as_str()).await?.ok_or_else(|| {
-            ServiceError::Internal(format!("order {id} is answered but not in the database"))
-        })?;
+    async fn stored_answer(
+        &self,
+        id: &OrderId,
+    ) -> Result<Option<(Answer, Option<ReservationState>)>, ServiceError> {
+        let Some(stored) = self.pg.order(id.as_str()).await? else { return Ok(None) };
         let state = stored.reservation.map(|(s, _)| s);
-        Ok((Answer { request: stored.request, response: stored.response.into() }, state))
+        Ok(Some((Answer { request: stored.request, response: stored.response.into() }, state)))
     }
 }
 

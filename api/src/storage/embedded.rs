@@ -6,6 +6,7 @@
 //! depend on a log we would have to replay ourselves; no C toolchain and no server to run.
 
 use super::{CellRecord, ChangeSet, OrderRecord, Recovered, ReservationRecord, StorageError};
+use optimizer::ledger::ReservationState;
 use optimizer::model::{Sku, StoreId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::future::Future;
@@ -21,10 +22,18 @@ const CELLS: TableDefinition<(&str, &str), (u32, u32, u64)> = TableDefinition::n
 const NUMBERED_CELLS: TableDefinition<(u32, u32), (u32, u32, u64)> = TableDefinition::new("cells");
 /// order_id -> `frame(request, response)`, written once
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
-/// order_id -> (version, reservation JSON)
+/// order_id -> (version, reservation JSON): every reservation in its latest state
 const RESERVATIONS: TableDefinition<&str, (u32, &[u8])> = TableDefinition::new("reservations");
-/// "dataset" -> the fingerprint of the dataset the state belongs to
+/// order_id -> reservation JSON, for the reservations still held: all that start-up reads back
+const HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("held");
+/// (local day, store_id) -> orders the store took that day (held and committed reservations)
+const STORE_DAYS: TableDefinition<(i64, &str), u32> = TableDefinition::new("store_days");
+/// "dataset" -> the fingerprint of the dataset the state belongs to; "layout" -> [`LAYOUT`]
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// The layout of the tables: "2" since [`HELD`] and [`STORE_DAYS`] exist. A file without it is
+/// brought up to date when opened.
+const LAYOUT: &str = "2";
 
 /// The state file's name inside `--state`.
 pub const STATE_FILE: &str = "state.redb";
@@ -38,8 +47,47 @@ const CACHE_BYTES: usize = 256 << 20;
 struct WriteJob {
     cells: Vec<CellRecord>,
     orders: Vec<(String, Vec<u8>)>,
-    reservations: Vec<(String, u32, Vec<u8>)>,
+    reservations: Vec<ReservationJob>,
     done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+/// One reservation record to write, with what the writer needs to keep [`HELD`] and
+/// [`STORE_DAYS`] in step.
+struct ReservationJob {
+    order_id: String,
+    version: u32,
+    json: Vec<u8>,
+    day: i64,
+    stores: Vec<String>,
+    takes_slot: bool,
+}
+
+impl ReservationJob {
+    fn new(order_id: String, r: &ReservationRecord) -> ReservationJob {
+        ReservationJob {
+            order_id,
+            version: r.version(),
+            json: serde_json::to_vec(r).expect("serialisable"),
+            day: r.day,
+            stores: r.stores().into_iter().map(|s| s.to_string()).collect(),
+            takes_slot: r.takes_slot(),
+        }
+    }
+}
+
+/// Adds `delta` (+1 or -1) to the orders each of `stores` took on `day`.
+fn count_orders(
+    days: &mut redb::Table<(i64, &str), u32>,
+    day: i64,
+    stores: impl Iterator<Item = impl AsRef<str>>,
+    delta: i32,
+) -> Result<(), StorageError> {
+    for store in stores {
+        let key = (day, store.as_ref());
+        let n = days.get(key).map_err(err)?.map_or(0, |v| v.value());
+        days.insert(key, n.saturating_add_signed(delta)).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Request and response as raw bytes (no JSON escaping): `[u32 len][request][response]`.
@@ -120,8 +168,9 @@ fn open_existing(path: &Path) -> Result<Database, StorageError> {
     guarded(|| Database::builder().set_cache_size(CACHE_BYTES).open(path).map_err(err))
 }
 
-/// Makes sure every table exists, so that readers never see "table does not exist", and moves the
-/// cells of an older state file to text ids.
+/// Makes sure every table exists, so that readers never see "table does not exist", moves the
+/// cells of an older state file to text ids, and fills [`HELD`] and [`STORE_DAYS`] from the
+/// reservations of a file written before they existed.
 fn ensure_tables(db: &Database) -> Result<(), StorageError> {
     let txn = db.begin_write().map_err(err)?;
     {
@@ -141,8 +190,28 @@ fn ensure_tables(db: &Database) -> Result<(), StorageError> {
         }
     }
     txn.open_table(ORDERS).map_err(err)?;
-    txn.open_table(RESERVATIONS).map_err(err)?;
-    txn.open_table(META).map_err(err)?;
+    {
+        let mut meta = txn.open_table(META).map_err(err)?;
+        let layout = meta.get("layout").map_err(err)?.map(|v| v.value().to_owned());
+        let reservations = txn.open_table(RESERVATIONS).map_err(err)?;
+        let mut held = txn.open_table(HELD).map_err(err)?;
+        let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
+        if layout.is_none() {
+            for row in reservations.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                let (_, json) = v.value();
+                let r: ReservationRecord = serde_json::from_slice(json)
+                    .map_err(|e| err(format!("reservation of {}: {e}", k.value())))?;
+                if r.state == ReservationState::Held {
+                    held.insert(k.value(), json).map_err(err)?;
+                }
+                if r.takes_slot() {
+                    count_orders(&mut days, r.day, r.stores().iter().map(|s| s.as_str()), 1)?;
+                }
+            }
+            meta.insert("layout", LAYOUT).map_err(err)?;
+        }
+    }
     txn.commit().map_err(err)
 }
 
@@ -254,6 +323,8 @@ fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
         let mut cells = txn.open_table(CELLS).map_err(err)?;
         let mut orders = txn.open_table(ORDERS).map_err(err)?;
         let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
+        let mut held = txn.open_table(HELD).map_err(err)?;
+        let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
         for job in group {
             for c in &job.cells {
                 let key = (c.store_id.as_str(), c.sku.as_str());
@@ -265,11 +336,22 @@ fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
             for (id, bytes) in &job.orders {
                 orders.insert(id.as_str(), bytes.as_slice()).map_err(err)?;
             }
-            for (id, version, bytes) in &job.reservations {
-                let newer =
-                    reservations.get(id.as_str()).map_err(err)?.is_none_or(|old| old.value().0 < *version);
-                if newer {
-                    reservations.insert(id.as_str(), (*version, bytes.as_slice())).map_err(err)?;
+            for r in &job.reservations {
+                let id = r.order_id.as_str();
+                let old = reservations.get(id).map_err(err)?.map(|old| old.value().0);
+                if old.is_some_and(|old| old >= r.version) {
+                    continue;
+                }
+                reservations.insert(id, (r.version, r.json.as_slice())).map_err(err)?;
+                // Only a held record (version 1) is ever replaced: it took a slot.
+                let took = old == Some(1);
+                if r.version == 1 {
+                    held.insert(id, r.json.as_slice()).map_err(err)?;
+                } else if took {
+                    held.remove(id).map_err(err)?;
+                }
+                if took != r.takes_slot {
+                    count_orders(&mut days, r.day, r.stores.iter(), if r.takes_slot { 1 } else { -1 })?;
                 }
             }
         }
@@ -278,10 +360,11 @@ fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
 }
 
 impl Embedded {
-    /// Streams everything persisted into `visit`: cells, then reservations, then orders. A
-    /// damaged page is an error naming the problem, not a panic.
-    pub fn recover(&self, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<(), StorageError> {
-        guarded(|| read_all(&self.db, visit)).map(|_| ())
+    /// Streams what start-up needs into `visit`: cells, then held reservations, then the orders
+    /// stores took on `since_day` and later, then the ids of answered orders. A damaged page is
+    /// an error naming the problem, not a panic.
+    pub fn recover(&self, since_day: i64, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<(), StorageError> {
+        guarded(|| read_live(&self.db, since_day, visit))
     }
 
     /// Writes a consistent copy of the state (one read transaction's snapshot, taken while writes
@@ -303,11 +386,8 @@ impl Embedded {
         let (done, wait) = oneshot::channel();
         let orders =
             changes.orders.iter().map(|o| (o.order_id.clone(), frame(&o.request, &o.response))).collect();
-        let reservations = changes
-            .reservations
-            .iter()
-            .map(|(id, r)| (id.clone(), r.version(), serde_json::to_vec(r).expect("serialisable")))
-            .collect();
+        let reservations =
+            changes.reservations.iter().map(|(id, r)| ReservationJob::new(id.clone(), r)).collect();
         let job = WriteJob { cells: changes.cells, orders, reservations, done };
         let sent = match &self.queue {
             Some(q) => q.send(job).map_err(|_| ()),
@@ -326,6 +406,23 @@ impl Embedded {
         let Some(v) = table.get(order_id).map_err(err)? else { return Ok(None) };
         let (request, response) = unframe(order_id, v.value())?;
         Ok(Some(OrderRecord { order_id: order_id.to_owned(), request, response }))
+    }
+
+    /// Whether `order_id` was answered (without reading its body).
+    pub fn has_order(&self, order_id: &str) -> Result<bool, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(ORDERS).map_err(err)?;
+        Ok(table.get(order_id).map_err(err)?.is_some())
+    }
+
+    /// Reads the latest state of one order's reservation.
+    pub fn reservation(&self, order_id: &str) -> Result<Option<ReservationRecord>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(RESERVATIONS).map_err(err)?;
+        let Some(v) = table.get(order_id).map_err(err)? else { return Ok(None) };
+        let r = serde_json::from_slice(v.value().1)
+            .map_err(|e| err(format!("reservation of {order_id}: {e}")))?;
+        Ok(Some(r))
     }
 
     /// Whether the last write went through.
@@ -350,15 +447,7 @@ pub struct StateSummary {
 fn read_all(db: &Database, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<StateSummary, StorageError> {
     let mut summary = StateSummary { dataset: recorded_dataset(db)?, ..StateSummary::default() };
     let txn = db.begin_read().map_err(err)?;
-    for row in txn.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
-        let (k, v) = row.map_err(err)?;
-        let ((store, sku), (on_hand, safety_stock, version)) = (k.value(), v.value());
-        let (Ok(store_id), Ok(sku)) = (StoreId::parse(store), Sku::parse(sku)) else {
-            return Err(err(format!("a stock cell with an invalid id ({store:?}, {sku:?})")));
-        };
-        visit(Recovered::Cell(CellRecord { store_id, sku, on_hand, safety_stock, version }));
-        summary.cells += 1;
-    }
+    summary.cells = read_cells(&txn, visit)?;
     for row in txn.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
         let (k, v) = row.map_err(err)?;
         let r: ReservationRecord = serde_json::from_slice(v.value().1)
@@ -368,11 +457,78 @@ fn read_all(db: &Database, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<State
     }
     for row in txn.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
         let (k, v) = row.map_err(err)?;
-        let (request, _) = unframe(k.value(), v.value())?;
-        visit(Recovered::Order { order_id: k.value(), request: &request });
+        unframe(k.value(), v.value())?;
+        visit(Recovered::Order { order_id: k.value() });
         summary.orders += 1;
     }
     Ok(summary)
+}
+
+/// Streams what start-up needs (see [`Embedded::recover`]); nothing in it grows with the
+/// orders that ended, except the ids of answered orders (keys only, bodies are not read).
+fn read_live(
+    db: &Database,
+    since_day: i64,
+    visit: &mut dyn FnMut(Recovered<'_>),
+) -> Result<(), StorageError> {
+    let txn = db.begin_read().map_err(err)?;
+    read_cells(&txn, visit)?;
+    for row in txn.open_table(HELD).map_err(err)?.iter().map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        let r: ReservationRecord = serde_json::from_slice(v.value())
+            .map_err(|e| err(format!("reservation of {}: {e}", k.value())))?;
+        visit(Recovered::Reservation { order_id: k.value(), reservation: r });
+    }
+    for row in txn.open_table(STORE_DAYS).map_err(err)?.range((since_day, "")..).map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        let (day, store_id) = k.value();
+        visit(Recovered::StoreDay { day, store_id, orders: v.value() });
+    }
+    for row in txn.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
+        let (k, _) = row.map_err(err)?;
+        visit(Recovered::Order { order_id: k.value() });
+    }
+    Ok(())
+}
+
+/// Streams every stock cell; returns how many.
+fn read_cells(
+    txn: &redb::ReadTransaction,
+    visit: &mut dyn FnMut(Recovered<'_>),
+) -> Result<usize, StorageError> {
+    let mut n = 0;
+    for row in txn.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        let ((store, sku), (on_hand, safety_stock, version)) = (k.value(), v.value());
+        let (Ok(store_id), Ok(sku)) = (StoreId::parse(store), Sku::parse(sku)) else {
+            return Err(err(format!("a stock cell with an invalid id ({store:?}, {sku:?})")));
+        };
+        visit(Recovered::Cell(CellRecord { store_id, sku, on_hand, safety_stock, version }));
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Copies one table of a snapshot into a write transaction; returns how many rows. A table the
+/// snapshot lacks (a file of an older layout, not opened since) copies as empty.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    src: &redb::ReadTransaction,
+    dst: &redb::WriteTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<usize, StorageError> {
+    let from = match src.open_table(table) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(err(e)),
+    };
+    let mut t = dst.open_table(table).map_err(err)?;
+    let mut n = 0;
+    for row in from.iter().map_err(err)? {
+        let (k, v) = row.map_err(err)?;
+        t.insert(k.value(), v.value()).map_err(err)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Copies every table of `db` (one snapshot) into a new state file at `to`, durably.
@@ -385,28 +541,12 @@ fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
         let src = db.begin_read().map_err(err)?;
         let dst = out.begin_write().map_err(err)?;
         {
-            let mut t = dst.open_table(CELLS).map_err(err)?;
-            for row in src.open_table(CELLS).map_err(err)?.iter().map_err(err)? {
-                let (k, v) = row.map_err(err)?;
-                t.insert(k.value(), v.value()).map_err(err)?;
-                summary.cells += 1;
-            }
-            let mut t = dst.open_table(RESERVATIONS).map_err(err)?;
-            for row in src.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
-                let (k, v) = row.map_err(err)?;
-                t.insert(k.value(), v.value()).map_err(err)?;
-                summary.reservations += 1;
-            }
-            let mut t = dst.open_table(ORDERS).map_err(err)?;
-            for row in src.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
-                let (k, v) = row.map_err(err)?;
-                t.insert(k.value(), v.value()).map_err(err)?;
-                summary.orders += 1;
-            }
-            let mut t = dst.open_table(META).map_err(err)?;
-            if let Some(d) = &summary.dataset {
-                t.insert("dataset", d.as_str()).map_err(err)?;
-            }
+            summary.cells = copy_table(&src, &dst, CELLS)?;
+            summary.reservations = copy_table(&src, &dst, RESERVATIONS)?;
+            summary.orders = copy_table(&src, &dst, ORDERS)?;
+            copy_table(&src, &dst, HELD)?;
+            copy_table(&src, &dst, STORE_DAYS)?;
+            copy_table(&src, &dst, META)?;
         }
         dst.commit().map_err(err)?;
     }
@@ -440,13 +580,13 @@ pub fn backup_file(from: &Path, to: &Path) -> Result<StateSummary, StorageError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use optimizer::ledger::ReservationState;
 
     #[derive(Default)]
     struct Collect {
         cells: Vec<CellRecord>,
         reservations: Vec<(String, ReservationRecord)>,
-        orders: Vec<(String, String)>,
+        store_days: Vec<(i64, String, u32)>,
+        orders: Vec<String>,
     }
 
     impl Collect {
@@ -456,9 +596,18 @@ mod tests {
                 Recovered::Reservation { order_id, reservation } => {
                     self.reservations.push((order_id.into(), reservation))
                 }
-                Recovered::Order { order_id, request } => self.orders.push((order_id.into(), request.into())),
+                Recovered::StoreDay { day, store_id, orders } => {
+                    self.store_days.push((day, store_id.into(), orders))
+                }
+                Recovered::Order { order_id } => self.orders.push(order_id.into()),
             }
         }
+    }
+
+    fn recovered(s: &Embedded, since_day: i64) -> Collect {
+        let mut got = Collect::default();
+        s.recover(since_day, &mut |item| got.add(item)).unwrap();
+        got
     }
 
     fn reservation(state: ReservationState) -> ReservationRecord {
@@ -520,12 +669,15 @@ mod tests {
             }
         }
         let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
-        let mut got = Collect::default();
-        s.recover(&mut |item| got.add(item)).unwrap();
+        let got = recovered(&s, 0);
         assert_eq!(got.cells.len(), 1);
         assert_eq!((got.cells[0].on_hand, got.cells[0].version), (50, 5));
-        assert_eq!(got.reservations, vec![("a".to_string(), reservation(ReservationState::Committed))]);
+        // Ended: not read back at start-up, but still there for the calls that ask.
+        assert!(got.reservations.is_empty());
+        assert_eq!(s.reservation("a").unwrap(), Some(reservation(ReservationState::Committed)));
+        assert_eq!(got.store_days, vec![(1, "S-1".to_string(), 1)]);
         assert_eq!(got.orders.len(), 101);
+        assert!(s.has_order("o99").unwrap() && !s.has_order("o100").unwrap());
         assert_eq!(s.order("a").unwrap().unwrap(), order("a"));
         assert!(s.order("nope").unwrap().is_none());
         assert!(s.healthy());
@@ -607,12 +759,59 @@ mod tests {
         }
         let (s, opened) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
         assert_eq!(opened, Opened::Existing);
-        let mut got = Collect::default();
-        s.recover(&mut |item| got.add(item)).unwrap();
+        let got = recovered(&s, 0);
+        // The held reservation and its day's count, filled in from the older layout.
+        assert_eq!(got.store_days, vec![(1, "7".to_string(), 1)]);
         assert_eq!(
             (got.cells[0].store_id.as_str(), got.cells[0].sku.as_str(), got.cells[0].on_hand),
             ("7", "42", 5)
         );
         assert_eq!(got.reservations[0].1.holds, vec![(StoreId::numbered(7), Sku::numbered(42), 3)]);
+    }
+
+    /// Start-up reads back only held reservations and the recent days' counts: a reservation
+    /// leaves the held table when it ends, and its slot is given back when it was released or
+    /// expired (not when committed), whatever order the writes arrive in.
+    #[tokio::test]
+    async fn start_up_reads_held_reservations_and_the_day_counts_they_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
+        let at = |state, day, stores: &[&str]| ReservationRecord {
+            state,
+            day,
+            expires_at: 9,
+            holds: stores.iter().map(|st| (StoreId::parse(st).unwrap(), Sku::numbered(1), 1)).collect(),
+        };
+        let write = |rs: Vec<(&str, ReservationRecord)>| {
+            s.commit(ChangeSet {
+                reservations: rs.into_iter().map(|(id, r)| (id.to_string(), r)).collect(),
+                ..Default::default()
+            })
+        };
+        use ReservationState::*;
+        write(vec![
+            ("kept", at(Held, 5, &["A", "B", "A"])),
+            ("shipped", at(Held, 5, &["A"])),
+            ("cancelled", at(Held, 5, &["B"])),
+            ("expired", at(Held, 4, &["A"])),
+        ])
+        .await
+        .unwrap();
+        write(vec![("shipped", at(Committed, 5, &["A"])), ("cancelled", at(Released, 5, &["B"]))])
+            .await
+            .unwrap();
+        write(vec![("expired", at(Expired, 4, &["A"])), ("cancelled", at(Held, 5, &["B"]))]).await.unwrap();
+        let got = recovered(&s, 0);
+        assert_eq!(got.reservations, vec![("kept".to_string(), at(Held, 5, &["A", "B", "A"]))]);
+        let want = vec![(4, "A".to_string(), 0), (5, "A".to_string(), 2), (5, "B".to_string(), 1)];
+        assert_eq!(got.store_days, want);
+        assert_eq!(recovered(&s, 5).store_days, want[1..].to_vec());
+        // A backup carries the tables start-up reads.
+        let copy = dir.path().join("copy");
+        std::fs::create_dir(&copy).unwrap();
+        s.backup(copy.join(STATE_FILE))().unwrap();
+        let (c, _) = Embedded::open(&copy, "ds1", IfDamaged::Refuse).unwrap();
+        assert_eq!(recovered(&c, 0).store_days, want);
+        assert_eq!(recovered(&c, 0).reservations.len(), 1);
     }
 }

@@ -46,6 +46,20 @@ pub struct ReservationRecord {
 }
 
 impl ReservationRecord {
+    /// Whether it counts against its stores' capacity on its day: held and committed ones do,
+    /// released and expired ones gave their slot back.
+    pub fn takes_slot(&self) -> bool {
+        matches!(self.state, ReservationState::Held | ReservationState::Committed)
+    }
+
+    /// The stores it holds stock at, each once.
+    pub fn stores(&self) -> Vec<&StoreId> {
+        let mut stores: Vec<&StoreId> = self.holds.iter().map(|(s, _, _)| s).collect();
+        stores.sort();
+        stores.dedup();
+        stores
+    }
+
     /// 1 while held, 2 once ended (committed, released, expired); the higher version wins.
     pub fn version(&self) -> u32 {
         if self.state == ReservationState::Held {
@@ -76,17 +90,24 @@ pub struct ChangeSet {
 }
 
 /// One item of persisted state, as [`Embedded::recover`] streams it at start-up (nothing is
-/// held in bulk).
+/// held in bulk). Only what routing needs comes back: ended reservations and the bodies of
+/// answered orders stay on disk and are read when a call asks for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovered<'a> {
     Cell(CellRecord),
+    /// A reservation that still holds stock.
     Reservation {
         order_id: &'a str,
         reservation: ReservationRecord,
     },
-    /// An answered order and its canonical request.
+    /// How many orders a store took on a local day (held and committed reservations).
+    StoreDay {
+        day: i64,
+        store_id: &'a str,
+        orders: u32,
+    },
+    /// The id of an answered order.
     Order {
         order_id: &'a str,
-        request: &'a str,
     },
 }

@@ -618,8 +618,9 @@ impl StockLedger {
         Some(r)
     }
 
-    /// Cache mode: the database counts `orders` on local `day` for `store` (learnt when it
-    /// refused a reservation for capacity).
+    /// Sets the orders `store` took on local `day` to at least `orders`: a cache learning the
+    /// database's count (when it refused a reservation for capacity), or recovery restoring the
+    /// count of reservations whose records are no longer in memory.
     pub fn sync_orders(&self, store: StoreIdx, day: i64, orders: u32) {
         let mut st = self.stores[store.0 as usize].lock();
         if day > st.day {
@@ -628,6 +629,13 @@ impl StockLedger {
         } else if day == st.day {
             st.orders_today = st.orders_today.max(orders);
         }
+    }
+
+    /// Drops the record of `order` once its reservation has ended (committed, released or
+    /// expired) and that end is durable elsewhere: memory then holds only the reservations that
+    /// hold stock, however many orders came before. A held record stays. Returns whether it went.
+    pub fn forget_ended(&self, order: &OrderId) -> bool {
+        self.reservations.remove_if(order, |r| r.state != ReservationState::Held)
     }
 
     /// A copy of the reservation of `order`.

@@ -165,6 +165,15 @@ impl Reservations {
         self.shard(order).lock().remove(order)
     }
 
+    /// Removes the record of `order` if `ended` says so, under one lock; returns whether it went.
+    pub fn remove_if(&self, order: &OrderId, ended: impl FnOnce(&Reservation) -> bool) -> bool {
+        let mut shard = self.shard(order).lock();
+        match shard.position(order) {
+            Some(i) if ended(&shard.records[i].1) => shard.remove(order).is_some(),
+            _ => false,
+        }
+    }
+
     /// Runs `f` on the record of `order` while its shard is locked.
     pub fn with_mut<R>(&self, order: &OrderId, f: impl FnOnce(Option<&mut Reservation>) -> R) -> R {
         let mut shard = self.shard(order).lock();

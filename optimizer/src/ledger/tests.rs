@@ -137,6 +137,29 @@ mod lifecycle {
         let lvl = l.level(StoreIdx(0), SkuIdx(0)).unwrap();
         assert_eq!((lvl.on_hand, lvl.reserved), (7, 0));
     }
+
+    /// Only ended records are forgotten; forgetting changes no stock and no day's count, and
+    /// an expiry still due for a forgotten order finds nothing to do.
+    #[test]
+    fn ended_records_are_forgotten_and_held_ones_stay() {
+        let l = small();
+        let a = [(SkuIdx(0), 2)];
+        for id in ["held", "shipped", "cancelled"] {
+            l.reserve(&oid(id), &[(StoreIdx(0), &a)], NOW).unwrap().unwrap();
+        }
+        l.commit(&oid("shipped")).unwrap();
+        l.release(&oid("cancelled")).unwrap();
+        let before = (l.level(StoreIdx(0), SkuIdx(0)), l.orders_today(StoreIdx(0), NOW));
+        assert!(!l.forget_ended(&oid("held")));
+        assert!(l.forget_ended(&oid("shipped")) && l.forget_ended(&oid("cancelled")));
+        assert!(!l.forget_ended(&oid("shipped")) && !l.forget_ended(&oid("never")));
+        assert_eq!((l.level(StoreIdx(0), SkuIdx(0)), l.orders_today(StoreIdx(0), NOW)), before);
+        assert!(l.reservation(&oid("shipped")).is_none());
+        assert_eq!(l.reservation(&oid("held")).unwrap().state, ReservationState::Held);
+        assert_eq!(l.expire(NOW.plus(60)), vec![oid("held")]);
+        assert!(l.forget_ended(&oid("held")));
+        assert_eq!(l.totals(), (16, 0), "the shipped 2 units left");
+    }
 }
 
 mod recovery {
