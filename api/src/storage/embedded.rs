@@ -28,12 +28,15 @@ const RESERVATIONS: TableDefinition<&str, (u32, &[u8])> = TableDefinition::new("
 const HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("held");
 /// (local day, store_id) -> orders the store took that day (held and committed reservations)
 const STORE_DAYS: TableDefinition<(i64, &str), u32> = TableDefinition::new("store_days");
+/// order_id -> nothing: the ids of [`ORDERS`] without their bodies, which start-up reads (a
+/// scan of [`ORDERS`] itself would read every body's pages)
+const ANSWERED: TableDefinition<&str, ()> = TableDefinition::new("answered");
 /// "dataset" -> the fingerprint of the dataset the state belongs to; "layout" -> [`LAYOUT`]
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
-/// The layout of the tables: "2" since [`HELD`] and [`STORE_DAYS`] exist. A file without it is
-/// brought up to date when opened.
-const LAYOUT: &str = "2";
+/// The layout of the tables: "3" since [`HELD`], [`STORE_DAYS`] and [`ANSWERED`] exist. A file
+/// of another layout has them rebuilt from [`RESERVATIONS`] and [`ORDERS`] when opened.
+const LAYOUT: &str = "3";
 
 /// The state file's name inside `--state`.
 pub const STATE_FILE: &str = "state.redb";
@@ -169,8 +172,8 @@ fn open_existing(path: &Path) -> Result<Database, StorageError> {
 }
 
 /// Makes sure every table exists, so that readers never see "table does not exist", moves the
-/// cells of an older state file to text ids, and fills [`HELD`] and [`STORE_DAYS`] from the
-/// reservations of a file written before they existed.
+/// cells of an older state file to text ids, and rebuilds [`HELD`], [`STORE_DAYS`] and
+/// [`ANSWERED`] from the reservations and orders of a file of an older layout.
 fn ensure_tables(db: &Database) -> Result<(), StorageError> {
     let txn = db.begin_write().map_err(err)?;
     {
@@ -189,14 +192,25 @@ fn ensure_tables(db: &Database) -> Result<(), StorageError> {
             txn.delete_table(NUMBERED_CELLS).map_err(err)?;
         }
     }
-    txn.open_table(ORDERS).map_err(err)?;
+    let layout = txn.open_table(META).map_err(err)?.get("layout").map_err(err)?.map(|v| v.value().to_owned());
+    if layout.as_deref() != Some(LAYOUT) {
+        for derived in [HELD.name(), STORE_DAYS.name(), ANSWERED.name()] {
+            if txn.list_tables().map_err(err)?.any(|t| t.name() == derived) {
+                txn.delete_table(TableDefinition::<&str, ()>::new(derived)).map_err(err)?;
+            }
+        }
+    }
     {
         let mut meta = txn.open_table(META).map_err(err)?;
-        let layout = meta.get("layout").map_err(err)?.map(|v| v.value().to_owned());
+        let orders = txn.open_table(ORDERS).map_err(err)?;
         let reservations = txn.open_table(RESERVATIONS).map_err(err)?;
         let mut held = txn.open_table(HELD).map_err(err)?;
         let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
-        if layout.is_none() {
+        let mut answered = txn.open_table(ANSWERED).map_err(err)?;
+        if layout.as_deref() != Some(LAYOUT) {
+            for row in orders.iter().map_err(err)? {
+                answered.insert(row.map_err(err)?.0.value(), ()).map_err(err)?;
+            }
             for row in reservations.iter().map_err(err)? {
                 let (k, v) = row.map_err(err)?;
                 let (_, json) = v.value();
@@ -325,6 +339,7 @@ fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
         let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
         let mut held = txn.open_table(HELD).map_err(err)?;
         let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
+        let mut answered = txn.open_table(ANSWERED).map_err(err)?;
         for job in group {
             for c in &job.cells {
                 let key = (c.store_id.as_str(), c.sku.as_str());
@@ -335,6 +350,7 @@ fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
             }
             for (id, bytes) in &job.orders {
                 orders.insert(id.as_str(), bytes.as_slice()).map_err(err)?;
+                answered.insert(id.as_str(), ()).map_err(err)?;
             }
             for r in &job.reservations {
                 let id = r.order_id.as_str();
@@ -465,7 +481,7 @@ fn read_all(db: &Database, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<State
 }
 
 /// Streams what start-up needs (see [`Embedded::recover`]); nothing in it grows with the
-/// orders that ended, except the ids of answered orders (keys only, bodies are not read).
+/// orders that ended, except the ids of answered orders (from [`ANSWERED`]: no body is read).
 fn read_live(
     db: &Database,
     since_day: i64,
@@ -484,7 +500,7 @@ fn read_live(
         let (day, store_id) = k.value();
         visit(Recovered::StoreDay { day, store_id, orders: v.value() });
     }
-    for row in txn.open_table(ORDERS).map_err(err)?.iter().map_err(err)? {
+    for row in txn.open_table(ANSWERED).map_err(err)?.iter().map_err(err)? {
         let (k, _) = row.map_err(err)?;
         visit(Recovered::Order { order_id: k.value() });
     }
@@ -546,6 +562,7 @@ fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
             summary.orders = copy_table(&src, &dst, ORDERS)?;
             copy_table(&src, &dst, HELD)?;
             copy_table(&src, &dst, STORE_DAYS)?;
+            copy_table(&src, &dst, ANSWERED)?;
             copy_table(&src, &dst, META)?;
         }
         dst.commit().map_err(err)?;
@@ -813,5 +830,36 @@ mod tests {
         let (c, _) = Embedded::open(&copy, "ds1", IfDamaged::Refuse).unwrap();
         assert_eq!(recovered(&c, 0).store_days, want);
         assert_eq!(recovered(&c, 0).reservations.len(), 1);
+    }
+
+    /// A file of an older layout has the tables start-up reads rebuilt from the records, whatever
+    /// they held before.
+    #[tokio::test]
+    async fn tables_of_an_older_layout_are_rebuilt_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
+            s.commit(ChangeSet {
+                orders: vec![order("a"), order("b")],
+                reservations: vec![("a".into(), reservation(ReservationState::Held))],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        {
+            let db = Database::open(dir.path().join(STATE_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("layout", "2").unwrap();
+            txn.open_table(HELD).unwrap().insert("stale", &b"not json"[..]).unwrap();
+            txn.open_table(STORE_DAYS).unwrap().insert((1, "S-1"), 40).unwrap();
+            txn.delete_table(ANSWERED).unwrap();
+            txn.commit().unwrap();
+        }
+        let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
+        let got = recovered(&s, 0);
+        assert_eq!(got.reservations, vec![("a".to_string(), reservation(ReservationState::Held))]);
+        assert_eq!(got.store_days, vec![(1, "S-1".to_string(), 1)]);
+        assert_eq!(got.orders, vec!["a".to_string(), "b".to_string()]);
     }
 }
