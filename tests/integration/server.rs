@@ -63,6 +63,15 @@ impl TestApp {
         }
     }
 
+    /// Stops the server as an operator would (SIGINT) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            std::process::Command::new("kill").args(["-INT", &c.id().to_string()]).status().unwrap();
+            let status = c.wait().unwrap();
+            assert!(status.success(), "the server exits cleanly on SIGINT: {status}");
+        }
+    }
+
     /// Starts a new server process on the same data and state directory.
     pub fn restart(&mut self) {
         self.kill();

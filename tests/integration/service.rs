@@ -330,6 +330,34 @@ mod durability {
             .collect()
     }
 
+    /// A crash leaves the state file for redb to check at the next start (and says so); a clean
+    /// stop closes it, so the next start need not; with `--quick-repair` a crash needs no check
+    /// either. Acknowledged orders are there every time.
+    #[actix_rt::test]
+    async fn a_clean_stop_closes_the_state_file_and_quick_repair_spares_the_check_after_a_crash() {
+        let checked = |app: &TestApp| app.log().contains("not closed cleanly");
+        for (flags, checked_after_crash) in [(&[][..], true), (&["--quick-repair"][..], false)] {
+            let mut app = crate::server::spawn_app_with(&sample(), flags);
+            for (n, end) in ["crash", "stop"].iter().enumerate() {
+                let id = format!("{end}-{}", flags.len());
+                let r = post(&app, "/v1/orders/route", CHECKOUT, ship_order(&id, n).to_string()).await;
+                assert_eq!(r.status, 200);
+                if *end == "crash" {
+                    app.kill();
+                } else {
+                    app.stop();
+                }
+                app.restart();
+                let want = *end == "crash" && checked_after_crash;
+                assert_eq!(checked(&app), want, "{flags:?} after a {end}: {}", app.log());
+                assert_eq!(
+                    get(&app, &format!("/v1/orders/{id}"), CHECKOUT).await.json()["decision"],
+                    r.json()
+                );
+            }
+        }
+    }
+
     #[actix_rt::test]
     async fn sigkill_mid_stream_loses_no_acknowledged_reservation_and_conserves_stock() {
         let mut app = spawn_app();

@@ -50,6 +50,11 @@ pub struct Args {
     /// demand (only reservations that hold stock stay in memory).
     #[arg(long, default_value_t = 0)]
     pub expected_reservations: usize,
+    /// Embedded store: each commit also saves the file's allocation state and commits in two
+    /// phases, so that a start after a crash takes well under a second instead of a walk of the
+    /// whole file (seconds per GB); each commit then costs a second fsync.
+    #[arg(long)]
+    pub quick_repair: bool,
     /// HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -92,7 +97,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let storage = match &a.database_url {
         Some(url) => StorageConfig::Postgres { url: url.clone(), batchers: usize::from(a.db_batchers) },
-        None => StorageConfig::Embedded { state_dir: a.state.clone(), new_state: a.new_state },
+        None => StorageConfig::Embedded {
+            state_dir: a.state.clone(),
+            new_state: a.new_state,
+            quick_repair: a.quick_repair,
+        },
     };
     let config = ServeConfig {
         service: ServiceConfig {

@@ -97,11 +97,11 @@ impl Application {
         self.addr
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish and closes the storage.
     pub async fn run(self) -> std::io::Result<()> {
         let state = self.state.clone();
         let every = self.expiry_every;
-        actix_web::rt::spawn(async move {
+        let expiry = actix_web::rt::spawn(async move {
             let mut tick = actix_web::rt::time::interval(every);
             loop {
                 tick.tick().await;
@@ -111,9 +111,32 @@ impl Application {
             }
         });
         let result = self.server.await;
+        expiry.abort();
+        let _ = expiry.await;
+        close(self.state).await;
         log::info!("stopped; every acknowledged write was already durable");
         result
     }
+}
+
+/// Waits (up to 30 s) for the workers to let go of the state, then closes it on this thread: the
+/// process must not end while another thread is still closing the storage (redb would find its
+/// file not closed cleanly and walk all of it at the next start).
+async fn close(state: web::Data<AppState>) {
+    let mut state = state.into_inner();
+    for _ in 0..3000 {
+        match Arc::try_unwrap(state) {
+            Ok(state) => {
+                if !state.close() {
+                    log::warn!("the checkout service is still in use at shutdown");
+                }
+                return;
+            }
+            Err(shared) => state = shared,
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    log::warn!("the service's state was still in use 30 s after shutdown; not closed");
 }
 
 /// A listening socket with `backlog` pending connections (the standard library's bind uses 128).

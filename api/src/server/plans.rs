@@ -116,6 +116,8 @@ type Queued = (Arc<PlanJob>, Vec<Order>, Solver, PlanConfig);
 pub struct PlanBook {
     jobs: Arc<Mutex<Jobs>>,
     queue: std::sync::mpsc::SyncSender<Queued>,
+    /// The thread that runs the jobs; it holds the checkout service until it ends.
+    worker: std::thread::JoinHandle<()>,
     /// The dataset's time zone, in which job times are written.
     zone: optimizer::model::TimeZone,
 }
@@ -133,7 +135,7 @@ impl PlanBook {
     pub fn new(checkout: Arc<dyn Checkout>, max_queued: usize) -> PlanBook {
         let (queue, rx) = std::sync::mpsc::sync_channel::<Queued>(max_queued);
         let zone = checkout.core().engine().network().zone().clone();
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("plan-worker".into())
             .spawn(move || {
                 while let Ok((job, orders, solver, config)) = rx.recv() {
@@ -141,7 +143,15 @@ impl PlanBook {
                 }
             })
             .expect("plan worker starts");
-        PlanBook { jobs: Default::default(), queue, zone }
+        PlanBook { jobs: Default::default(), queue, worker, zone }
+    }
+
+    /// Stops taking jobs and waits for the one running (if any) to end, so that the worker no
+    /// longer holds the checkout service.
+    pub fn close(self) {
+        let PlanBook { queue, worker, .. } = self;
+        drop(queue);
+        let _ = worker.join();
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<PlanJob>> {

@@ -59,6 +59,16 @@ impl AppState {
         AppState { checkout, keys, limits, plans }
     }
 
+    /// Closes what the state holds, in order: the plan worker, then the checkout service (its
+    /// storage closes cleanly, so that the next start need not repair it) if this was its last
+    /// holder; returns whether it was.
+    pub fn close(self) -> bool {
+        let AppState { checkout, plans, .. } = self;
+        plans.close();
+        // The last holder drops it here, on this thread.
+        Arc::strong_count(&checkout) == 1
+    }
+
     /// The checkout service.
     pub fn checkout(&self) -> &dyn Checkout {
         &*self.checkout

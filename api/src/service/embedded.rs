@@ -77,6 +77,11 @@ impl EmbeddedCheckout {
         Ok(service)
     }
 
+    /// See [`Embedded::set_quick_repair`].
+    pub fn set_quick_repair(&self, on: bool) {
+        self.store.set_quick_repair(on);
+    }
+
     /// Applies persisted state over the freshly loaded dataset: (cells, orders) recovered.
     fn recover(&self) -> Result<(usize, usize), OpenError> {
         let engine = self.core.engine();

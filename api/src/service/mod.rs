@@ -161,8 +161,10 @@ pub struct Backup {
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
     /// The embedded store in this directory (created if missing). With `new_state`, an empty or
-    /// damaged state file is set aside and an empty state begun instead of refusing to start.
-    Embedded { state_dir: PathBuf, new_state: bool },
+    /// damaged state file is set aside and an empty state begun instead of refusing to start;
+    /// with `quick_repair`, each commit also saves what a start after a crash needs (see
+    /// `Embedded::set_quick_repair`).
+    Embedded { state_dir: PathBuf, new_state: bool, quick_repair: bool },
     /// A PostgreSQL + PostGIS database shared by replicas, with this many concurrent reservation
     /// transactions from this replica.
     Postgres { url: String, batchers: usize },
@@ -195,8 +197,10 @@ pub enum OpenError {
 /// recovers (embedded) or reads the stock from the database (replica).
 pub fn open(config: &ServiceConfig) -> Result<Arc<dyn Checkout>, OpenError> {
     Ok(match &config.storage {
-        StorageConfig::Embedded { state_dir, new_state } => {
-            Arc::new(EmbeddedCheckout::open(config, state_dir, *new_state)?)
+        StorageConfig::Embedded { state_dir, new_state, quick_repair } => {
+            let service = EmbeddedCheckout::open(config, state_dir, *new_state)?;
+            service.set_quick_repair(*quick_repair);
+            Arc::new(service)
         }
         StorageConfig::Postgres { url, batchers } => ReplicaCheckout::connect(config, url, *batchers)?,
     })

@@ -116,6 +116,7 @@ pub struct Embedded {
     queue: Option<mpsc::Sender<WriteJob>>,
     writer: Option<std::thread::JoinHandle<()>>,
     healthy: Arc<AtomicBool>,
+    quick_repair: Arc<AtomicBool>,
 }
 
 impl Drop for Embedded {
@@ -168,7 +169,23 @@ fn open_existing(path: &Path) -> Result<Database, StorageError> {
     if len == 0 {
         return Err(err("it is empty (0 bytes): truncated?"));
     }
-    guarded(|| Database::builder().set_cache_size(CACHE_BYTES).open(path).map_err(err))
+    guarded(|| {
+        let logged = std::sync::atomic::AtomicI64::new(-1);
+        Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .set_repair_callback(move |session| {
+                // Called often while it lasts: one line per tenth.
+                let tenth = (session.progress() * 10.0) as i64;
+                if tenth > logged.fetch_max(tenth, Ordering::Relaxed) {
+                    log::warn!(
+                        "the state file was not closed cleanly (the process stopped without shutting down): checking it, {}% done",
+                        tenth * 10
+                    );
+                }
+            })
+            .open(path)
+            .map_err(err)
+    })
 }
 
 /// Makes sure every table exists, so that readers never see "table does not exist", moves the
@@ -293,12 +310,13 @@ impl Embedded {
         let db = Arc::new(db);
         let (queue, jobs) = mpsc::channel::<WriteJob>();
         let healthy = Arc::new(AtomicBool::new(true));
-        let (writer_db, writer_healthy) = (db.clone(), healthy.clone());
+        let quick_repair = Arc::new(AtomicBool::new(false));
+        let (writer_db, writer_healthy, writer_quick) = (db.clone(), healthy.clone(), quick_repair.clone());
         let writer = std::thread::Builder::new()
             .name("redb-writer".into())
-            .spawn(move || writer(&writer_db, &jobs, &writer_healthy))
+            .spawn(move || writer(&writer_db, &jobs, &writer_healthy, &writer_quick))
             .map_err(err)?;
-        Ok((Embedded { db, queue: Some(queue), writer: Some(writer), healthy }, opened))
+        Ok((Embedded { db, queue: Some(queue), writer: Some(writer), healthy, quick_repair }, opened))
     }
 
     fn create(path: &Path) -> Result<Database, StorageError> {
@@ -309,7 +327,7 @@ impl Embedded {
     }
 }
 
-fn writer(db: &Database, jobs: &mpsc::Receiver<WriteJob>, healthy: &AtomicBool) {
+fn writer(db: &Database, jobs: &mpsc::Receiver<WriteJob>, healthy: &AtomicBool, quick_repair: &AtomicBool) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -318,7 +336,7 @@ fn writer(db: &Database, jobs: &mpsc::Receiver<WriteJob>, healthy: &AtomicBool) 
                 Err(_) => break,
             }
         }
-        let result = write_group(db, &group);
+        let result = write_group(db, &group, quick_repair.load(Ordering::Relaxed));
         healthy.store(result.is_ok(), Ordering::Relaxed);
         if let Err(e) = &result {
             log::error!("state write of {} change sets failed: {e}", group.len());
@@ -331,8 +349,9 @@ fn writer(db: &Database, jobs: &mpsc::Receiver<WriteJob>, healthy: &AtomicBool) 
 
 // Kept out of line so that profiles (benches/callgrind.sh) can name the writer's work.
 #[inline(never)]
-fn write_group(db: &Database, group: &[WriteJob]) -> Result<(), StorageError> {
-    let txn = db.begin_write().map_err(err)?;
+fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<(), StorageError> {
+    let mut txn = db.begin_write().map_err(err)?;
+    txn.set_quick_repair(quick_repair);
     {
         let mut cells = txn.open_table(CELLS).map_err(err)?;
         let mut orders = txn.open_table(ORDERS).map_err(err)?;
@@ -439,6 +458,14 @@ impl Embedded {
         let r = serde_json::from_slice(v.value().1)
             .map_err(|e| err(format!("reservation of {order_id}: {e}")))?;
         Ok(Some(r))
+    }
+
+    /// Quick repair (redb's): every commit from now on also saves the file's allocation state
+    /// and commits in two phases (a second fsync), so that opening the file after a crash reads
+    /// that state instead of walking the whole file. Off by default: the walk takes about 1.8 s
+    /// per GB of state, the second fsync adds to every commit (BENCHMARKS.md, "Hardening").
+    pub fn set_quick_repair(&self, on: bool) {
+        self.quick_repair.store(on, Ordering::Relaxed);
     }
 
     /// Whether the last write went through.
