@@ -74,9 +74,11 @@ const SHARDS: usize = 64;
 struct Shard {
     records: Vec<(OrderId, Reservation)>,
     index: HashTable<u32>,
-    /// Held orders in expiry order (the TTL is fixed, so insertion order is expiry order when
-    /// time only moves forward; out-of-order entries are found by the full check below).
-    by_expiry: VecDeque<(Timestamp, OrderId)>,
+    /// Every reservation filed, in expiry order (the TTL is fixed, so insertion order is expiry
+    /// order when time only moves forward; out-of-order entries are found by the full check
+    /// below), by the hash of its order id: 16 bytes each, and no id kept alive once its record
+    /// is forgotten. An entry stays until it comes due, whatever became of its record.
+    by_expiry: VecDeque<(Timestamp, u64)>,
 }
 
 impl Shard {
@@ -109,7 +111,7 @@ impl Shard {
             Entry::Occupied(_) => Err(record),
             Entry::Vacant(slot) => {
                 slot.insert(at);
-                by_expiry.push_back((record.expires_at, order.clone()));
+                by_expiry.push_back((record.expires_at, order.fx_hash()));
                 records.push((order, record));
                 Ok(())
             }
@@ -185,13 +187,16 @@ impl Reservations {
         let mut expired = Vec::new();
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
-            while shard.by_expiry.front().is_some_and(|(t, _)| *t <= now) {
-                let (_, order) = shard.by_expiry.pop_front().expect("front exists");
-                if let Some(r) = shard.get_mut(&order) {
-                    if r.state == ReservationState::Held && r.expires_at <= now {
+            let Shard { records, index, by_expiry } = &mut *shard;
+            while by_expiry.front().is_some_and(|(t, _)| *t <= now) {
+                let (_, hash) = by_expiry.pop_front().expect("front exists");
+                // Every record whose id has this hash (nearly always one, or none any more).
+                for &i in index.iter_hash(hash) {
+                    let (order, r) = &mut records[i as usize];
+                    if order.fx_hash() == hash && r.state == ReservationState::Held && r.expires_at <= now {
                         release(r);
                         r.state = ReservationState::Expired;
-                        expired.push(order);
+                        expired.push(order.clone());
                     }
                 }
             }
