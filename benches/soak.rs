@@ -53,6 +53,9 @@ struct Args {
     /// State directory of the embedded store (kill and memory modes).
     #[arg(long, default_value = "soak-state")]
     state: PathBuf,
+    /// More arguments for `omniroute serve` (repeat for each), such as `--quick-repair`.
+    #[arg(long, allow_hyphen_values = true)]
+    server_arg: Vec<String>,
     /// Database the service uses (pg mode; imported beforehand with `omniroute db import`).
     #[arg(long)]
     database_url: Option<String>,
@@ -216,7 +219,7 @@ struct Server {
 fn start_server(a: &Args) -> Server {
     let mut cmd = Command::new(&a.bin);
     cmd.arg("serve").arg("--data").arg(&a.data).args(["--bind", "127.0.0.1:0", "--workers", "2"]);
-    cmd.args(["--reservation-ttl-s", "86400"]);
+    cmd.args(["--reservation-ttl-s", "86400"]).args(&a.server_arg);
     match &a.database_url {
         Some(url) if a.mode == Mode::Pg => cmd.args(["--database-url", url]),
         _ => cmd.arg("--state").arg(&a.state),

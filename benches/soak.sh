@@ -3,8 +3,10 @@
 # and must be refused whole, reads) with failures injected, every acknowledged write checked
 # after each one by benches/soak.rs (see its header for what is checked).
 #
-#   benches/soak.sh kill   [CYCLES] [SECONDS]   kill -9 of the embedded-store server at a random
-#                                               moment of each cycle's load (default 100, 3 s)
+#   benches/soak.sh kill   [CYCLES] [SECONDS] [SERVE ARGS...]
+#                                               kill -9 of the embedded-store server at a random
+#                                               moment of each cycle's load (default 100, 3 s);
+#                                               e.g. `kill 100 5 --quick-repair`
 #   benches/soak.sh pg     [CYCLES] [SECONDS]   immediate stops of a dedicated PostgreSQL cluster
 #                                               under a running service (default 20, 3 s)
 #   benches/soak.sh memory [SECONDS] [RATE]     one server under load for SECONDS (default 1800)
@@ -39,8 +41,10 @@ mode=${1:-kill}
 echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty) machine $(nproc) cores"
 case "$mode" in
   kill)
+    extra=()
+    for arg in "${@:4}"; do extra+=(--server-arg "$arg"); done
     "$soak" --mode kill --bin "$bin" --data $data --state "$work/state" \
-      --cycles "${2:-100}" --seconds "${3:-3}" ;;
+      --cycles "${2:-100}" --seconds "${3:-3}" "${extra[@]}" ;;
   memory)
     "$soak" --mode memory --bin "$bin" --data $data --state "$work/state" \
       --seconds "${2:-1800}" --rate "${3:-2000}" --verify-every 600 ;;
