@@ -6,7 +6,6 @@
 //! depend on a log we would have to replay ourselves; no C toolchain and no server to run.
 
 use super::{CellRecord, ChangeSet, OrderRecord, Recovered, ReservationRecord, StorageError};
-use optimizer::ledger::ReservationState;
 use optimizer::model::{Sku, StoreId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::future::Future;
@@ -22,21 +21,23 @@ const CELLS: TableDefinition<(&str, &str), (u32, u32, u64)> = TableDefinition::n
 const NUMBERED_CELLS: TableDefinition<(u32, u32), (u32, u32, u64)> = TableDefinition::new("cells");
 /// order_id -> `frame(request, response)`, written once
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
-/// order_id -> (version, reservation JSON): every reservation in its latest state
+/// order_id -> (version, reservation JSON), one row for every answered order: its reservation
+/// in its latest state (version 1 held, 2 ended), or `(0, [])` when it reserved nothing. What
+/// start-up reads: every id, and the held reservations (a scan of [`ORDERS`] would read every
+/// body's pages).
 const RESERVATIONS: TableDefinition<&str, (u32, &[u8])> = TableDefinition::new("reservations");
-/// order_id -> reservation JSON, for the reservations still held: all that start-up reads back
-const HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("held");
+/// Version of the [`RESERVATIONS`] row of an order that reserved nothing.
+const NO_RESERVATION: u32 = 0;
 /// (local day, store_id) -> orders the store took that day (held and committed reservations)
 const STORE_DAYS: TableDefinition<(i64, &str), u32> = TableDefinition::new("store_days");
-/// order_id -> nothing: the ids of [`ORDERS`] without their bodies, which start-up reads (a
-/// scan of [`ORDERS`] itself would read every body's pages)
-const ANSWERED: TableDefinition<&str, ()> = TableDefinition::new("answered");
 /// "dataset" -> the fingerprint of the dataset the state belongs to; "layout" -> [`LAYOUT`]
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
-/// The layout of the tables: "3" since [`HELD`], [`STORE_DAYS`] and [`ANSWERED`] exist. A file
-/// of another layout has them rebuilt from [`RESERVATIONS`] and [`ORDERS`] when opened.
-const LAYOUT: &str = "3";
+/// The layout of the tables: "4" since every answered order has a [`RESERVATIONS`] row and
+/// [`STORE_DAYS`] exists. A file of another layout is brought up to it when opened.
+const LAYOUT: &str = "4";
+/// Tables an earlier layout derived from the records, dropped when such a file is opened.
+const DERIVED: [&str; 3] = ["held", "answered", "store_days"];
 
 /// The state file's name inside `--state`.
 pub const STATE_FILE: &str = "state.redb";
@@ -54,8 +55,7 @@ struct WriteJob {
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
-/// One reservation record to write, with what the writer needs to keep [`HELD`] and
-/// [`STORE_DAYS`] in step.
+/// One reservation record to write, with what the writer needs to keep [`STORE_DAYS`] in step.
 struct ReservationJob {
     order_id: String,
     version: u32,
@@ -66,6 +66,18 @@ struct ReservationJob {
 }
 
 impl ReservationJob {
+    /// The row of an answered order that reserved nothing.
+    fn none(order_id: String) -> ReservationJob {
+        ReservationJob {
+            order_id,
+            version: NO_RESERVATION,
+            json: vec![],
+            day: 0,
+            stores: vec![],
+            takes_slot: false,
+        }
+    }
+
     fn new(order_id: String, r: &ReservationRecord) -> ReservationJob {
         ReservationJob {
             order_id,
@@ -78,19 +90,27 @@ impl ReservationJob {
     }
 }
 
-/// Adds `delta` (+1 or -1) to the orders each of `stores` took on `day`.
-fn count_orders(
-    days: &mut redb::Table<(i64, &str), u32>,
-    day: i64,
-    stores: impl Iterator<Item = impl AsRef<str>>,
-    delta: i32,
-) -> Result<(), StorageError> {
-    for store in stores {
-        let key = (day, store.as_ref());
-        let n = days.get(key).map_err(err)?.map_or(0, |v| v.value());
-        days.insert(key, n.saturating_add_signed(delta)).map_err(err)?;
+/// Changes to the orders stores took, by (local day, store_id), summed over a transaction so
+/// that each row is written once however many of its orders the transaction carries.
+#[derive(Default)]
+struct DayCounts(rustc_hash::FxHashMap<(i64, String), i32>);
+
+impl DayCounts {
+    /// Adds `delta` (+1 or -1) to the orders each of `stores` took on `day`.
+    fn add<'a>(&mut self, day: i64, stores: impl Iterator<Item = &'a str>, delta: i32) {
+        for store in stores {
+            *self.0.entry((day, store.to_owned())).or_default() += delta;
+        }
     }
-    Ok(())
+
+    fn write(self, days: &mut redb::Table<(i64, &str), u32>) -> Result<(), StorageError> {
+        for ((day, store), delta) in self.0 {
+            let key = (day, store.as_str());
+            let n = days.get(key).map_err(err)?.map_or(0, |v| v.value());
+            days.insert(key, n.saturating_add_signed(delta)).map_err(err)?;
+        }
+        Ok(())
+    }
 }
 
 /// Request and response as raw bytes (no JSON escaping): `[u32 len][request][response]`.
@@ -189,8 +209,8 @@ fn open_existing(path: &Path) -> Result<Database, StorageError> {
 }
 
 /// Makes sure every table exists, so that readers never see "table does not exist", moves the
-/// cells of an older state file to text ids, and rebuilds [`HELD`], [`STORE_DAYS`] and
-/// [`ANSWERED`] from the reservations and orders of a file of an older layout.
+/// cells of an older state file to text ids, and brings a file of an older layout up to
+/// [`LAYOUT`]: a [`RESERVATIONS`] row for each order without one, [`STORE_DAYS`] rebuilt.
 fn ensure_tables(db: &Database) -> Result<(), StorageError> {
     let txn = db.begin_write().map_err(err)?;
     {
@@ -211,7 +231,7 @@ fn ensure_tables(db: &Database) -> Result<(), StorageError> {
     }
     let layout = txn.open_table(META).map_err(err)?.get("layout").map_err(err)?.map(|v| v.value().to_owned());
     if layout.as_deref() != Some(LAYOUT) {
-        for derived in [HELD.name(), STORE_DAYS.name(), ANSWERED.name()] {
+        for derived in DERIVED {
             if txn.list_tables().map_err(err)?.any(|t| t.name() == derived) {
                 txn.delete_table(TableDefinition::<&str, ()>::new(derived)).map_err(err)?;
             }
@@ -220,24 +240,27 @@ fn ensure_tables(db: &Database) -> Result<(), StorageError> {
     {
         let mut meta = txn.open_table(META).map_err(err)?;
         let orders = txn.open_table(ORDERS).map_err(err)?;
-        let reservations = txn.open_table(RESERVATIONS).map_err(err)?;
-        let mut held = txn.open_table(HELD).map_err(err)?;
+        let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
         let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
-        let mut answered = txn.open_table(ANSWERED).map_err(err)?;
         if layout.as_deref() != Some(LAYOUT) {
-            for row in orders.iter().map_err(err)? {
-                answered.insert(row.map_err(err)?.0.value(), ()).map_err(err)?;
-            }
+            let mut counts = DayCounts::default();
             for row in reservations.iter().map_err(err)? {
                 let (k, v) = row.map_err(err)?;
-                let (_, json) = v.value();
+                let (version, json) = v.value();
+                if version == NO_RESERVATION {
+                    continue;
+                }
                 let r: ReservationRecord = serde_json::from_slice(json)
                     .map_err(|e| err(format!("reservation of {}: {e}", k.value())))?;
-                if r.state == ReservationState::Held {
-                    held.insert(k.value(), json).map_err(err)?;
-                }
                 if r.takes_slot() {
-                    count_orders(&mut days, r.day, r.stores().iter().map(|s| s.as_str()), 1)?;
+                    counts.add(r.day, r.stores().iter().map(|s| s.as_str()), 1);
+                }
+            }
+            counts.write(&mut days)?;
+            for row in orders.iter().map_err(err)? {
+                let (k, _) = row.map_err(err)?;
+                if reservations.get(k.value()).map_err(err)?.is_none() {
+                    reservations.insert(k.value(), (NO_RESERVATION, &[][..])).map_err(err)?;
                 }
             }
             meta.insert("layout", LAYOUT).map_err(err)?;
@@ -356,9 +379,8 @@ fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<
         let mut cells = txn.open_table(CELLS).map_err(err)?;
         let mut orders = txn.open_table(ORDERS).map_err(err)?;
         let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
-        let mut held = txn.open_table(HELD).map_err(err)?;
         let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
-        let mut answered = txn.open_table(ANSWERED).map_err(err)?;
+        let mut counts = DayCounts::default();
         for job in group {
             for c in &job.cells {
                 let key = (c.store_id.as_str(), c.sku.as_str());
@@ -369,7 +391,6 @@ fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<
             }
             for (id, bytes) in &job.orders {
                 orders.insert(id.as_str(), bytes.as_slice()).map_err(err)?;
-                answered.insert(id.as_str(), ()).map_err(err)?;
             }
             for r in &job.reservations {
                 let id = r.order_id.as_str();
@@ -380,16 +401,12 @@ fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<
                 reservations.insert(id, (r.version, r.json.as_slice())).map_err(err)?;
                 // Only a held record (version 1) is ever replaced: it took a slot.
                 let took = old == Some(1);
-                if r.version == 1 {
-                    held.insert(id, r.json.as_slice()).map_err(err)?;
-                } else if took {
-                    held.remove(id).map_err(err)?;
-                }
                 if took != r.takes_slot {
-                    count_orders(&mut days, r.day, r.stores.iter(), if r.takes_slot { 1 } else { -1 })?;
+                    counts.add(r.day, r.stores.iter().map(String::as_str), if r.takes_slot { 1 } else { -1 });
                 }
             }
         }
+        counts.write(&mut days)?;
     }
     txn.commit().map_err(err)
 }
@@ -421,8 +438,15 @@ impl Embedded {
         let (done, wait) = oneshot::channel();
         let orders =
             changes.orders.iter().map(|o| (o.order_id.clone(), frame(&o.request, &o.response))).collect();
-        let reservations =
+        let mut reservations: Vec<ReservationJob> =
             changes.reservations.iter().map(|(id, r)| ReservationJob::new(id.clone(), r)).collect();
+        if !changes.orders.is_empty() {
+            let reserved: rustc_hash::FxHashSet<&str> =
+                changes.reservations.iter().map(|(id, _)| id.as_str()).collect();
+            for o in changes.orders.iter().filter(|o| !reserved.contains(o.order_id.as_str())) {
+                reservations.push(ReservationJob::none(o.order_id.clone()));
+            }
+        }
         let job = WriteJob { cells: changes.cells, orders, reservations, done };
         let sent = match &self.queue {
             Some(q) => q.send(job).map_err(|_| ()),
@@ -455,8 +479,11 @@ impl Embedded {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(RESERVATIONS).map_err(err)?;
         let Some(v) = table.get(order_id).map_err(err)? else { return Ok(None) };
-        let r = serde_json::from_slice(v.value().1)
-            .map_err(|e| err(format!("reservation of {order_id}: {e}")))?;
+        let (version, json) = v.value();
+        if version == NO_RESERVATION {
+            return Ok(None);
+        }
+        let r = serde_json::from_slice(json).map_err(|e| err(format!("reservation of {order_id}: {e}")))?;
         Ok(Some(r))
     }
 
@@ -493,8 +520,12 @@ fn read_all(db: &Database, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<State
     summary.cells = read_cells(&txn, visit)?;
     for row in txn.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
         let (k, v) = row.map_err(err)?;
-        let r: ReservationRecord = serde_json::from_slice(v.value().1)
-            .map_err(|e| err(format!("reservation of {}: {e}", k.value())))?;
+        let (version, json) = v.value();
+        if version == NO_RESERVATION {
+            continue;
+        }
+        let r: ReservationRecord =
+            serde_json::from_slice(json).map_err(|e| err(format!("reservation of {}: {e}", k.value())))?;
         visit(Recovered::Reservation { order_id: k.value(), reservation: r });
         summary.reservations += 1;
     }
@@ -508,7 +539,7 @@ fn read_all(db: &Database, visit: &mut dyn FnMut(Recovered<'_>)) -> Result<State
 }
 
 /// Streams what start-up needs (see [`Embedded::recover`]); nothing in it grows with the
-/// orders that ended, except the ids of answered orders (from [`ANSWERED`]: no body is read).
+/// orders that ended, except the [`RESERVATIONS`] rows (ids and small records; no body is read).
 fn read_live(
     db: &Database,
     since_day: i64,
@@ -516,20 +547,21 @@ fn read_live(
 ) -> Result<(), StorageError> {
     let txn = db.begin_read().map_err(err)?;
     read_cells(&txn, visit)?;
-    for row in txn.open_table(HELD).map_err(err)?.iter().map_err(err)? {
+    // Held reservations before the day counts, which include them.
+    for row in txn.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
         let (k, v) = row.map_err(err)?;
-        let r: ReservationRecord = serde_json::from_slice(v.value())
-            .map_err(|e| err(format!("reservation of {}: {e}", k.value())))?;
-        visit(Recovered::Reservation { order_id: k.value(), reservation: r });
+        let (version, json) = v.value();
+        if version == 1 {
+            let r: ReservationRecord = serde_json::from_slice(json)
+                .map_err(|e| err(format!("reservation of {}: {e}", k.value())))?;
+            visit(Recovered::Reservation { order_id: k.value(), reservation: r });
+        }
+        visit(Recovered::Order { order_id: k.value() });
     }
     for row in txn.open_table(STORE_DAYS).map_err(err)?.range((since_day, "")..).map_err(err)? {
         let (k, v) = row.map_err(err)?;
         let (day, store_id) = k.value();
         visit(Recovered::StoreDay { day, store_id, orders: v.value() });
-    }
-    for row in txn.open_table(ANSWERED).map_err(err)?.iter().map_err(err)? {
-        let (k, _) = row.map_err(err)?;
-        visit(Recovered::Order { order_id: k.value() });
     }
     Ok(())
 }
@@ -585,11 +617,14 @@ fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
         let dst = out.begin_write().map_err(err)?;
         {
             summary.cells = copy_table(&src, &dst, CELLS)?;
-            summary.reservations = copy_table(&src, &dst, RESERVATIONS)?;
+            copy_table(&src, &dst, RESERVATIONS)?;
+            for row in src.open_table(RESERVATIONS).map_err(err)?.iter().map_err(err)? {
+                if row.map_err(err)?.1.value().0 != NO_RESERVATION {
+                    summary.reservations += 1;
+                }
+            }
             summary.orders = copy_table(&src, &dst, ORDERS)?;
-            copy_table(&src, &dst, HELD)?;
             copy_table(&src, &dst, STORE_DAYS)?;
-            copy_table(&src, &dst, ANSWERED)?;
             copy_table(&src, &dst, META)?;
         }
         dst.commit().map_err(err)?;
@@ -624,6 +659,7 @@ pub fn backup_file(from: &Path, to: &Path) -> Result<StateSummary, StorageError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use optimizer::ledger::ReservationState;
 
     #[derive(Default)]
     struct Collect {
@@ -875,12 +911,15 @@ mod tests {
             .unwrap();
         }
         {
+            // As a file of layout 3 would have it: no row for an order without a reservation,
+            // derived tables with anything in them.
             let db = Database::open(dir.path().join(STATE_FILE)).unwrap();
             let txn = db.begin_write().unwrap();
-            txn.open_table(META).unwrap().insert("layout", "2").unwrap();
-            txn.open_table(HELD).unwrap().insert("stale", &b"not json"[..]).unwrap();
+            txn.open_table(META).unwrap().insert("layout", "3").unwrap();
+            txn.open_table(RESERVATIONS).unwrap().remove("b").unwrap();
+            let held: TableDefinition<&str, &[u8]> = TableDefinition::new("held");
+            txn.open_table(held).unwrap().insert("stale", &b"not json"[..]).unwrap();
             txn.open_table(STORE_DAYS).unwrap().insert((1, "S-1"), 40).unwrap();
-            txn.delete_table(ANSWERED).unwrap();
             txn.commit().unwrap();
         }
         let (s, _) = Embedded::open(dir.path(), "ds1", IfDamaged::Refuse).unwrap();
@@ -888,5 +927,6 @@ mod tests {
         assert_eq!(got.reservations, vec![("a".to_string(), reservation(ReservationState::Held))]);
         assert_eq!(got.store_days, vec![(1, "S-1".to_string(), 1)]);
         assert_eq!(got.orders, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(s.reservation("b").unwrap(), None);
     }
 }
