@@ -87,6 +87,26 @@ mod replay {
         assert!((total - 1.0).abs() < 1e-9);
     }
 
+    /// The pickup radius is a flag: a wider one fills at least as many pickup orders (an
+    /// alternative store farther from the named one may serve them), and a bad one is refused.
+    #[test]
+    fn the_pickup_radius_is_set_by_a_flag() {
+        let d = small_dataset(8);
+        let filled = |km: &str| {
+            let out =
+                run(&["replay", "--data", d.dir.to_str().unwrap(), "--json", "--pickup-radius-km", km], None);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let k: Value = serde_json::from_str(&stdout(&out)).unwrap();
+            1.0 - k["share_unfulfillable"].as_f64().unwrap()
+        };
+        let (none, default, wide) = (filled("0"), filled("10"), filled("500"));
+        assert!(none <= default && default <= wide, "{none} {default} {wide}");
+        assert!(none < wide, "a 500 km radius finds alternatives that none does: {none} {wide}");
+        let out = run(&["replay", "--data", d.dir.to_str().unwrap(), "--pickup-radius-km=-1"], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("--pickup-radius-km"), "{}", stderr(&out));
+    }
+
     #[test]
     fn replaying_twice_gives_the_same_kpis_but_wall_time() {
         let d = small_dataset(9);

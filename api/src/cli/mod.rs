@@ -77,6 +77,10 @@ pub struct RoutingArgs {
     /// Farthest a store may ship from, kilometres.
     #[arg(long, default_value_t = 50.0)]
     pub ship_radius_km: f64,
+    /// Pickup orders: farthest an alternative store may be from the store the shopper named,
+    /// kilometres, when that store cannot serve the order.
+    #[arg(long, default_value_t = 10.0)]
+    pub pickup_radius_km: f64,
 }
 
 impl RoutingArgs {
@@ -85,7 +89,15 @@ impl RoutingArgs {
             self.ship_radius_km.is_finite() && self.ship_radius_km > 0.0,
             "--ship-radius-km must be a positive number of kilometres"
         );
-        Ok(RouterConfig { ship_radius_m: self.ship_radius_km * 1000.0, ..RouterConfig::default() })
+        anyhow::ensure!(
+            self.pickup_radius_km.is_finite() && self.pickup_radius_km >= 0.0,
+            "--pickup-radius-km must be a number of kilometres, 0 or more (0: only the named store)"
+        );
+        Ok(RouterConfig {
+            ship_radius_m: self.ship_radius_km * 1000.0,
+            pickup_radius_m: self.pickup_radius_km * 1000.0,
+            ..RouterConfig::default()
+        })
     }
 
     pub fn travel_cost(&self, engine: &Engine) -> Box<dyn TravelCost> {
