@@ -167,12 +167,7 @@ impl EmbeddedCheckout {
         if let Some(r) = self.core.engine().ledger().reservation(id) {
             return Ok(Some((r.state, r.expires_at)));
         }
-        Ok(self.store.reservation(id.as_str())?.map(|r| (r.state, Timestamp(r.expires_at))))
-    }
-
-    /// Whether `id` was answered: the order book's filter, then the state file.
-    fn answered(&self, id: &OrderId) -> Result<bool, ServiceError> {
-        Ok(self.core.orders().maybe_answered(id) && self.store.has_order(id.as_str())?)
+        Ok(self.store.reservation(id.as_str())?.flatten().map(|r| (r.state, Timestamp(r.expires_at))))
     }
 
     fn cell_records(&self, changes: &[CellChange]) -> Vec<CellRecord> {
@@ -232,7 +227,9 @@ impl Checkout for EmbeddedCheckout {
     }
 
     async fn finish(&self, id: &OrderId, end: End) -> Result<OrderView, ServiceError> {
-        if !self.answered(id)? {
+        // A ledger record of an order no longer being routed is durable: the state file is read
+        // only when the ledger has none.
+        if !self.core.orders().maybe_answered(id) {
             return Err(ServiceError::UnknownOrder(id.clone()));
         }
         let ledger = self.core.engine().ledger();
@@ -244,10 +241,13 @@ impl Checkout for EmbeddedCheckout {
         let changes = match result {
             Ok((_, changes)) => changes,
             Err(LedgerError::UnknownOrder(_)) => {
-                // No record in memory: the order reserved nothing, or its reservation ended
-                // durably and was forgotten; the state file says which, and in what state.
-                let Some(stored) = self.store.reservation(id.as_str())? else {
-                    return Err(ServiceError::NoReservation { order_id: id.clone() });
+                // No record in memory: the order was not answered (the filter erred), reserved
+                // nothing, or its reservation ended durably and was forgotten; the state file
+                // says which, and in what state.
+                let stored = match self.store.reservation(id.as_str())? {
+                    None => return Err(ServiceError::UnknownOrder(id.clone())),
+                    Some(None) => return Err(ServiceError::NoReservation { order_id: id.clone() }),
+                    Some(Some(stored)) => stored,
                 };
                 if let Err(action) = stored.state.finish_as(end.target()) {
                     return Err(ServiceError::InvalidState {

@@ -467,24 +467,19 @@ impl Embedded {
         Ok(Some(OrderRecord { order_id: order_id.to_owned(), request, response }))
     }
 
-    /// Whether `order_id` was answered (without reading its body).
-    pub fn has_order(&self, order_id: &str) -> Result<bool, StorageError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(ORDERS).map_err(err)?;
-        Ok(table.get(order_id).map_err(err)?.is_some())
-    }
-
-    /// Reads the latest state of one order's reservation.
-    pub fn reservation(&self, order_id: &str) -> Result<Option<ReservationRecord>, StorageError> {
+    /// What the state file holds of one order, without reading its body: `None` when it was
+    /// never answered, `Some(None)` when it was answered without reserving anything, else its
+    /// reservation in its latest state.
+    pub fn reservation(&self, order_id: &str) -> Result<Option<Option<ReservationRecord>>, StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(RESERVATIONS).map_err(err)?;
         let Some(v) = table.get(order_id).map_err(err)? else { return Ok(None) };
         let (version, json) = v.value();
         if version == NO_RESERVATION {
-            return Ok(None);
+            return Ok(Some(None));
         }
         let r = serde_json::from_slice(json).map_err(|e| err(format!("reservation of {order_id}: {e}")))?;
-        Ok(Some(r))
+        Ok(Some(Some(r)))
     }
 
     /// Quick repair (redb's): every commit from now on also saves the file's allocation state
@@ -754,10 +749,10 @@ mod tests {
         assert_eq!((got.cells[0].on_hand, got.cells[0].version), (50, 5));
         // Ended: not read back at start-up, but still there for the calls that ask.
         assert!(got.reservations.is_empty());
-        assert_eq!(s.reservation("a").unwrap(), Some(reservation(ReservationState::Committed)));
+        assert_eq!(s.reservation("a").unwrap(), Some(Some(reservation(ReservationState::Committed))));
         assert_eq!(got.store_days, vec![(1, "S-1".to_string(), 1)]);
         assert_eq!(got.orders.len(), 101);
-        assert!(s.has_order("o99").unwrap() && !s.has_order("o100").unwrap());
+        assert_eq!((s.reservation("o99").unwrap(), s.reservation("o100").unwrap()), (Some(None), None));
         assert_eq!(s.order("a").unwrap().unwrap(), order("a"));
         assert!(s.order("nope").unwrap().is_none());
         assert!(s.healthy());
@@ -927,6 +922,6 @@ mod tests {
         assert_eq!(got.reservations, vec![("a".to_string(), reservation(ReservationState::Held))]);
         assert_eq!(got.store_days, vec![(1, "S-1".to_string(), 1)]);
         assert_eq!(got.orders, vec!["a".to_string(), "b".to_string()]);
-        assert_eq!(s.reservation("b").unwrap(), None);
+        assert_eq!(s.reservation("b").unwrap(), Some(None));
     }
 }
