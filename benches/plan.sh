@@ -60,19 +60,22 @@ PY
 }
 
 run_set() { # dir single(1/0) monolithic(1/0)
-  local d=$1 w=()
-  # Single-line runs use the peers' weights (1 per km, DC 500); mixed runs the default weights.
-  [ "$2" = 1 ] && w=(--peer-weights)
+  # The peers' rules: great-circle legs and no radius but what the weights imply (a store farther
+  # than the DC fallback's cost never pays). Single-line runs use the peers' weights (1 per km,
+  # DC 500); mixed runs the default weights.
+  local d=$1 rules=(--cost great-circle --ship-radius-km 20000 --pickup-radius-km 20000)
+  local w=("${rules[@]}")
+  [ "$2" = 1 ] && w+=(--peer-weights)
   measure "$d lp" $bin optimize --data "$d" "${w[@]}" --check --json
   measure "$d greedy" $bin optimize --data "$d" "${w[@]}" --solver greedy --json
   if [ "$2" = 1 ]; then
     # The same LP planner with HiGHS on every component (no min-cost flow for the networks).
     measure "$d lp-highs-only" $bin optimize --data "$d" "${w[@]}" --highs-only --no-compare --json
-    $bin optimize --data "$d" --peer-weights --export-mcf "$d/instance.mcf" >&2
+    $bin optimize --data "$d" "${w[@]}" --export-mcf "$d/instance.mcf" >&2
     measure "$d ortools-mcf" "$venv/bin/python" benches/peer_mcf.py "$d/instance.mcf"
   fi
   if [ "$3" = 1 ]; then
-    measure "$d highs-monolithic" $bin optimize --data "$d" --peer-weights --monolithic --no-compare --json
+    measure "$d highs-monolithic" $bin optimize --data "$d" "${rules[@]}" --peer-weights --monolithic --no-compare --json
   fi
 }
 

@@ -165,7 +165,7 @@ pub fn dataset_toml(data: &[u8]) {
     }
 }
 
-/// The planner's config file (`optimize --config`, TOML; the same shape `POST /v1/plans` takes
+/// The planner's settings (a routing file's planner keys, TOML; the same shape `POST /v1/plans` takes
 /// as JSON): refused with a reason, or settings every plan can use, that read back the same
 /// after writing them as JSON.
 pub fn plan_config(data: &[u8]) {

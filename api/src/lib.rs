@@ -11,6 +11,7 @@ pub mod data;
 pub mod fuzz;
 pub mod metrics;
 pub mod progress;
+pub mod scenario;
 pub mod server;
 pub mod service;
 pub mod settings;

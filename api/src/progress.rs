@@ -17,6 +17,20 @@ impl Bar {
         Bar(bar)
     }
 
+    /// A bar among others (one per scenario of a simulation), its lines starting with `name`.
+    pub fn in_multi(multi: &indicatif::MultiProgress, name: &str) -> Bar {
+        let bar = multi.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>16} {msg:>8} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_string());
+        Bar(bar)
+    }
+
     /// The underlying bar, for loops that drive it directly.
     pub fn bar(&self) -> &ProgressBar {
         &self.0

@@ -19,12 +19,12 @@ pub mod engine;
 pub mod generate;
 pub mod growing;
 pub mod index;
-pub mod kpi;
 pub mod ledger;
 pub mod model;
 pub mod plan;
 pub mod progress;
 pub mod router;
+pub mod sim;
 pub mod travel;
 
 #[cfg(test)]

@@ -75,16 +75,26 @@ mod replay {
         assert!(out.status.success(), "{}", stderr(&out));
         let k: Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(k["orders"], 800);
-        let shares = ["share_from_stores", "share_from_dcs", "share_unfulfillable"]
-            .iter()
-            .map(|f| k[f].as_f64().unwrap())
-            .sum::<f64>();
-        assert!((shares - 1.0).abs() < 1e-9, "{k}");
-        assert!(k["share_from_stores"].as_f64().unwrap() > 0.5, "{k}");
-        assert!(k["distance_p95_m"].as_f64().unwrap() >= k["distance_p50_m"].as_f64().unwrap());
-        let mix = &k["promise_mix"];
-        let total: f64 = ["same_day", "next_day", "later"].iter().map(|p| mix[p].as_f64().unwrap()).sum();
-        assert!((total - 1.0).abs() < 1e-9);
+        let o = &k["of_orders"];
+        let counts: u64 =
+            ["from_stores", "from_dcs", "unfilled"].iter().map(|f| o[f]["count"].as_u64().unwrap()).sum();
+        assert_eq!(counts, 800, "{k}");
+        let pcts: f64 =
+            ["from_stores", "from_dcs", "unfilled"].iter().map(|f| o[f]["pct"].as_f64().unwrap()).sum();
+        assert!((pcts - 100.0).abs() < 1e-3, "{k}");
+        assert!(o["from_stores"]["pct"].as_f64().unwrap() > 50.0, "{k}");
+        let dist = &k["distance"];
+        assert!(dist["p95_km"].as_f64().unwrap() >= dist["p50_km"].as_f64().unwrap());
+        let mix = &k["promises_of_shipments"];
+        let total: f64 =
+            ["same_day", "next_day", "later"].iter().map(|p| mix[p]["pct"].as_f64().unwrap()).sum();
+        assert!((total - 100.0).abs() < 1e-3);
+        // Per city and per hour, the orders add up.
+        let by_city: u64 =
+            k["by_city"].as_array().unwrap().iter().map(|c| c["orders"].as_u64().unwrap()).sum();
+        let by_hour: u64 =
+            k["hourly"].as_array().unwrap().iter().map(|h| h["orders"].as_u64().unwrap()).sum();
+        assert_eq!((by_city, by_hour), (800, 800), "{k}");
     }
 
     /// The pickup radius is a flag: a wider one fills at least as many pickup orders (an
@@ -97,7 +107,7 @@ mod replay {
                 run(&["replay", "--data", d.dir.to_str().unwrap(), "--json", "--pickup-radius-km", km], None);
             assert!(out.status.success(), "{}", stderr(&out));
             let k: Value = serde_json::from_str(&stdout(&out)).unwrap();
-            1.0 - k["share_unfulfillable"].as_f64().unwrap()
+            100.0 - k["of_orders"]["unfilled"]["pct"].as_f64().unwrap()
         };
         let (none, default, wide) = (filled("0"), filled("10"), filled("500"));
         assert!(none <= default && default <= wide, "{none} {default} {wide}");
@@ -114,7 +124,9 @@ mod replay {
             let out =
                 run(&["replay", "--data", d.dir.to_str().unwrap(), "--json", "--cost", "great-circle"], None);
             let mut v: Value = serde_json::from_str(&stdout(&out)).unwrap();
-            v.as_object_mut().unwrap().retain(|k, _| k != "wall_time_s" && k != "orders_per_s");
+            v.as_object_mut()
+                .unwrap()
+                .retain(|k, _| !["load_s", "replay_s", "orders_per_s"].contains(&k.as_str()));
             v
         };
         assert_eq!(kpis(), kpis());
@@ -230,12 +242,12 @@ mod optimize {
         let cfg = d.dir.join("weights.toml");
         std::fs::write(&cfg, "k = 8\n[weights]\nper_km = -2.0\n").unwrap();
         let out =
-            run(&["optimize", "--data", d.dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()], None);
+            run(&["optimize", "--data", d.dir.to_str().unwrap(), "--routing", cfg.to_str().unwrap()], None);
         assert!(!out.status.success());
         assert!(stderr(&out).contains("weights.per_km"), "{}", stderr(&out));
         std::fs::write(&cfg, "k = 8\nspeed = 3\n").unwrap();
         let out =
-            run(&["optimize", "--data", d.dir.to_str().unwrap(), "--config", cfg.to_str().unwrap()], None);
+            run(&["optimize", "--data", d.dir.to_str().unwrap(), "--routing", cfg.to_str().unwrap()], None);
         assert!(!out.status.success());
         assert!(stderr(&out).contains("speed"), "{}", stderr(&out));
         let mcf = d.dir.join("x.mcf");

@@ -10,3 +10,4 @@ mod postgres;
 mod retailer;
 mod server;
 mod service;
+mod simulate;

@@ -204,7 +204,7 @@ async fn the_german_sample_routes_in_berlin_time() {
     let out = run(&["replay", "--data", sample_de().to_str().unwrap(), "--json"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     let kpis: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert!(kpis["fill_rate"].as_f64().unwrap() > 0.9, "{kpis}");
+    assert!(kpis["fill_rate_pct"].as_f64().unwrap() > 90.0, "{kpis}");
     let app = spawn_app_with(&sample_de(), &[]);
     let line = std::fs::read_to_string(sample_de().join("orders.jsonl")).unwrap();
     let o: Value = serde_json::from_str(line.lines().find(|l| l.contains("\"ship\"")).unwrap()).unwrap();

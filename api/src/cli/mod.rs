@@ -7,10 +7,11 @@ mod optimize;
 mod replay;
 mod route;
 mod serve;
+mod simulate;
 mod state;
 
 use crate::data;
-pub use crate::settings::CostModel;
+pub use crate::settings::{CostModel, Routing};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use optimizer::router::RouterConfig;
@@ -44,6 +45,10 @@ pub enum Command {
     Db(db::Args),
     /// Check or copy the embedded store's state (operations).
     State(state::Args),
+    /// Replay what-if scenarios (TOML) of a whole day in parallel and compare them with the first.
+    Simulate(simulate::Args),
+    /// Which orders moved between two simulation results (per-order diff).
+    Diff(simulate::DiffArgs),
 }
 
 /// A dataset directory and an order file in it (or elsewhere).
@@ -68,40 +73,69 @@ impl DatasetArgs {
     }
 }
 
-/// Router options shared by the commands that route.
-#[derive(Debug, Clone, clap::Args)]
+/// The routing rules shared by every command that routes or plans: a routing file, then flags
+/// that override it (see [`Routing`] for the file and the defaults).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RoutingArgs {
-    /// Travel-cost model for ETAs and promises.
-    #[arg(long, value_enum, default_value_t = CostModel::Hub)]
-    pub cost: CostModel,
-    /// Farthest a store may ship from, kilometres.
-    #[arg(long, default_value_t = 50.0)]
-    pub ship_radius_km: f64,
+    /// Routing rules as TOML: cost, ship_radius_km, pickup_radius_km, dc_fallback, allow_split,
+    /// k and a [weights] table. Flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub routing: Option<PathBuf>,
+    /// Travel-cost model for ETAs, promises and the planner's leg costs [default: hub].
+    #[arg(long, value_enum)]
+    pub cost: Option<CostModel>,
+    /// Farthest a store may ship from, kilometres [default: 50].
+    #[arg(long)]
+    pub ship_radius_km: Option<f64>,
     /// Pickup orders: farthest an alternative store may be from the store the shopper named,
-    /// kilometres, when that store cannot serve the order.
-    #[arg(long, default_value_t = 10.0)]
-    pub pickup_radius_km: f64,
+    /// kilometres, when that store cannot serve the order [default: 10].
+    #[arg(long)]
+    pub pickup_radius_km: Option<f64>,
+    /// Ship orders no store can serve are unfulfillable instead of going to the nearest DC.
+    #[arg(long)]
+    pub no_dc_fallback: bool,
+    /// Never split a multi-line order over several stores.
+    #[arg(long)]
+    pub no_split: bool,
 }
 
 impl RoutingArgs {
-    pub fn router_config(&self) -> anyhow::Result<RouterConfig> {
-        anyhow::ensure!(
-            self.ship_radius_km.is_finite() && self.ship_radius_km > 0.0,
-            "--ship-radius-km must be a positive number of kilometres"
-        );
-        anyhow::ensure!(
-            self.pickup_radius_km.is_finite() && self.pickup_radius_km >= 0.0,
-            "--pickup-radius-km must be a number of kilometres, 0 or more (0: only the named store)"
-        );
-        Ok(RouterConfig {
-            ship_radius_m: self.ship_radius_km * 1000.0,
-            pickup_radius_m: self.pickup_radius_km * 1000.0,
-            ..RouterConfig::default()
-        })
+    /// The rules: defaults, then the routing file, then the flags. Errors name the flag or the
+    /// file's line and key.
+    pub fn rules(&self) -> anyhow::Result<Routing> {
+        let mut r = match &self.routing {
+            Some(p) => Routing::read(p)?,
+            None => Routing::default(),
+        };
+        if let Some(c) = self.cost {
+            r.cost = c;
+        }
+        if let Some(km) = self.ship_radius_km {
+            anyhow::ensure!(
+                km.is_finite() && km > 0.0,
+                "--ship-radius-km must be a positive number of kilometres"
+            );
+            r.ship_radius_km = km;
+        }
+        if let Some(km) = self.pickup_radius_km {
+            anyhow::ensure!(
+                km.is_finite() && km >= 0.0,
+                "--pickup-radius-km must be a number of kilometres, 0 or more (0: only the named store)"
+            );
+            r.pickup_radius_km = km;
+        }
+        r.dc_fallback &= !self.no_dc_fallback;
+        r.allow_split &= !self.no_split;
+        r.validate().map_err(|e| anyhow::anyhow!("routing rules: {e}"))?;
+        Ok(r)
     }
 
-    pub fn travel_cost(&self, engine: &Engine) -> Box<dyn TravelCost> {
-        self.cost.build(engine.network().cities())
+    pub fn router_config(&self) -> anyhow::Result<RouterConfig> {
+        Ok(self.rules()?.router_config())
+    }
+
+    pub fn travel_cost(&self, engine: &Engine) -> anyhow::Result<Box<dyn TravelCost>> {
+        Ok(self.rules()?.travel_cost(engine.network().cities()))
     }
 }
 
@@ -128,6 +162,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Optimize(a) => optimize::run(a),
         Command::Db(a) => db::run(a),
         Command::State(a) => state::run(a),
+        Command::Simulate(a) => simulate::run(a),
+        Command::Diff(a) => simulate::diff(a),
     }
 }
 

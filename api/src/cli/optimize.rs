@@ -1,7 +1,7 @@
 //! `omniroute optimize`: a batch plan for an order file, greedy or LP, with KPIs, the greedy-versus-LP
 //! gap, shadow prices and an optional independent check.
 
-use super::{load_engine, CostModel, DatasetArgs};
+use super::{load_engine, DatasetArgs, RoutingArgs};
 use crate::data::read_orders;
 use crate::progress::Bar;
 use anyhow::Context;
@@ -30,19 +30,15 @@ pub struct Args {
     /// Write the plan (assignments, KPIs, LP statistics, shadow prices) as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Planner settings as TOML: `k`, `allow_split`, `dc_fallback` and a `[weights]` table
-    /// (per_km, per_hour, per_shipment, split_penalty, dc_flat, dc_per_km, unfilled).
+    #[command(flatten)]
+    pub routing: RoutingArgs,
+    /// Use the peers' weights: 1 per km, a flat DC cost of 500, nothing else (overrides the
+    /// routing file's [weights]).
     #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Use the peers' weights: 1 per great-circle km, a flat DC cost of 500, nothing else.
-    #[arg(long, conflicts_with = "config")]
     pub peer_weights: bool,
-    /// Candidate stores per order and per line (overrides the config).
+    /// Candidate stores per order and per line (overrides the routing file).
     #[arg(long)]
     pub k: Option<usize>,
-    /// Travel-cost model for the legs the weights price.
-    #[arg(long, value_enum, default_value_t = CostModel::GreatCircle)]
-    pub cost: CostModel,
     /// Check the plan with the independent validator; exit non-zero on any violation.
     #[arg(long)]
     pub check: bool,
@@ -86,24 +82,21 @@ struct Summary<'a> {
     violations: Option<usize>,
 }
 
-/// Reads a planner config file (TOML).
-pub fn read_config(path: &Path) -> anyhow::Result<PlanConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let config: PlanConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    config.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(config)
-}
-
-pub fn run(a: Args) -> anyhow::Result<()> {
-    let mut config = match (&a.config, a.peer_weights) {
-        (Some(p), _) => read_config(p)?,
-        (None, true) => PlanConfig { weights: plan::CostWeights::peer(), ..PlanConfig::default() },
-        (None, false) => PlanConfig::default(),
-    };
+/// The planner's settings: the routing rules, then `--peer-weights` and `--k`.
+fn plan_config(a: &Args) -> anyhow::Result<PlanConfig> {
+    let mut config = a.routing.rules()?.plan_config();
+    if a.peer_weights {
+        config.weights = plan::CostWeights::peer();
+    }
     if let Some(k) = a.k {
         config.k = k;
     }
     config.validate().map_err(|e| anyhow::anyhow!("--k: {e}"))?;
+    Ok(config)
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let config = plan_config(&a)?;
     anyhow::ensure!(
         !(a.monolithic && a.solver == SolverArg::Greedy),
         "--monolithic applies to --solver lp only"
@@ -115,7 +108,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     anyhow::ensure!(!orders.is_empty(), "{}: no orders to plan", path.display());
     let now = orders.iter().map(Order::created_at).min().unwrap_or(Timestamp(0));
     let view = LedgerView { network: engine.network(), ledger: engine.ledger(), now };
-    let cost = a.cost.build(engine.network().cities());
+    let cost = a.routing.travel_cost(&engine)?;
     let bar = Bar::new();
     let t = Instant::now();
     let planning = Planning::new(&engine, &view, &*cost, &orders, &config, &bar);

@@ -103,11 +103,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             quick_repair: a.quick_repair,
         },
     };
+    let rules = a.routing.rules()?;
     let config = ServeConfig {
         service: ServiceConfig {
             data,
-            router: a.routing.router_config()?,
-            cost: a.routing.cost,
+            router: rules.router_config(),
+            cost: rules.cost,
+            plan: rules.plan_config(),
             ledger: LedgerConfig {
                 reservation_ttl_s: a.reservation_ttl_s,
                 expected_reservations: a.expected_reservations,

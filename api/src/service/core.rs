@@ -23,6 +23,8 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct Core {
     engine: Engine,
     router: Router<Box<dyn TravelCost>>,
+    /// The planner's defaults under the service's routing rules.
+    plan: optimizer::plan::PlanConfig,
     orders: OrderBook,
     metrics: Metrics,
 }
@@ -69,11 +71,26 @@ pub(crate) trait Persist: Sync {
 }
 
 impl Core {
-    /// A core over `engine`, routing with `router` and the `cost` model over its cities.
-    pub fn new(engine: Engine, router: RouterConfig, cost: CostModel) -> Core {
+    /// A core over `engine`, routing with `router` and the `cost` model over its cities; plans
+    /// default to `plan` (whose radii and DC policy must be the router's).
+    pub fn new(
+        engine: Engine,
+        router: RouterConfig,
+        cost: CostModel,
+        plan: optimizer::plan::PlanConfig,
+    ) -> Core {
         let cost = cost.build(engine.network().cities());
         let orders = OrderBook::new(engine.ledger().config().expected_reservations);
-        Core { engine, router: Router::new(router, cost), orders, metrics: Metrics::new() }
+        Core { engine, router: Router::new(router, cost), plan, orders, metrics: Metrics::new() }
+    }
+
+    /// The planner's settings: `requested` (weights, k, splits, DC fallback) or the service's
+    /// defaults, always with the router's radii.
+    pub fn plan_config(&self, requested: Option<optimizer::plan::PlanConfig>) -> optimizer::plan::PlanConfig {
+        let mut c = requested.unwrap_or(self.plan);
+        c.ship_radius_m = self.router.config().ship_radius_m;
+        c.pickup_radius_m = self.router.config().pickup_radius_m;
+        c
     }
 
     pub fn engine(&self) -> &Engine {

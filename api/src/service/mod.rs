@@ -177,6 +177,9 @@ pub struct ServiceConfig {
     pub data: PathBuf,
     pub router: RouterConfig,
     pub cost: CostModel,
+    /// The planner's defaults under the same routing rules (a plan request may change the
+    /// weights, k, splits and DC fallback, never the radii).
+    pub plan: optimizer::plan::PlanConfig,
     pub ledger: LedgerConfig,
     pub storage: StorageConfig,
 }

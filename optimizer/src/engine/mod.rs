@@ -67,12 +67,24 @@ impl Engine {
     /// # Runtime
     /// O(r log r + n log n) for r stock rows and n stores.
     pub fn new(network: Network, stock: Vec<StockEntry>, config: EngineConfig) -> Engine {
+        let capacities: Vec<u32> = network.stores().iter().map(|s| s.capacity_per_day).collect();
+        Engine::with_capacities(network, stock, &capacities, config)
+    }
+
+    /// Like [`Engine::new`], with each store's orders per day taken from `capacities` (in store
+    /// index order) instead of the network: a scratch engine for what is left of a day.
+    pub fn with_capacities(
+        network: Network,
+        stock: Vec<StockEntry>,
+        capacities: &[u32],
+        config: EngineConfig,
+    ) -> Engine {
+        assert_eq!(capacities.len(), network.stores().len(), "one capacity per store");
         let carriers = carriers_by_sku(&stock, network.catalog().len());
         let (index, ledger) = rayon::join(
             || StoreIndex::build(&network, &carriers, config.index),
             || {
-                let capacities: Vec<u32> = network.stores().iter().map(|s| s.capacity_per_day).collect();
-                StockLedger::new(&capacities, network.catalog().len(), stock, config.ledger)
+                StockLedger::new(capacities, network.catalog().len(), stock, config.ledger)
                     .with_zone(network.zone().clone())
             },
         );

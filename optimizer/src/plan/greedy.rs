@@ -1,12 +1,13 @@
-//! The checkout logic as a batch plan: orders in arrival order, each by its cheapest feasible
-//! option at that moment.
+//! Cheapest-option greedy on an instance: orders in arrival order, each by its cheapest feasible
+//! option at that moment. The LP's rounding and repair start from it; the greedy *solver* is the
+//! checkout router itself (`checkout.rs`).
 
 use super::instance::{Instance, OptKind};
 use super::{Choice, Plan, Solver, UnfilledReason};
 use crate::model::StoreIdx;
 
-/// Serves orders in arrival order by their cheapest feasible option (whole store, split, DC),
-/// drawing stock and capacity down as it goes.
+/// Serves orders in arrival order by their cheapest feasible option among the instance's
+/// candidates (whole store, split, DC), drawing stock and capacity down as it goes.
 ///
 /// # Runtime
 /// O(total options); sequential, as checkout is.
@@ -17,7 +18,7 @@ pub fn greedy(inst: &Instance) -> Plan {
         let o = o as usize;
         choices[o] = serve(inst, o, &mut left);
     }
-    Plan { solver: Solver::Greedy, choices, lp: None }
+    Plan { solver: Solver::Greedy, choices, lp: None, priced: None }
 }
 
 /// Whether `opt` fits in `left`.

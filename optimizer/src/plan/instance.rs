@@ -62,6 +62,52 @@ pub struct Instance {
     pub(super) stores: usize,
 }
 
+/// Prices legs under the planner's weights: the one definition the candidates and the checkout
+/// greedy share.
+pub(crate) struct Pricer<'a> {
+    pub network: &'a crate::model::Network,
+    pub cost: &'a dyn TravelCost,
+    pub weights: super::CostWeights,
+}
+
+impl Pricer<'_> {
+    /// Where `order`'s legs are priced to: the customer for ship orders, the named store for
+    /// pickup orders (a redirect costs its distance); `None` for a pickup at an unknown store.
+    pub fn origin(&self, order: &Order) -> Option<LonLat> {
+        match order.mode() {
+            Mode::Ship => Some(order.customer()),
+            Mode::Pickup => order
+                .pickup_store()
+                .and_then(|id| self.network.store_idx(id))
+                .map(|s| self.network.store(s).location),
+        }
+    }
+
+    /// (money, metres) of one shipment from `store` to `at`.
+    pub fn store(&self, store: StoreIdx, pickup: bool, at: LonLat) -> (f64, f64) {
+        let (s, w) = (self.network.store(store), self.weights);
+        let leg = if pickup {
+            crate::travel::Leg { distance_m: s.location.distance_m(at), eta_s: 0 }
+        } else {
+            self.cost.leg(Origin { location: s.location, city: s.city }, at)
+        };
+        let c =
+            w.per_km * leg.distance_m / 1000.0 + w.per_hour * f64::from(leg.eta_s) / 3600.0 + w.per_shipment;
+        (c, leg.distance_m)
+    }
+
+    /// (money, metres) of serving the order from DC `i`.
+    pub fn dc(&self, i: usize, at: LonLat) -> (f64, f64) {
+        let (dc, w) = (&self.network.dcs()[i], self.weights);
+        let leg = self.cost.leg(Origin { location: dc.location, city: dc.city }, at);
+        let c = w.dc_flat
+            + w.dc_per_km * leg.distance_m / 1000.0
+            + w.per_hour * f64::from(leg.eta_s) / 3600.0
+            + w.per_shipment;
+        (c, leg.distance_m)
+    }
+}
+
 /// Options of one order before flattening.
 #[derive(Default)]
 struct Draft {
@@ -191,37 +237,20 @@ impl Instance {
             keys: Vec::with_capacity(config.k * 2 * lines.len()),
         };
         let unfilled = w.unfilled;
+        let pricer = Pricer { network: net, cost, weights: w };
         let pickup = order.mode() == Mode::Pickup;
-        // Pickup orders are priced from the store the shopper chose: a redirect costs its distance.
-        let at: LonLat = match (pickup, order.pickup_store().and_then(|id| net.store_idx(id))) {
-            (true, Some(s)) => net.store(s).location,
-            _ => order.customer(),
+        let Some(at) = pricer.origin(order) else {
+            // A pickup at a store the network lacks: nothing can serve it.
+            d.opts.push(Opt { kind: OptKind::Unfilled, store: 0, cost: unfilled, distance_m: 0.0, cells: 0 });
+            return d;
         };
-        let price = |store: StoreIdx| {
-            let s = net.store(store);
-            let leg = if pickup {
-                crate::travel::Leg { distance_m: s.location.distance_m(at), eta_s: 0 }
-            } else {
-                cost.leg(Origin { location: s.location, city: s.city }, at)
-            };
-            let c = w.per_km * leg.distance_m / 1000.0
-                + w.per_hour * f64::from(leg.eta_s) / 3600.0
-                + w.per_shipment;
-            (c, leg.distance_m)
-        };
+        let price = |store: StoreIdx| pricer.store(store, pickup, at);
         let mut fallback = unfilled;
         if !pickup && config.dc_fallback {
-            let best = net
-                .dcs()
-                .iter()
-                .enumerate()
-                .map(|(i, dc)| {
-                    let leg = cost.leg(Origin { location: dc.location, city: dc.city }, at);
-                    let c = w.dc_flat
-                        + w.dc_per_km * leg.distance_m / 1000.0
-                        + w.per_hour * f64::from(leg.eta_s) / 3600.0
-                        + w.per_shipment;
-                    (c, leg.distance_m, i)
+            let best = (0..net.dcs().len())
+                .map(|i| {
+                    let (c, dist) = pricer.dc(i, at);
+                    (c, dist, i)
                 })
                 .min_by(|a, b| a.0.total_cmp(&b.0));
             if let Some((c, dist, i)) = best {
@@ -242,12 +271,13 @@ impl Instance {
             return d;
         }
         // Legs are never shorter than the great circle, so nothing past this distance can beat
-        // the fallback.
+        // the fallback; and no store beyond the checkout router's radius is a candidate.
         let max_m = if w.per_km > 0.0 {
             ((fallback - w.per_shipment) / w.per_km * 1000.0).max(0.0)
         } else {
             f64::INFINITY
         };
+        let max_m = max_m.min(if pickup { config.pickup_radius_m } else { config.ship_radius_m });
         let capable = |c: &crate::index::Candidate| if pickup { c.pickup } else { c.ship };
         let k = config.k;
         let visit_cap = 64 * k;

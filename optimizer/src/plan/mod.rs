@@ -4,8 +4,9 @@
 //! * [`Instance::build`] turns orders into priced options from the R-tree: per order the `k`
 //!   nearest stores holding every line (a whole shipment), per line the `k` nearest stores holding
 //!   it (a split), the DC fallback and "unfilled".
-//! * [`greedy`] serves orders in arrival order, each by its cheapest feasible option (the
-//!   checkout logic).
+//! * the greedy solver is the checkout router itself, run over the orders in arrival order on a
+//!   scratch copy of the stock (`checkout.rs`), so that greedy planning and replay agree;
+//!   [`greedy`] (cheapest candidate in arrival order) is where the LP's rounding starts.
 //! * [`lp`] solves the LP through good_lp + HiGHS after an exact presolve that fixes orders whose
 //!   best option cannot be contested and cuts the rest into independent components, solved in
 //!   parallel; fractional solutions (multi-line orders) are rounded and repaired.
@@ -14,6 +15,7 @@
 //! * [`validate`] checks a finished plan against the raw network, stock and orders, independent of
 //!   the instance the solvers used.
 
+mod checkout;
 mod flow;
 mod greedy;
 mod instance;
@@ -25,7 +27,10 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use checkout::price_decision;
+pub use checkout::{scratch_engine, Priced};
 pub use greedy::greedy;
+pub(crate) use instance::Pricer;
 pub use instance::{Instance, Opt, OptKind};
 pub use lp::{LpCache, LpStats};
 pub use pipeline::{PlanOutcome, Planning, SolveOptions};
@@ -36,6 +41,7 @@ pub use report::{
 
 use crate::ledger::StockLedger;
 use crate::model::{Network, SkuIdx, StoreIdx, Timestamp};
+use crate::router::RouterConfig;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -132,15 +138,43 @@ pub struct PlanConfig {
     pub allow_split: bool,
     /// Offer the DC fallback to ship orders.
     pub dc_fallback: bool,
+    /// Farthest a store may ship from (the checkout router's radius), metres. Set by the
+    /// service's routing rules, never by a plan request.
+    #[serde(skip)]
+    pub ship_radius_m: f64,
+    /// Pickup orders: farthest an alternative store may be from the named one, metres (the
+    /// checkout router's radius). Set by the routing rules.
+    #[serde(skip)]
+    pub pickup_radius_m: f64,
 }
 
 impl Default for PlanConfig {
     fn default() -> Self {
-        PlanConfig { weights: CostWeights::default(), k: 16, allow_split: true, dc_fallback: true }
+        let router = RouterConfig::default();
+        PlanConfig {
+            weights: CostWeights::default(),
+            k: 16,
+            allow_split: true,
+            dc_fallback: true,
+            ship_radius_m: router.ship_radius_m,
+            pickup_radius_m: router.pickup_radius_m,
+        }
     }
 }
 
 impl PlanConfig {
+    /// The checkout router's settings under the same rules: radii, DC fallback, splits. The
+    /// greedy solver routes with them.
+    pub fn router_config(&self) -> RouterConfig {
+        RouterConfig {
+            ship_radius_m: self.ship_radius_m,
+            pickup_radius_m: self.pickup_radius_m,
+            dc_fallback: self.dc_fallback,
+            max_shipments: if self.allow_split { RouterConfig::default().max_shipments } else { 1 },
+            ..RouterConfig::default()
+        }
+    }
+
     pub fn validate(&self) -> Result<(), PlanError> {
         self.weights.validate()?;
         if !(1..=256).contains(&self.k) {
@@ -208,6 +242,9 @@ pub struct Plan {
     pub choices: Vec<Choice>,
     /// LP statistics (`None` for greedy).
     pub lp: Option<LpStats>,
+    /// Per order, its cost and legs when the solver priced them itself (the checkout greedy,
+    /// whose stores need not be among the instance's candidates); else the options' prices.
+    pub priced: Option<Vec<Priced>>,
 }
 
 /// Read access to what stock and capacity a plan may use.

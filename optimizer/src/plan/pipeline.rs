@@ -2,7 +2,7 @@
 //! /v1/plans`, what-if runs): build the candidates, solve, report in external ids, compare with
 //! greedy.
 
-use super::{greedy, lp, Comparison, Instance, Plan, PlanConfig, PlanError, PlanReport, Solver, StockView};
+use super::{checkout, lp, Comparison, Instance, Plan, PlanConfig, PlanError, PlanReport, Solver, StockView};
 use crate::engine::Engine;
 use crate::model::Order;
 use crate::progress::Progress;
@@ -34,6 +34,9 @@ impl Default for SolveOptions {
 /// A wave of orders with its candidates built, ready to solve.
 pub struct Planning<'a> {
     engine: &'a Engine,
+    view: &'a dyn StockView,
+    cost: &'a dyn TravelCost,
+    config: PlanConfig,
     orders: &'a [Order],
     instance: Instance,
 }
@@ -53,14 +56,28 @@ impl<'a> Planning<'a> {
     /// (stage `candidates`). `config` must be valid ([`PlanConfig::validate`]).
     pub fn new(
         engine: &'a Engine,
-        view: &dyn StockView,
-        cost: &dyn TravelCost,
+        view: &'a dyn StockView,
+        cost: &'a dyn TravelCost,
         orders: &'a [Order],
         config: &PlanConfig,
         progress: &dyn Progress,
     ) -> Planning<'a> {
         let instance = Instance::build(engine, view, cost, orders, config, progress);
-        Planning { engine, orders, instance }
+        Planning { engine, view, cost, config: *config, orders, instance }
+    }
+
+    /// The greedy plan: the checkout router over the orders in arrival order, on a scratch
+    /// copy of the view's stock (stage `greedy`).
+    pub fn greedy(&self, progress: &dyn Progress) -> Plan {
+        checkout::greedy(
+            self.engine,
+            self.view,
+            self.cost,
+            &self.config,
+            self.orders,
+            &self.instance.arrival,
+            progress,
+        )
     }
 
     /// The instance the solvers work on.
@@ -74,13 +91,17 @@ impl<'a> Planning<'a> {
     /// The LP solver failed on a component.
     pub fn solve(&self, options: SolveOptions, progress: &dyn Progress) -> Result<PlanOutcome, PlanError> {
         let plan = match options.solver {
-            Solver::Greedy => greedy(&self.instance),
+            Solver::Greedy => self.greedy(progress),
             Solver::Lp => lp::solve(&self.instance, options.lp, None, progress)?,
         };
         let network = self.engine.network();
         let report = PlanReport::new(network, self.orders, &self.instance, &plan, options.top_prices);
-        let greedy_comparison = (plan.solver == Solver::Lp && options.compare_with_greedy)
-            .then(|| Comparison::against_greedy(network, self.orders, &self.instance, &report));
+        let greedy_comparison = (plan.solver == Solver::Lp && options.compare_with_greedy).then(|| {
+            let t = std::time::Instant::now();
+            let g = self.greedy(progress);
+            let greedy_s = t.elapsed().as_secs_f64();
+            Comparison::against_greedy(network, self.orders, &self.instance, &report, &g, greedy_s)
+        });
         Ok(PlanOutcome { plan, report, greedy_comparison })
     }
 }

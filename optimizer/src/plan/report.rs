@@ -108,13 +108,19 @@ impl PlanReport {
             (0.0, 0usize, 0usize, 0usize, 0usize);
         let mut cost = 0.0;
         for (o, (order, choice)) in orders.iter().zip(&plan.choices).enumerate() {
-            let c = inst.cost_of(o, choice).unwrap_or(0.0);
+            let priced = plan.priced.as_ref().map(|p| &p[o]);
+            let c = match priced {
+                Some(p) => p.cost,
+                None => inst.cost_of(o, choice).unwrap_or(0.0),
+            };
             cost += c;
             let opts = inst.options(o);
-            let leg = |kind: OptKind, store: u32| {
-                opts.iter()
+            let leg = |kind: OptKind, store: u32| match priced {
+                Some(p) => p.legs.iter().find(|l| l.0 == store).map_or(0.0, |l| l.1),
+                None => opts
+                    .iter()
                     .find(|x| x.kind == kind && x.store == store)
-                    .map_or(0.0, |x| f64::from(x.distance_m))
+                    .map_or(0.0, |x| f64::from(x.distance_m)),
             };
             let ships: Vec<Shipment> = match choice {
                 Choice::Unfilled(reason) => {
@@ -250,17 +256,16 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Runs the greedy on `inst` and compares it with `report`.
+    /// Compares the greedy plan `g` (made in `greedy_s` seconds) with `report`.
     pub fn against_greedy(
         network: &Network,
         orders: &[Order],
         inst: &Instance,
         report: &PlanReport,
+        g: &Plan,
+        greedy_s: f64,
     ) -> Comparison {
-        let t = std::time::Instant::now();
-        let g = super::greedy(inst);
-        let greedy_s = t.elapsed().as_secs_f64();
-        let gr = PlanReport::new(network, orders, inst, &g, 0);
+        let gr = PlanReport::new(network, orders, inst, g, 0);
         let cost = report.kpis.cost;
         Comparison {
             greedy_cost: gr.kpis.cost,

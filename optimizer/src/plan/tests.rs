@@ -316,6 +316,63 @@ proptest! {
     }
 
     #[test]
+    fn greedy_planning_makes_the_replay_decisions(spec in spec(12, 40, 3, 3), radius_km in 5.0f64..60.0, dc in any::<bool>()) {
+        // Two identical worlds: one planned greedily, the other replayed by the checkout router.
+        let (planned, replayed) = (World::new(&spec), World::new(&spec));
+        let config = PlanConfig {
+            ship_radius_m: radius_km * 1000.0,
+            dc_fallback: dc,
+            ..PlanConfig::default()
+        };
+        let cost = GreatCircle::default();
+        let router = crate::router::Router::new(config.router_config(), GreatCircle::default());
+        // A third of the orders hold reservations in both worlds first: the plan must see the
+        // stock they hold as gone.
+        let held = spec.orders.len() / 3;
+        for w in [&planned, &replayed] {
+            for order in &w.orders[..held] {
+                router.route(&w.engine, order).unwrap();
+            }
+        }
+        let view = planned.view();
+        let rest = &planned.orders[held..];
+        let planning = Planning::new(&planned.engine, &view, &cost, rest, &config, &NoProgress);
+        let options = SolveOptions { solver: Solver::Greedy, ..SolveOptions::default() };
+        let outcome = planning.solve(options, &NoProgress).unwrap();
+        for (o, order) in replayed.orders[held..].iter().enumerate() {
+            let d = router.route(&replayed.engine, order).unwrap();
+            if d.reservation_expires_at.is_some() {
+                replayed.engine.ledger().commit(order.id()).unwrap();
+            }
+            let stores: Vec<StoreIdx> = d.shipments.iter().filter_map(|s| s.store()).collect();
+            let same = match (&outcome.plan.choices[o], d.status) {
+                (Choice::Whole(s), crate::router::Status::Assigned) => stores == vec![*s],
+                (Choice::Split(per_line), crate::router::Status::Split) => {
+                    let mut a = per_line.clone();
+                    a.sort();
+                    a.dedup();
+                    let mut b = stores.clone();
+                    b.sort();
+                    a == b
+                }
+                (Choice::Dc(i), crate::router::Status::Dc) => d.shipments[0].source == crate::router::Source::Dc(*i),
+                (Choice::Unfilled(_), crate::router::Status::Unfulfillable) => true,
+                _ => false,
+            };
+            prop_assert!(same, "order {o}: plan {:?}, replay {:?} {stores:?}", outcome.plan.choices[o], d.status);
+        }
+        // And the plan is valid against the raw stock and capacity.
+        let v = validate(
+            planned.engine.network(),
+            &view,
+            rest,
+            &outcome.report.assignments,
+            &outcome.report.unfilled,
+        );
+        prop_assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
     fn single_line_lp_matches_min_cost_flow_and_is_integral(spec in spec(10, 40, 1, 1)) {
         let w = World::new(&spec);
         let config = PlanConfig { weights: CostWeights::peer(), ..PlanConfig::default() };

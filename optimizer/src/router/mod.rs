@@ -44,6 +44,8 @@ pub struct RouterConfig {
     pub max_explained: usize,
     /// Time a store needs to prepare a pickup, seconds.
     pub pickup_prep_s: u32,
+    /// Ship orders no store can serve go to the nearest DC (else they are unfulfillable).
+    pub dc_fallback: bool,
 }
 
 impl Default for RouterConfig {
@@ -56,6 +58,7 @@ impl Default for RouterConfig {
             max_walk: 20_000,
             max_explained: 10,
             pickup_prep_s: 1800,
+            dc_fallback: true,
         }
     }
 }
@@ -213,6 +216,7 @@ impl<C: TravelCost> Router<C> {
             .dcs()
             .iter()
             .enumerate()
+            .filter(|_| self.config.dc_fallback)
             .min_by(|(_, a), (_, b)| a.location.distance_m(at).total_cmp(&b.location.distance_m(at)));
         if let Some((i, dc)) = nearest_dc {
             let leg = self.cost.leg(Origin { location: dc.location, city: dc.city }, at);

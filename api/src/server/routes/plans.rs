@@ -59,7 +59,7 @@ pub async fn create(
     if parsed.orders.is_empty() {
         return Err(ApiError::invalid("orders", "orders must not be empty"));
     }
-    let config = parsed.config.unwrap_or_default();
+    let config = state.checkout().core().plan_config(parsed.config);
     config.validate().map_err(config_error)?;
     let mut orders = Vec::with_capacity(parsed.orders.len());
     let mut seen = rustc_hash::FxHashSet::default();

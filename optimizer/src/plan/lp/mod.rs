@@ -308,7 +308,7 @@ pub fn solve(
         monolithic: !options.decompose,
         duals,
     };
-    Ok(Plan { solver: Solver::Lp, choices, lp: Some(stats) })
+    Ok(Plan { solver: Solver::Lp, choices, lp: Some(stats), priced: None })
 }
 
 /// The candidate choices of order `o` from its LP column values (in build order), best first,

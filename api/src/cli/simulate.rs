@@ -1,0 +1,356 @@
+//! `omniroute simulate`: what-if scenarios replayed in parallel, compared with the first.
+
+use crate::progress::Bar;
+use crate::scenario::{Base, Scenario};
+use anyhow::Context;
+use indicatif::MultiProgress;
+use optimizer::router::{Router, Status};
+use optimizer::sim::{self, Report};
+use optimizer::{Engine, EngineConfig};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario files (TOML, see scenarios/README.md); the first is the baseline the others are
+    /// compared with.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Results directory: one folder per scenario (report.json, orders.csv) and the comparison
+    /// (comparison.md, .csv, .json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Scenarios run at once [default: one per core].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// What `report.json` holds for one scenario.
+#[derive(Serialize)]
+struct ScenarioResult<'a> {
+    scenario: &'a str,
+    policy: &'static str,
+    routing: &'a crate::settings::Routing,
+    kpis: &'a Report,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    // Everything is read and checked before anything runs.
+    let scenarios: Vec<Scenario> = a.scenarios.iter().map(|p| Scenario::read(p)).collect::<Result<_, _>>()?;
+    let mut names = std::collections::BTreeSet::new();
+    for s in &scenarios {
+        anyhow::ensure!(
+            names.insert(s.name.clone()),
+            "{}: scenario name `{}` used twice",
+            s.path.display(),
+            s.name
+        );
+    }
+    let mut bases: BTreeMap<PathBuf, Arc<Base>> = BTreeMap::new();
+    for s in &scenarios {
+        let key = s
+            .base
+            .canonicalize()
+            .with_context(|| format!("{}: base {}", s.path.display(), s.base.display()))?;
+        if !bases.contains_key(&key) {
+            bases.insert(key.clone(), Arc::new(Base::load(&s.base)?));
+        }
+    }
+    let base_of = |s: &Scenario| bases[&s.base.canonicalize().expect("checked")].clone();
+    let mut prepared = Vec::new();
+    for s in &scenarios {
+        let base = base_of(s);
+        let changes = s.resolve(&base.network)?;
+        let orders = s.orders(&base.network)?;
+        anyhow::ensure!(!orders.is_empty(), "{}: the demand has no orders", s.path.display());
+        prepared.push((s, base, changes, orders));
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let multi = MultiProgress::new();
+    let bars: Vec<Bar> = prepared.iter().map(|(s, ..)| Bar::in_multi(&multi, &s.name)).collect();
+    let results: Vec<parking_lot::Mutex<Option<anyhow::Result<Report>>>> =
+        prepared.iter().map(|_| parking_lot::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let t = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(prepared.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((s, base, changes, orders)) = prepared.get(i) else { break };
+                let r = run_one(s, base, changes, orders, &a.out, &bars[i]);
+                bars[i].finish();
+                *results[i].lock() = Some(r);
+            });
+        }
+    });
+    let mut reports = Vec::new();
+    for ((s, ..), r) in prepared.iter().zip(results) {
+        let report = r.into_inner().expect("every scenario ran")?;
+        reports.push((s.name.clone(), report));
+    }
+    write_comparison(&a.out, &reports)?;
+    eprintln!(
+        "{} scenarios in {:.1} s; results in {}",
+        reports.len(),
+        t.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    print!("{}", comparison_markdown(&reports));
+    Ok(())
+}
+
+/// Builds the scenario's engine from its base and changes, replays its orders, writes its
+/// folder.
+fn run_one(
+    s: &Scenario,
+    base: &Base,
+    changes: &[optimizer::sim::changes::Change],
+    orders: &[optimizer::model::Order],
+    out: &Path,
+    bar: &Bar,
+) -> anyhow::Result<Report> {
+    optimizer::progress::Progress::stage(bar, "build", 1);
+    let changed = optimizer::sim::changes::apply(&base.network, &base.stock, changes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+    let config = EngineConfig {
+        ledger: optimizer::ledger::LedgerConfig {
+            expected_reservations: 0,
+            ..optimizer::ledger::LedgerConfig::default()
+        },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(changed.network, changed.stock, config);
+    for o in orders {
+        // Orders may name SKUs the base lacks: they are learned (and ship from DCs).
+        let _ = engine.admit(o);
+    }
+    let router = Router::new(s.routing.router_config(), s.routing.travel_cost(engine.network().cities()));
+    let run = sim::replay(&engine, &router, orders, &s.policy, &s.routing.plan_config(), bar);
+    let dir = out.join(&s.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result =
+        ScenarioResult { scenario: &s.name, policy: "checkout", routing: &s.routing, kpis: &run.report };
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&result)? + "\n")
+        .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
+    write_orders(&dir.join("orders.csv"), &engine, orders, &run.outcomes)?;
+    Ok(run.report)
+}
+
+/// One line per order: where it went and how far.
+fn write_orders(
+    path: &Path,
+    engine: &Engine,
+    orders: &[optimizer::model::Order],
+    outcomes: &[sim::Outcome],
+) -> anyhow::Result<()> {
+    let net = engine.network();
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "order_id,status,source,shipments,distance_km")?;
+    for (o, x) in orders.iter().zip(outcomes) {
+        let source = match x.status {
+            Status::Unfulfillable => String::new(),
+            Status::Dc => format!("DC:{}", net.dcs()[x.source as usize].id),
+            _ => net.stores()[x.source as usize].id.to_string(),
+        };
+        writeln!(
+            w,
+            "{},{},{},{},{:.3}",
+            o.id().as_str(),
+            x.status.as_str(),
+            source,
+            x.shipments,
+            f64::from(x.distance_m) / 1000.0
+        )?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+/// The compared figures of a report, in order, with their units in the name.
+fn metrics(r: &Report) -> Vec<(&'static str, f64)> {
+    let o = &r.of_orders;
+    vec![
+        ("orders", r.orders as f64),
+        ("fill rate, % of orders", r.fill_rate_pct),
+        ("from stores, % of orders", o.from_stores.pct),
+        ("from DCs, % of orders", o.from_dcs.pct),
+        ("unfilled, % of orders", o.unfilled.pct),
+        ("split, % of orders", o.split.pct),
+        ("pickup alternative, % of orders", o.pickup_alternative.pct),
+        ("distance p50, km per shipment", r.distance.p50_km),
+        ("distance p95, km per shipment", r.distance.p95_km),
+        ("distance mean, km per shipment", r.distance.mean_km),
+        ("same day, % of shipments", r.promises_of_shipments.same_day.pct),
+        ("next day, % of shipments", r.promises_of_shipments.next_day.pct),
+        ("later, % of shipments", r.promises_of_shipments.later.pct),
+        ("stores used", r.store_utilisation.stores_used as f64),
+        ("stores at capacity", r.store_utilisation.stores_at_capacity as f64),
+        ("store utilisation p90, % of capacity", r.store_utilisation.p90_pct),
+        ("store utilisation max, % of capacity", r.store_utilisation.max_pct),
+        ("total cost, money units", r.total_cost),
+    ]
+}
+
+fn fmt(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+fn comparison_markdown(reports: &[(String, Report)]) -> String {
+    let base = metrics(&reports[0].1);
+    let mut s = String::from("| metric |");
+    for (i, (name, _)) in reports.iter().enumerate() {
+        s += &format!(" {name} |");
+        if i > 0 {
+            s += &format!(" Δ {name} |");
+        }
+    }
+    s += "\n|---|";
+    s += &"---:|".repeat(reports.len() * 2 - 1);
+    s += "\n";
+    let all: Vec<Vec<(&str, f64)>> = reports.iter().map(|(_, r)| metrics(r)).collect();
+    for (m, (label, b)) in base.iter().enumerate() {
+        s += &format!("| {label} | {} |", fmt(*b));
+        for row in &all[1..] {
+            let v = row[m].1;
+            s += &format!(" {} | {:+.4} |", fmt(v), v - b);
+        }
+        s += "\n";
+    }
+    s
+}
+
+/// Writes comparison.md, .csv and .json: every scenario's figures and their change from the
+/// baseline (the first scenario).
+fn write_comparison(out: &Path, reports: &[(String, Report)]) -> anyhow::Result<()> {
+    let base = metrics(&reports[0].1);
+    let mut csv = String::from("scenario,metric,value,baseline,delta\n");
+    #[derive(Serialize)]
+    struct Row<'a> {
+        metric: &'a str,
+        value: f64,
+        baseline: f64,
+        delta: f64,
+    }
+    #[derive(Serialize)]
+    struct Json<'a> {
+        baseline: &'a str,
+        scenarios: BTreeMap<&'a str, Vec<Row<'a>>>,
+    }
+    let mut json = Json { baseline: &reports[0].0, scenarios: BTreeMap::new() };
+    for (name, r) in reports {
+        let rows: Vec<Row> = metrics(r)
+            .into_iter()
+            .zip(&base)
+            .map(|((metric, value), (_, b))| Row { metric, value, baseline: *b, delta: round4(value - b) })
+            .collect();
+        for x in &rows {
+            csv +=
+                &format!("{name},\"{}\",{},{},{}\n", x.metric, fmt(x.value), fmt(x.baseline), fmt(x.delta));
+        }
+        json.scenarios.insert(name, rows);
+    }
+    let write = |file: &str, text: String| {
+        std::fs::write(out.join(file), text).with_context(|| format!("writing {}", out.join(file).display()))
+    };
+    write("comparison.md", comparison_markdown(reports))?;
+    write("comparison.csv", csv)?;
+    write("comparison.json", serde_json::to_string_pretty(&json)? + "\n")?;
+    Ok(())
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// `omniroute diff A B`: which orders moved between two scenario results.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// Result folder of the first scenario (holds orders.csv).
+    pub a: PathBuf,
+    /// Result folder of the second scenario.
+    pub b: PathBuf,
+    /// Write the moved orders here as CSV (order_id, status and source in each, distance
+    /// change); default: only the summary.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// One order line of a result's orders.csv.
+struct OrderRow {
+    status: String,
+    source: String,
+    distance_km: f64,
+}
+
+fn read_orders_csv(dir: &Path) -> anyhow::Result<Vec<(String, OrderRow)>> {
+    let path = dir.join("orders.csv");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        anyhow::ensure!(f.len() == 5, "{}:{}: expected 5 fields, got {}", path.display(), n + 1, f.len());
+        let distance_km =
+            f[4].parse().map_err(|e| anyhow::anyhow!("{}:{}: distance_km: {e}", path.display(), n + 1))?;
+        out.push((f[0].to_string(), OrderRow { status: f[1].into(), source: f[2].into(), distance_km }));
+    }
+    Ok(out)
+}
+
+pub fn diff(a: DiffArgs) -> anyhow::Result<()> {
+    let (x, y) = (read_orders_csv(&a.a)?, read_orders_csv(&a.b)?);
+    let ys: rustc_hash::FxHashMap<&str, &OrderRow> = y.iter().map(|(id, r)| (id.as_str(), r)).collect();
+    let (mut moved, mut only_a, mut to_dc, mut to_unfilled, mut from_unfilled) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut delta_km = 0.0;
+    let mut w = match &a.out {
+        Some(p) => {
+            let f = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            writeln!(w, "order_id,status_a,source_a,status_b,source_b,distance_change_km")?;
+            Some(w)
+        }
+        None => None,
+    };
+    for (id, ra) in &x {
+        let Some(rb) = ys.get(id.as_str()) else {
+            only_a += 1;
+            continue;
+        };
+        if ra.status == rb.status && ra.source == rb.source {
+            continue;
+        }
+        moved += 1;
+        to_dc += u64::from(rb.status == "dc" && ra.status != "dc");
+        to_unfilled += u64::from(rb.status == "unfulfillable" && ra.status != "unfulfillable");
+        from_unfilled += u64::from(ra.status == "unfulfillable" && rb.status != "unfulfillable");
+        let d = rb.distance_km - ra.distance_km;
+        delta_km += d;
+        if let Some(w) = w.as_mut() {
+            writeln!(w, "{id},{},{},{},{},{d:.3}", ra.status, ra.source, rb.status, rb.source)?;
+        }
+    }
+    if let Some(mut w) = w {
+        w.flush()?;
+    }
+    println!("orders in both        {}", x.len() as u64 - only_a);
+    println!("orders only in A      {only_a}");
+    println!("orders only in B      {}", (y.len() as u64).saturating_sub(x.len() as u64 - only_a));
+    println!("moved                 {moved}");
+    println!("  to a DC             {to_dc}");
+    println!("  to unfilled         {to_unfilled}");
+    println!("  filled now          {from_unfilled}");
+    println!(
+        "distance change       {delta_km:+.1} km in all, {:+.3} km per moved order",
+        if moved > 0 { delta_km / moved as f64 } else { 0.0 }
+    );
+    Ok(())
+}
