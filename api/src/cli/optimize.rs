@@ -176,34 +176,37 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The summary: the plan's KPIs (with units, and what each share is a share of) first, then
+/// the solver's internals, then shadow prices in words.
 fn table(s: &Summary) -> String {
     let k = s.kpis;
-    let pct = |x: f64| format!("{:.3}%", x * 100.0);
+    let pct = |x: f64| format!("{:.2}% of orders", x * 100.0);
     let mut rows: Vec<(&str, String)> = vec![
-        ("solver", s.solver.to_string()),
         ("orders", s.orders.to_string()),
-        ("load", format!("{:.2} s", s.load_s)),
-        ("candidates", format!("{:.2} s", s.candidates_s)),
-        ("solve", format!("{:.2} s", s.solve_s)),
-        ("cost", format!("{:.3}", k.cost)),
-        ("total distance", format!("{:.1} km", k.total_km)),
+        ("cost", format!("{:.3} (money units under the weights)", k.cost)),
+        ("total distance", format!("{:.1} km over {} shipments", k.total_km, k.shipments)),
         ("fill rate", pct(k.fill_rate)),
         ("from stores", pct(k.store_share)),
         ("from DCs", pct(k.dc_share)),
-        ("split rate", pct(k.split_rate)),
-        ("unfilled", k.unfilled.to_string()),
+        ("split", pct(k.split_rate)),
+        ("unfilled", format!("{} orders", k.unfilled)),
         (
-            "store utilization",
+            "store utilisation",
             format!(
-                "{} stores, p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}, {} at capacity",
+                "of capacity left: {} stores used, p50 {:.1}%, p90 {:.1}%, p99 {:.1}%, max {:.1}%; {} at capacity",
                 k.utilization.stores_used,
-                k.utilization.p50,
-                k.utilization.p90,
-                k.utilization.p99,
-                k.utilization.max,
+                k.utilization.p50 * 100.0,
+                k.utilization.p90 * 100.0,
+                k.utilization.p99 * 100.0,
+                k.utilization.max * 100.0,
                 k.utilization.stores_at_capacity
             ),
         ),
+        ("", String::new()),
+        ("solver", s.solver.to_string()),
+        ("load", format!("{:.2} s", s.load_s)),
+        ("candidates", format!("{:.2} s", s.candidates_s)),
+        ("solve", format!("{:.2} s", s.solve_s)),
     ];
     if let Some(lp) = s.lp {
         rows.push(("LP bound", format!("{:.3} (gap {:.4}%)", lp.lower_bound, lp.gap * 100.0)));
@@ -232,23 +235,32 @@ fn table(s: &Summary) -> String {
         ));
     }
     if let Some(p) = s.shadow_prices {
+        if !p.capacity.is_empty() || !p.stock.is_empty() {
+            rows.push(("", String::new()));
+        }
         for c in p.capacity.iter().take(3) {
             rows.push((
                 "capacity price",
-                format!("store {}: {:.3} per order", c.store_id, c.saving_per_order),
+                format!(
+                    "one more order of capacity at store {} would lower the plan's cost by {:.3}",
+                    c.store_id, c.saving_per_order
+                ),
             ));
         }
         for c in p.stock.iter().take(3) {
             rows.push((
                 "stock price",
-                format!("store {} sku {}: {:.3} per unit", c.store_id, c.sku, c.saving_per_unit),
+                format!(
+                    "one more unit of SKU {} at store {} would lower the plan's cost by {:.3}",
+                    c.sku, c.store_id, c.saving_per_unit
+                ),
             ));
         }
     }
     if let Some(v) = s.violations {
         rows.push(("check", if v == 0 { "valid".to_string() } else { format!("{v} violations") }));
     }
-    rows.iter().map(|(k, v)| format!("{k:<18} {v}\n")).collect()
+    rows.iter().map(|(k, v)| if k.is_empty() { "\n".to_string() } else { format!("{k:<18} {v}\n") }).collect()
 }
 
 /// Writes a single-line instance as a min-cost-flow problem for the peer benchmark:

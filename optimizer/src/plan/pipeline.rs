@@ -95,7 +95,8 @@ impl<'a> Planning<'a> {
             Solver::Lp => lp::solve(&self.instance, options.lp, None, progress)?,
         };
         let network = self.engine.network();
-        let report = PlanReport::new(network, self.orders, &self.instance, &plan, options.top_prices);
+        let mut report = PlanReport::new(network, self.orders, &self.instance, &plan, options.top_prices);
+        report.add_legs(network, self.cost, self.orders, self.config.router_config().pickup_prep_s);
         let greedy_comparison = (plan.solver == Solver::Lp && options.compare_with_greedy).then(|| {
             let t = std::time::Instant::now();
             let g = self.greedy(progress);

@@ -4,7 +4,8 @@
 use super::instance::{Instance, OptKind};
 use super::lp::LpStats;
 use super::{Choice, Plan, Solver, UnfilledReason};
-use crate::model::{DcId, Network, Order, OrderId, OrderLine, Sku, StoreId};
+use crate::model::{DcId, Mode, Network, Order, OrderId, OrderLine, Sku, StoreId};
+use crate::travel::{Origin, Promise, TravelCost};
 use serde::{Deserialize, Serialize};
 
 /// One shipment of a planned order: from a store or from a DC.
@@ -17,6 +18,36 @@ pub struct Shipment {
     pub lines: Vec<OrderLine>,
     /// Length of the delivery leg, metres.
     pub distance_m: f64,
+    /// Where the goods leave from, degrees (set by [`PlanReport::add_legs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Time until delivery (ship) or until ready for collection (pickup), seconds, as checkout
+    /// computes it (opening hours included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_s: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promise: Option<Promise>,
+}
+
+impl Shipment {
+    /// No source, no lines, no leg: a base for struct update syntax.
+    fn bare() -> Shipment {
+        Shipment {
+            store_id: None,
+            dc_id: None,
+            lines: Vec::new(),
+            distance_m: 0.0,
+            lon: None,
+            lat: None,
+            mode: None,
+            eta_s: None,
+            promise: None,
+        }
+    }
 }
 
 /// One served order.
@@ -135,6 +166,7 @@ impl PlanReport {
                         dc_id: None,
                         lines: order.lines().to_vec(),
                         distance_m: leg(OptKind::Whole, s.0),
+                        ..Shipment::bare()
                     }]
                 }
                 Choice::Split(stores) => {
@@ -151,6 +183,7 @@ impl PlanReport {
                                     dc_id: None,
                                     lines: vec![line.clone()],
                                     distance_m: leg(OptKind::Line(n as u8), s.0),
+                                    ..Shipment::bare()
                                 })
                             }
                         }
@@ -167,6 +200,7 @@ impl PlanReport {
                         dc_id: Some(network.dcs()[*i as usize].id.clone()),
                         lines: order.lines().to_vec(),
                         distance_m: leg(OptKind::Dc, *i),
+                        ..Shipment::bare()
                     }]
                 }
             };
@@ -207,6 +241,56 @@ impl PlanReport {
         };
         let shadow_prices = plan.lp.as_ref().map(|lp| shadow_prices(network, inst, lp, top));
         PlanReport { solver: plan.solver, kpis, lp: plan.lp.clone(), shadow_prices, assignments, unfilled }
+    }
+}
+
+impl PlanReport {
+    /// Fills each shipment's source coordinates, mode, ETA and promise as checkout computes
+    /// them: opening hours of the store at the order's time, then the leg (ship) or the pickup
+    /// preparation time.
+    pub fn add_legs(
+        &mut self,
+        network: &Network,
+        cost: &dyn TravelCost,
+        orders: &[Order],
+        pickup_prep_s: u32,
+    ) {
+        let zone = network.zone();
+        let mut next = self.assignments.iter_mut().peekable();
+        for order in orders {
+            let Some(a) = next.next_if(|a| &a.order_id == order.id()) else { continue };
+            let now = order.created_at();
+            for s in &mut a.shipments {
+                let (location, eta_s) =
+                    if let Some(idx) = s.store_id.as_ref().and_then(|id| network.store_idx(id)) {
+                        let st = network.store(idx);
+                        let wait = st.hours.wait_s(zone.local_second_of_day(now));
+                        let eta = match order.mode() {
+                            Mode::Ship => {
+                                let leg = cost
+                                    .leg(Origin { location: st.location, city: st.city }, order.customer());
+                                wait.saturating_add(leg.eta_s)
+                            }
+                            Mode::Pickup => wait.saturating_add(pickup_prep_s),
+                        };
+                        (st.location, eta)
+                    } else if let Some(dc) =
+                        s.dc_id.as_ref().and_then(|id| network.dcs().iter().find(|d| &d.id == id))
+                    {
+                        (
+                            dc.location,
+                            cost.leg(Origin { location: dc.location, city: dc.city }, order.customer()).eta_s,
+                        )
+                    } else {
+                        continue;
+                    };
+                s.lon = Some(location.lon());
+                s.lat = Some(location.lat());
+                s.mode = Some(order.mode());
+                s.eta_s = Some(eta_s);
+                s.promise = Some(Promise::for_eta(zone, now, eta_s));
+            }
+        }
     }
 }
 
