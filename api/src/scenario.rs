@@ -21,8 +21,9 @@ use toml::Spanned;
 #[serde(deny_unknown_fields)]
 struct File {
     name: Option<String>,
-    /// Dataset directory, relative to the scenario file.
-    base: Spanned<PathBuf>,
+    /// Dataset directory, relative to the scenario file (the API's jobs run on a snapshot of
+    /// the live network instead and refuse it).
+    base: Option<Spanned<PathBuf>>,
     #[serde(default)]
     demand: Option<Spanned<DemandSpec>>,
     #[serde(default)]
@@ -185,7 +186,8 @@ pub enum Demand {
 pub struct Scenario {
     pub name: String,
     pub path: PathBuf,
-    pub base: PathBuf,
+    /// `None` for a scenario sent to the API (its base is the live network).
+    pub base: Option<PathBuf>,
     pub demand: Demand,
     pub routing: Routing,
     pub policy: CheckoutPolicy,
@@ -204,6 +206,12 @@ impl Scenario {
     pub fn read(path: &Path) -> anyhow::Result<Scenario> {
         let text =
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        Self::parse(path, text, true)
+    }
+
+    /// Parses scenario text; errors name `path`. `files` allows a `base` and an orders file
+    /// (the command line); without it (the API) both are refused and demand must be generated.
+    pub fn parse(path: &Path, text: String, files: bool) -> anyhow::Result<Scenario> {
         let file: File = toml::from_str(&text).map_err(|e| {
             let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
@@ -217,7 +225,19 @@ impl Scenario {
             "{}: name `{name}` must be letters, digits, `-`, `_` or `.` (it names the result folder)",
             path.display()
         );
-        let base = dir.join(file.base.get_ref());
+        let base = match (&file.base, files) {
+            (Some(b), true) => Some(dir.join(b.get_ref())),
+            (None, true) => anyhow::bail!("{}: missing key `base` (the dataset directory)", path.display()),
+            (Some(b), false) => {
+                return Err(at(
+                    path,
+                    &text,
+                    b.span(),
+                    "base: a simulation job runs on a snapshot of the live network; leave `base` out",
+                ))
+            }
+            (None, false) => None,
+        };
         let mut routing = match &file.routing {
             Some(r) => {
                 r.get_ref().validate().map_err(|e| at(path, &text, r.span(), format!("routing.{e}")))?;
@@ -225,18 +245,24 @@ impl Scenario {
             }
             None => Routing::default(),
         };
-        let demand = match &file.demand {
-            None => Demand::File(base.join("orders.jsonl")),
-            Some(d) => {
-                let span = d.span();
-                match (&d.get_ref().orders, &d.get_ref().generate) {
-                    (Some(_), Some(_)) => {
-                        return Err(at(path, &text, span, "demand: give `orders` or `generate`, not both"))
-                    }
-                    (Some(f), None) => Demand::File(dir.join(f)),
-                    (None, Some(g)) => Demand::Generate(gen_config(g).map_err(|e| at(path, &text, span, e))?),
-                    (None, None) => Demand::File(base.join("orders.jsonl")),
-                }
+        let span = file.demand.as_ref().map_or(0..0, |d| d.span());
+        let demand = match (file.demand.as_ref().map(|d| (&d.get_ref().orders, &d.get_ref().generate)), &base)
+        {
+            (Some((Some(_), Some(_))), _) => {
+                return Err(at(path, &text, span, "demand: give `orders` or `generate`, not both"))
+            }
+            (Some((None, Some(g))), _) => {
+                Demand::Generate(gen_config(g).map_err(|e| at(path, &text, span, e))?)
+            }
+            (Some((Some(f), None)), Some(_)) => Demand::File(dir.join(f)),
+            (None | Some((None, None)), Some(base)) => Demand::File(base.join("orders.jsonl")),
+            (_, None) => {
+                return Err(at(
+                    path,
+                    &text,
+                    span,
+                    "demand: a simulation job needs [demand.generate] with `orders`",
+                ))
             }
         };
         let policy = match &file.policy {
@@ -513,7 +539,89 @@ pub struct Base {
     pub stock: Vec<StockEntry>,
 }
 
+/// A scenario replayed: its engine (for names in the results) and what the replay measured.
+pub struct Simulated {
+    pub engine: optimizer::Engine,
+    pub run: optimizer::sim::Run,
+}
+
+/// What a scenario's result (`report.json`, and a simulation job's result) holds.
+#[derive(serde::Serialize)]
+pub struct ScenarioResult<'a> {
+    pub scenario: &'a str,
+    pub policy: &'static str,
+    pub routing: &'a Routing,
+    pub kpis: &'a optimizer::sim::Report,
+}
+
+impl Scenario {
+    /// Builds the scenario's engine from `base` and its `changes`, and replays `orders`.
+    ///
+    /// # Errors
+    /// The changes make an invalid network.
+    pub fn simulate(
+        &self,
+        base: &Base,
+        changes: &[Change],
+        orders: &[Order],
+        progress: &dyn optimizer::progress::Progress,
+    ) -> anyhow::Result<Simulated> {
+        progress.stage("build", 1);
+        let changed = optimizer::sim::changes::apply(&base.network, &base.stock, changes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
+        let config = optimizer::EngineConfig {
+            ledger: optimizer::ledger::LedgerConfig {
+                expected_reservations: 0,
+                ..optimizer::ledger::LedgerConfig::default()
+            },
+            ..optimizer::EngineConfig::default()
+        };
+        let engine = optimizer::Engine::new(changed.network, changed.stock, config);
+        for o in orders {
+            // Orders may name SKUs the base lacks: they are learned (and ship from DCs).
+            let _ = engine.admit(o);
+        }
+        let cost = self.routing.travel_cost(engine.network().cities());
+        let router = optimizer::router::Router::new(self.routing.router_config(), cost);
+        let run = optimizer::sim::replay(
+            &engine,
+            &router,
+            orders,
+            &self.policy,
+            &self.routing.plan_config(),
+            progress,
+        );
+        Ok(Simulated { engine, run })
+    }
+
+    /// The result document of a replay of this scenario.
+    pub fn result<'a>(&'a self, report: &'a optimizer::sim::Report) -> ScenarioResult<'a> {
+        ScenarioResult { scenario: &self.name, policy: "checkout", routing: &self.routing, kpis: report }
+    }
+}
+
 impl Base {
+    /// A snapshot of a live engine: its network, and its stock as it stands (held reservations
+    /// taken off on-hand); the simulation never touches the live ledger.
+    pub fn snapshot(engine: &optimizer::Engine) -> Base {
+        let ledger = engine.ledger();
+        let stock = (0..engine.network().stores().len() as u32)
+            .flat_map(|s| {
+                let s = StoreIdx(s);
+                ledger.skus_of(s).into_iter().filter_map(move |k| {
+                    let l = ledger.level(s, k)?;
+                    Some(StockEntry {
+                        store: s,
+                        sku: k,
+                        on_hand: l.on_hand.saturating_sub(l.reserved),
+                        safety_stock: l.safety_stock,
+                    })
+                })
+            })
+            .collect();
+        Base { network: engine.network().clone(), stock }
+    }
+
     pub fn load(dir: &Path) -> anyhow::Result<Base> {
         let loaded =
             data::load_network(dir).map_err(|e| anyhow::anyhow!("loading dataset {}: {e}", dir.display()))?;

@@ -236,3 +236,65 @@ fn bad_scenarios_name_file_line_and_key_and_nothing_runs() {
     );
     expect("routing", "[routing]\nship_radius_km = -3\n", &["routing.toml:3", "ship_radius_km"]);
 }
+
+/// `POST /v1/simulations` runs the scenario on a snapshot of the live network and returns what
+/// the command line writes to report.json for the same scenario on the same dataset; bad
+/// scenarios are refused with a line and key; the live stock is untouched.
+#[actix_rt::test]
+async fn the_api_job_returns_the_cli_results_and_leaves_live_stock_alone() {
+    use crate::server::{spawn_app_with, CHECKOUT, PLANNER};
+    use crate::service::{get, post};
+    use serde_json::json;
+    let d = small_dataset(36);
+    let city = biggest_city(&d);
+    let body = format!(
+        "[routing]\ncost = \"great-circle\"\n\n[demand.generate]\norders = 500\nseed = 3\n\n\
+         [[changes]]\nclose = {{ city = \"{city}\", fraction = 0.5, seed = 2 }}\n"
+    );
+    let file = scenario(&d, "api", &body);
+    let out = d.dir.parent().unwrap().join("r");
+    simulate_ok(&[&file], &out);
+    let cli = report(&out, "api");
+
+    let app = spawn_app_with(&d.dir, &[]);
+    let text = format!("name = \"api\"\n{body}");
+    let r = post(&app, "/v1/simulations", CHECKOUT, json!({ "scenario": text }).to_string()).await;
+    assert_eq!(r.status, 403, "checkout keys may not simulate");
+    let r = post(&app, "/v1/simulations", PLANNER, json!({ "scenario": text }).to_string()).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["simulation_id"].as_str().unwrap().to_string();
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        let v = get(&app, &format!("/v1/simulations/{id}"), PLANNER).await.json();
+        if v["status"] == "done" || v["status"] == "failed" {
+            done = v;
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["result"], cli, "the API job and the CLI give the same results");
+    // A plan id is not a simulation, and bad scenarios name the line and key.
+    assert_eq!(get(&app, "/v1/simulations/plan-0000000000000000", PLANNER).await.status, 404);
+    for (bad, want) in [
+        ("base = \"/etc\"\n[demand.generate]\norders = 5\n", "scenario:1"),
+        ("[demand.generate]\norders = 5\n[[changes]]\nclose = { city = \"Atlantis\" }\n", "Atlantis"),
+        ("[policy]\nkind = \"checkout\"\n", "demand"),
+        ("[demand.generate]\norders = 50000000\n", "orders"),
+    ] {
+        let r = post(&app, "/v1/simulations", PLANNER, json!({ "scenario": bad }).to_string()).await;
+        assert!(r.status == 400 || r.status == 413, "{bad}: {}", r.status);
+        let e = r.json();
+        assert!(
+            e["message"].as_str().unwrap().contains(want) || e["field"].as_str().unwrap().contains(want),
+            "{e}"
+        );
+    }
+    // Nothing was reserved in the live ledger.
+    let m = get(&app, "/metrics", PLANNER).await;
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(
+        !text.lines().any(|l| l.starts_with("omniroute_reservations_total ") && !l.ends_with(" 0")),
+        "{text}"
+    );
+}

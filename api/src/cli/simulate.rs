@@ -1,12 +1,12 @@
 //! `omniroute simulate`: what-if scenarios replayed in parallel, compared with the first.
 
 use crate::progress::Bar;
-use crate::scenario::{Base, Scenario};
+use crate::scenario::{Base, Scenario, Simulated};
 use anyhow::Context;
 use indicatif::MultiProgress;
-use optimizer::router::{Router, Status};
+use optimizer::router::Status;
 use optimizer::sim::{self, Report};
-use optimizer::{Engine, EngineConfig};
+use optimizer::Engine;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -28,15 +28,6 @@ pub struct Args {
     pub jobs: Option<usize>,
 }
 
-/// What `report.json` holds for one scenario.
-#[derive(Serialize)]
-struct ScenarioResult<'a> {
-    scenario: &'a str,
-    policy: &'static str,
-    routing: &'a crate::settings::Routing,
-    kpis: &'a Report,
-}
-
 pub fn run(a: Args) -> anyhow::Result<()> {
     // Everything is read and checked before anything runs.
     let scenarios: Vec<Scenario> = a.scenarios.iter().map(|p| Scenario::read(p)).collect::<Result<_, _>>()?;
@@ -51,20 +42,24 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let mut bases: BTreeMap<PathBuf, Arc<Base>> = BTreeMap::new();
     for s in &scenarios {
-        let key = s
-            .base
-            .canonicalize()
-            .with_context(|| format!("{}: base {}", s.path.display(), s.base.display()))?;
+        let dir = s.base.as_ref().expect("scenario files have a base");
+        let key =
+            dir.canonicalize().with_context(|| format!("{}: base {}", s.path.display(), dir.display()))?;
         if !bases.contains_key(&key) {
-            bases.insert(key.clone(), Arc::new(Base::load(&s.base)?));
+            let t = std::time::Instant::now();
+            bases.insert(key.clone(), Arc::new(Base::load(dir)?));
+            log::info!("loaded base {} in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
         }
     }
-    let base_of = |s: &Scenario| bases[&s.base.canonicalize().expect("checked")].clone();
+    let base_of =
+        |s: &Scenario| bases[&s.base.as_ref().expect("checked").canonicalize().expect("checked")].clone();
     let mut prepared = Vec::new();
     for s in &scenarios {
         let base = base_of(s);
         let changes = s.resolve(&base.network)?;
+        let t = std::time::Instant::now();
         let orders = s.orders(&base.network)?;
+        log::info!("{}: {} orders ready in {:.2} s", s.name, orders.len(), t.elapsed().as_secs_f64());
         anyhow::ensure!(!orders.is_empty(), "{}: the demand has no orders", s.path.display());
         prepared.push((s, base, changes, orders));
     }
@@ -104,8 +99,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the scenario's engine from its base and changes, replays its orders, writes its
-/// folder.
+/// Replays one scenario and writes its folder.
 fn run_one(
     s: &Scenario,
     base: &Base,
@@ -114,30 +108,22 @@ fn run_one(
     out: &Path,
     bar: &Bar,
 ) -> anyhow::Result<Report> {
-    optimizer::progress::Progress::stage(bar, "build", 1);
-    let changed = optimizer::sim::changes::apply(&base.network, &base.stock, changes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
-    let config = EngineConfig {
-        ledger: optimizer::ledger::LedgerConfig {
-            expected_reservations: 0,
-            ..optimizer::ledger::LedgerConfig::default()
-        },
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(changed.network, changed.stock, config);
-    for o in orders {
-        // Orders may name SKUs the base lacks: they are learned (and ship from DCs).
-        let _ = engine.admit(o);
-    }
-    let router = Router::new(s.routing.router_config(), s.routing.travel_cost(engine.network().cities()));
-    let run = sim::replay(&engine, &router, orders, &s.policy, &s.routing.plan_config(), bar);
+    let t = std::time::Instant::now();
+    let Simulated { engine, run } = s.simulate(base, changes, orders, bar)?;
+    let sim_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
     let dir = out.join(&s.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result =
-        ScenarioResult { scenario: &s.name, policy: "checkout", routing: &s.routing, kpis: &run.report };
-    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&result)? + "\n")
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&s.result(&run.report))? + "\n")
         .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
     write_orders(&dir.join("orders.csv"), &engine, orders, &run.outcomes)?;
+    log::info!(
+        "{}: {} orders built and replayed in {sim_s:.2} s ({:.0} orders/s), results written in {:.2} s",
+        s.name,
+        orders.len(),
+        orders.len() as f64 / sim_s.max(1e-9),
+        t.elapsed().as_secs_f64()
+    );
     Ok(run.report)
 }
 

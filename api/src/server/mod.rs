@@ -201,7 +201,7 @@ where
 }
 
 fn routes_config(cfg: &mut web::ServiceConfig) {
-    use routes::{admin, health, orders, plans, stock, stores};
+    use routes::{admin, health, orders, plans, simulations, stock, stores};
     cfg.service(resource("/healthz", get(health::healthz)))
         .service(resource("/readyz", get(health::readyz)))
         .service(resource("/metrics", get(health::metrics)))
@@ -234,6 +234,8 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                 .service(resource("/stock/{store_id}/{sku}", get(stock::get)))
                 .service(resource("/plans", vec![(Method::POST, web::post().to(plans::create))]))
                 .service(resource("/plans/{plan_id}", get(plans::get)))
+                .service(resource("/simulations", vec![(Method::POST, web::post().to(simulations::create))]))
+                .service(resource("/simulations/{simulation_id}", get(simulations::get)))
                 .service(resource("/admin/backup", vec![(Method::POST, web::post().to(admin::backup))])),
         )
         .default_service(web::to(|| async {

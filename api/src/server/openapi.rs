@@ -33,11 +33,13 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::stock::get,
         super::routes::plans::create,
         super::routes::plans::get,
+        super::routes::simulations::create,
+        super::routes::simulations::get,
         super::routes::admin::backup,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&Bearer, &SharedResponses, &Links),
-    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "admin"))
+    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "simulations"), (name = "admin"))
 )]
 pub struct ApiDoc;
 
@@ -279,6 +281,10 @@ fn status() -> Schema {
         &["assigned", "split", "dc", "alternative", "unfulfillable"],
         "`assigned` (one store), `split` (several), `dc`, `alternative` (pickup at another store) or `unfulfillable`",
     )
+}
+
+fn any_mode() -> Schema {
+    enum_of(&["ship", "pickup"], "How the shopper receives the goods")
 }
 
 fn promise() -> Schema {
@@ -783,6 +789,47 @@ pub struct PlanShipmentDoc {
     dc_id: Option<String>,
     lines: Vec<LineDoc>,
     distance_m: f64,
+    /// Where the goods leave from, degrees.
+    lon: Option<f64>,
+    lat: Option<f64>,
+    #[schema(schema_with = any_mode)]
+    mode: Option<String>,
+    /// Time until delivery (ship) or until ready for collection (pickup), seconds, opening
+    /// hours included.
+    eta_s: Option<u32>,
+    #[schema(schema_with = promise)]
+    promise: Option<String>,
+}
+
+/// Body of `POST /v1/simulations`.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationRequestDoc {
+    /// A scenario file's text (TOML, see scenarios/README.md) without `base` (the job runs on a
+    /// snapshot of the live network and stock) and with `[demand.generate]`.
+    scenario: String,
+}
+
+/// A simulation job.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationStatusDoc {
+    simulation_id: String,
+    #[schema(schema_with = plan_status)]
+    status: String,
+    /// Orders the scenario replays.
+    orders: usize,
+    #[schema(schema_with = date_time)]
+    created_at: String,
+    #[schema(schema_with = date_time)]
+    finished_at: Option<String>,
+    progress: ProgressDoc,
+    /// When done: what `omniroute simulate` writes to the scenario's report.json
+    /// (`{scenario, policy, routing, kpis}`).
+    #[schema(value_type = Option<Object>)]
+    result: Option<serde_json::Value>,
+    /// When failed.
+    error: Option<String>,
 }
 
 /// An order the plan leaves unfilled.

@@ -1,5 +1,6 @@
-//! Plan jobs: `POST /v1/plans` queues one, a worker thread runs it against a snapshot of live
-//! stock, `GET /v1/plans/{id}` reports status, progress and the result.
+//! Plan and simulation jobs: `POST /v1/plans` and `POST /v1/simulations` queue one, a worker
+//! thread runs it against a snapshot of live stock, `GET /v1/plans/{id}` and
+//! `GET /v1/simulations/{id}` report status, progress and the result.
 //!
 //! Jobs run one at a time (a plan already uses both cores through rayon) in submission order,
 //! on one worker thread behind a bounded queue: a full queue refuses new jobs (429) rather than
@@ -7,6 +8,7 @@
 //! Plans are computations, not state: they reserve nothing, and the book keeps the last
 //! [`KEEP_FINISHED`] finished plans in memory only (a restart forgets them; planners re-submit).
 
+use crate::scenario::{Base, Scenario};
 use crate::service::{now, Checkout};
 use optimizer::model::Order;
 use optimizer::plan::{Comparison, LedgerView, PlanConfig, PlanReport, Planning, SolveOptions, Solver};
@@ -31,10 +33,19 @@ pub enum JobState {
     Failed(String),
 }
 
-/// One plan job.
+/// What a job computes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    Plan,
+    Simulation,
+}
+
+/// One plan or simulation job.
 pub struct PlanJob {
     pub id: String,
-    pub solver: Solver,
+    pub kind: JobKind,
+    /// Plans only.
+    pub solver: Option<Solver>,
     pub orders: usize,
     pub created_at: String,
     pub state: Mutex<JobState>,
@@ -58,9 +69,13 @@ impl Progress for PlanJob {
 /// The status document of a job.
 #[derive(Serialize)]
 pub struct JobView<'a> {
-    plan_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    simulation_id: Option<&'a str>,
     status: &'static str,
-    solver: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    solver: Option<&'static str>,
     orders: usize,
     created_at: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,9 +104,10 @@ impl PlanJob {
             JobState::Failed(e) => ("failed", None, Some(e)),
         };
         JobView {
-            plan_id: &self.id,
+            plan_id: (self.kind == JobKind::Plan).then_some(self.id.as_str()),
+            simulation_id: (self.kind == JobKind::Simulation).then_some(self.id.as_str()),
             status,
-            solver: self.solver.as_str(),
+            solver: self.solver.map(Solver::as_str),
             orders: self.orders,
             created_at: &self.created_at,
             finished_at: self.finished_at.lock().clone(),
@@ -109,8 +125,14 @@ impl PlanJob {
 /// Jobs by id, and ids in submission order.
 type Jobs = (rustc_hash::FxHashMap<String, Arc<PlanJob>>, VecDeque<String>);
 
-/// A job waiting for the worker: the job and what it plans.
-type Queued = (Arc<PlanJob>, Vec<Order>, Solver, PlanConfig);
+/// What a queued job computes.
+enum Work {
+    Plan(Vec<Order>, Solver, PlanConfig),
+    Simulation(Box<Scenario>),
+}
+
+/// A job waiting for the worker: the job and its work.
+type Queued = (Arc<PlanJob>, Work);
 
 /// Plan jobs: a bounded queue in front of one worker thread, and the jobs known by id.
 pub struct PlanBook {
@@ -138,8 +160,13 @@ impl PlanBook {
         let worker = std::thread::Builder::new()
             .name("plan-worker".into())
             .spawn(move || {
-                while let Ok((job, orders, solver, config)) = rx.recv() {
-                    work(&*checkout, &job, &orders, solver, &config);
+                while let Ok((job, w)) = rx.recv() {
+                    match w {
+                        Work::Plan(orders, solver, config) => {
+                            work(&*checkout, &job, &orders, solver, &config)
+                        }
+                        Work::Simulation(scenario) => simulate(&*checkout, &job, &scenario),
+                    }
                 }
             })
             .expect("plan worker starts");
@@ -154,8 +181,17 @@ impl PlanBook {
         let _ = worker.join();
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<PlanJob>> {
-        self.jobs.lock().0.get(id).cloned()
+    /// The job `id` if it is of `kind`.
+    pub fn get(&self, id: &str, kind: JobKind) -> Option<Arc<PlanJob>> {
+        self.jobs.lock().0.get(id).filter(|j| j.kind == kind).cloned()
+    }
+
+    /// Queues a simulation of `scenario` on a snapshot of the live network and stock.
+    ///
+    /// # Errors
+    /// The queue is full; nothing was registered.
+    pub fn submit_simulation(&self, scenario: Scenario, orders: usize) -> Result<Arc<PlanJob>, QueueFull> {
+        self.enqueue(JobKind::Simulation, None, orders, Work::Simulation(Box::new(scenario)))
     }
 
     /// Queues a job. Holds no thread and no more memory than the job's orders while it waits.
@@ -168,11 +204,24 @@ impl PlanBook {
         solver: Solver,
         config: PlanConfig,
     ) -> Result<Arc<PlanJob>, QueueFull> {
-        let id = format!("plan-{:016x}", rand::random::<u64>());
+        let n = orders.len();
+        self.enqueue(JobKind::Plan, Some(solver), n, Work::Plan(orders, solver, config))
+    }
+
+    fn enqueue(
+        &self,
+        kind: JobKind,
+        solver: Option<Solver>,
+        orders: usize,
+        work: Work,
+    ) -> Result<Arc<PlanJob>, QueueFull> {
+        let prefix = if kind == JobKind::Plan { "plan" } else { "sim" };
+        let id = format!("{prefix}-{:016x}", rand::random::<u64>());
         let job = Arc::new(PlanJob {
             id: id.clone(),
+            kind,
             solver,
-            orders: orders.len(),
+            orders,
             created_at: self.zone.rfc3339(now()),
             state: Mutex::new(JobState::Queued),
             stage: Mutex::new("queued"),
@@ -181,7 +230,7 @@ impl PlanBook {
             finished_at: Mutex::new(None),
         });
         let mut jobs = self.jobs.lock();
-        self.queue.try_send((job.clone(), orders, solver, config)).map_err(|_| QueueFull {
+        self.queue.try_send((job.clone(), work)).map_err(|_| QueueFull {
             queued: jobs.0.values().filter(|j| matches!(*j.state.lock(), JobState::Queued)).count(),
         })?;
         jobs.0.insert(id.clone(), job.clone());
@@ -217,6 +266,29 @@ fn work(checkout: &dyn Checkout, job: &PlanJob, orders: &[Order], solver: Solver
         solver.as_str(),
         t.elapsed().as_secs_f64()
     );
+    *job.finished_at.lock() = Some(checkout.core().engine().network().zone().rfc3339(now()));
+    *job.state.lock() = match outcome {
+        Ok(raw) => JobState::Done(raw),
+        Err(e) => JobState::Failed(e),
+    };
+}
+
+/// Runs a simulation job on the worker thread and records its outcome.
+fn simulate(checkout: &dyn Checkout, job: &PlanJob, scenario: &Scenario) {
+    *job.state.lock() = JobState::Running;
+    let t = std::time::Instant::now();
+    let outcome = (|| -> Result<Arc<Box<RawValue>>, String> {
+        job.stage("snapshot", 1);
+        let base = Base::snapshot(checkout.core().engine());
+        let changes = scenario.resolve(&base.network).map_err(|e| e.to_string())?;
+        let orders = scenario.orders(&base.network).map_err(|e| e.to_string())?;
+        let done = scenario.simulate(&base, &changes, &orders, job).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&scenario.result(&done.run.report)).map_err(|e| e.to_string())?;
+        RawValue::from_string(json).map(Arc::new).map_err(|e| e.to_string())
+    })();
+    let status = if outcome.is_ok() { "done" } else { "failed" };
+    checkout.core().metrics().plans.with_label_values(&["simulation", status]).inc();
+    log::info!("simulation {} ({}) {status} in {:.2} s", job.id, scenario.name, t.elapsed().as_secs_f64());
     *job.finished_at.lock() = Some(checkout.core().engine().network().zone().rfc3339(now()));
     *job.state.lock() = match outcome {
         Ok(raw) => JobState::Done(raw),

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod health;
 pub mod orders;
 pub mod plans;
+pub mod simulations;
 pub mod stock;
 pub mod stores;
 

@@ -90,7 +90,9 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.keys().authorize(&req, Action::Plan)?;
-    let job =
-        state.plans().get(&path).ok_or(ApiError::NotFound { what: "plan", field: Some("plan_id".into()) })?;
+    let job = state
+        .plans()
+        .get(&path, crate::server::plans::JobKind::Plan)
+        .ok_or(ApiError::NotFound { what: "plan", field: Some("plan_id".into()) })?;
     Ok(HttpResponse::Ok().json(job.view()))
 }
