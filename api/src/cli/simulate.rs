@@ -190,6 +190,16 @@ fn fmt(x: f64) -> String {
     }
 }
 
+/// A change with its sign, whole numbers without decimals.
+fn signed(x: f64) -> String {
+    let x = round4(x);
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:+.0}")
+    } else {
+        format!("{x:+.4}")
+    }
+}
+
 fn comparison_markdown(reports: &[(String, Report)]) -> String {
     let base = metrics(&reports[0].1);
     let mut s = String::from("| metric |");
@@ -207,7 +217,7 @@ fn comparison_markdown(reports: &[(String, Report)]) -> String {
         s += &format!("| {label} | {} |", fmt(*b));
         for row in &all[1..] {
             let v = row[m].1;
-            s += &format!(" {} | {:+.4} |", fmt(v), v - b);
+            s += &format!(" {} | {} |", fmt(v), signed(v - b));
         }
         s += "\n";
     }
