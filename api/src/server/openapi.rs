@@ -117,7 +117,7 @@ type LinksOf<'a> = (&'a str, &'a str, Vec<(&'a str, Link)>);
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let order = |op: &str| link(op, &[("order_id", "$response.body#/order_id")]);
-        let table: [LinksOf<'_>; 7] = [
+        let table: [LinksOf<'_>; 8] = [
             (
                 "route_order",
                 "200",
@@ -134,6 +134,11 @@ impl Modify for Links {
                 "create_plan",
                 "202",
                 vec![("poll", link("get_plan", &[("plan_id", "$response.body#/plan_id")]))],
+            ),
+            (
+                "create_simulation",
+                "202",
+                vec![("poll", link("get_simulation", &[("simulation_id", "$response.body#/simulation_id")]))],
             ),
             (
                 "nearby_stores",
@@ -1000,7 +1005,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 12);
+        assert_eq!(ids.len(), 14);
         let link = &spec["paths"]["/v1/orders/route"]["post"]["responses"]["200"]["links"]["get"];
         assert_eq!(link["operationId"], "get_order", "{link}");
         assert!(link.get("operation_id").is_none());

@@ -89,10 +89,23 @@ pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys().authorize(&req, Action::Plan)?;
-    let job = state
-        .plans()
-        .get(&path, crate::server::plans::JobKind::Plan)
-        .ok_or(ApiError::NotFound { what: "plan", field: Some("plan_id".into()) })?;
+    job_status(&req, &path, &state, crate::server::plans::JobKind::Plan)
+}
+
+/// The status document of a plan or simulation job, for a planner; 404 naming the id's field
+/// when there is no such job of that kind.
+pub(super) fn job_status(
+    req: &HttpRequest,
+    id: &str,
+    state: &AppState,
+    kind: crate::server::plans::JobKind,
+) -> Result<HttpResponse, ApiError> {
+    use crate::server::plans::JobKind;
+    state.keys().authorize(req, Action::Plan)?;
+    let (what, field) = match kind {
+        JobKind::Plan => ("plan", "plan_id"),
+        JobKind::Simulation => ("simulation", "simulation_id"),
+    };
+    let job = state.plans().get(id, kind).ok_or(ApiError::NotFound { what, field: Some(field.into()) })?;
     Ok(HttpResponse::Ok().json(job.view()))
 }

@@ -84,10 +84,5 @@ pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys().authorize(&req, Action::Plan)?;
-    let job = state
-        .plans()
-        .get(&path, JobKind::Simulation)
-        .ok_or(ApiError::NotFound { what: "simulation", field: Some("simulation_id".into()) })?;
-    Ok(HttpResponse::Ok().json(job.view()))
+    super::plans::job_status(&req, &path, &state, JobKind::Simulation)
 }
