@@ -82,6 +82,8 @@ struct PolicySpec {
     ship_after_s: Option<u32>,
     abandon_share: Option<f64>,
     seed: Option<u64>,
+    /// `waves`: minutes each wave collects orders before it is planned.
+    wave_minutes: Option<u32>,
 }
 
 /// Which stores a change applies to: ids, a city, a brand, or a seeded random fraction of a
@@ -191,6 +193,8 @@ pub struct Scenario {
     pub demand: Demand,
     pub routing: Routing,
     pub policy: CheckoutPolicy,
+    /// `policy = "waves"`: the window each wave collects, seconds.
+    pub wave_s: Option<u32>,
     text: String,
     changes: Vec<Spanned<ChangeSpec>>,
 }
@@ -265,26 +269,44 @@ impl Scenario {
                 ))
             }
         };
+        let mut wave_s = None;
         let policy = match &file.policy {
             None => CheckoutPolicy::default(),
             Some(p) => {
                 let (span, p) = (p.span(), p.get_ref());
-                match p.kind.as_str() {
-                    "checkout" => {}
-                    "waves" | "duals" => {
+                match (p.kind.as_str(), p.wave_minutes) {
+                    ("checkout", None) => {}
+                    ("checkout", Some(_)) => {
                         return Err(at(
                             path,
                             &text,
                             span,
-                            format!("policy.kind: `{}` is not built yet; use \"checkout\"", p.kind),
+                            "policy.wave_minutes applies to kind = \"waves\" only",
                         ))
                     }
-                    other => {
+                    ("waves", Some(m)) if (1..=1440).contains(&m) => wave_s = Some(m * 60),
+                    ("waves", _) => {
                         return Err(at(
                             path,
                             &text,
                             span,
-                            format!("policy.kind: unknown policy `{other}`; use \"checkout\""),
+                            "policy.wave_minutes: waves need 1 to 1440 minutes",
+                        ))
+                    }
+                    ("duals", _) => {
+                        return Err(at(
+                            path,
+                            &text,
+                            span,
+                            "policy.kind: `duals` is not built yet; use \"checkout\" or \"waves\"",
+                        ))
+                    }
+                    (other, _) => {
+                        return Err(at(
+                            path,
+                            &text,
+                            span,
+                            format!("policy.kind: unknown policy `{other}`; use \"checkout\" or \"waves\""),
                         ))
                     }
                 }
@@ -321,6 +343,7 @@ impl Scenario {
             demand,
             routing,
             policy,
+            wave_s,
             text,
             changes: file.changes,
         })
@@ -583,20 +606,18 @@ impl Scenario {
         }
         let cost = self.routing.travel_cost(engine.network().cities());
         let router = optimizer::router::Router::new(self.routing.router_config(), cost);
-        let run = optimizer::sim::replay(
-            &engine,
-            &router,
-            orders,
-            &self.policy,
-            &self.routing.plan_config(),
-            progress,
-        );
+        let plan = self.routing.plan_config();
+        let run = match self.wave_s {
+            Some(w) => optimizer::sim::replay_waves(&engine, &router, orders, w, &plan, progress),
+            None => optimizer::sim::replay(&engine, &router, orders, &self.policy, &plan, progress),
+        };
         Ok(Simulated { engine, run })
     }
 
     /// The result document of a replay of this scenario.
     pub fn result<'a>(&'a self, report: &'a optimizer::sim::Report) -> ScenarioResult<'a> {
-        ScenarioResult { scenario: &self.name, policy: "checkout", routing: &self.routing, kpis: report }
+        let policy = if self.wave_s.is_some() { "waves" } else { "checkout" };
+        ScenarioResult { scenario: &self.name, policy, routing: &self.routing, kpis: report }
     }
 }
 

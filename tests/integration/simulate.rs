@@ -298,3 +298,27 @@ async fn the_api_job_returns_the_cli_results_and_leaves_live_stock_alone() {
         "{text}"
     );
 }
+
+/// `policy = "waves"`: a wave as long as the day is the batch plan of the whole day, at the cost
+/// `optimize` reports for it; shorter waves serve every order once and never oversell (the
+/// ledger refuses what the stock cannot give).
+#[test]
+fn a_day_long_wave_is_the_days_lp_plan() {
+    let d = small_dataset(37);
+    let day = scenario(&d, "day", "[policy]\nkind = \"waves\"\nwave_minutes = 1440\n");
+    let short = scenario(&d, "short", "[policy]\nkind = \"waves\"\nwave_minutes = 10\n");
+    let out = d.dir.parent().unwrap().join("r");
+    simulate_ok(&[&day, &short], &out);
+    let r = report(&out, "day");
+    assert_eq!(r["policy"], "waves");
+    let plan = run(&["optimize", "--data", d.dir.to_str().unwrap(), "--json", "--no-compare"], None);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan: Value = serde_json::from_str(&stdout(&plan)).unwrap();
+    let (waves, lp) = (r["kpis"]["total_cost"].as_f64().unwrap(), plan["kpis"]["cost"].as_f64().unwrap());
+    assert!((waves - lp).abs() <= 1e-6 * lp.max(1.0), "waves {waves} vs the day's LP plan {lp}");
+    let ids: std::collections::BTreeSet<String> = orders(&out, "short").into_iter().map(|o| o.0).collect();
+    assert_eq!(ids.len(), 800);
+    let bad = scenario(&d, "bad", "[policy]\nkind = \"waves\"\n");
+    let o = simulate(&[&bad], &out);
+    assert!(!o.status.success() && stderr(&o).contains("wave_minutes"), "{}", stderr(&o));
+}

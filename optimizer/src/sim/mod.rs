@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::model::{Mode, Order, OrderId, Timestamp};
 use crate::plan::PlanConfig;
 use crate::progress::Progress;
-use crate::router::{LineReason, Router, Source, Status};
+use crate::router::{Decision, LineReason, Router, Source, Status};
 use crate::travel::{Promise, TravelCost};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -237,10 +237,200 @@ pub fn replay<C: TravelCost>(
     plan: &PlanConfig,
     progress: &dyn Progress,
 ) -> Run {
+    replay_with(engine, router.cost(), orders, policy, plan, progress, |_, order| {
+        route_fresh(engine, router, order)
+    })
+}
+
+/// The router's decision for `order`; an id seen before in the stream is routed as a new order.
+fn route_fresh<C: TravelCost>(engine: &Engine, router: &Router<C>, order: &Order) -> Decision {
+    match router.route(engine, order) {
+        Ok(d) => d,
+        Err(_) => {
+            engine.ledger().forget_ended(order.id());
+            router.route(engine, order).expect("a forgotten id routes")
+        }
+    }
+}
+
+/// Replays `orders` under `policy = "waves"`: the orders of each `wave_s` window, from the first
+/// order's arrival, are planned together by the batch planner (LP) at the window's close on the
+/// stock left, and shipped at once; an order the plan serves but whose stock is gone meanwhile
+/// falls back to the checkout router.
+pub fn replay_waves<C: TravelCost>(
+    engine: &Engine,
+    router: &Router<C>,
+    orders: &[Order],
+    wave_s: u32,
+    plan: &PlanConfig,
+    progress: &dyn Progress,
+) -> Run {
+    let policy = CheckoutPolicy { ship_after_s: 0, abandon_share: 0.0, seed: 1 };
+    let mut planned: VecDeque<Decision> = VecDeque::new();
+    replay_with(engine, router.cost(), orders, &policy, plan, progress, |i, order| {
+        if planned.is_empty() {
+            let close = Timestamp(order.created_at().0 + i64::from(wave_s.max(1)));
+            let end = i + orders[i..].partition_point(|o| o.created_at() < close);
+            planned = plan_wave(engine, router, &orders[i..end], close, plan);
+        }
+        planned.pop_front().expect("one decision per order of the wave")
+    })
+}
+
+/// Plans one wave on the engine's stock at `close` and makes each order's reservations
+/// (shipped at once); returns the decisions in the wave's order.
+fn plan_wave<C: TravelCost>(
+    engine: &Engine,
+    router: &Router<C>,
+    wave: &[Order],
+    close: Timestamp,
+    plan: &PlanConfig,
+) -> VecDeque<Decision> {
+    use crate::plan::{Choice, LedgerView, Planning, SolveOptions, Solver};
+    let (net, ledger) = (engine.network(), engine.ledger());
+    let view = LedgerView { network: net, ledger, now: close };
+    let planning = Planning::new(engine, &view, router.cost(), wave, plan, &crate::progress::NoProgress);
+    let options = SolveOptions {
+        solver: Solver::Lp,
+        compare_with_greedy: false,
+        top_prices: 0,
+        ..SolveOptions::default()
+    };
+    let outcome = match planning.solve(options, &crate::progress::NoProgress) {
+        Ok(o) => o,
+        // A wave the LP cannot solve is routed by checkout instead.
+        Err(_) => return wave.iter().map(|o| route_fresh(engine, router, o)).collect(),
+    };
+    let mut shipments = outcome.report.assignments.iter().peekable();
+    let catalog = net.catalog();
+    wave.iter()
+        .zip(&outcome.plan.choices)
+        .map(|(order, choice)| {
+            let a = shipments.next_if(|a| &a.order_id == order.id());
+            let lines: Vec<(crate::model::SkuIdx, u32)> =
+                order.lines().iter().filter_map(|l| catalog.get(&l.sku).map(|k| (k, l.qty.get()))).collect();
+            let parts: Vec<(crate::model::StoreIdx, Vec<(crate::model::SkuIdx, u32)>)> = match choice {
+                Choice::Whole(s) => vec![(*s, lines.clone())],
+                Choice::Split(per_line) => {
+                    let mut by_store: Vec<(crate::model::StoreIdx, Vec<(crate::model::SkuIdx, u32)>)> =
+                        Vec::new();
+                    for (s, l) in per_line.iter().zip(&lines) {
+                        match by_store.iter_mut().find(|x| x.0 == *s) {
+                            Some(x) => x.1.push(*l),
+                            None => by_store.push((*s, vec![*l])),
+                        }
+                    }
+                    by_store.sort_by_key(|x| x.0);
+                    by_store
+                }
+                Choice::Dc(_) | Choice::Unfilled(_) => Vec::new(),
+            };
+            if !parts.is_empty() {
+                let refs: Vec<(crate::model::StoreIdx, &crate::ledger::StoreLines)> =
+                    parts.iter().map(|(s, l)| (*s, l.as_slice())).collect();
+                ledger.forget_ended(order.id());
+                match ledger.reserve(order.id(), &refs, close) {
+                    Ok(Ok(_)) => {
+                        let _ = ledger.commit(order.id());
+                        ledger.forget_ended(order.id());
+                    }
+                    // Stock or capacity went meanwhile: checkout decides.
+                    _ => return route_fresh(engine, router, order),
+                }
+            }
+            planned_decision(net, order, choice, a)
+        })
+        .collect()
+}
+
+/// A planned choice as a decision (for the KPIs): shipments from the plan's report.
+fn planned_decision(
+    net: &crate::model::Network,
+    order: &Order,
+    choice: &crate::plan::Choice,
+    a: Option<&crate::plan::Assignment>,
+) -> Decision {
+    use crate::plan::Choice;
+    use crate::router::{Explanation, LineFailure, ShipLine, Shipment};
+    let status = match choice {
+        Choice::Whole(s) => match order.pickup_store().and_then(|id| net.store_idx(id)) {
+            Some(named) if order.mode() == Mode::Pickup && named != *s => Status::Alternative,
+            _ => Status::Assigned,
+        },
+        Choice::Split(_) => Status::Split,
+        Choice::Dc(_) => Status::Dc,
+        Choice::Unfilled(_) => Status::Unfulfillable,
+    };
+    let catalog = net.catalog();
+    let shipments = a
+        .map(|a| {
+            a.shipments
+                .iter()
+                .map(|s| {
+                    let source = match (&s.store_id, &s.dc_id) {
+                        (Some(id), _) => Source::Store(net.store_idx(id).expect("planned stores exist")),
+                        (None, Some(id)) => Source::Dc(
+                            net.dcs().iter().position(|d| &d.id == id).expect("planned DCs exist") as u32,
+                        ),
+                        (None, None) => unreachable!("a shipment has a source"),
+                    };
+                    Shipment {
+                        source,
+                        lon: s.lon.unwrap_or_default(),
+                        lat: s.lat.unwrap_or_default(),
+                        lines: s
+                            .lines
+                            .iter()
+                            .filter_map(|l| {
+                                catalog.get(&l.sku).map(|k| ShipLine { sku: k, qty: l.qty.get() })
+                            })
+                            .collect(),
+                        distance_m: s.distance_m,
+                        eta_s: s.eta_s.unwrap_or_default(),
+                        promise: s.promise.unwrap_or(Promise::Later),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let unfulfilled = if status == Status::Unfulfillable {
+        order
+            .lines()
+            .iter()
+            .map(|l| LineFailure {
+                sku: l.sku.clone(),
+                reason: LineReason::NoStockWithinRadius { radius_m: 0.0 },
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Decision {
+        order_id: order.id().clone(),
+        status,
+        shipments,
+        unfulfilled,
+        explanation: Explanation::default(),
+        reservation_expires_at: None,
+    }
+}
+
+/// The replay loop under a decision rule: `decide(i, order)` gives order `i`'s decision
+/// (reserving what it holds); held reservations ship after `policy.ship_after_s` or, abandoned,
+/// expire; every decision is tallied.
+fn replay_with(
+    engine: &Engine,
+    cost: &dyn TravelCost,
+    orders: &[Order],
+    policy: &CheckoutPolicy,
+    plan: &PlanConfig,
+    progress: &dyn Progress,
+    mut decide: impl FnMut(usize, &Order) -> Decision,
+) -> Run {
     let net = engine.network();
     let ledger = engine.ledger();
     let zone = net.zone();
-    let pricer = crate::plan::Pricer { network: net, cost: router.cost(), weights: plan.weights };
+    let pricer = crate::plan::Pricer { network: net, cost, weights: plan.weights };
     progress.stage("replay", orders.len() as u64);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(policy.seed);
     let mut pending: VecDeque<(Timestamp, OrderId)> = VecDeque::new();
@@ -274,14 +464,7 @@ pub fn replay<C: TravelCost>(
                 ledger.forget_ended(&id);
             }
         }
-        let d = match router.route(engine, order) {
-            Ok(d) => d,
-            Err(_) => {
-                // An id seen before in this stream: route it as a new order.
-                ledger.forget_ended(order.id());
-                router.route(engine, order).expect("a forgotten id routes")
-            }
-        };
+        let d = decide(i, order);
         if d.reservation_expires_at.is_some() {
             let abandon = policy.abandon_share > 0.0 && rng.random::<f64>() < policy.abandon_share;
             if !abandon {
