@@ -210,12 +210,13 @@ impl Scenario {
     pub fn read(path: &Path) -> anyhow::Result<Scenario> {
         let text =
             std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        Self::parse(path, text, true)
+        Self::parse(path, text, true, Routing::default())
     }
 
     /// Parses scenario text; errors name `path`. `files` allows a `base` and an orders file
     /// (the command line); without it (the API) both are refused and demand must be generated.
-    pub fn parse(path: &Path, text: String, files: bool) -> anyhow::Result<Scenario> {
+    /// A scenario without `[routing]` takes `defaults` (the API: the service's own rules).
+    pub fn parse(path: &Path, text: String, files: bool, defaults: Routing) -> anyhow::Result<Scenario> {
         let file: File = toml::from_str(&text).map_err(|e| {
             let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
@@ -247,7 +248,7 @@ impl Scenario {
                 r.get_ref().validate().map_err(|e| at(path, &text, r.span(), format!("routing.{e}")))?;
                 *r.get_ref()
             }
-            None => Routing::default(),
+            None => defaults,
         };
         let span = file.demand.as_ref().map_or(0..0, |d| d.span());
         let demand = match (file.demand.as_ref().map(|d| (&d.get_ref().orders, &d.get_ref().generate)), &base)

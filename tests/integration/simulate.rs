@@ -256,8 +256,11 @@ async fn the_api_job_returns_the_cli_results_and_leaves_live_stock_alone() {
     simulate_ok(&[&file], &out);
     let cli = report(&out, "api");
 
+    // The test server runs with `--cost great-circle`: a scenario without [routing] takes the
+    // service's own rules, the same as the CLI file states.
     let app = spawn_app_with(&d.dir, &[]);
-    let text = format!("name = \"api\"\n{body}");
+    let text = format!("name = \"api\"\n{}", body.replace("[routing]\ncost = \"great-circle\"\n", ""));
+    assert!(!text.contains("[routing]"));
     let r = post(&app, "/v1/simulations", CHECKOUT, json!({ "scenario": text }).to_string()).await;
     assert_eq!(r.status, 403, "checkout keys may not simulate");
     let r = post(&app, "/v1/simulations", PLANNER, json!({ "scenario": text }).to_string()).await;

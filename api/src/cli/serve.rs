@@ -103,13 +103,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             quick_repair: a.quick_repair,
         },
     };
-    let rules = a.routing.rules()?;
     let config = ServeConfig {
         service: ServiceConfig {
             data,
-            router: rules.router_config(),
-            cost: rules.cost,
-            plan: rules.plan_config(),
+            routing: a.routing.rules()?,
             ledger: LedgerConfig {
                 reservation_ttl_s: a.reservation_ttl_s,
                 expected_reservations: a.expected_reservations,

@@ -5,11 +5,11 @@ use super::orderbook::{self, Answer, Claim, OrderBook};
 use super::{now, ServiceError};
 use crate::data::order_json::OrderJson;
 use crate::metrics::Metrics;
-use crate::settings::CostModel;
+use crate::settings::Routing;
 use crate::storage::StorageError;
 use optimizer::ledger::{Reservation, ReservationState};
 use optimizer::model::{Order, OrderId};
-use optimizer::router::{Decision, Router, RouterConfig};
+use optimizer::router::{Decision, Router};
 use optimizer::travel::TravelCost;
 use optimizer::Engine;
 use std::future::Future;
@@ -23,8 +23,8 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct Core {
     engine: Engine,
     router: Router<Box<dyn TravelCost>>,
-    /// The planner's defaults under the service's routing rules.
-    plan: optimizer::plan::PlanConfig,
+    /// The service's routing rules (the router above is built from them).
+    routing: Routing,
     orders: OrderBook,
     metrics: Metrics,
 }
@@ -71,23 +71,23 @@ pub(crate) trait Persist: Sync {
 }
 
 impl Core {
-    /// A core over `engine`, routing with `router` and the `cost` model over its cities; plans
-    /// default to `plan` (whose radii and DC policy must be the router's).
-    pub fn new(
-        engine: Engine,
-        router: RouterConfig,
-        cost: CostModel,
-        plan: optimizer::plan::PlanConfig,
-    ) -> Core {
-        let cost = cost.build(engine.network().cities());
+    /// A core over `engine`, routing under `routing`'s rules (which plans and simulations
+    /// default to).
+    pub fn new(engine: Engine, routing: Routing) -> Core {
+        let router = Router::new(routing.router_config(), routing.travel_cost(engine.network().cities()));
         let orders = OrderBook::new(engine.ledger().config().expected_reservations);
-        Core { engine, router: Router::new(router, cost), plan, orders, metrics: Metrics::new() }
+        Core { engine, router, routing, orders, metrics: Metrics::new() }
+    }
+
+    /// The service's routing rules.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
     }
 
     /// The planner's settings: `requested` (weights, k, splits, DC fallback) or the service's
     /// defaults, always with the router's radii.
     pub fn plan_config(&self, requested: Option<optimizer::plan::PlanConfig>) -> optimizer::plan::PlanConfig {
-        let mut c = requested.unwrap_or(self.plan);
+        let mut c = requested.unwrap_or(self.routing.plan_config());
         c.ship_radius_m = self.router.config().ship_radius_m;
         c.pickup_radius_m = self.router.config().pickup_radius_m;
         c

@@ -55,7 +55,7 @@ impl EmbeddedCheckout {
             }
             Opened::Existing => {}
         }
-        let core = Core::new(engine, config.router, config.cost, config.plan);
+        let core = Core::new(engine, config.routing);
         let service = EmbeddedCheckout { core, store, state_dir: state_dir.to_path_buf() };
         let t = Instant::now();
         let (cells, orders) = service.recover().map_err(|e| match e {

@@ -25,12 +25,10 @@ pub use orderbook::Answer;
 pub use replica::ReplicaCheckout;
 
 use crate::data::DataError;
-use crate::settings::CostModel;
 use crate::storage::StorageError;
 use async_trait::async_trait;
 use optimizer::ledger::{FeedRow, LedgerConfig, ReservationState, StockLevel};
 use optimizer::model::{Order, OrderId, SkuIdx, StoreIdx, Timestamp};
-use optimizer::router::RouterConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -175,11 +173,9 @@ pub enum StorageConfig {
 pub struct ServiceConfig {
     /// The dataset directory (stores, DCs, cities; and stock for the embedded store).
     pub data: PathBuf,
-    pub router: RouterConfig,
-    pub cost: CostModel,
-    /// The planner's defaults under the same routing rules (a plan request may change the
-    /// weights, k, splits and DC fallback, never the radii).
-    pub plan: optimizer::plan::PlanConfig,
+    /// The routing rules: the router's, and the defaults of plans and simulations (a plan
+    /// request may change the weights, k, splits and DC fallback, never the radii).
+    pub routing: crate::settings::Routing,
     pub ledger: LedgerConfig,
     pub storage: StorageConfig,
 }

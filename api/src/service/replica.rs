@@ -50,10 +50,7 @@ impl ReplicaCheckout {
         for c in cells.iter().filter(|c| c.version > 0) {
             sync_cell(&engine, c);
         }
-        let replica = Arc::new(ReplicaCheckout {
-            core: Core::new(engine, config.router, config.cost, config.plan),
-            pg,
-        });
+        let replica = Arc::new(ReplicaCheckout { core: Core::new(engine, config.routing), pg });
         sink.go_live(&replica);
         log::info!(
             "loaded {} stores from {} and {} stock cells from the database in {:.2} s",

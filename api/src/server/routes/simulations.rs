@@ -41,7 +41,8 @@ pub async fn create(
     state.keys().authorize(&req, Action::Plan)?;
     let body = read_json_body(&req, payload, state.limits().max_plan_body_bytes).await?;
     let parsed: SimulationBody = parse_json(&body)?;
-    let scenario = Scenario::parse(std::path::Path::new("scenario"), parsed.scenario, false)
+    let rules = *state.checkout().core().routing();
+    let scenario = Scenario::parse(std::path::Path::new("scenario"), parsed.scenario, false, rules)
         .map_err(|e| ApiError::invalid("scenario", e.to_string()))?;
     // Changes name stores, cities and SKUs of the live network: check them now, not in the job.
     scenario
