@@ -251,7 +251,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     };
     let (rss_after_load, _) = rss_mib();
-    let router = Router::new(a.routing.router_config()?, a.routing.travel_cost(&engine)?);
+    let rules = a.routing.rules()?;
+    let router = Router::new(rules.router_config(), rules.travel_cost(engine.network().cities()));
     let mut cases = Vec::new();
     let plan = [
         ("omniroute 1-line", Method::Omniroute, 1u8, 1usize),

@@ -14,7 +14,6 @@ use crate::data;
 pub use crate::settings::{CostModel, Routing};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use optimizer::router::RouterConfig;
 use optimizer::travel::TravelCost;
 use optimizer::{Engine, EngineConfig};
 use std::path::{Path, PathBuf};
@@ -128,10 +127,6 @@ impl RoutingArgs {
         r.allow_split &= !self.no_split;
         r.validate().map_err(|e| anyhow::anyhow!("routing rules: {e}"))?;
         Ok(r)
-    }
-
-    pub fn router_config(&self) -> anyhow::Result<RouterConfig> {
-        Ok(self.rules()?.router_config())
     }
 
     pub fn travel_cost(&self, engine: &Engine) -> anyhow::Result<Box<dyn TravelCost>> {

@@ -36,7 +36,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let mismatch =
         |e: optimizer::model::OrderMismatch| anyhow::anyhow!("invalid order: field `{}`: {e}", e.field());
     engine.admit(&order).map_err(mismatch)?;
-    let router = Router::new(a.routing.router_config()?, a.routing.travel_cost(&engine)?);
+    let rules = a.routing.rules()?;
+    let router = Router::new(rules.router_config(), rules.travel_cost(engine.network().cities()));
     let decision = router.route(&engine, &order)?;
     println!("{}", serde_json::to_string_pretty(&decision.on(engine.network()))?);
     Ok(())

@@ -40,22 +40,23 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             s.name
         );
     }
+    // Each base is loaded once, whichever scenarios share it.
     let mut bases: BTreeMap<PathBuf, Arc<Base>> = BTreeMap::new();
+    let mut prepared = Vec::new();
     for s in &scenarios {
         let dir = s.base.as_ref().expect("scenario files have a base");
         let key =
             dir.canonicalize().with_context(|| format!("{}: base {}", s.path.display(), dir.display()))?;
-        if !bases.contains_key(&key) {
-            let t = std::time::Instant::now();
-            bases.insert(key.clone(), Arc::new(Base::load(dir)?));
-            log::info!("loaded base {} in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
-        }
-    }
-    let base_of =
-        |s: &Scenario| bases[&s.base.as_ref().expect("checked").canonicalize().expect("checked")].clone();
-    let mut prepared = Vec::new();
-    for s in &scenarios {
-        let base = base_of(s);
+        let base = match bases.get(&key) {
+            Some(b) => b.clone(),
+            None => {
+                let t = std::time::Instant::now();
+                let b = Arc::new(Base::load(dir)?);
+                log::info!("loaded base {} in {:.2} s", dir.display(), t.elapsed().as_secs_f64());
+                bases.insert(key, b.clone());
+                b
+            }
+        };
         let changes = s.resolve(&base.network)?;
         let t = std::time::Instant::now();
         let orders = s.orders(&base.network)?;

@@ -70,13 +70,7 @@ pub fn greedy(
     for (i, &o) in arrival.iter().enumerate() {
         let order = &orders[o as usize];
         // Every order of a plan is its own: a repeated id is routed again, not refused.
-        let decision = match router.route(&scratch, order) {
-            Ok(d) => d,
-            Err(_) => {
-                scratch.ledger().forget_ended(order.id());
-                router.route(&scratch, order).expect("a forgotten id routes")
-            }
-        };
+        let decision = router.route_anew(&scratch, order);
         if decision.reservation_expires_at.is_some() {
             scratch.ledger().commit(order.id()).expect("a reservation just made commits");
             scratch.ledger().forget_ended(order.id());

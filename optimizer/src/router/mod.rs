@@ -157,6 +157,18 @@ impl<C: TravelCost> Router<C> {
         self.route_at(engine, order, order.created_at())
     }
 
+    /// Like [`Router::route`], for streams in which every order is its own (replays, plans,
+    /// simulations): an id that already holds a record is forgotten and routed as a new order.
+    pub fn route_anew(&self, engine: &Engine, order: &Order) -> Decision {
+        match self.route(engine, order) {
+            Ok(d) => d,
+            Err(_) => {
+                engine.ledger().forget_ended(order.id());
+                self.route(engine, order).expect("a forgotten id routes")
+            }
+        }
+    }
+
     /// Like [`Router::route`], at an explicit time (capacity day, opening hours, promise).
     pub fn route_at(&self, engine: &Engine, order: &Order, now: Timestamp) -> Result<Decision, RouteError> {
         let catalog = engine.network().catalog();

@@ -17,12 +17,11 @@ use crate::progress::Progress;
 use crate::router::{Decision, LineReason, Router, Source, Status};
 use crate::travel::{Promise, TravelCost};
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::VecDeque;
 
 /// How orders are handled on arrival (`policy = "checkout"`).
-#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Copy, Clone, Debug, PartialEq)]
 pub struct CheckoutPolicy {
     /// A reservation ships (commits) this long after the order arrived.
     ///
@@ -238,19 +237,8 @@ pub fn replay<C: TravelCost>(
     progress: &dyn Progress,
 ) -> Run {
     replay_with(engine, router.cost(), orders, policy, plan, progress, |_, order| {
-        route_fresh(engine, router, order)
+        router.route_anew(engine, order)
     })
-}
-
-/// The router's decision for `order`; an id seen before in the stream is routed as a new order.
-fn route_fresh<C: TravelCost>(engine: &Engine, router: &Router<C>, order: &Order) -> Decision {
-    match router.route(engine, order) {
-        Ok(d) => d,
-        Err(_) => {
-            engine.ledger().forget_ended(order.id());
-            router.route(engine, order).expect("a forgotten id routes")
-        }
-    }
 }
 
 /// Replays `orders` under `policy = "waves"`: the orders of each `wave_s` window, from the first
@@ -299,7 +287,7 @@ fn plan_wave<C: TravelCost>(
     let outcome = match planning.solve(options, &crate::progress::NoProgress) {
         Ok(o) => o,
         // A wave the LP cannot solve is routed by checkout instead.
-        Err(_) => return wave.iter().map(|o| route_fresh(engine, router, o)).collect(),
+        Err(_) => return wave.iter().map(|o| router.route_anew(engine, o)).collect(),
     };
     let mut shipments = outcome.report.assignments.iter().peekable();
     let catalog = net.catalog();
@@ -335,7 +323,7 @@ fn plan_wave<C: TravelCost>(
                         ledger.forget_ended(order.id());
                     }
                     // Stock or capacity went meanwhile: checkout decides.
-                    _ => return route_fresh(engine, router, order),
+                    _ => return router.route_anew(engine, order),
                 }
             }
             planned_decision(net, order, choice, a)
@@ -503,14 +491,7 @@ fn replay_with(
         }
         h.shipments += d.shipments.len() as u64;
         h.distance_m += dist;
-        let at = match order.mode() {
-            Mode::Pickup => order
-                .pickup_store()
-                .and_then(|id| net.store_idx(id))
-                .map_or(order.customer(), |s| net.store(s).location),
-            Mode::Ship => order.customer(),
-        };
-        let city = finder.nearest(at).map(|c| &mut cities[c]);
+        let city = finder.nearest(pricer.origin(order).unwrap_or(order.customer())).map(|c| &mut cities[c]);
         let mut city_unfilled = false;
         let mut city_dc = false;
         match d.status {
