@@ -321,7 +321,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 fn engine_config(a: &Args) -> EngineConfig {
-    let index = optimizer::index::IndexConfig { sparse_fraction: a.sparse_fraction };
+    let index = optimizer::index::IndexConfig { sparse_fraction: a.sparse_fraction, ..Default::default() };
     // Room for every reservation the run makes (four omniroute cases, two baseline ones), as a
     // deployment sizes it for the orders it expects.
     let ledger = optimizer::ledger::LedgerConfig {

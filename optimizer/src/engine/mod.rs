@@ -156,6 +156,20 @@ impl Engine {
         Ok(out)
     }
 
+    /// Visits, nearest first within `[min_m, max_m]` of `at`, the stores that may have `sku`
+    /// available now: every store that has it, and possibly some drained ones (see
+    /// [`StoreIndex::walk_stocked`]), until `visit` breaks. The checkout walk.
+    pub fn walk_stocked<B>(
+        &self,
+        sku: SkuIdx,
+        at: crate::model::LonLat,
+        min_m: f64,
+        max_m: f64,
+        visit: impl FnMut(crate::index::Candidate) -> std::ops::ControlFlow<B>,
+    ) -> Option<B> {
+        self.index.walk_stocked(sku, self.ledger.available_bits(sku), at, min_m, max_m, visit)
+    }
+
     /// Great-circle distance from `at` to the nearest store or DC (infinite for an empty
     /// network): a customer farther than [`Network::reach_m`] is out of the network's area.
     ///

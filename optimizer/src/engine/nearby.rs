@@ -56,8 +56,7 @@ impl Engine {
         if k == 0 {
             return out;
         }
-        let walk = sku.map_or(Walk::All, Walk::Carriers);
-        self.index().walk::<()>(walk, at, 0.0, f64::INFINITY, |c| {
+        let visit = |c: crate::index::Candidate| {
             let available = match sku {
                 Some(s) if !ledger.maybe_available(c.store, s) => return ControlFlow::Continue(()),
                 Some(s) => match ledger.level(c.store, s).map_or(0, |l| l.available) {
@@ -78,7 +77,11 @@ impl Engine {
             } else {
                 ControlFlow::Continue(())
             }
-        });
+        };
+        match sku {
+            Some(s) => self.walk_stocked::<()>(s, at, 0.0, f64::INFINITY, visit),
+            None => self.index().walk::<()>(Walk::All, at, 0.0, f64::INFINITY, visit),
+        };
         out
     }
 }

@@ -17,12 +17,27 @@
 //!   and the copy is rebuilt once that list grows past an eighth of the tree.
 //!
 //! Memory stays bounded: the per-SKU trees hold only the long tail of the assortment.
+//!
+//! * Checkout walks ([`StoreIndex::walk_stocked`]) want carriers that have the SKU available
+//!   now. When stock runs out in places, walks over all carriers (or all stores, for a dense
+//!   SKU) step past more and more drained stores: on a day where stock runs short, most of the
+//!   router's time went there. A walk counts the stores it visits whose availability bit is
+//!   clear; once a SKU's count passes [`IndexConfig::compact_after`] and fewer than half of the
+//!   stores the walk goes through still have it, the SKU gets a *stocked* tree: only the stores
+//!   whose bit is set, built from the bitset (OMT, like the sparse trees). A store whose bit is
+//!   set later joins a short list beside it: the bitset counts its clear-to-set changes, a walk
+//!   that sees the count move first adds the stores set since, and the tree is rebuilt from the
+//!   bits once that list passes an eighth of it. The stocked tree therefore always holds every
+//!   store with the SKU available (it may hold drained ones too), so the router meets the same
+//!   stores in the same order, minus drained ones it would have rejected anyway.
 
 use crate::growing::Growing;
+use crate::ledger::AtomicBitset;
 use crate::model::{chord2_to_m, m_to_chord2, LonLat, Network, SkuIdx, StoreIdx};
 use parking_lot::RwLock;
 use rstar::primitives::GeomWithData;
 use rstar::{RStarInsertionStrategy, RTreeParams};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Wider nodes than rstar's default (6): nearest-neighbour walks over points touch fewer levels
 /// and heap entries (measured in `benches/routing.rs`).
@@ -85,11 +100,14 @@ impl Candidate {
 pub struct IndexConfig {
     /// A SKU carried by fewer than this share of stores gets its own R-tree.
     pub sparse_fraction: f64,
+    /// Drained stores a SKU's checkout walks may step past before its stocked tree is built or
+    /// rebuilt (see the module docs).
+    pub compact_after: u64,
 }
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        IndexConfig { sparse_fraction: 0.25 }
+        IndexConfig { sparse_fraction: 0.25, compact_after: 4096 }
     }
 }
 
@@ -117,6 +135,26 @@ impl Carriers {
     }
 }
 
+/// A SKU's stores with stock (a superset of them; see the module docs).
+#[derive(Debug)]
+struct Stocked {
+    tree: FlatTree,
+    /// Stores whose bit was set after the tree was built.
+    added: Vec<FlatPoint>,
+    /// Which stores `tree` and `added` hold, one bit per store.
+    members: Vec<u64>,
+    /// The bitset's set count the members have caught up with.
+    seen: u64,
+}
+
+/// Per SKU, what checkout walks use besides the carrier trees.
+#[derive(Debug, Default)]
+struct StockedSlot {
+    tree: RwLock<Option<Stocked>>,
+    /// Drained stores walks stepped past since the stocked tree was last (re)built or judged.
+    wasted: AtomicU64,
+}
+
 /// R-trees over store locations. See the module docs.
 #[derive(Debug)]
 pub struct StoreIndex {
@@ -124,9 +162,12 @@ pub struct StoreIndex {
     all: FlatTree,
     /// Per SKU: `Some` tree over its carriers when the SKU is sparse (learned SKUs always are).
     sparse: Growing<Option<RwLock<Carriers>>>,
+    /// Per SKU: the stocked tree, once its walks have stepped past enough drained stores.
+    stocked: Growing<StockedSlot>,
     locations: Vec<[f64; 3]>,
     /// Per store: its index with capability bits, as stored in the trees.
     packed: Vec<u32>,
+    config: IndexConfig,
 }
 
 impl StoreIndex {
@@ -159,13 +200,17 @@ impl StoreIndex {
                 (c.len() < limit).then(|| RwLock::new(Carriers::new(c.iter().map(|&i| point(i)).collect())))
             })
             .collect();
-        StoreIndex { all, sparse: Growing::new(sparse), locations, packed }
+        let stocked = Growing::new((0..carriers.len()).map(|_| StockedSlot::default()).collect());
+        StoreIndex { all, sparse: Growing::new(sparse), stocked, locations, packed, config }
     }
 
     /// Adds a SKU the catalogue is learning, carried by no store yet (see
     /// [`crate::model::SkuCatalog::learn`]). Returns its index.
     pub fn learn_sku(&self) -> SkuIdx {
-        SkuIdx(self.sparse.push(Some(RwLock::new(Carriers::new(Vec::new())))) as u32)
+        let k = self.sparse.push(Some(RwLock::new(Carriers::new(Vec::new()))));
+        let s = self.stocked.push(StockedSlot::default());
+        debug_assert_eq!(k, s);
+        SkuIdx(k as u32)
     }
 
     /// Number of stores indexed.
@@ -218,9 +263,7 @@ impl StoreIndex {
         max_m: f64,
         mut visit: impl FnMut(Candidate) -> ControlFlow<B>,
     ) -> Option<B> {
-        let q = at.unit_vector();
-        let min_c2 = if min_m > 0.0 { m_to_chord2(min_m) * (1.0 + 1e-12) } else { 0.0 };
-        let max_c2 = if max_m.is_finite() { m_to_chord2(max_m) * (1.0 + 1e-12) } else { f64::INFINITY };
+        let (q, min_c2, max_c2) = band(at, min_m, max_m);
         let mut run = |tree: &FlatTree, added: &[FlatPoint]| {
             walk::best_first(tree, added, q, min_c2, max_c2, |data, c2| visit(Candidate::unpack(data, c2)))
         };
@@ -233,6 +276,111 @@ impl StoreIndex {
                 _ => run(&self.all, &[]),
             },
             Walk::All => run(&self.all, &[]),
+        }
+    }
+
+    /// Like [`StoreIndex::walk`] over `Walk::Carriers(sku)`, for checkout: visits, nearest
+    /// first within `[min_m, max_m]`, every store whose bit in `stocked` (the ledger's
+    /// availability bits of `sku`) is set, and possibly some whose bit is clear; nothing when
+    /// `stocked` is `None` (no store has had the SKU). Builds or refreshes the SKU's stocked
+    /// tree as the module docs describe.
+    ///
+    /// # Runtime
+    /// O(log n) per store visited; O(n / 64) more when bits were set since the last walk, and
+    /// O(m log m) for m stocked stores when the stocked tree is (re)built.
+    pub fn walk_stocked<B>(
+        &self,
+        sku: SkuIdx,
+        stocked: Option<&AtomicBitset>,
+        at: LonLat,
+        min_m: f64,
+        max_m: f64,
+        mut visit: impl FnMut(Candidate) -> ControlFlow<B>,
+    ) -> Option<B> {
+        let bits = stocked?;
+        let Some(slot) = self.stocked.get(sku.0 as usize) else {
+            return self.walk(Walk::Carriers(sku), at, min_m, max_m, visit);
+        };
+        let mut wasted = 0u64;
+        let mut counted = |c: Candidate| {
+            wasted += u64::from(!bits.get(c.store.0));
+            visit(c)
+        };
+        let found = loop {
+            let guard = slot.tree.read();
+            match &*guard {
+                Some(s) if s.seen != bits.sets() => {
+                    drop(guard);
+                    self.catch_up(slot, bits);
+                }
+                Some(s) => {
+                    let (q, min_c2, max_c2) = band(at, min_m, max_m);
+                    break walk::best_first(&s.tree, &s.added, q, min_c2, max_c2, |data, c2| {
+                        counted(Candidate::unpack(data, c2))
+                    });
+                }
+                None => {
+                    drop(guard);
+                    break self.walk(Walk::Carriers(sku), at, min_m, max_m, &mut counted);
+                }
+            }
+        };
+        // Counted in bulk: a walk that met a stocked store first adds nothing.
+        let enough = self.config.compact_after;
+        if wasted >= enough.min(32) && slot.wasted.fetch_add(wasted, Ordering::Relaxed) + wasted >= enough {
+            self.compact(sku, slot, bits);
+        }
+        found
+    }
+
+    /// Builds `sku`'s stocked tree from `bits` when that at least halves what its walks go
+    /// through (see the module docs); starts counting waste afresh either way.
+    fn compact(&self, sku: SkuIdx, slot: &StockedSlot, bits: &AtomicBitset) {
+        let mut guard = slot.tree.write();
+        slot.wasted.store(0, Ordering::Relaxed);
+        let now = match (&*guard, self.sparse.get(sku.0 as usize)) {
+            (Some(s), _) => s.tree.points().len() + s.added.len(),
+            (None, Some(Some(c))) => {
+                let c = c.read();
+                c.tree.points().len() + c.added.len()
+            }
+            (None, _) => self.locations.len(),
+        };
+        let seen = bits.sets();
+        let members = bits.snapshot();
+        let stocked: usize = members.iter().map(|w| w.count_ones() as usize).sum();
+        if stocked * 2 <= now {
+            *guard = Some(self.stocked_tree(members, seen));
+        }
+    }
+
+    /// The tree over the stores set in `members`.
+    fn stocked_tree(&self, members: Vec<u64>, seen: u64) -> Stocked {
+        let points =
+            ones(&members).map(|i| FlatPoint { p: self.locations[i], data: self.packed[i] }).collect();
+        Stocked { tree: FlatTree::bulk(points, StoreTreeParams::MAX_SIZE), added: Vec::new(), members, seen }
+    }
+
+    /// Adds to `slot`'s stocked tree the stores whose bit was set since it last looked.
+    #[cold]
+    fn catch_up(&self, slot: &StockedSlot, bits: &AtomicBitset) {
+        let mut guard = slot.tree.write();
+        let Some(s) = guard.as_mut() else { return };
+        let seen = bits.sets();
+        if s.seen == seen {
+            return;
+        }
+        for (w, member) in s.members.iter_mut().enumerate() {
+            let new = bits.word(w) & !*member;
+            *member |= new;
+            for b in ones(&[new]) {
+                let i = w * 64 + b;
+                s.added.push(FlatPoint { p: self.locations[i], data: self.packed[i] });
+            }
+        }
+        s.seen = seen;
+        if s.added.len() > 64.max(s.tree.points().len() / 8) {
+            *s = self.stocked_tree(bits.snapshot(), seen);
         }
     }
 
@@ -271,6 +419,28 @@ impl StoreIndex {
         out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         out
     }
+}
+
+/// A walk's start and its distance band as squared chords (widened by a hair, so that rounding
+/// never drops a store on the edge).
+fn band(at: LonLat, min_m: f64, max_m: f64) -> ([f64; 3], f64, f64) {
+    let min_c2 = if min_m > 0.0 { m_to_chord2(min_m) * (1.0 + 1e-12) } else { 0.0 };
+    let max_c2 = if max_m.is_finite() { m_to_chord2(max_m) * (1.0 + 1e-12) } else { f64::INFINITY };
+    (at.unit_vector(), min_c2, max_c2)
+}
+
+/// The positions of the set bits of `words`, ascending.
+fn ones(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(w, &word)| {
+        let mut rest = word;
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let b = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                w * 64 + b
+            })
+        })
+    })
 }
 
 #[cfg(test)]

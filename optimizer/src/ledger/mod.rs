@@ -260,10 +260,25 @@ impl StockLedger {
         }
     }
 
+    /// Which stores had `sku` available (> 0) at their last change; `None` for a learned SKU
+    /// no store has had available yet.
+    pub fn available_bits(&self, sku: SkuIdx) -> Option<&AtomicBitset> {
+        match self.available.get(sku.0 as usize) {
+            Some(bits) => Some(bits),
+            None => self.learned_bits(sku.0).get(),
+        }
+    }
+
     /// The availability bitset slot of a learned SKU.
     #[cold]
     fn learned_bits(&self, sku: u32) -> &OnceLock<AtomicBitset> {
         &self.learned_available[sku as usize - self.available.len()]
+    }
+
+    /// How many stores have `sku` available now (a hint, like the bits it counts).
+    #[inline]
+    pub fn stocked_count(&self, sku: SkuIdx) -> u64 {
+        self.available_bits(sku).map_or(0, AtomicBitset::count)
     }
 
     /// How many stores have a stock row for `sku` (whether or not it is available now).

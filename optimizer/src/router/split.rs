@@ -16,7 +16,6 @@
 //! bounded number of times).
 
 use super::{Ctx, RouteError, Router};
-use crate::index::Walk;
 use crate::model::{SkuIdx, StoreIdx, Timestamp};
 use crate::travel::TravelCost;
 use std::ops::ControlFlow;
@@ -94,7 +93,7 @@ fn candidates<C: TravelCost>(router: &Router<C>, ctx: &mut Ctx<'_>) -> Vec<Candi
         }
         let mut taken = 0;
         let mut walked = 0;
-        engine.index().walk::<()>(Walk::Carriers(sku), at, 0.0, router.config.ship_radius_m, |c| {
+        engine.walk_stocked::<()>(sku, at, 0.0, router.config.ship_radius_m, |c| {
             walked += 1;
             if walked > router.config.max_walk {
                 return ControlFlow::Break(());

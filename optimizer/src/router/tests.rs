@@ -349,7 +349,14 @@ mod concurrency {
 
 /// An engine over generated stores `(lon, lat, ships)` and stock rows `(store, sku, on_hand)`
 /// (store positions taken modulo the store count), with `skus` SKUs.
-fn random_engine(stores: &[(f64, f64, bool)], stock: &[(usize, u32, u32)], skus: u32, sparse: f64) -> Engine {
+/// `compact_after` 1 builds stocked trees at the first drained store a walk steps past.
+fn random_engine(
+    stores: &[(f64, f64, bool)],
+    stock: &[(usize, u32, u32)],
+    skus: u32,
+    sparse: f64,
+    compact_after: u64,
+) -> Engine {
     let n = stores.len();
     let net = testkit::network(
         stores
@@ -373,7 +380,7 @@ fn random_engine(stores: &[(f64, f64, bool)], stock: &[(usize, u32, u32)], skus:
         })
         .collect();
     let cfg = EngineConfig {
-        index: crate::index::IndexConfig { sparse_fraction: sparse },
+        index: crate::index::IndexConfig { sparse_fraction: sparse, compact_after },
         ..EngineConfig::default()
     };
     Engine::new(net, rows, cfg)
@@ -409,8 +416,9 @@ proptest! {
         stock in proptest::collection::vec((0usize..60, 0u32..6, 0u32..4), 1..200),
         orders in proptest::collection::vec((120.5f64..121.5, 30.5f64..31.5, proptest::collection::btree_set(0u32..6, 1..4), 1i64..3), 1..30),
         sparse in prop_oneof![Just(0.0), Just(1.01)],
+        compact_after in prop_oneof![Just(1u64), Just(4096)],
     ) {
-        let engine = random_engine(&stores, &stock, 6, sparse);
+        let engine = random_engine(&stores, &stock, 6, sparse, compact_after);
         let r = Router::new(RouterConfig { ship_radius_m: 40_000.0, ..RouterConfig::default() }, GreatCircle::default());
         for (i, (lon, lat, skus, qty)) in orders.into_iter().enumerate() {
             let o = ship(&format!("p{i}"), lon, lat, skus.into_iter().map(|k| line(k, qty)).collect());
@@ -498,8 +506,9 @@ proptest! {
         orders in proptest::collection::vec((120.8f64..121.2, 30.8f64..31.2, proptest::collection::btree_set(0u32..5, 2..4), 1i64..4), 1..25),
         k in prop_oneof![Just(1usize), Just(2), Just(8)],
         sparse in prop_oneof![Just(0.0), Just(1.01)],
+        compact_after in prop_oneof![Just(1u64), Just(4096)],
     ) {
-        let engine = random_engine(&stores, &stock, 5, sparse);
+        let engine = random_engine(&stores, &stock, 5, sparse, compact_after);
         let config = RouterConfig { ship_radius_m: 30_000.0, split_candidates_per_line: k, ..RouterConfig::default() };
         let r = Router::new(config, GreatCircle::default());
         for (i, (lon, lat, skus, qty)) in orders.into_iter().enumerate() {
