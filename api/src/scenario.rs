@@ -84,6 +84,15 @@ struct PolicySpec {
     seed: Option<u64>,
     /// `waves`: minutes each wave collects orders before it is planned.
     wave_minutes: Option<u32>,
+    /// `duals`: minutes between two plans of the forecast (default 60).
+    refresh_minutes: Option<u32>,
+    /// `duals`: the seed of the forecast's draw of demand (default the demand's seed + 1).
+    forecast_seed: Option<u64>,
+    /// `duals`: an orders file to use as the forecast instead of a generated draw.
+    forecast_orders: Option<String>,
+    /// `duals`: days' worth of demand the forecast draws, planned on as many times the stock
+    /// (default 4; 1 to 16).
+    forecast_draws: Option<u32>,
 }
 
 /// Which stores a change applies to: ids, a city, a brand, or a seeded random fraction of a
@@ -183,6 +192,39 @@ pub enum Demand {
     Generate(GenConfig),
 }
 
+/// How a scenario's orders are decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyKind {
+    /// Each order on arrival by the checkout router.
+    Checkout,
+    /// Each window of `wave_s` seconds planned together (LP).
+    Waves { wave_s: u32 },
+    /// Each order on arrival at leg cost plus the shadow prices of a plan of `forecast`,
+    /// planned again every `refresh_s`.
+    Duals { refresh_s: u32, draws: u32, forecast: Forecast },
+}
+
+/// Where the `duals` policy's forecast comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Forecast {
+    /// The demand's generator settings (or, for an orders file, the generator's defaults with
+    /// as many orders) with this seed.
+    Draw {
+        seed: u64,
+    },
+    File(PathBuf),
+}
+
+impl PolicyKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PolicyKind::Checkout => "checkout",
+            PolicyKind::Waves { .. } => "waves",
+            PolicyKind::Duals { .. } => "duals",
+        }
+    }
+}
+
 /// A scenario read from its file, its base not loaded yet.
 #[derive(Debug)]
 pub struct Scenario {
@@ -193,8 +235,8 @@ pub struct Scenario {
     pub demand: Demand,
     pub routing: Routing,
     pub policy: CheckoutPolicy,
-    /// `policy = "waves"`: the window each wave collects, seconds.
-    pub wave_s: Option<u32>,
+    /// Which policy decides: `checkout` (with `policy`), `waves` or `duals`.
+    pub kind: PolicyKind,
     text: String,
     changes: Vec<Spanned<ChangeSpec>>,
 }
@@ -270,44 +312,66 @@ impl Scenario {
                 ))
             }
         };
-        let mut wave_s = None;
+        let mut kind = PolicyKind::Checkout;
         let policy = match &file.policy {
             None => CheckoutPolicy::default(),
             Some(p) => {
                 let (span, p) = (p.span(), p.get_ref());
-                match (p.kind.as_str(), p.wave_minutes) {
-                    ("checkout", None) => {}
-                    ("checkout", Some(_)) => {
-                        return Err(at(
-                            path,
-                            &text,
-                            span,
-                            "policy.wave_minutes applies to kind = \"waves\" only",
-                        ))
+                let fail = |msg: &str| Err(at(path, &text, span.clone(), msg));
+                let duals_keys = p.refresh_minutes.is_some()
+                    || p.forecast_seed.is_some()
+                    || p.forecast_orders.is_some()
+                    || p.forecast_draws.is_some();
+                if p.kind != "waves" && p.wave_minutes.is_some() {
+                    return fail("policy.wave_minutes applies to kind = \"waves\" only");
+                }
+                if p.kind != "duals" && duals_keys {
+                    return fail("policy.refresh_minutes, forecast_seed, forecast_draws and forecast_orders apply to kind = \"duals\" only");
+                }
+                match p.kind.as_str() {
+                    "checkout" => {}
+                    "waves" => match p.wave_minutes {
+                        Some(m) if (1..=1440).contains(&m) => kind = PolicyKind::Waves { wave_s: m * 60 },
+                        _ => return fail("policy.wave_minutes: waves need 1 to 1440 minutes"),
+                    },
+                    "duals" => {
+                        let refresh = p.refresh_minutes.unwrap_or(60);
+                        if !(1..=1440).contains(&refresh) {
+                            return fail(
+                                "policy.refresh_minutes: prices are refreshed every 1 to 1440 minutes",
+                            );
+                        }
+                        let forecast = match (&p.forecast_orders, p.forecast_seed, files) {
+                            (Some(_), Some(_), _) => {
+                                return fail("policy: give `forecast_orders` or `forecast_seed`, not both")
+                            }
+                            (Some(_), None, false) => {
+                                return fail("policy.forecast_orders: a simulation job draws its forecast; use forecast_seed")
+                            }
+                            (Some(f), None, true) => Forecast::File(dir.join(f)),
+                            (None, seed, _) => Forecast::Draw {
+                                seed: seed.unwrap_or(match &demand {
+                                    Demand::Generate(g) => g.seed.wrapping_add(1),
+                                    Demand::File(_) => 1,
+                                }),
+                            },
+                        };
+                        let draws = p.forecast_draws.unwrap_or(4);
+                        if !(1..=16).contains(&draws) {
+                            return fail(
+                                "policy.forecast_draws: a forecast holds 1 to 16 days' worth of demand",
+                            );
+                        }
+                        kind = PolicyKind::Duals { refresh_s: refresh * 60, draws, forecast };
                     }
-                    ("waves", Some(m)) if (1..=1440).contains(&m) => wave_s = Some(m * 60),
-                    ("waves", _) => {
+                    other => {
                         return Err(at(
                             path,
                             &text,
                             span,
-                            "policy.wave_minutes: waves need 1 to 1440 minutes",
-                        ))
-                    }
-                    ("duals", _) => {
-                        return Err(at(
-                            path,
-                            &text,
-                            span,
-                            "policy.kind: `duals` is not built yet; use \"checkout\" or \"waves\"",
-                        ))
-                    }
-                    (other, _) => {
-                        return Err(at(
-                            path,
-                            &text,
-                            span,
-                            format!("policy.kind: unknown policy `{other}`; use \"checkout\" or \"waves\""),
+                            format!(
+                            "policy.kind: unknown policy `{other}`; use \"checkout\", \"waves\" or \"duals\""
+                        ),
                         ))
                     }
                 }
@@ -344,7 +408,7 @@ impl Scenario {
             demand,
             routing,
             policy,
-            wave_s,
+            kind,
             text,
             changes: file.changes,
         })
@@ -469,7 +533,32 @@ impl Scenario {
 
     /// The scenario's orders, sorted by arrival.
     pub fn orders(&self, network: &Network) -> anyhow::Result<Vec<Order>> {
-        let mut orders = match &self.demand {
+        self.demand_orders(network, &self.demand)
+    }
+
+    /// The `duals` policy's forecast, sorted by arrival: never the orders replayed, but another
+    /// draw of the same demand (for an orders file of `count` orders, the generator's
+    /// defaults with as many orders), or the forecast file.
+    pub fn forecast(&self, network: &Network, count: usize) -> anyhow::Result<Vec<Order>> {
+        let demand = match (&self.kind, &self.demand) {
+            (PolicyKind::Duals { forecast: Forecast::File(p), .. }, _) => Demand::File(p.clone()),
+            (PolicyKind::Duals { forecast: Forecast::Draw { seed }, draws, .. }, Demand::Generate(g)) => {
+                Demand::Generate(GenConfig { seed: *seed, orders: g.orders * *draws as usize, ..g.clone() })
+            }
+            (PolicyKind::Duals { forecast: Forecast::Draw { seed }, draws, .. }, Demand::File(_)) => {
+                Demand::Generate(GenConfig {
+                    seed: *seed,
+                    orders: count * *draws as usize,
+                    ..GenConfig::default()
+                })
+            }
+            _ => return Ok(Vec::new()),
+        };
+        self.demand_orders(network, &demand)
+    }
+
+    fn demand_orders(&self, network: &Network, demand: &Demand) -> anyhow::Result<Vec<Order>> {
+        let mut orders = match demand {
             Demand::File(p) => data::read_orders(p)?,
             Demand::Generate(cfg) => {
                 let mut cfg = cfg.clone();
@@ -608,16 +697,27 @@ impl Scenario {
         let cost = self.routing.travel_cost(engine.network().cities());
         let router = optimizer::router::Router::new(self.routing.router_config(), cost);
         let plan = self.routing.plan_config();
-        let run = match self.wave_s {
-            Some(w) => optimizer::sim::replay_waves(&engine, &router, orders, w, &plan, progress),
-            None => optimizer::sim::replay(&engine, &router, orders, &self.policy, &plan, progress),
+        let run = match &self.kind {
+            PolicyKind::Waves { wave_s } => {
+                optimizer::sim::replay_waves(&engine, &router, orders, *wave_s, &plan, progress)
+            }
+            PolicyKind::Duals { refresh_s, draws, .. } => {
+                let forecast = self.forecast(engine.network(), orders.len())?;
+                let (refresh_s, draws) = (*refresh_s, *draws);
+                optimizer::sim::replay_duals(
+                    &engine, &router, orders, &forecast, draws, refresh_s, &plan, progress,
+                )
+            }
+            PolicyKind::Checkout => {
+                optimizer::sim::replay(&engine, &router, orders, &self.policy, &plan, progress)
+            }
         };
         Ok(Simulated { engine, run })
     }
 
     /// The result document of a replay of this scenario.
     pub fn result<'a>(&'a self, report: &'a optimizer::sim::Report) -> ScenarioResult<'a> {
-        let policy = if self.wave_s.is_some() { "waves" } else { "checkout" };
+        let policy = self.kind.name();
         ScenarioResult { scenario: &self.name, policy, routing: &self.routing, kpis: report }
     }
 }

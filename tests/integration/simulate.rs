@@ -325,3 +325,31 @@ fn a_day_long_wave_is_the_days_lp_plan() {
     let o = simulate(&[&bad], &out);
     assert!(!o.status.success() && stderr(&o).contains("wave_minutes"), "{}", stderr(&o));
 }
+
+/// `policy = "duals"`: every order decided once, the result says which policy ran, and the
+/// policy's keys are checked like any other.
+#[test]
+fn the_duals_policy_replays_every_order_once_and_checks_its_keys() {
+    let d = small_dataset(41);
+    let duals =
+        scenario(&d, "duals", "[policy]\nkind = \"duals\"\nrefresh_minutes = 30\nforecast_draws = 2\n");
+    let out = d.dir.parent().unwrap().join("r");
+    simulate_ok(&[&duals], &out);
+    let r = report(&out, "duals");
+    assert_eq!(r["policy"], "duals");
+    assert_eq!(r["kpis"]["orders"], 800);
+    let ids: std::collections::BTreeSet<String> = orders(&out, "duals").into_iter().map(|o| o.0).collect();
+    assert_eq!(ids.len(), 800);
+    for (body, key) in [
+        ("[policy]\nkind = \"duals\"\nforecast_draws = 0\n", "forecast_draws"),
+        ("[policy]\nkind = \"duals\"\nrefresh_minutes = 0\n", "refresh_minutes"),
+        ("[policy]\nkind = \"duals\"\nwave_minutes = 10\n", "wave_minutes"),
+        ("[policy]\nkind = \"checkout\"\nforecast_seed = 3\n", "forecast_seed"),
+        ("[policy]\nkind = \"duals\"\nforecast_seed = 3\nforecast_orders = \"o.jsonl\"\n", "forecast_orders"),
+    ] {
+        let bad = scenario(&d, "bad", body);
+        let o = simulate(&[&bad], &out);
+        assert!(!o.status.success() && stderr(&o).contains(key), "{body}: {}", stderr(&o));
+        assert!(stderr(&o).contains("bad.toml:"), "names the file and line: {}", stderr(&o));
+    }
+}

@@ -125,7 +125,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let options = SolveOptions {
         solver,
-        lp: lp::LpOptions { decompose: !a.monolithic, network: !a.highs_only },
+        lp: lp::LpOptions { decompose: !a.monolithic, network: !a.highs_only, integral: true },
         compare_with_greedy: !a.no_compare,
         top_prices: a.top,
     };

@@ -387,13 +387,13 @@ proptest! {
         // Its components are networks, solved as min-cost flows; HiGHS on the same components
         // finds the same optimum and bound.
         prop_assert_eq!(stats.components_by_flow, stats.components_solved);
-        let by_highs = lp::solve(&inst, LpOptions { decompose: true, network: false }, None, &NoProgress).unwrap();
+        let by_highs = lp::solve(&inst, LpOptions { decompose: true, network: false, integral: true }, None, &NoProgress).unwrap();
         let highs_stats = by_highs.lp.as_ref().unwrap();
         prop_assert_eq!(highs_stats.components_by_flow, 0);
         prop_assert!((w.check(&inst, &by_highs) - cost).abs() <= 1e-6 * cost.max(1.0));
         prop_assert!((highs_stats.lower_bound - stats.lower_bound).abs() <= 1e-6 * cost.max(1.0));
         // The monolithic LP (no presolve, no components) agrees.
-        let mono = lp::solve(&inst, LpOptions { decompose: false, network: false }, None, &NoProgress).unwrap();
+        let mono = lp::solve(&inst, LpOptions { decompose: false, network: false, integral: true }, None, &NoProgress).unwrap();
         let mono_cost = w.check(&inst, &mono);
         prop_assert!((mono_cost - flow).abs() <= 1e-6 * flow.max(1.0), "monolithic {mono_cost} vs {flow}");
     }

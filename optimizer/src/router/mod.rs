@@ -13,15 +13,16 @@
 //! succeeds is the decision, so deciding and reserving are one atomic step.
 
 mod decision;
+mod priced;
 mod split;
 
 pub use decision::{
     Decision, DecisionJson, Explanation, LineFailure, LineReason, Rejected, Rejection, ShipLine, Shipment,
     Source, Stage, Stages, Status,
 };
+pub use priced::BidPrices;
 
 use crate::engine::Engine;
-use crate::index::Walk;
 use crate::ledger::{LedgerError, Shortfall};
 use crate::model::{LonLat, Mode, Order, OrderId, SkuIdx, StoreIdx, Timestamp};
 use crate::travel::{Origin, Promise, TravelCost};
@@ -221,16 +222,22 @@ impl<C: TravelCost> Router<C> {
                 return Ok(self.decision(ctx, Status::Split, shipments, Some(expires_at)));
             }
         }
+        Ok(self.dc_or_nothing(ctx))
+    }
+
+    /// The nearest DC to the customer, when the DC fallback is on.
+    fn nearest_dc(&self, engine: &Engine, at: LonLat) -> Option<usize> {
+        let dcs = engine.network().dcs().iter().enumerate().filter(|_| self.config.dc_fallback);
+        dcs.min_by(|(_, a), (_, b)| a.location.distance_m(at).total_cmp(&b.location.distance_m(at)))
+            .map(|(i, _)| i)
+    }
+
+    /// The ship order goes to its nearest DC, or is unfulfillable without one.
+    fn dc_or_nothing(&self, mut ctx: Ctx<'_>) -> Decision {
         ctx.explanation.stages.push(Stage::Dc);
-        let nearest_dc = ctx
-            .engine
-            .network()
-            .dcs()
-            .iter()
-            .enumerate()
-            .filter(|_| self.config.dc_fallback)
-            .min_by(|(_, a), (_, b)| a.location.distance_m(at).total_cmp(&b.location.distance_m(at)));
-        if let Some((i, dc)) = nearest_dc {
+        let at = ctx.order.customer();
+        if let Some(i) = self.nearest_dc(ctx.engine, at) {
+            let dc = &ctx.engine.network().dcs()[i];
             let leg = self.cost.leg(Origin { location: dc.location, city: dc.city }, at);
             let zone = ctx.engine.network().zone();
             let shipment = Shipment {
@@ -242,10 +249,10 @@ impl<C: TravelCost> Router<C> {
                 eta_s: leg.eta_s,
                 promise: Promise::for_eta(zone, ctx.now, leg.eta_s),
             };
-            return Ok(self.decision(ctx, Status::Dc, vec![shipment], None));
+            return self.decision(ctx, Status::Dc, vec![shipment], None);
         }
         let failures = self.no_stock(&ctx, self.config.ship_radius_m);
-        Ok(self.unfulfillable(ctx, failures))
+        self.unfulfillable(ctx, failures)
     }
 
     fn route_pickup(&self, mut ctx: Ctx<'_>) -> Result<Decision, RouteError> {
@@ -303,7 +310,7 @@ impl<C: TravelCost> Router<C> {
             .lines
             .iter()
             .map(|(sku, _)| *sku)
-            .min_by_key(|sku| ledger.carrier_count(*sku))
+            .min_by_key(|sku| ledger.stocked_count(*sku))
             .expect("orders have lines");
         let lines = std::mem::take(&mut ctx.lines);
         let mut walked = 0u32;
@@ -311,7 +318,7 @@ impl<C: TravelCost> Router<C> {
         // stocking stores: note them on the way.
         let k = self.config.split_candidates_per_line;
         let mut noted = (mode == Mode::Ship && lines.len() > 1).then(Vec::new);
-        let outcome = engine.index().walk(Walk::Carriers(driver), at, 0.0, radius_m, |c| {
+        let outcome = engine.walk_stocked(driver, at, 0.0, radius_m, |c| {
             walked += 1;
             if walked > self.config.max_walk {
                 return ControlFlow::Break(Ok(None));
@@ -352,7 +359,7 @@ impl<C: TravelCost> Router<C> {
         }
         if found.is_none() && walked <= self.config.max_walk {
             // Nothing within the radius: name the nearest carrier beyond it.
-            let beyond = engine.index().walk(Walk::Carriers(driver), at, radius_m, f64::INFINITY, |c| {
+            let beyond = engine.walk_stocked(driver, at, radius_m, f64::INFINITY, |c| {
                 ControlFlow::Break((c.store, c.distance_m()))
             });
             if let Some((store, d)) = beyond {

@@ -6,9 +6,14 @@
 //! * [`replay`] routes every order on arrival with the checkout router; reservations ship after
 //!   a delay, or are abandoned (a seeded share) and expire after the ledger's TTL, as in the
 //!   live service. Sequential, so that a run is deterministic.
+//! * [`replay_waves`] plans each window of orders together (LP); [`replay_duals`] routes each
+//!   order at leg cost plus the shadow prices of a plan over a forecast of the day.
 //! * [`Report`] holds the KPIs in planners' units (%, km, orders) and an hourly series.
 
 pub mod changes;
+mod duals;
+
+pub use duals::replay_duals;
 
 use crate::engine::Engine;
 use crate::model::{Mode, Order, OrderId, Timestamp};

@@ -62,11 +62,15 @@ pub struct LpOptions {
     /// Solve components that are networks (single-line, one-unit orders) as a min-cost flow
     /// instead of handing them to HiGHS (`false`: HiGHS for every component).
     pub network: bool,
+    /// Give fractional components an integral solve (branch and bound) before rounding
+    /// (`false`: round and repair the LP's values directly; for callers that want the duals
+    /// and the bound more than the last bit of the plan's cost).
+    pub integral: bool,
 }
 
 impl Default for LpOptions {
     fn default() -> Self {
-        LpOptions { decompose: true, network: true }
+        LpOptions { decompose: true, network: true, integral: true }
     }
 }
 
@@ -220,7 +224,10 @@ pub fn solve(
         .zip(&solutions)
         .with_max_len(1)
         .map(|(c, s)| {
-            (!is_integral(&s.values) && !c.rows.is_empty() && c.orders.len() <= MIP_MAX_ORDERS)
+            (options.integral
+                && !is_integral(&s.values)
+                && !c.rows.is_empty()
+                && c.orders.len() <= MIP_MAX_ORDERS)
                 .then(|| solve_component(&pre, c, Mode::Integer).ok().map(|m| m.values))
                 .flatten()
         })
