@@ -6,6 +6,13 @@ build_release() {
   cargo build --release --locked --all-targets -p omniroute >&2
 }
 
+# The binary under test: $OMNIROUTE_BIN (a copy of a release build, so that builds meanwhile
+# leave it alone), or a fresh release build.
+bench_bin() {
+  [ -n "${OMNIROUTE_BIN:-}" ] || build_release
+  echo "${OMNIROUTE_BIN:-${CARGO_TARGET_DIR:-target}/release/omniroute}"
+}
+
 # Generates the 180k network into data/large/n180k with binary $1 unless it is there already.
 large_dataset() {
   [ -f data/large/n180k/orders.jsonl ] || "$1" generate --stores 180000 --skus 2000 \

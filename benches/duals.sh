@@ -12,8 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 . benches/common.sh
-[ -n "${OMNIROUTE_BIN:-}" ] || build_release
-bin=${OMNIROUTE_BIN:-${CARGO_TARGET_DIR:-target}/release/omniroute}
+bin=$(bench_bin)
 for n in 20000 5000; do
   d=data/large/d$((n / 1000))k
   [ -f $d/stores.csv ] || "$bin" generate --stores $n --orders 1000 --skus 200 \

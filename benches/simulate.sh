@@ -11,8 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 . benches/common.sh
-[ -n "${OMNIROUTE_BIN:-}" ] || build_release
-bin=${OMNIROUTE_BIN:-${CARGO_TARGET_DIR:-target}/release/omniroute}
+bin=$(bench_bin)
 large_dataset "$bin"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -181,7 +181,25 @@ impl<C: TravelCost> Router<C> {
                 None => unknown.push(LineFailure { sku: l.sku.clone(), reason: LineReason::UnknownSku }),
             }
         }
-        let ctx = Ctx {
+        let ctx = self.ctx(engine, order, lines, now);
+        if !unknown.is_empty() {
+            return Ok(self.unfulfillable(ctx, unknown));
+        }
+        match order.mode() {
+            Mode::Ship => self.route_ship(ctx),
+            Mode::Pickup => self.route_pickup(ctx),
+        }
+    }
+
+    /// A fresh decision context for `order`'s known `lines` at `now`.
+    fn ctx<'a>(
+        &self,
+        engine: &'a Engine,
+        order: &'a Order,
+        lines: Vec<(SkuIdx, u32)>,
+        now: Timestamp,
+    ) -> Ctx<'a> {
+        Ctx {
             engine,
             order,
             lines,
@@ -189,13 +207,6 @@ impl<C: TravelCost> Router<C> {
             explanation: Explanation::default(),
             max_explained: self.config.max_explained,
             driver: None,
-        };
-        if !unknown.is_empty() {
-            return Ok(self.unfulfillable(ctx, unknown));
-        }
-        match order.mode() {
-            Mode::Ship => self.route_ship(ctx),
-            Mode::Pickup => self.route_pickup(ctx),
         }
     }
 

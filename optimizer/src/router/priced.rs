@@ -6,7 +6,7 @@
 //! duals of a plan over a forecast of the day estimate. The `duals` simulation policy prices
 //! with those duals ([`crate::sim::replay_duals`]).
 
-use super::{all_lines, Ctx, Decision, Explanation, Router, Stage, Status};
+use super::{all_lines, Decision, Router, Stage, Status};
 use crate::engine::Engine;
 use crate::model::{LonLat, Mode, Order, SkuIdx, StoreIdx};
 use crate::travel::TravelCost;
@@ -74,15 +74,7 @@ impl<C: TravelCost> Router<C> {
         }
         found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let dc = if pickup { None } else { self.nearest_dc(engine, origin).map(|i| prices.dc(i, origin)) };
-        let mut ctx = Ctx {
-            engine,
-            order,
-            lines,
-            now,
-            explanation: Explanation::default(),
-            max_explained: self.config.max_explained,
-            driver: None,
-        };
+        let mut ctx = self.ctx(engine, order, lines, now);
         ctx.explanation.stages.push(Stage::SingleStore);
         ctx.explanation.candidates_considered = walked.min(self.config.max_walk);
         if dc.is_some_and(|dc| dc < found[0].0) {
