@@ -9,9 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-small}
 scripts/setup
-cargo build --release --locked -p omniroute >&2
-bin=target/release/omniroute
-venv=target/peer-venv
+. benches/common.sh
+bin=$(bench_bin)
+venv=${CARGO_TARGET_DIR:-target}/peer-venv
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import ortools, numpy" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "ortools==9.15.6755" "numpy>=1.26"
