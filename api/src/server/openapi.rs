@@ -811,7 +811,9 @@ pub struct PlanShipmentDoc {
 #[serde(deny_unknown_fields)]
 pub struct SimulationRequestDoc {
     /// A scenario file's text (TOML, see scenarios/README.md) without `base` (the job runs on a
-    /// snapshot of the live network and stock) and with `[demand.generate]`.
+    /// snapshot of the live network and stock) and with `[demand.generate]`; any policy
+    /// (`checkout`, `waves`, `duals` with a drawn forecast: `forecast_orders` names a file and is
+    /// refused here).
     scenario: String,
 }
 
