@@ -90,8 +90,8 @@ struct PolicySpec {
     forecast_seed: Option<u64>,
     /// `duals`: an orders file to use as the forecast instead of a generated draw.
     forecast_orders: Option<String>,
-    /// `duals`: days' worth of demand the forecast draws, planned on as many times the stock
-    /// (default 4; 1 to 16).
+    /// `duals`: days of demand the forecast draws, each planned on the stock left (default 16;
+    /// 1 to 64).
     forecast_draws: Option<u32>,
 }
 
@@ -356,11 +356,9 @@ impl Scenario {
                                 }),
                             },
                         };
-                        let draws = p.forecast_draws.unwrap_or(4);
-                        if !(1..=16).contains(&draws) {
-                            return fail(
-                                "policy.forecast_draws: a forecast holds 1 to 16 days' worth of demand",
-                            );
+                        let draws = p.forecast_draws.unwrap_or(16);
+                        if !(1..=64).contains(&draws) {
+                            return fail("policy.forecast_draws: a forecast draws 1 to 64 days of demand");
                         }
                         kind = PolicyKind::Duals { refresh_s: refresh * 60, draws, forecast };
                     }

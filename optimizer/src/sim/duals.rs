@@ -2,12 +2,15 @@
 //! day (bid-price control; see [`crate::router::BidPrices`]).
 //!
 //! The forecast is a different draw of demand from the same distribution, never the orders
-//! being replayed: `draws` days' worth of it, planned on `draws` times the stock and capacity
-//! (a fluid approximation of the expected day: one draw's duals are noisy at the grain of one
-//! store's few units of one SKU, and degenerate where one customer more or less changes the
-//! plan). At the first order and then every `refresh_s`, the batch planner (LP) plans what is
-//! left of the forecast on the stock and capacity left; each (store, SKU) row and each
-//! store's capacity row gets the LP's dual, the cost the plan would save per unit more of it.
+//! being replayed: `draws` days' worth of it. At the first order and then every `refresh_s`,
+//! the batch planner (LP) plans what is left of each day of the forecast on the stock and
+//! capacity left, and each (store, SKU) row and each store's capacity row is priced at the
+//! mean over the days of the LP's dual, the cost that day's plan would save per unit more of
+//! it. Averaging the duals of sampled days is the randomized LP of Talluri and van Ryzin ("A
+//! Randomized Linear Programming Method for Computing Network Bid Prices", Transportation
+//! Science 33(2), 1999): a unit is worth about how often a later customer needs it times what
+//! it saves her, where one day's duals are all or nothing and one plan over the expected day
+//! (all days at once on as many times the stock) is nothing wherever supply covers the mean.
 //! Each real order is then routed on arrival at least leg cost plus those prices of the units
 //! and capacity it takes ([`Router::route_priced`]): scarce stock near many future customers is
 //! kept for them, and an order that other stores or the DC serve nearly as cheaply goes there.
@@ -15,7 +18,7 @@
 use super::{replay_with, CheckoutPolicy, Run};
 use crate::engine::Engine;
 use crate::model::{LonLat, Order, SkuIdx, StoreIdx, Timestamp};
-use crate::plan::{LedgerView, PlanConfig, Planning, Pricer, SolveOptions, Solver, StockView};
+use crate::plan::{LedgerView, PlanConfig, Planning, Pricer, SolveOptions, Solver};
 use crate::progress::{NoProgress, Progress};
 use crate::router::{BidPrices, Router};
 use crate::travel::TravelCost;
@@ -35,25 +38,11 @@ fn key(store: StoreIdx, sku: SkuIdx) -> u64 {
     (u64::from(store.0) << 32) | u64::from(sku.0)
 }
 
-/// A stock view with every level and capacity multiplied by `draws`.
-struct Scaled<'a> {
-    view: LedgerView<'a>,
-    draws: u32,
-}
-
-impl StockView for Scaled<'_> {
-    fn available(&self, store: StoreIdx, sku: SkuIdx) -> u32 {
-        self.view.available(store, sku).saturating_mul(self.draws)
-    }
-    fn capacity_left(&self, store: StoreIdx) -> u32 {
-        self.view.capacity_left(store).saturating_mul(self.draws)
-    }
-}
-
 impl<'a> DualPrices<'a> {
-    /// Plans `forecast` (`draws` days' worth) on `draws` times what `engine` has left at `now`
-    /// and keeps the duals. A plan the LP cannot solve leaves every price at 0 (routing by leg
-    /// cost alone).
+    /// Plans each of the `draws` days of `forecast` (interleaved: order `i` belongs to day
+    /// `i % draws`) on what `engine` has left at `now` and keeps the mean of their duals. A day
+    /// the LP cannot solve adds nothing (all prices 0 when none solves: routing by leg cost
+    /// alone).
     fn plan(
         engine: &'a Engine,
         cost: &'a dyn TravelCost,
@@ -69,30 +58,31 @@ impl<'a> DualPrices<'a> {
             capacity: vec![0.0; engine.network().stores().len()],
             k: config.k,
         };
-        if forecast.is_empty() {
-            return prices;
-        }
-        let view =
-            Scaled { view: LedgerView { network: engine.network(), ledger: engine.ledger(), now }, draws };
-        let planning = Planning::new(engine, &view, cost, forecast, config, &NoProgress);
+        let view = LedgerView { network: engine.network(), ledger: engine.ledger(), now };
+        let draws = draws.max(1) as usize;
+        let weight = 1.0 / draws as f64;
         let options = SolveOptions {
             solver: Solver::Lp,
             lp: crate::plan::lp::LpOptions { integral: false, ..Default::default() },
             compare_with_greedy: false,
             top_prices: 0,
         };
-        let Ok(outcome) = planning.solve(options, &NoProgress) else { return prices };
-        let inst = planning.instance();
-        for &(row, dual) in outcome.plan.lp.as_ref().map_or(&[][..], |lp| &lp.duals[..]) {
-            let saving = -dual;
-            if saving <= 1e-9 {
-                continue;
-            }
-            if row < inst.cells() {
-                let (s, k) = inst.cell(row);
-                prices.stock.insert(key(s, k), saving);
-            } else if let Some(c) = prices.capacity.get_mut(row - inst.cells()) {
-                *c = saving;
+        for d in 0..draws.min(forecast.len()) {
+            let day: Vec<Order> = forecast.iter().skip(d).step_by(draws).cloned().collect();
+            let planning = Planning::new(engine, &view, cost, &day, config, &NoProgress);
+            let Ok(outcome) = planning.solve(options, &NoProgress) else { continue };
+            let inst = planning.instance();
+            for &(row, dual) in outcome.plan.lp.as_ref().map_or(&[][..], |lp| &lp.duals[..]) {
+                let saving = -dual;
+                if saving <= 1e-9 {
+                    continue;
+                }
+                if row < inst.cells() {
+                    let (s, k) = inst.cell(row);
+                    *prices.stock.entry(key(s, k)).or_default() += saving * weight;
+                } else if let Some(c) = prices.capacity.get_mut(row - inst.cells()) {
+                    *c += saving * weight;
+                }
             }
         }
         prices
@@ -117,10 +107,10 @@ impl BidPrices for DualPrices<'_> {
     }
 }
 
-/// Replays `orders` (sorted by arrival) under `policy = "duals"`: prices from a plan of
+/// Replays `orders` (sorted by arrival) under `policy = "duals"`: prices from plans of
 /// `forecast` (`draws` days' worth, sorted by arrival; what is still ahead of each refresh) on
-/// `draws` times the stock left, every `refresh_s`; each order routed by
-/// [`Router::route_priced`] and shipped at once.
+/// the stock left, every `refresh_s`; each order routed by [`Router::route_priced`] and
+/// shipped at once.
 #[allow(clippy::too_many_arguments)]
 pub fn replay_duals<C: TravelCost>(
     engine: &Engine,
@@ -199,6 +189,28 @@ mod tests {
         // Without a forecast every price is 0: the leg alone decides, as nearest-first does.
         let bare = replay_duals(&engine(), &router, &orders, &[], 1, 3600, &plan, &NoProgress);
         assert_eq!(bare.outcomes, greedy.outcomes);
+    }
+
+    /// Prices are the mean over the forecast's days: a unit that only one of two days needs is
+    /// worth half what it is worth to that day.
+    #[test]
+    fn prices_are_the_mean_of_each_days_duals() {
+        let e = engine();
+        let cost = GreatCircle::default();
+        let plan = PlanConfig::default();
+        let price = |forecast: &[Order], draws: u32| {
+            let p = DualPrices::plan(&e, &cost, forecast, draws, Timestamp(T0), &plan);
+            p.stock.get(&key(StoreIdx(0), SkuIdx(0))).copied().unwrap_or(0.0)
+        };
+        let busy = [order("f1", 10, 121.04), order("f2", 90, 120.91), order("f3", 95, 120.905)];
+        let one = price(&busy, 1);
+        assert!(one > 5.0, "S1's unit is worth B's detour, got {one}");
+        // Interleaved (order i belongs to day i % 2) with a day whose customers are out of both
+        // stores' reach: that day leaves S1's unit idle, so the mean is half.
+        let far = |id: &str| order(id, 50, 122.5);
+        let two_days = [busy[0].clone(), far("g1"), busy[1].clone(), far("g2"), busy[2].clone(), far("g3")];
+        let mean = price(&two_days, 2);
+        assert!((mean - one / 2.0).abs() < 1e-6, "one day {one}, mean of two {mean}");
     }
 
     #[test]
