@@ -254,14 +254,12 @@ impl StockLedger {
     /// Lock-free hint: whether `store` had `sku` available (> 0) at the last change.
     #[inline]
     pub fn maybe_available(&self, store: StoreIdx, sku: SkuIdx) -> bool {
-        match self.available.get(sku.0 as usize) {
-            Some(bits) => bits.get(store.0),
-            None => self.learned_bits(sku.0).get().is_some_and(|bits| bits.get(store.0)),
-        }
+        self.available_bits(sku).is_some_and(|bits| bits.get(store.0))
     }
 
     /// Which stores had `sku` available (> 0) at their last change; `None` for a learned SKU
     /// no store has had available yet.
+    #[inline]
     pub fn available_bits(&self, sku: SkuIdx) -> Option<&AtomicBitset> {
         match self.available.get(sku.0 as usize) {
             Some(bits) => Some(bits),

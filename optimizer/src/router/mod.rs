@@ -131,6 +131,11 @@ fn all_lines(ctx: &Ctx<'_>) -> Vec<ShipLine> {
     ctx.lines.iter().map(|&(sku, qty)| ShipLine { sku, qty }).collect()
 }
 
+/// The line a store walk follows: the one the fewest stores have available now.
+fn scarcest(ledger: &crate::ledger::StockLedger, lines: &[(SkuIdx, u32)]) -> SkuIdx {
+    lines.iter().map(|l| l.0).min_by_key(|k| ledger.stocked_count(*k)).expect("orders have lines")
+}
+
 /// A store found by the single-store search, already reserved.
 struct Found {
     store: StoreIdx,
@@ -317,12 +322,7 @@ impl<C: TravelCost> Router<C> {
     ) -> Result<Option<Found>, RouteError> {
         let engine = ctx.engine;
         let ledger = engine.ledger();
-        let driver = ctx
-            .lines
-            .iter()
-            .map(|(sku, _)| *sku)
-            .min_by_key(|sku| ledger.stocked_count(*sku))
-            .expect("orders have lines");
+        let driver = scarcest(ledger, &ctx.lines);
         let lines = std::mem::take(&mut ctx.lines);
         let mut walked = 0u32;
         // A multi-line ship order may go on to the split search, which wants this line's nearest

@@ -46,8 +46,7 @@ impl<C: TravelCost> Router<C> {
         };
         let (ledger, now) = (engine.ledger(), order.created_at());
         ledger.forget_ended(order.id());
-        let driver =
-            lines.iter().map(|l| l.0).min_by_key(|k| ledger.stocked_count(*k)).expect("orders have lines");
+        let driver = super::scarcest(ledger, &lines);
         let k = prices.candidates().max(1);
         let mut found: Vec<(f64, StoreIdx)> = Vec::with_capacity(k);
         let mut walked = 0u32;

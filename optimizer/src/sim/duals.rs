@@ -122,7 +122,7 @@ pub fn replay_duals<C: TravelCost>(
     plan: &PlanConfig,
     progress: &dyn Progress,
 ) -> Run {
-    let policy = CheckoutPolicy { ship_after_s: 0, abandon_share: 0.0, seed: 1 };
+    let policy = CheckoutPolicy::SHIP_AT_ONCE;
     let mut prices: Option<DualPrices<'_>> = None;
     let mut next = i64::MIN;
     replay_with(engine, router.cost(), orders, &policy, plan, progress, |_, order| {

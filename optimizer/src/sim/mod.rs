@@ -40,6 +40,12 @@ pub struct CheckoutPolicy {
     pub seed: u64,
 }
 
+impl CheckoutPolicy {
+    /// Every reservation ships as the next order arrives and none is abandoned: the policies
+    /// that decide by plan or price (`waves`, `duals`).
+    pub const SHIP_AT_ONCE: CheckoutPolicy = CheckoutPolicy { ship_after_s: 0, abandon_share: 0.0, seed: 1 };
+}
+
 impl Default for CheckoutPolicy {
     fn default() -> Self {
         CheckoutPolicy { ship_after_s: 300, abandon_share: 0.0, seed: 1 }
@@ -258,7 +264,7 @@ pub fn replay_waves<C: TravelCost>(
     plan: &PlanConfig,
     progress: &dyn Progress,
 ) -> Run {
-    let policy = CheckoutPolicy { ship_after_s: 0, abandon_share: 0.0, seed: 1 };
+    let policy = CheckoutPolicy::SHIP_AT_ONCE;
     let mut planned: VecDeque<Decision> = VecDeque::new();
     replay_with(engine, router.cost(), orders, &policy, plan, progress, |i, order| {
         if planned.is_empty() {
