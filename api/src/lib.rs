@@ -9,6 +9,7 @@ pub mod cli;
 pub mod data;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod map;
 pub mod metrics;
 pub mod progress;
 pub mod scenario;

@@ -654,6 +654,9 @@ pub struct Base {
 pub struct Simulated {
     pub engine: optimizer::Engine,
     pub run: optimizer::sim::Run,
+    /// Per store: its SKU cells with nothing available before the replay (what its stock-outs
+    /// are counted from).
+    pub empty_before: Vec<u32>,
 }
 
 /// What a scenario's result (`report.json`, and a simulation job's result) holds.
@@ -692,6 +695,7 @@ impl Scenario {
             // Orders may name SKUs the base lacks: they are learned (and ship from DCs).
             let _ = engine.admit(o);
         }
+        let empty_before = crate::map::source::empty_cells(&engine);
         let cost = self.routing.travel_cost(engine.network().cities());
         let router = optimizer::router::Router::new(self.routing.router_config(), cost);
         let plan = self.routing.plan_config();
@@ -710,7 +714,7 @@ impl Scenario {
                 optimizer::sim::replay(&engine, &router, orders, &self.policy, &plan, progress)
             }
         };
-        Ok(Simulated { engine, run })
+        Ok(Simulated { engine, run, empty_before })
     }
 
     /// The result document of a replay of this scenario.

@@ -5,6 +5,7 @@ mod cli;
 mod contract;
 mod hardening;
 mod helpers;
+mod map;
 mod parity;
 mod postgres;
 mod retailer;

@@ -3,6 +3,7 @@
 mod bench;
 mod db;
 mod generate;
+mod map;
 mod optimize;
 mod replay;
 mod route;
@@ -48,6 +49,8 @@ pub enum Command {
     Simulate(simulate::Args),
     /// Which orders moved between two simulation results (per-order diff).
     Diff(simulate::DiffArgs),
+    /// Maps of results: GeoJSON layers, a self-contained HTML map, PNG/SVG pictures and charts.
+    Map(map::Args),
 }
 
 /// A dataset directory and an order file in it (or elsewhere).
@@ -159,6 +162,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::State(a) => state::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Diff(a) => simulate::diff(a),
+        Command::Map(a) => map::run(a),
     }
 }
 

@@ -110,7 +110,7 @@ fn run_one(
     bar: &Bar,
 ) -> anyhow::Result<Report> {
     let t = std::time::Instant::now();
-    let Simulated { engine, run } = s.simulate(base, changes, orders, bar)?;
+    let Simulated { engine, run, empty_before } = s.simulate(base, changes, orders, bar)?;
     let sim_s = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
     let dir = out.join(&s.name);
@@ -118,6 +118,7 @@ fn run_one(
     std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&s.result(&run.report))? + "\n")
         .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
     write_orders(&dir.join("orders.csv"), &engine, orders, &run.outcomes)?;
+    write_stores(&dir.join("stores.csv"), &engine, &run.outcomes, &empty_before)?;
     log::info!(
         "{}: {} orders built and replayed in {sim_s:.2} s ({:.0} orders/s), results written in {:.2} s",
         s.name,
@@ -128,7 +129,8 @@ fn run_one(
     Ok(run.report)
 }
 
-/// One line per order: where it went and how far.
+/// One line per order: where it went and how far, when it arrived and where it was going (what
+/// `omniroute map --simulation` draws); the SKUs of unfilled orders (`;`-separated).
 fn write_orders(
     path: &Path,
     engine: &Engine,
@@ -137,23 +139,81 @@ fn write_orders(
 ) -> anyhow::Result<()> {
     let net = engine.network();
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "order_id,status,source,shipments,distance_km")?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    w.write_record([
+        "order_id",
+        "status",
+        "source",
+        "shipments",
+        "distance_km",
+        "created_at_unix",
+        "lon",
+        "lat",
+        "skus",
+    ])?;
+    let mut skus = String::new();
     for (o, x) in orders.iter().zip(outcomes) {
         let source = match x.status {
             Status::Unfulfillable => String::new(),
             Status::Dc => format!("DC:{}", net.dcs()[x.source as usize].id),
             _ => net.stores()[x.source as usize].id.to_string(),
         };
-        writeln!(
-            w,
-            "{},{},{},{},{:.3}",
+        skus.clear();
+        if x.status == Status::Unfulfillable {
+            for (i, l) in o.lines().iter().enumerate() {
+                if i > 0 {
+                    skus.push(';');
+                }
+                skus.push_str(l.sku.as_str());
+            }
+        }
+        let c = o.customer();
+        w.write_record([
             o.id().as_str(),
             x.status.as_str(),
-            source,
-            x.shipments,
-            f64::from(x.distance_m) / 1000.0
-        )?;
+            &source,
+            &x.shipments.to_string(),
+            &format!("{:.3}", f64::from(x.distance_m) / 1000.0),
+            &o.created_at().0.to_string(),
+            &format!("{:.6}", c.lon()),
+            &format!("{:.6}", c.lat()),
+            &skus,
+        ])?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+/// One line per store of the scenario's network: where it is, whether it takes orders, its
+/// capacity, the orders it served and its SKUs left with nothing available (`stockouts`).
+fn write_stores(
+    path: &Path,
+    engine: &Engine,
+    outcomes: &[sim::Outcome],
+    empty_before: &[u32],
+) -> anyhow::Result<()> {
+    let net = engine.network();
+    let mut served = vec![0u32; net.stores().len()];
+    for x in outcomes {
+        if !matches!(x.status, Status::Unfulfillable | Status::Dc) {
+            served[x.source as usize] += 1;
+        }
+    }
+    let empty_after = crate::map::source::empty_cells(engine);
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    w.write_record(["store_id", "city", "lon", "lat", "open", "capacity", "orders", "stockouts"])?;
+    for (i, s) in net.stores().iter().enumerate() {
+        let city = net.cities().get(usize::from(s.city.0)).map_or("", |c| c.name.as_str());
+        w.write_record([
+            s.id.as_str(),
+            city,
+            &format!("{:.6}", s.location.lon()),
+            &format!("{:.6}", s.location.lat()),
+            if s.capabilities.ship || s.capabilities.pickup { "true" } else { "false" },
+            &s.capacity_per_day.to_string(),
+            &served[i].to_string(),
+            &empty_after[i].saturating_sub(empty_before[i]).to_string(),
+        ])?;
     }
     w.flush().with_context(|| format!("writing {}", path.display()))
 }
@@ -293,8 +353,15 @@ fn read_orders_csv(dir: &Path) -> anyhow::Result<Vec<(String, OrderRow)>> {
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        anyhow::ensure!(f.len() == 5, "{}:{}: expected 5 fields, got {}", path.display(), n + 1, f.len());
+        // The first five columns; later ones (arrival, destination, SKUs) may be quoted.
+        let f: Vec<&str> = line.splitn(6, ',').collect();
+        anyhow::ensure!(
+            f.len() >= 5,
+            "{}:{}: expected at least 5 fields, got {}",
+            path.display(),
+            n + 1,
+            f.len()
+        );
         let distance_km =
             f[4].parse().map_err(|e| anyhow::anyhow!("{}:{}: distance_km: {e}", path.display(), n + 1))?;
         out.push((f[0].to_string(), OrderRow { status: f[1].into(), source: f[2].into(), distance_km }));

@@ -146,13 +146,25 @@ impl ApiKeys {
 
     /// Checks the request's bearer token against `action`.
     pub fn authorize(&self, req: &HttpRequest, action: Action) -> Result<Role, ApiError> {
-        let token = req
+        let header = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
-        let role = self.role_of(token.trim().as_bytes()).ok_or(ApiError::Unauthorized)?;
+        let token: Vec<u8> = if let Some(t) = header.strip_prefix("Bearer ") {
+            t.trim().as_bytes().to_vec()
+        } else if let Some(b) = header.strip_prefix("Basic ") {
+            // A browser's Basic credentials (the map page): the key is the password.
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .map_err(|_| ApiError::Unauthorized)?;
+            let colon = decoded.iter().position(|&c| c == b':').ok_or(ApiError::Unauthorized)?;
+            decoded[colon + 1..].to_vec()
+        } else {
+            return Err(ApiError::Unauthorized);
+        };
+        let role = self.role_of(&token).ok_or(ApiError::Unauthorized)?;
         if action.allowed(role) {
             Ok(role)
         } else {

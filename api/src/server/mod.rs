@@ -201,10 +201,11 @@ where
 }
 
 fn routes_config(cfg: &mut web::ServiceConfig) {
-    use routes::{admin, health, orders, plans, simulations, stock, stores};
+    use routes::{admin, health, map, orders, plans, simulations, stock, stores};
     cfg.service(resource("/healthz", get(health::healthz)))
         .service(resource("/readyz", get(health::readyz)))
         .service(resource("/metrics", get(health::metrics)))
+        .service(resource("/map", get(map::page)))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()))
         .route(
             "/docs",
@@ -236,6 +237,7 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                 .service(resource("/plans/{plan_id}", get(plans::get)))
                 .service(resource("/simulations", vec![(Method::POST, web::post().to(simulations::create))]))
                 .service(resource("/simulations/{simulation_id}", get(simulations::get)))
+                .service(resource("/map/data", get(map::data)))
                 .service(resource("/admin/backup", vec![(Method::POST, web::post().to(admin::backup))])),
         )
         .default_service(web::to(|| async {

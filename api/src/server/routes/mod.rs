@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod map;
 pub mod orders;
 pub mod plans;
 pub mod simulations;

@@ -1,0 +1,298 @@
+//! Views from results: a checkout replay run here, a plan written by `omniroute optimize --out`,
+//! the scenario folders written by `omniroute simulate --out`, and the live state of a service.
+
+use super::{Fate, MapData, Site, StoreFig, View, ViewBuilder};
+use anyhow::Context;
+use optimizer::model::{LonLat, Order, StoreIdx, Timestamp};
+use optimizer::plan::Assignment;
+use optimizer::router::Status;
+use optimizer::sim::Outcome;
+use optimizer::Engine;
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Per store of `engine`: its SKU cells with nothing available now.
+pub fn empty_cells(engine: &Engine) -> Vec<u32> {
+    let ledger = engine.ledger();
+    (0..engine.network().stores().len() as u32)
+        .map(|s| {
+            let s = StoreIdx(s);
+            ledger
+                .skus_of(s)
+                .into_iter()
+                .filter(|&k| ledger.level(s, k).is_none_or(|l| l.available == 0))
+                .count() as u32
+        })
+        .collect()
+}
+
+/// The figures of `engine`'s stores before any order (its network is the map's): open, capacity.
+fn store_figs(engine: &Engine) -> Vec<StoreFig> {
+    engine
+        .network()
+        .stores()
+        .iter()
+        .map(|s| StoreFig {
+            open: s.capabilities.ship || s.capabilities.pickup,
+            capacity: s.capacity_per_day,
+            orders: 0,
+            stockouts: 0,
+        })
+        .collect()
+}
+
+/// The view of a replay's `outcomes` (of `orders`, in that order) on `engine`, whose network is
+/// the map's; `empty_before` from [`empty_cells`] before the replay.
+pub fn outcomes_view(
+    map: &MapData,
+    engine: &Engine,
+    orders: &[Order],
+    outcomes: &[Outcome],
+    empty_before: &[u32],
+    name: &str,
+) -> View {
+    let mut figs = store_figs(engine);
+    for ((f, after), before) in figs.iter_mut().zip(empty_cells(engine)).zip(empty_before) {
+        f.stockouts = after.saturating_sub(*before);
+    }
+    let mut b = ViewBuilder::new(map, engine.network().zone().clone(), figs);
+    let net = engine.network();
+    for (o, x) in orders.iter().zip(outcomes) {
+        let from = match x.status {
+            Status::Unfulfillable => None,
+            Status::Dc => Some(Site::Dc(x.source)),
+            _ => Some(Site::Store(x.source)),
+        };
+        let mut skus = o.lines().iter().map(|l| l.sku.as_str());
+        b.add(Fate {
+            to: o.customer(),
+            created_at: o.created_at(),
+            from,
+            shipments: u32::from(x.shipments),
+            km: f64::from(x.distance_m) / 1000.0,
+            skus: &mut skus,
+        });
+    }
+    debug_assert_eq!(net.stores().len(), map.stores.len());
+    b.finish(name)
+}
+
+#[derive(Deserialize)]
+struct PlanFile {
+    assignments: Vec<Assignment>,
+    unfilled: Vec<PlanUnfilled>,
+}
+
+#[derive(Deserialize)]
+struct PlanUnfilled {
+    order_id: String,
+}
+
+/// The view of a plan file (`omniroute optimize --out`) of `orders` on `engine` (stock as the
+/// plan found it; the map's network). A split order counts at its first shipment's source.
+pub fn plan_view(
+    map: &MapData,
+    engine: &Engine,
+    orders: &[Order],
+    path: &Path,
+    name: &str,
+) -> anyhow::Result<View> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening plan {}", path.display()))?;
+    let plan: PlanFile = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_reader(
+        std::io::BufReader::new(file),
+    ))
+    .map_err(|e| anyhow::anyhow!("plan {}: {}: {}", path.display(), e.path(), e.inner()))?;
+    let net = engine.network();
+    let by_id: FxHashMap<&str, &Order> = orders.iter().map(|o| (o.id().as_str(), o)).collect();
+    let dcs: FxHashMap<&str, u32> =
+        net.dcs().iter().enumerate().map(|(i, d)| (d.id.as_str(), i as u32)).collect();
+    let order_of = |id: &str| {
+        by_id.get(id).copied().with_context(|| {
+            format!(
+                "plan {}: order {id} is not in the order file (plans map with the orders they planned)",
+                path.display()
+            )
+        })
+    };
+    let mut fates: Vec<(&Order, Option<Site>, u32, f64)> = Vec::with_capacity(orders.len());
+    let mut used: FxHashMap<(u32, u32), u64> = FxHashMap::default();
+    for a in &plan.assignments {
+        let o = order_of(a.order_id.as_str())?;
+        let mut from = None;
+        for s in &a.shipments {
+            let site = match (&s.store_id, &s.dc_id) {
+                (Some(id), _) => {
+                    let idx = net.store_idx(id.as_str()).with_context(|| {
+                        format!(
+                            "plan {}: order {}: store {id} is not in the dataset",
+                            path.display(),
+                            a.order_id
+                        )
+                    })?;
+                    for l in &s.lines {
+                        if let Some(k) = net.catalog().get(l.sku.as_str()) {
+                            *used.entry((idx.0, k.0)).or_default() += u64::from(l.qty.get());
+                        }
+                    }
+                    Site::Store(idx.0)
+                }
+                (None, Some(id)) => Site::Dc(*dcs.get(id.as_str()).with_context(|| {
+                    format!("plan {}: order {}: DC {id} is not in the dataset", path.display(), a.order_id)
+                })?),
+                (None, None) => {
+                    anyhow::bail!("plan {}: order {}: a shipment has no source", path.display(), a.order_id)
+                }
+            };
+            from.get_or_insert(site);
+        }
+        let km = a.shipments.iter().map(|s| s.distance_m).sum::<f64>() / 1000.0;
+        fates.push((o, from, a.shipments.len() as u32, km));
+    }
+    for u in &plan.unfilled {
+        fates.push((order_of(&u.order_id)?, None, 0, 0.0));
+    }
+    fates.sort_by(|x, y| x.0.created_at().cmp(&y.0.created_at()).then_with(|| x.0.id().cmp(y.0.id())));
+    let mut figs = store_figs(engine);
+    for ((s, k), units) in used {
+        let available =
+            engine.ledger().level(StoreIdx(s), optimizer::model::SkuIdx(k)).map_or(0, |l| l.available);
+        if available > 0 && units >= u64::from(available) {
+            figs[s as usize].stockouts += 1;
+        }
+    }
+    let mut b = ViewBuilder::new(map, net.zone().clone(), figs);
+    for (o, from, shipments, km) in fates {
+        let mut skus = o.lines().iter().map(|l| l.sku.as_str());
+        b.add(Fate { to: o.customer(), created_at: o.created_at(), from, shipments, km, skus: &mut skus });
+    }
+    Ok(b.finish(name))
+}
+
+/// One row of a scenario's stores.csv (written by `omniroute simulate`).
+#[derive(Deserialize)]
+struct SimStore {
+    store_id: String,
+    city: String,
+    lon: f64,
+    lat: f64,
+    open: bool,
+    capacity: u32,
+    stockouts: u32,
+}
+
+/// One row of a scenario's orders.csv.
+#[derive(Deserialize)]
+struct SimOrder {
+    status: String,
+    source: String,
+    shipments: u32,
+    distance_km: f64,
+    created_at_unix: i64,
+    lon: f64,
+    lat: f64,
+    #[serde(default)]
+    skus: String,
+}
+
+/// The scenarios of a simulation's results folder, baseline first.
+pub fn scenario_names(dir: &Path) -> anyhow::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Comparison {
+        baseline: String,
+        scenarios: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+    let path = dir.join("comparison.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (a folder `omniroute simulate --out` wrote)", path.display()))?;
+    let c: Comparison = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mut names = vec![c.baseline.clone()];
+    names.extend(c.scenarios.into_keys().filter(|n| *n != c.baseline));
+    Ok(names)
+}
+
+/// Adds one view per scenario of a simulation's results folder to `map` (whose network is the
+/// scenarios' base; stores a scenario adds join the map).
+pub fn add_simulation(
+    map: &mut MapData,
+    zone: &optimizer::model::TimeZone,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let names = scenario_names(dir)?;
+    // Every scenario's stores first: one store table for all views.
+    let mut stores = Vec::new();
+    for name in &names {
+        let path = dir.join(name).join("stores.csv");
+        let mut rows = Vec::new();
+        let mut r = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
+        for (line, row) in r.deserialize::<SimStore>().enumerate() {
+            let row = row.with_context(|| format!("{}: line {}", path.display(), line + 2))?;
+            let at = LonLat::new(row.lon, row.lat)
+                .map_err(|e| anyhow::anyhow!("{}: line {}: lon/lat: {e}", path.display(), line + 2))?;
+            let idx = map.store_index(&row.store_id, &row.city, at);
+            rows.push((idx, row));
+        }
+        stores.push(rows);
+    }
+    let dcs: FxHashMap<String, u32> =
+        map.dcs.iter().enumerate().map(|(i, d)| (d.id.clone(), i as u32)).collect();
+    let index: FxHashMap<String, u32> =
+        map.stores.iter().enumerate().map(|(i, s)| (s.id.clone(), i as u32)).collect();
+    for (name, rows) in names.iter().zip(stores) {
+        let mut figs = vec![StoreFig::default(); map.stores.len()];
+        for (idx, row) in rows {
+            figs[idx as usize] =
+                StoreFig { open: row.open, capacity: row.capacity, orders: 0, stockouts: row.stockouts };
+        }
+        let path = dir.join(name).join("orders.csv");
+        let mut b = ViewBuilder::new(map, zone.clone(), figs);
+        let mut r = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
+        for (line, row) in r.deserialize::<SimOrder>().enumerate() {
+            let at = || format!("{}: line {}", path.display(), line + 2);
+            let row = row.with_context(at)?;
+            let from = match row.status.as_str() {
+                "unfulfillable" => None,
+                "dc" => {
+                    let id = row.source.strip_prefix("DC:").unwrap_or(&row.source);
+                    Some(Site::Dc(
+                        *dcs.get(id).with_context(|| format!("{}: DC {id} is not in the dataset", at()))?,
+                    ))
+                }
+                _ => Some(Site::Store(
+                    *index
+                        .get(&row.source)
+                        .with_context(|| format!("{}: store {} is unknown", at(), row.source))?,
+                )),
+            };
+            let to = LonLat::new(row.lon, row.lat).map_err(|e| anyhow::anyhow!("{}: lon/lat: {e}", at()))?;
+            let mut skus = row.skus.split(';').filter(|s| !s.is_empty());
+            b.add(Fate {
+                to,
+                created_at: Timestamp(row.created_at_unix),
+                from,
+                shipments: row.shipments,
+                km: row.distance_km,
+                skus: &mut skus,
+            });
+        }
+        map.views.push(b.finish(name));
+    }
+    Ok(())
+}
+
+/// The live state of a service's engine as a view: stores with the orders they took on the day
+/// of `now`, their capacity and their SKUs with nothing available. Flows and unfilled demand
+/// come from results (plans, replays, simulations), not from the live state.
+pub fn live_view(map: &MapData, engine: &Engine, now: Timestamp) -> View {
+    let mut figs = store_figs(engine);
+    let ledger = engine.ledger();
+    for ((i, f), empty) in figs.iter_mut().enumerate().zip(empty_cells(engine)) {
+        f.orders = ledger.orders_today(StoreIdx(i as u32), now);
+        f.stockouts = empty;
+    }
+    let mut v = ViewBuilder::new(map, engine.network().zone().clone(), figs).finish("live");
+    v.kpis.stores_used = v.stores.iter().filter(|s| s.orders > 0).count() as u64;
+    v.kpis.stores_at_capacity =
+        v.stores.iter().filter(|s| s.capacity > 0 && s.orders >= s.capacity).count() as u64;
+    v
+}
