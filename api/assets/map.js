@@ -6,13 +6,28 @@
   'use strict';
   const t0 = performance.now();
 
-  function bytes(s) {
+  // Arrays arrive gzipped and base64-encoded; inflate them all before anything is drawn.
+  function raw(s) {
     const bin = atob(s);
     const u8 = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
     return u8;
   }
-  const typed = (s, T) => new T(bytes(s).buffer);
+  const inflated = new Map();
+  async function inflate(s) {
+    const stream = new Blob([raw(s)]).stream().pipeThrough(new DecompressionStream('gzip'));
+    inflated.set(s, new Uint8Array(await new Response(stream).arrayBuffer()));
+  }
+  function packedStrings(d) {
+    const out = [d.stores.lonlat, d.stores.city, d.stores.ids, d.land.points, d.land.starts];
+    for (const v of d.views) {
+      out.push(v.stores.open, v.stores.capacity, v.stores.orders, v.stores.stockouts,
+        v.flows.from, v.flows.to, v.flows.orders, v.flows.km);
+    }
+    return out;
+  }
+  const bytes = (s) => inflated.get(s);
+  const typed = (s, T) => { const b = bytes(s); return new T(b.buffer, b.byteOffset, b.byteLength / T.BYTES_PER_ELEMENT); };
 
   // Web Mercator, normalised to [0, 1] on both axes.
   const mx = (lon) => (lon + 180) / 360;
@@ -49,7 +64,7 @@
     }));
     return {
       d, n, sx, sy, land, views,
-      ids: st.ids, storeCity: typed(st.city, Uint16Array), cityNames: st.cities,
+      ids: new TextDecoder().decode(bytes(st.ids)).split('\n'), storeCity: typed(st.city, Uint16Array), cityNames: st.cities,
       dx: d.dcs.map((x) => mx(x.lon)), dy: d.dcs.map((x) => my(x.lat)),
       cx: d.cities.map((c) => mx(c.lon)), cy: d.cities.map((c) => my(c.lat)),
     };
@@ -317,7 +332,8 @@
 
     const count = draw();
     const ms = performance.now() - t0;
-    window.omnirouteMap = { ready: true, drawn: count, ms, views: P.views.length, stores: P.n };
+    // ms: from this script's start; page_ms: from navigation start (file read and parsed too).
+    window.omnirouteMap = { ready: true, drawn: count, ms, page_ms: performance.now(), views: P.views.length, stores: P.n };
     const st = document.getElementById('status');
     st.textContent = JSON.stringify(window.omnirouteMap);
     st.dataset.ready = '1';
@@ -331,15 +347,16 @@
     document.getElementById('legend').textContent = 'The map could not load: ' + message;
   }
 
+  const load = async (d) => {
+    await Promise.all(packedStrings(d).map(inflate));
+    start(d);
+  };
   try {
     const inline = JSON.parse(document.getElementById('omniroute-data').textContent);
-    if (inline) start(inline);
-    else {
-      fetch(window.OMNIROUTE_DATA_URL, { credentials: 'same-origin' })
-        .then((r) => (r.ok ? r.json() : r.text().then((t) => Promise.reject(new Error(r.status + ' ' + t)))))
-        .then(start)
-        .catch(fail);
-    }
+    const data = inline ? Promise.resolve(inline)
+      : fetch(window.OMNIROUTE_DATA_URL, { credentials: 'same-origin' })
+        .then((r) => (r.ok ? r.json() : r.text().then((t) => Promise.reject(new Error(r.status + ' ' + t)))));
+    data.then(load).catch((e) => fail(e && e.stack ? e.stack : e));
   } catch (e) {
     fail(e && e.stack ? e.stack : e);
   }

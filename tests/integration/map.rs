@@ -380,14 +380,20 @@ async fn the_live_map_serves_planners_the_stores_as_they_stand() {
     let data: Value = serde_json::from_slice(&res.body().limit(64 << 20).await.unwrap()).unwrap();
     let n = data["stores"]["n"].as_u64().unwrap() as usize;
     assert_eq!(data["views"][0]["name"], "live");
-    let orders = base64::engine::general_purpose::STANDARD
+    let gz = base64::engine::general_purpose::STANDARD
         .decode(data["views"][0]["stores"]["orders"].as_str().unwrap())
         .unwrap();
+    let mut orders = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut orders).unwrap();
     let orders: Vec<u32> = orders.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     assert_eq!(orders.len(), n);
     if let Some(store) = store {
-        let ids = data["stores"]["ids"].as_array().unwrap();
-        let i = ids.iter().position(|x| x == store.as_str()).unwrap();
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(data["stores"]["ids"].as_str().unwrap())
+            .unwrap();
+        let mut ids = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut ids).unwrap();
+        let i = ids.split('\n').position(|x| x == store).unwrap();
         assert_eq!(orders[i], 1, "the routed order counts at its store");
         assert_eq!(orders.iter().sum::<u32>(), 1);
     } else {

@@ -1,13 +1,14 @@
 //! `omniroute map`: layers (GeoJSON, kepler.gl configuration), a self-contained HTML map and
 //! PNG/SVG pictures of a dataset's results: plans, a checkout replay, simulated scenarios.
 
-use super::{load_engine, DatasetArgs, RoutingArgs};
-use crate::data::read_orders;
+use super::{DatasetArgs, RoutingArgs};
+use crate::data::{self, read_orders};
 use crate::map::{self, render, source, MapData};
 use crate::progress::Bar;
 use anyhow::Context;
 use optimizer::router::Router;
 use optimizer::sim::{self, CheckoutPolicy};
+use optimizer::Engine;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -66,25 +67,25 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let rules = a.routing.rules()?;
     let dir = a.dataset.dir();
     let total = Instant::now();
-    let (engine, load_s) = load_engine(&dir, optimizer::EngineConfig::default())?;
+    // Plans and simulations need the network and stock, not an engine (its indexes take longer to
+    // build than a million-order plan takes to map); a replay builds one.
+    let loaded = data::load_network(&dir).with_context(|| format!("loading dataset {}", dir.display()))?;
     let title = a.title.clone().unwrap_or_else(|| {
         dir.canonicalize()
             .ok()
             .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_default()
     });
-    let mut map = MapData::new(&title, engine.network(), a.grid_km);
-    log::info!("loaded {} in {load_s:.2} s", dir.display());
+    let mut map = MapData::new(&title, &loaded.network, a.grid_km);
+    log::info!("loaded {} in {:.2} s", dir.display(), total.elapsed().as_secs_f64());
 
     let replay = a.replay || (a.plan.is_empty() && a.simulation.is_none());
     let needs_orders = replay || !a.plan.is_empty();
     let orders = if needs_orders {
+        let t = Instant::now();
         let mut orders = read_orders(&a.dataset.orders_path())?;
         orders.sort_by(|x, y| x.created_at().cmp(&y.created_at()).then_with(|| x.id().cmp(y.id())));
-        for o in &orders {
-            // SKUs the network lacks are learned (orders for them ship from DCs).
-            let _ = engine.admit(o);
-        }
+        log::info!("read {} orders in {:.2} s", orders.len(), t.elapsed().as_secs_f64());
         orders
     } else {
         Vec::new()
@@ -98,12 +99,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
         };
         let t = Instant::now();
-        let view = source::plan_view(&map, &engine, &orders, &file, &name)?;
+        let view = source::plan_view(&map, &loaded.network, &loaded.stock, &orders, &file, &name)?;
         log::info!("plan {name}: {} orders mapped in {:.2} s", view.kpis.orders, t.elapsed().as_secs_f64());
         map.views.push(view);
     }
+    if let Some(sim_dir) = &a.simulation {
+        let t = Instant::now();
+        source::add_simulation(&mut map, loaded.network.zone(), sim_dir)?;
+        log::info!("mapped the scenarios of {} in {:.2} s", sim_dir.display(), t.elapsed().as_secs_f64());
+    }
     if replay {
         let t = Instant::now();
+        let engine = Engine::new(loaded.network, loaded.stock, optimizer::EngineConfig::default());
+        for o in &orders {
+            // SKUs the network lacks are learned (orders for them ship from DCs).
+            let _ = engine.admit(o);
+        }
         let router = Router::new(rules.router_config(), rules.travel_cost(engine.network().cities()));
         let before = source::empty_cells(&engine);
         let bar = Bar::new();
@@ -113,11 +124,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let view = source::outcomes_view(&map, &engine, &orders, &run.outcomes, &before, "replay");
         log::info!("replayed and mapped {} orders in {:.2} s", orders.len(), t.elapsed().as_secs_f64());
         map.views.push(view);
-    }
-    if let Some(sim_dir) = &a.simulation {
-        let t = Instant::now();
-        source::add_simulation(&mut map, engine.network().zone(), sim_dir)?;
-        log::info!("mapped the scenarios of {} in {:.2} s", sim_dir.display(), t.elapsed().as_secs_f64());
     }
     let mut names = std::collections::BTreeSet::new();
     for v in &map.views {

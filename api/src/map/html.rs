@@ -11,12 +11,22 @@ const APP_JS: &str = include_str!("../../assets/map.js");
 const LEAFLET_JS: &str = include_str!("../../assets/vendor/leaflet.js");
 const LEAFLET_CSS: &str = include_str!("../../assets/vendor/leaflet.css");
 
+/// Bytes as the page carries them: gzip (the browser's `DecompressionStream` inflates it), then
+/// base64. Counts and indexes compress to a third or less.
+fn packed(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut z =
+        flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 3), flate2::Compression::fast());
+    z.write_all(bytes).expect("writing to memory");
+    base64::engine::general_purpose::STANDARD.encode(z.finish().expect("writing to memory"))
+}
+
 fn b64<T: Copy>(values: &[T], to_bytes: impl Fn(T) -> Vec<u8>) -> String {
     let mut bytes = Vec::with_capacity(std::mem::size_of_val(values));
     for v in values {
         bytes.extend(to_bytes(*v));
     }
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    packed(&bytes)
 }
 
 fn f32s(v: &[f32]) -> String {
@@ -82,7 +92,7 @@ pub fn data_json(map: &MapData) -> serde_json::Value {
                 "name": v.name,
                 "kpis": v.kpis,
                 "stores": {
-                    "open": base64::engine::general_purpose::STANDARD.encode(&open),
+                    "open": packed(&open),
                     "capacity": u16s(&cap),
                     "orders": u32s(&orders),
                     "stockouts": u16s(&stockouts),
@@ -100,7 +110,8 @@ pub fn data_json(map: &MapData) -> serde_json::Value {
         "land": {"rings": rings.len(), "points": f32s(&points), "starts": u32s(&starts)},
         "stores": {
             "n": map.stores.len(),
-            "ids": map.stores.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            // Ids have no control characters: one string, a line per store.
+            "ids": packed(map.stores.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join("\n").as_bytes()),
             "lonlat": f32s(&coords),
             "city": u16s(&store_city),
             "cities": city_names,
@@ -155,10 +166,37 @@ fn render(title: &str, data: &str, url: &str) -> String {
 mod tests {
     use super::*;
 
+    fn unpack(s: &str) -> Vec<u8> {
+        use std::io::Read;
+        let gz = base64::engine::general_purpose::STANDARD.decode(s).unwrap();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn arrays_are_packed_aligned_with_the_stores_and_flows() {
+        let map = super::super::tests_support::tiny();
+        let d = data_json(&map);
+        let ids = String::from_utf8(unpack(d["stores"]["ids"].as_str().unwrap())).unwrap();
+        assert_eq!(ids, "a\nb");
+        let lonlat = unpack(d["stores"]["lonlat"].as_str().unwrap());
+        let f = |i: usize| f32::from_le_bytes(lonlat[4 * i..4 * i + 4].try_into().unwrap());
+        assert_eq!((f(0), f(1), f(2), f(3)), (121.0, 31.0, 116.0, 40.0));
+        let v = &d["views"][0];
+        let orders = unpack(v["stores"]["orders"].as_str().unwrap());
+        assert_eq!(orders, [2, 0, 0, 0, 0, 0, 0, 0]);
+        let from = unpack(v["flows"]["from"].as_str().unwrap());
+        let from: Vec<i32> = from.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(from, vec![0, -1], "a store by index, a DC as -(index + 1)");
+        assert_eq!(v["unfilled"][0], serde_json::json!([200, 50, 1, 1, "s1"]));
+        assert!(d["land"]["rings"].as_u64().unwrap() > 0);
+    }
+
     #[test]
     fn embedded_data_cannot_close_its_script_element() {
         let mut map = super::super::tests_support::tiny();
-        map.stores[0].id = "</script><script>alert(1)</script>".into();
+        map.stores[0].city = "</script><script>alert(1)</script>".into();
         let html = page(&map);
         assert_eq!(html.matches("</script>").count(), html.matches("<script").count());
         assert!(html.contains("\\u003c/script>\\u003cscript>alert(1)"));

@@ -3,13 +3,14 @@
 
 use super::{Fate, MapData, Site, StoreFig, View, ViewBuilder};
 use anyhow::Context;
-use optimizer::model::{LonLat, Order, StoreIdx, Timestamp};
-use optimizer::plan::Assignment;
+use optimizer::ledger::StockEntry;
+use optimizer::model::{LonLat, Network, Order, StoreIdx, Timestamp};
 use optimizer::router::Status;
 use optimizer::sim::Outcome;
 use optimizer::Engine;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Per store of `engine`: its SKU cells with nothing available now.
@@ -29,8 +30,12 @@ pub fn empty_cells(engine: &Engine) -> Vec<u32> {
 
 /// The figures of `engine`'s stores before any order (its network is the map's): open, capacity.
 fn store_figs(engine: &Engine) -> Vec<StoreFig> {
-    engine
-        .network()
+    network_figs(engine.network())
+}
+
+/// The figures of `network`'s stores before any order: open, capacity.
+fn network_figs(network: &Network) -> Vec<StoreFig> {
+    network
         .stores()
         .iter()
         .map(|s| StoreFig {
@@ -78,32 +83,63 @@ pub fn outcomes_view(
     b.finish(name)
 }
 
+// A plan file as `omniroute optimize --out` writes it, only what a map reads, borrowed from the
+// file's bytes (a million-order plan is a quarter of a gigabyte of JSON).
 #[derive(Deserialize)]
-struct PlanFile {
-    assignments: Vec<Assignment>,
-    unfilled: Vec<PlanUnfilled>,
+struct PlanFile<'a> {
+    #[serde(borrow)]
+    assignments: Vec<PlanAssignment<'a>>,
+    #[serde(borrow)]
+    unfilled: Vec<PlanUnfilled<'a>>,
 }
 
 #[derive(Deserialize)]
-struct PlanUnfilled {
-    order_id: String,
+struct PlanAssignment<'a> {
+    #[serde(borrow)]
+    order_id: Cow<'a, str>,
+    #[serde(borrow)]
+    shipments: Vec<PlanShipment<'a>>,
 }
 
-/// The view of a plan file (`omniroute optimize --out`) of `orders` on `engine` (stock as the
-/// plan found it; the map's network). A split order counts at its first shipment's source.
+#[derive(Deserialize)]
+struct PlanShipment<'a> {
+    #[serde(default, borrow)]
+    store_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    dc_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    lines: Vec<PlanLine<'a>>,
+    distance_m: f64,
+}
+
+#[derive(Deserialize)]
+struct PlanLine<'a> {
+    #[serde(borrow)]
+    sku: Cow<'a, str>,
+    qty: u32,
+}
+
+#[derive(Deserialize)]
+struct PlanUnfilled<'a> {
+    #[serde(borrow)]
+    order_id: Cow<'a, str>,
+}
+
+/// The view of a plan file (`omniroute optimize --out`) of `orders` on `network` and `stock` (as
+/// the plan found them; the map's network). A split order counts at its first shipment's
+/// source.
 pub fn plan_view(
     map: &MapData,
-    engine: &Engine,
+    network: &Network,
+    stock: &[StockEntry],
     orders: &[Order],
     path: &Path,
     name: &str,
 ) -> anyhow::Result<View> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening plan {}", path.display()))?;
-    let plan: PlanFile = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_reader(
-        std::io::BufReader::new(file),
-    ))
-    .map_err(|e| anyhow::anyhow!("plan {}: {}: {}", path.display(), e.path(), e.inner()))?;
-    let net = engine.network();
+    let bytes = std::fs::read(path).with_context(|| format!("reading plan {}", path.display()))?;
+    let plan: PlanFile = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+        .map_err(|e| anyhow::anyhow!("plan {}: {}: {}", path.display(), e.path(), e.inner()))?;
+    let net = network;
     let by_id: FxHashMap<&str, &Order> = orders.iter().map(|o| (o.id().as_str(), o)).collect();
     let dcs: FxHashMap<&str, u32> =
         net.dcs().iter().enumerate().map(|(i, d)| (d.id.as_str(), i as u32)).collect();
@@ -118,12 +154,12 @@ pub fn plan_view(
     let mut fates: Vec<(&Order, Option<Site>, u32, f64)> = Vec::with_capacity(orders.len());
     let mut used: FxHashMap<(u32, u32), u64> = FxHashMap::default();
     for a in &plan.assignments {
-        let o = order_of(a.order_id.as_str())?;
+        let o = order_of(&a.order_id)?;
         let mut from = None;
         for s in &a.shipments {
             let site = match (&s.store_id, &s.dc_id) {
                 (Some(id), _) => {
-                    let idx = net.store_idx(id.as_str()).with_context(|| {
+                    let idx = net.store_idx(id.as_ref()).with_context(|| {
                         format!(
                             "plan {}: order {}: store {id} is not in the dataset",
                             path.display(),
@@ -131,13 +167,13 @@ pub fn plan_view(
                         )
                     })?;
                     for l in &s.lines {
-                        if let Some(k) = net.catalog().get(l.sku.as_str()) {
-                            *used.entry((idx.0, k.0)).or_default() += u64::from(l.qty.get());
+                        if let Some(k) = net.catalog().get(l.sku.as_ref()) {
+                            *used.entry((idx.0, k.0)).or_default() += u64::from(l.qty);
                         }
                     }
                     Site::Store(idx.0)
                 }
-                (None, Some(id)) => Site::Dc(*dcs.get(id.as_str()).with_context(|| {
+                (None, Some(id)) => Site::Dc(*dcs.get(id.as_ref()).with_context(|| {
                     format!("plan {}: order {}: DC {id} is not in the dataset", path.display(), a.order_id)
                 })?),
                 (None, None) => {
@@ -152,13 +188,16 @@ pub fn plan_view(
     for u in &plan.unfilled {
         fates.push((order_of(&u.order_id)?, None, 0, 0.0));
     }
+    drop(plan);
     fates.sort_by(|x, y| x.0.created_at().cmp(&y.0.created_at()).then_with(|| x.0.id().cmp(y.0.id())));
-    let mut figs = store_figs(engine);
-    for ((s, k), units) in used {
-        let available =
-            engine.ledger().level(StoreIdx(s), optimizer::model::SkuIdx(k)).map_or(0, |l| l.available);
-        if available > 0 && units >= u64::from(available) {
-            figs[s as usize].stockouts += 1;
+    let mut figs = network_figs(net);
+    // A cell ran out when the plan took all that was available in it.
+    for e in stock {
+        if let Some(&units) = used.get(&(e.store.0, e.sku.0)) {
+            let available = e.on_hand.saturating_sub(e.safety_stock);
+            if available > 0 && units >= u64::from(available) {
+                figs[e.store.0 as usize].stockouts += 1;
+            }
         }
     }
     let mut b = ViewBuilder::new(map, net.zone().clone(), figs);

@@ -36,10 +36,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::simulations::create,
         super::routes::simulations::get,
         super::routes::admin::backup,
+        super::routes::map::data,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&Bearer, &SharedResponses, &Links),
-    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "simulations"), (name = "admin"))
+    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "simulations"), (name = "admin"), (name = "maps"))
 )]
 pub struct ApiDoc;
 

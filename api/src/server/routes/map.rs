@@ -44,6 +44,13 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         .body(html::live_page("omniroute: live stores", "/v1/map/data"))
 }
 
+#[utoipa::path(
+    get, path = "/v1/map/data", tag = "maps", operation_id = "get_map_data",
+    responses(
+        (status = 200, description = "The live map's data: `stores` (ids, coordinates and cities as base64 typed arrays), `dcs`, `cities`, the land outline, and one view `live` with each store's orders today, capacity and stock-outs (base64 typed arrays, aligned with `stores`)", body = Object),
+    ),
+    security(("bearer" = []))
+)]
 /// The live state as the page's data: every store with the orders it took today, its capacity
 /// and its SKUs with nothing available; the DCs.
 pub async fn data(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
