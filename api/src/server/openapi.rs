@@ -1008,7 +1008,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 14);
+        assert_eq!(ids.len(), 15);
         let link = &spec["paths"]["/v1/orders/route"]["post"]["responses"]["200"]["links"]["get"];
         assert_eq!(link["operationId"], "get_order", "{link}");
         assert!(link.get("operation_id").is_none());
