@@ -60,7 +60,14 @@ fn network() -> Network {
 /// that the ledger then applies all or none, leaving every cell as the rows say.
 pub fn feed_json(data: &[u8]) {
     let engine = Engine::new(network(), Vec::<StockEntry>::new(), EngineConfig::default());
-    let Ok(rows) = crate::server::routes::stock::parse_feed(&engine, data, 1_000) else { return };
+    let Ok(rows) = crate::server::routes::stock::parse_feed(
+        &engine,
+        data,
+        1_000,
+        &crate::server::auth::Caller::unscoped(crate::server::auth::Role::StoreSystem),
+    ) else {
+        return;
+    };
     let before: Vec<Option<StockLevel>> = cells(&engine).collect();
     match engine.apply_feed(&rows) {
         Ok(outcomes) => {

@@ -1,6 +1,7 @@
 //! Integration tests: drive the real `omniroute` binary (CLI commands, and the HTTP service on a
 //! random port with a fresh state directory).
 
+mod brands;
 mod cli;
 mod contract;
 mod hardening;

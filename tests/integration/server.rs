@@ -8,6 +8,8 @@ pub const ADMIN: &str = "admin-test-key";
 pub const CHECKOUT: &str = "checkout-test-key";
 pub const STORE_SYSTEM: &str = "store-system-test-key";
 pub const PLANNER: &str = "planner-test-key";
+/// A store-system key scoped to brands 1 and 2 of the sample.
+pub const SCOPED_STORE_SYSTEM: &str = "scoped-store-system-key";
 
 /// The bundled sample dataset.
 pub fn sample() -> PathBuf {
@@ -38,7 +40,10 @@ fn start(data: &Path, state: &Path, extra: &[String]) -> (Child, String) {
         .args(extra)
         .env(
             "OMNIROUTE_API_KEYS",
-            format!("admin:{ADMIN},checkout:{CHECKOUT},store-system:{STORE_SYSTEM},planner:{PLANNER}"),
+            format!(
+                "admin:{ADMIN},checkout:{CHECKOUT},store-system:{STORE_SYSTEM},planner:{PLANNER},\
+                 store-system[1|2]:{SCOPED_STORE_SYSTEM}"
+            ),
         )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

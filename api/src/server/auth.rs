@@ -1,8 +1,10 @@
-//! API keys with roles, sent as `Authorization: Bearer <key>`. Keys are compared in constant time
-//! and never logged.
+//! API keys with roles, sent as `Authorization: Bearer <key>` (or, for pages a browser opens, as
+//! the password of HTTP Basic authentication). Keys are compared in constant time and never
+//! logged. A `store-system` or `planner` key may be scoped to brands: it acts only on their stores.
 
 use super::error::ApiError;
 use actix_web::HttpRequest;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Who is calling.
@@ -79,22 +81,61 @@ impl Action {
     }
 }
 
-/// Configured keys.
+/// Who is calling: the key's role and, for a key scoped to brands, those brands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Role,
+    brands: Brands,
+}
+
+impl Caller {
+    /// A caller with `role` over every brand (the fuzz harnesses; unscoped keys).
+    pub fn unscoped(role: Role) -> Caller {
+        Caller { role, brands: None }
+    }
+
+    /// Whether the caller may act for (and read) the stores of `brand`.
+    pub fn may_act_for(&self, brand: &str) -> bool {
+        self.brands.as_ref().is_none_or(|b| b.iter().any(|x| x == brand))
+    }
+
+    /// `Ok` when store `store` belongs to one of the caller's brands, else `brand_out_of_scope`
+    /// naming `field`.
+    pub fn check_store(&self, store: &optimizer::model::Store, field: &str) -> Result<(), ApiError> {
+        if self.may_act_for(store.brand.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::BrandOutOfScope {
+                field: field.to_string(),
+                message: format!(
+                    "store {} belongs to brand {}, which this key may not act for",
+                    store.id, store.brand
+                ),
+            })
+        }
+    }
+}
+
+/// The brands a scoped key may act for (`None`: every brand).
+type Brands = Option<Arc<[String]>>;
+
+/// Configured keys: role, key, and the brands a scoped key may act for.
 #[derive(Clone, Default)]
 pub struct ApiKeys {
-    keys: Vec<(Role, Vec<u8>)>,
+    keys: Vec<(Role, Vec<u8>, Brands)>,
 }
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the keys themselves.
-        let roles: Vec<&str> = self.keys.iter().map(|(r, _)| r.name()).collect();
+        let roles: Vec<&str> = self.keys.iter().map(|(r, ..)| r.name()).collect();
         f.debug_struct("ApiKeys").field("roles", &roles).finish()
     }
 }
 
 impl ApiKeys {
-    /// Parses comma- or newline-separated `role:key` pairs (the `OMNIROUTE_API_KEYS` format).
+    /// Parses comma- or newline-separated `role:key` pairs (the `OMNIROUTE_API_KEYS` format). A
+    /// `store-system` or `planner` key may name its brands: `store-system[brand-a|brand-b]:key`.
     pub fn parse(text: &str) -> Result<ApiKeys, String> {
         let mut keys = Vec::new();
         for (i, pair) in text
@@ -105,6 +146,23 @@ impl ApiKeys {
         {
             let (role, key) =
                 pair.split_once(':').ok_or_else(|| format!("entry {} is not role:key", i + 1))?;
+            let (role, brands) = match role.trim().split_once('[') {
+                Some((role, rest)) => {
+                    let list = rest.strip_suffix(']').ok_or_else(|| {
+                        format!(
+                            "entry {}: brands go in brackets, separated by |: role[brand|brand]:key",
+                            i + 1
+                        )
+                    })?;
+                    let brands: Vec<String> =
+                        list.split('|').map(str::trim).filter(|b| !b.is_empty()).map(String::from).collect();
+                    if brands.is_empty() {
+                        return Err(format!("entry {}: a scoped key names at least one brand", i + 1));
+                    }
+                    (role, Some(Arc::from(brands)))
+                }
+                None => (role, None),
+            };
             let role = Role::parse(role.trim()).ok_or_else(|| {
                 format!(
                     "entry {}: unknown role `{}` (checkout, store-system, planner, admin)",
@@ -116,7 +174,13 @@ impl ApiKeys {
             if key.len() < 8 {
                 return Err(format!("entry {}: keys must have at least 8 characters", i + 1));
             }
-            keys.push((role, key.as_bytes().to_vec()));
+            if brands.is_some() && !matches!(role, Role::StoreSystem | Role::Planner) {
+                return Err(format!(
+                    "entry {}: only store-system and planner keys can be scoped to brands",
+                    i + 1
+                ));
+            }
+            keys.push((role, key.as_bytes().to_vec(), brands));
         }
         Ok(ApiKeys { keys })
     }
@@ -126,26 +190,26 @@ impl ApiKeys {
         use rand::Rng;
         let key: String =
             rand::rng().sample_iter(rand::distr::Alphanumeric).take(32).map(char::from).collect();
-        (ApiKeys { keys: vec![(Role::Admin, key.as_bytes().to_vec())] }, key)
+        (ApiKeys { keys: vec![(Role::Admin, key.as_bytes().to_vec(), None)] }, key)
     }
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
-    /// The role of `token`, comparing against every key in constant time.
-    pub(crate) fn role_of(&self, token: &[u8]) -> Option<Role> {
+    /// The caller `token` identifies, comparing against every key in constant time.
+    pub(crate) fn role_of(&self, token: &[u8]) -> Option<Caller> {
         let mut found = None;
-        for (role, key) in &self.keys {
+        for (role, key, brands) in &self.keys {
             if bool::from(key.as_slice().ct_eq(token)) {
-                found = Some(*role);
+                found = Some(Caller { role: *role, brands: brands.clone() });
             }
         }
         found
     }
 
-    /// Checks the request's bearer token against `action`.
-    pub fn authorize(&self, req: &HttpRequest, action: Action) -> Result<Role, ApiError> {
+    /// Checks the request's key against `action`.
+    pub fn authorize(&self, req: &HttpRequest, action: Action) -> Result<Caller, ApiError> {
         let header = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
@@ -164,11 +228,11 @@ impl ApiKeys {
         } else {
             return Err(ApiError::Unauthorized);
         };
-        let role = self.role_of(&token).ok_or(ApiError::Unauthorized)?;
-        if action.allowed(role) {
-            Ok(role)
+        let caller = self.role_of(&token).ok_or(ApiError::Unauthorized)?;
+        if action.allowed(caller.role) {
+            Ok(caller)
         } else {
-            Err(ApiError::Forbidden { role: role.name(), action: action.describe() })
+            Err(ApiError::Forbidden { role: caller.role.name(), action: action.describe() })
         }
     }
 }
@@ -189,18 +253,42 @@ mod tests {
     }
 
     #[test]
+    fn scoped_keys_act_only_for_their_brands() {
+        let k =
+            ApiKeys::parse("store-system[nike|adidas]:store-key1,planner:plan-key1,store-system:all-key1")
+                .unwrap();
+        let req = |key: &str| {
+            TestRequest::default().insert_header(("Authorization", format!("Bearer {key}"))).to_http_request()
+        };
+        let scoped = k.authorize(&req("store-key1"), Action::WriteStock).unwrap();
+        assert!(scoped.may_act_for("nike") && scoped.may_act_for("adidas") && !scoped.may_act_for("puma"));
+        assert!(!scoped.may_act_for("nik"), "brands compare whole");
+        let all = k.authorize(&req("all-key1"), Action::WriteStock).unwrap();
+        assert!(all.may_act_for("puma"));
+        assert!(k.authorize(&req("plan-key1"), Action::Plan).unwrap().may_act_for("puma"));
+        for (text, problem) in [
+            ("checkout[nike]:abcdefgh", "only store-system and planner"),
+            ("admin[nike]:abcdefgh", "only store-system and planner"),
+            ("store-system[]:abcdefgh", "at least one brand"),
+            ("store-system[nike:abcdefgh", "brackets"),
+        ] {
+            assert!(ApiKeys::parse(text).unwrap_err().contains(problem), "{text}");
+        }
+    }
+
+    #[test]
     fn roles_follow_the_permission_table() {
         let k = ApiKeys::parse("checkout:checkout-key,store-system:store-key,admin:admin-key1").unwrap();
         let req = |key: &str| {
             TestRequest::default().insert_header(("Authorization", format!("Bearer {key}"))).to_http_request()
         };
-        assert_eq!(k.authorize(&req("checkout-key"), Action::Checkout), Ok(Role::Checkout));
+        assert_eq!(k.authorize(&req("checkout-key"), Action::Checkout).map(|c| c.role), Ok(Role::Checkout));
         assert!(matches!(
             k.authorize(&req("checkout-key"), Action::WriteStock),
             Err(ApiError::Forbidden { .. })
         ));
-        assert_eq!(k.authorize(&req("store-key"), Action::WriteStock), Ok(Role::StoreSystem));
-        assert_eq!(k.authorize(&req("admin-key1"), Action::WriteStock), Ok(Role::Admin));
+        assert_eq!(k.authorize(&req("store-key"), Action::WriteStock).map(|c| c.role), Ok(Role::StoreSystem));
+        assert_eq!(k.authorize(&req("admin-key1"), Action::WriteStock).map(|c| c.role), Ok(Role::Admin));
         assert_eq!(k.authorize(&req("nope-nope"), Action::Read), Err(ApiError::Unauthorized));
         assert_eq!(
             k.authorize(&TestRequest::default().to_http_request(), Action::Read),

@@ -32,6 +32,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("the {role} role may not {action}")]
     Forbidden { role: &'static str, action: &'static str },
+    #[error("{message}")]
+    BrandOutOfScope { field: String, message: String },
     #[error("{what} not found")]
     NotFound { what: &'static str, field: Option<String> },
     #[error("order {order_id} was already routed with a different body")]
@@ -86,6 +88,7 @@ impl ApiError {
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            BrandOutOfScope { .. } => (StatusCode::FORBIDDEN, "brand_out_of_scope"),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             IdempotencyMismatch { .. } => (StatusCode::CONFLICT, "idempotency_mismatch"),
             InvalidState { .. } => (StatusCode::CONFLICT, "invalid_state"),
@@ -111,6 +114,7 @@ impl ApiError {
             | UnknownStore { field, .. }
             | OutOfArea { field, .. }
             | TooManyItems { field, .. }
+            | BrandOutOfScope { field, .. }
             | NegativeOnHand { field, .. } => Some(field.clone()),
             NotFound { field, .. } => field.clone(),
             _ => None,
@@ -302,6 +306,7 @@ mod tests {
             ApiError::UnsupportedMediaType,
             ApiError::Unauthorized,
             ApiError::Forbidden { role: "planner", action: "x" },
+            ApiError::BrandOutOfScope { field: "f".into(), message: String::new() },
             ApiError::NotFound { what: "order", field: None },
             ApiError::IdempotencyMismatch { order_id: "o".into() },
             ApiError::InvalidState { message: String::new() },

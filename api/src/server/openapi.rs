@@ -76,7 +76,7 @@ fn add_shared(op: &mut Operation) {
         vec![("400", "Malformed JSON, or a field, path or query value that is invalid (`field` names it)")];
     if secured {
         shared.push(("401", "No key, or an unknown one (`unauthorized`)"));
-        shared.push(("403", "The key's role may not do this (`forbidden`)"));
+        shared.push(("403", "The key's role may not do this (`forbidden`), or the store is of a brand the key is not scoped to (`brand_out_of_scope`)"));
     }
     if has_body {
         shared.push(("408", "The body did not arrive in time (`request_timeout`)"));

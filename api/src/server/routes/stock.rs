@@ -2,7 +2,7 @@
 
 use super::stores::parse_store;
 use super::{parse_json, read_json_body};
-use crate::server::auth::Action;
+use crate::server::auth::{Action, Caller};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -66,9 +66,9 @@ pub async fn put(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys().authorize(&req, Action::WriteStock)?;
+    let caller = state.keys().authorize(&req, Action::WriteStock)?;
     let body = read_json_body(&req, payload, state.limits().max_batch_body_bytes).await?;
-    let feed = parse_feed(state.checkout().core().engine(), &body, state.limits().max_feed_rows)?;
+    let feed = parse_feed(state.checkout().core().engine(), &body, state.limits().max_feed_rows, &caller)?;
     let net = state.network();
     let cells = state.checkout().apply_feed(&feed).await?;
     let oversubscribed = cells
@@ -85,12 +85,13 @@ pub async fn put(
     Ok(HttpResponse::Ok().json(FeedResult { applied: cells.len(), new_rows, oversubscribed }))
 }
 
-/// Parses and checks a feed body against `engine`'s network: every row valid, then the SKUs no
-/// store has had yet are learned (`[i].field` in errors).
+/// Parses and checks a feed body against `engine`'s network: every row valid and of a store of
+/// `caller`'s brands, then the SKUs no store has had yet are learned (`[i].field` in errors).
 pub(crate) fn parse_feed(
     engine: &optimizer::Engine,
     body: &[u8],
     max_rows: usize,
+    caller: &Caller,
 ) -> Result<Vec<FeedRow>, ApiError> {
     let rows: Vec<FeedRowJson> = parse_json(body)?;
     if rows.len() > max_rows {
@@ -98,6 +99,10 @@ pub(crate) fn parse_feed(
     }
     let net = engine.network();
     let checked = rows.iter().enumerate().map(|(i, r)| r.parse(net, i)).collect::<Result<Vec<_>, _>>()?;
+    // A row of another brand's store refuses the whole feed, before anything is learned.
+    for (i, (store, _)) in checked.iter().enumerate() {
+        caller.check_store(net.store(*store), &format!("[{i}].store_id"))?;
+    }
     let mut feed = Vec::with_capacity(rows.len());
     for (i, (r, (store, change))) in rows.iter().zip(checked).enumerate() {
         let sku = engine.learn_sku(&r.sku).map_err(|e| ApiError::UnknownSku {
@@ -171,9 +176,10 @@ pub async fn get(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys().authorize(&req, Action::Read)?;
+    let caller = state.keys().authorize(&req, Action::Read)?;
     let (store_raw, sku_raw) = path.into_inner();
     let (store_id, store) = parse_store(&state, &store_raw)?;
+    caller.check_store(state.network().store(store), "store_id")?;
     let sku_id = Sku::parse(&sku_raw).map_err(|e| ApiError::invalid("sku", e))?;
     let sku = state
         .network()

@@ -58,7 +58,7 @@ fn number<T: std::str::FromStr>(field: &str, raw: Option<&String>) -> Result<Opt
 )]
 /// The k stores nearest to a point, optionally only those with a SKU available.
 pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.keys().authorize(&req, Action::Read)?;
+    let caller = state.keys().authorize(&req, Action::Read)?;
     let q: NearbyQuery = serde_urlencoded::from_str(req.query_string()).map_err(|e| {
         let m = e.to_string();
         let field = m
@@ -93,12 +93,22 @@ pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         }
         None => None,
     };
-    let out: Vec<NearbyStore> = state
-        .checkout()
-        .core()
-        .engine()
-        .nearby(at, k, sku)
+    // A key scoped to brands sees their stores only: the k nearest of those.
+    let engine = state.checkout().core().engine();
+    let mut want = k;
+    let found = loop {
+        let found = engine.nearby(at, want, sku);
+        let exhausted = found.len() < want || want >= net.stores().len();
+        let mine: Vec<_> =
+            found.into_iter().filter(|n| caller.may_act_for(net.store(n.store).brand.as_str())).collect();
+        if mine.len() >= k || exhausted {
+            break mine;
+        }
+        want = want.saturating_mul(8).min(net.stores().len());
+    };
+    let out: Vec<NearbyStore> = found
         .into_iter()
+        .take(k)
         .map(|n| {
             let store = net.store(n.store);
             NearbyStore {
@@ -163,8 +173,9 @@ pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys().authorize(&req, Action::Read)?;
+    let caller = state.keys().authorize(&req, Action::Read)?;
     let (_, idx) = parse_store(&state, &path)?;
+    caller.check_store(state.network().store(idx), "store_id")?;
     let net = state.network();
     let ledger = state.checkout().core().engine().ledger();
     let s = net.store(idx);
