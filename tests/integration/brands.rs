@@ -89,3 +89,106 @@ async fn a_scoped_store_system_acts_on_its_brands_stores_only() {
     let d: Vec<f64> = scoped.iter().map(|s| s["distance_m"].as_f64().unwrap()).collect();
     assert!(d.windows(2).all(|w| w[0] <= w[1]), "nearest first: {d:?}");
 }
+
+async fn create_key(app: &TestApp, body: Value) -> crate::service::Reply {
+    send("POST", &app.url("/v1/admin/keys"), Some(ADMIN), Some(("application/json", body.to_string())))
+        .await
+        .unwrap()
+}
+
+/// Status of a feed of one row (store `store`, SKU 1) sent with `key`.
+async fn feed_status(app: &TestApp, key: &str, store: &str) -> u16 {
+    put_stock(app, key, json!([{"store_id": store, "sku": "1", "on_hand": 9}])).await.status
+}
+
+/// Keys created over the API: scoped like bootstrap keys, stored as hashes, durable across a
+/// restart, rotated with an overlap, revoked at once; only admin manages them; bad requests name
+/// the field.
+#[actix_rt::test]
+async fn admin_creates_rotates_and_revokes_keys_that_survive_a_restart() {
+    let mut app = spawn_app();
+    let (mine, other) = (store_of("1"), store_of("4"));
+    let r = create_key(&app, json!({"role": "store-system", "brands": ["1"]})).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json();
+    let key = created["key"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with("omr_") && key.contains(&id));
+    assert_eq!((created["role"].clone(), created["brands"].clone()), (json!("store-system"), json!(["1"])));
+    assert_eq!(feed_status(&app, &key, &mine).await, 200);
+    assert_eq!(feed_status(&app, &key, &other).await, 403);
+    assert_eq!(feed_status(&app, &format!("{key}x"), &mine).await, 401, "a key that differs is no key");
+
+    let list = get(&app, "/v1/admin/keys", ADMIN).await;
+    let text = String::from_utf8_lossy(&list.body).to_string();
+    assert!(
+        !text.contains(&key[key.len() - 20..]) && !text.contains("sha256"),
+        "no key or hash listed: {text}"
+    );
+    assert_eq!(list.json()[0]["id"], id.as_str());
+    assert_eq!(list.json()[0]["active"], true);
+    let state_file = std::fs::read(app.state.path().join("db").join("state.redb")).unwrap();
+    assert!(!state_file.windows(key.len()).any(|w| w == key.as_bytes()), "the key itself is not stored");
+
+    // Durable: the same key works after a kill -9 and a restart.
+    app.kill();
+    app.restart();
+    let mut ok = false;
+    for _ in 0..100 {
+        if feed_status(&app, &key, &mine).await == 200 {
+            ok = true;
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the key works again after a restart");
+
+    // Rotation: both keys work during the overlap; revoking the old one stops it at once.
+    let rotate = |body: Value| {
+        let url = app.url(&format!("/v1/admin/keys/{id}/rotate"));
+        async move { send("POST", &url, Some(ADMIN), Some(("application/json", body.to_string()))).await.unwrap() }
+    };
+    let r = rotate(json!({"overlap_s": 600})).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let new_key = r.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["brands"], json!(["1"]));
+    assert_eq!(feed_status(&app, &new_key, &mine).await, 200);
+    assert_eq!(feed_status(&app, &new_key, &other).await, 403, "the new key keeps the scope");
+    assert_eq!(feed_status(&app, &key, &mine).await, 200, "the old key works during the overlap");
+    let revoke =
+        send("POST", &app.url(&format!("/v1/admin/keys/{id}/revoke")), Some(ADMIN), None).await.unwrap();
+    assert_eq!(revoke.status, 200);
+    assert_eq!(revoke.json()["active"], false);
+    assert_eq!(feed_status(&app, &key, &mine).await, 401);
+    assert_eq!(feed_status(&app, &new_key, &mine).await, 200);
+    let again =
+        send("POST", &app.url(&format!("/v1/admin/keys/{id}/revoke")), Some(ADMIN), None).await.unwrap();
+    assert_eq!(again.json()["revoked_at"], revoke.json()["revoked_at"], "revoking twice changes nothing");
+    assert_eq!(rotate(json!({})).await.status, 409, "a revoked key cannot be rotated");
+
+    // Only admin manages keys; bad requests name the field.
+    let r = send("GET", &app.url("/v1/admin/keys"), Some(&new_key), None).await.unwrap();
+    assert_eq!(r.status, 403);
+    for (body, field) in [
+        (json!({"role": "boss"}), "role"),
+        (json!({"role": "checkout", "brands": ["1"]}), "brands"),
+        (json!({"role": "store-system", "brands": []}), "brands"),
+        (json!({"role": "planner", "expires_in_s": 5}), "expires_in_s"),
+        (json!({"role": "planner", "colour": "red"}), "colour"),
+    ] {
+        let r = create_key(&app, body.clone()).await;
+        assert_eq!(r.status, 400, "{body}");
+        assert!(
+            r.json()["field"].as_str().unwrap_or("").contains(field)
+                || r.json()["message"].as_str().unwrap().contains(field),
+            "{body}: {}",
+            r.json()
+        );
+    }
+    let r = send("POST", &app.url("/v1/admin/keys/nope/revoke"), Some(ADMIN), None).await.unwrap();
+    assert_eq!(r.status, 404);
+    // An expiring key stops working by itself.
+    let r = create_key(&app, json!({"role": "planner", "expires_in_s": 60})).await;
+    assert_eq!(r.status, 201);
+    assert!(r.json()["expires_at"].is_string());
+}

@@ -5,7 +5,7 @@
 //! never skip, when it is missing. `OMNIROUTE_TEST_DATABASE_URL` names a database the tests may
 //! create databases from (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
-use crate::server::{sample, spawn_app, spawn_app_with, TestApp, CHECKOUT, STORE_SYSTEM};
+use crate::server::{sample, spawn_app, spawn_app_with, TestApp, ADMIN, CHECKOUT, STORE_SYSTEM};
 use crate::service::{post, send, Reply};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -292,6 +292,46 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
         }
     }
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
+}
+
+#[actix_rt::test]
+async fn a_key_created_on_one_replica_works_on_the_others_and_a_revocation_too() {
+    let db = TestDb::create();
+    let (a, b) = (replica(&db.url), replica(&db.url));
+    let body = json!({"role": "planner"}).to_string();
+    let r =
+        send("POST", &a.url("/v1/admin/keys"), Some(ADMIN), Some(("application/json", body))).await.unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let (key, id) =
+        (r.json()["key"].as_str().unwrap().to_string(), r.json()["id"].as_str().unwrap().to_string());
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM api_keys"), "1");
+    assert!(!psql(&db.url, "SELECT record::text FROM api_keys").contains(&key), "only the hash is stored");
+    let status = |app: &TestApp, key: String| {
+        let url = app.url("/v1/admin/keys");
+        let url = url.replace("/v1/admin/keys", "/v1/plans/none");
+        async move { send("GET", &url, Some(&key), None).await.unwrap().status }
+    };
+    // Within a few seconds replica B knows the key (404: an unknown plan, past authorisation).
+    let mut seen = false;
+    for _ in 0..100 {
+        if status(&b, key.clone()).await == 404 {
+            seen = true;
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "replica B accepts a key created through A");
+    let r = send("POST", &b.url(&format!("/v1/admin/keys/{id}/revoke")), Some(ADMIN), None).await.unwrap();
+    assert_eq!(r.status, 200);
+    let mut refused = false;
+    for _ in 0..100 {
+        if status(&a, key.clone()).await == 401 {
+            refused = true;
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused, "replica A refuses the key revoked through B");
 }
 
 #[actix_rt::test]

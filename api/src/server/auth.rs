@@ -26,7 +26,7 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Option<Role> {
+    pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
             "checkout" => Role::Checkout,
             "store-system" => Role::StoreSystem,
@@ -119,10 +119,72 @@ impl Caller {
 /// The brands a scoped key may act for (`None`: every brand).
 type Brands = Option<Arc<[String]>>;
 
-/// Configured keys: role, key, and the brands a scoped key may act for.
+/// Configured keys: the bootstrap keys (role, key, brands) from the environment or a file, and
+/// the keys managed over the API (shared by every clone, refreshed from storage).
 #[derive(Clone, Default)]
 pub struct ApiKeys {
     keys: Vec<(Role, Vec<u8>, Brands)>,
+    managed: Arc<parking_lot::RwLock<Vec<ManagedKey>>>,
+}
+
+/// Managed keys look like `omr_<id>_<secret>`: the id finds the record, the SHA-256 of the whole
+/// key is compared in constant time.
+pub const MANAGED_PREFIX: &str = "omr_";
+
+/// A key created over the API, as stored: its SHA-256, never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManagedKey {
+    pub id: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brands: Option<Vec<String>>,
+    /// Hex SHA-256 of the key.
+    pub sha256: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; the key works until then (a rotated key's overlap ends here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+}
+
+impl ManagedKey {
+    /// A new key for `role` over `brands`: the record and the key (shown once, never stored).
+    pub fn create(
+        role: Role,
+        brands: Option<Vec<String>>,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> (ManagedKey, String) {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let id: String =
+            (0..16).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("a hex digit")).collect();
+        let secret: String =
+            (&mut rng).sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
+        let key = format!("{MANAGED_PREFIX}{id}_{secret}");
+        let record = ManagedKey {
+            id,
+            role: role.name().to_string(),
+            brands,
+            sha256: hex_sha256(key.as_bytes()),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        (record, key)
+    }
+
+    /// Whether the key authenticates at `now`.
+    pub fn active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -182,7 +244,7 @@ impl ApiKeys {
             }
             keys.push((role, key.as_bytes().to_vec(), brands));
         }
-        Ok(ApiKeys { keys })
+        Ok(ApiKeys { keys, managed: Default::default() })
     }
 
     /// One random admin key, for a development start without configuration.
@@ -190,11 +252,38 @@ impl ApiKeys {
         use rand::Rng;
         let key: String =
             rand::rng().sample_iter(rand::distr::Alphanumeric).take(32).map(char::from).collect();
-        (ApiKeys { keys: vec![(Role::Admin, key.as_bytes().to_vec(), None)] }, key)
+        (
+            ApiKeys { keys: vec![(Role::Admin, key.as_bytes().to_vec(), None)], managed: Default::default() },
+            key,
+        )
     }
 
+    /// No key at all (bootstrap or managed).
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.managed.read().is_empty()
+    }
+
+    /// Replaces the managed keys with `records` (as storage holds them).
+    pub fn set_managed(&self, records: Vec<ManagedKey>) {
+        *self.managed.write() = records;
+    }
+
+    /// The managed keys as they stand here.
+    pub fn managed(&self) -> Vec<ManagedKey> {
+        self.managed.read().clone()
+    }
+
+    /// A managed key's caller, when `token` is an active managed key at `now`.
+    fn managed_caller(&self, token: &[u8], now: i64) -> Option<Caller> {
+        let rest = std::str::from_utf8(token).ok()?.strip_prefix(MANAGED_PREFIX)?;
+        let (id, _) = rest.split_once('_')?;
+        let keys = self.managed.read();
+        let k = keys.iter().find(|k| k.id == id)?;
+        let hash = hex_sha256(token);
+        if !bool::from(hash.as_bytes().ct_eq(k.sha256.as_bytes())) || !k.active(now) {
+            return None;
+        }
+        Some(Caller { role: Role::parse(&k.role)?, brands: k.brands.clone().map(Arc::from) })
     }
 
     /// The caller `token` identifies, comparing against every key in constant time.
@@ -228,7 +317,10 @@ impl ApiKeys {
         } else {
             return Err(ApiError::Unauthorized);
         };
-        let caller = self.role_of(&token).ok_or(ApiError::Unauthorized)?;
+        let caller = self
+            .role_of(&token)
+            .or_else(|| self.managed_caller(&token, crate::service::now().0))
+            .ok_or(ApiError::Unauthorized)?;
         if action.allowed(caller.role) {
             Ok(caller)
         } else {

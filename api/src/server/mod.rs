@@ -39,6 +39,9 @@ pub struct ServeConfig {
     pub workers: Option<usize>,
 }
 
+/// How often each replica reads the managed keys from storage.
+const KEY_REFRESH: Duration = Duration::from_secs(5);
+
 /// A built, listening service.
 pub struct Application {
     server: Server,
@@ -110,9 +113,24 @@ impl Application {
                 }
             }
         });
+        // Keys managed over the API: every few seconds from storage, so that a key created or
+        // revoked through another replica takes effect here too.
+        let state = self.state.clone();
+        let keys = actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(KEY_REFRESH);
+            loop {
+                tick.tick().await;
+                match routes::admin::load_keys(&state).await {
+                    Ok(k) => state.keys().set_managed(k),
+                    Err(e) => log::error!("reading the managed keys failed: {e}"),
+                }
+            }
+        });
         let result = self.server.await;
         expiry.abort();
+        keys.abort();
         let _ = expiry.await;
+        let _ = keys.await;
         close(self.state).await;
         log::info!("stopped; every acknowledged write was already durable");
         result
@@ -238,6 +256,22 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                 .service(resource("/simulations", vec![(Method::POST, web::post().to(simulations::create))]))
                 .service(resource("/simulations/{simulation_id}", get(simulations::get)))
                 .service(resource("/map/data", get(map::data)))
+                .service(resource(
+                    "/admin/keys",
+                    vec![
+                        (Method::POST, web::post().to(admin::create_key)),
+                        (Method::GET, web::get().to(admin::list_keys)),
+                        (Method::HEAD, web::head().to(admin::list_keys)),
+                    ],
+                ))
+                .service(resource(
+                    "/admin/keys/{key_id}/revoke",
+                    vec![(Method::POST, web::post().to(admin::revoke_key))],
+                ))
+                .service(resource(
+                    "/admin/keys/{key_id}/rotate",
+                    vec![(Method::POST, web::post().to(admin::rotate_key))],
+                ))
                 .service(resource("/admin/backup", vec![(Method::POST, web::post().to(admin::backup))])),
         )
         .default_service(web::to(|| async {

@@ -36,6 +36,10 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::simulations::create,
         super::routes::simulations::get,
         super::routes::admin::backup,
+        super::routes::admin::create_key,
+        super::routes::admin::list_keys,
+        super::routes::admin::revoke_key,
+        super::routes::admin::rotate_key,
         super::routes::map::data,
     ),
     components(schemas(super::error::ErrorBody)),
@@ -1008,7 +1012,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 15);
+        assert_eq!(ids.len(), 19);
         let link = &spec["paths"]["/v1/orders/route"]["post"]["responses"]["200"]["links"]["get"];
         assert_eq!(link["operationId"], "get_order", "{link}");
         assert!(link.get("operation_id").is_none());

@@ -299,6 +299,21 @@ impl Checkout for EmbeddedCheckout {
         Ok(self.core.engine().ledger().level(store, sku))
     }
 
+    async fn save_key(&self, id: &str, record: &serde_json::Value) -> Result<(), ServiceError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(self.store.save_key(id.to_string(), bytes).await?)
+    }
+
+    async fn keys(&self) -> Result<Vec<serde_json::Value>, ServiceError> {
+        self.store
+            .keys()?
+            .iter()
+            .map(|b| {
+                serde_json::from_slice(b).map_err(|e| ServiceError::Internal(format!("a stored key: {e}")))
+            })
+            .collect()
+    }
+
     async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {
         Ok(self.core.engine().ledger().orders_today(store, at))
     }

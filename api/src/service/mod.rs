@@ -139,6 +139,12 @@ pub trait Checkout: Send + Sync + 'static {
     /// Whether state writes go through (a round trip to the database for a replica).
     async fn ready(&self) -> Result<(), ServiceError>;
 
+    /// Stores an API key record (JSON, by key id; insert or replace) durably.
+    async fn save_key(&self, id: &str, record: &serde_json::Value) -> Result<(), ServiceError>;
+
+    /// Every stored API key record.
+    async fn keys(&self) -> Result<Vec<serde_json::Value>, ServiceError>;
+
     /// Writes a consistent copy of the durable state while serving and says where. The embedded
     /// store writes a state file under its state directory (`backups/`); PostgreSQL is backed up
     /// with its own tools, and a replica answers [`ServiceError::Unsupported`].

@@ -229,6 +229,14 @@ impl Checkout for ReplicaCheckout {
         Ok(level.map(|(on_hand, reserved, safety)| StockLevel::new(on_hand, reserved, safety)))
     }
 
+    async fn save_key(&self, id: &str, record: &serde_json::Value) -> Result<(), ServiceError> {
+        Ok(self.pg.save_key(id, record).await?)
+    }
+
+    async fn keys(&self) -> Result<Vec<serde_json::Value>, ServiceError> {
+        Ok(self.pg.keys().await?)
+    }
+
     async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {
         let net = self.core.engine().network();
         Ok(self.pg.orders_on_day(net.store_id(store), net.zone().local_day(at)).await?)

@@ -32,6 +32,8 @@ const NO_RESERVATION: u32 = 0;
 const STORE_DAYS: TableDefinition<(i64, &str), u32> = TableDefinition::new("store_days");
 /// "dataset" -> the fingerprint of the dataset the state belongs to; "layout" -> [`LAYOUT`]
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// API keys managed over the API, by key id: the record as JSON (the key's hash, never the key).
+const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 
 /// The layout of the tables: "4" since every answered order has a [`RESERVATIONS`] row and
 /// [`STORE_DAYS`] exists. A file of another layout is brought up to it when opened.
@@ -52,6 +54,8 @@ struct WriteJob {
     cells: Vec<CellRecord>,
     orders: Vec<(String, Vec<u8>)>,
     reservations: Vec<ReservationJob>,
+    /// Key records to insert or replace (id, JSON).
+    keys: Vec<(String, Vec<u8>)>,
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
@@ -380,8 +384,12 @@ fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<
         let mut orders = txn.open_table(ORDERS).map_err(err)?;
         let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
         let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
+        let mut keys = txn.open_table(KEYS).map_err(err)?;
         let mut counts = DayCounts::default();
         for job in group {
+            for (id, record) in &job.keys {
+                keys.insert(id.as_str(), record.as_slice()).map_err(err)?;
+            }
             for c in &job.cells {
                 let key = (c.store_id.as_str(), c.sku.as_str());
                 let newer = cells.get(key).map_err(err)?.is_none_or(|old| old.value().2 < c.version);
@@ -435,7 +443,7 @@ impl Embedded {
         &self,
         changes: ChangeSet,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
-        let (done, wait) = oneshot::channel();
+        let (done, _) = oneshot::channel();
         let orders =
             changes.orders.iter().map(|o| (o.order_id.clone(), frame(&o.request, &o.response))).collect();
         let mut reservations: Vec<ReservationJob> =
@@ -447,7 +455,46 @@ impl Embedded {
                 reservations.push(ReservationJob::none(o.order_id.clone()));
             }
         }
-        let job = WriteJob { cells: changes.cells, orders, reservations, done };
+        let job = WriteJob { cells: changes.cells, orders, reservations, keys: Vec::new(), done };
+        self.send(job)
+    }
+
+    /// Persists an API key record (insert or replace by `id`); resolves once durable.
+    pub fn save_key(
+        &self,
+        id: String,
+        record: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        let (done, _) = oneshot::channel();
+        let job = WriteJob {
+            cells: Vec::new(),
+            orders: Vec::new(),
+            reservations: Vec::new(),
+            keys: vec![(id, record)],
+            done,
+        };
+        self.send(job)
+    }
+
+    /// Every API key record (JSON), by id.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = match txn.open_table(KEYS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(err)? {
+            out.push(row.map_err(err)?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Queues `job` for the writer; the future resolves once it is durable.
+    fn send(&self, mut job: WriteJob) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        let (done, wait) = oneshot::channel();
+        job.done = done;
         let sent = match &self.queue {
             Some(q) => q.send(job).map_err(|_| ()),
             None => Err(()),
@@ -621,6 +668,7 @@ fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
             summary.orders = copy_table(&src, &dst, ORDERS)?;
             copy_table(&src, &dst, STORE_DAYS)?;
             copy_table(&src, &dst, META)?;
+            copy_table(&src, &dst, KEYS)?;
         }
         dst.commit().map_err(err)?;
     }

@@ -204,6 +204,37 @@ impl Postgres {
         .await
     }
 
+    /// Inserts or replaces an API key record (JSON) by id.
+    pub async fn save_key(&self, id: &str, record: &serde_json::Value) -> Result<(), StorageError> {
+        let (id, record) = (id.to_owned(), record.clone());
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            client
+                .execute(
+                    "INSERT INTO api_keys (id, record) VALUES ($1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+                    &[&id, &record],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every API key record.
+    pub async fn keys(&self) -> Result<Vec<serde_json::Value>, StorageError> {
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let rows = client
+                .query("SELECT record FROM api_keys ORDER BY id", &[])
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(rows.iter().map(|r| r.get::<_, serde_json::Value>(0)).collect())
+        })
+        .await
+    }
+
     /// Expires held reservations due at `now`; returns how many.
     pub async fn expire(&self, now: i64) -> Result<u64, StorageError> {
         self.run(move |inner| async move {
