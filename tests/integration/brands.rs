@@ -192,3 +192,95 @@ async fn admin_creates_rotates_and_revokes_keys_that_survive_a_restart() {
     assert_eq!(r.status, 201);
     assert!(r.json()["expires_at"].is_string());
 }
+
+/// Every stock feed is in the audit log, accepted or refused, per brand, with the key's id; a
+/// store system reads its own brands' entries only; admin reads all, also as CSV; entries
+/// survive a restart.
+#[actix_rt::test]
+async fn the_audit_log_records_every_feed_and_each_brand_reads_its_own() {
+    let mut app = spawn_app();
+    let (mine, also_mine, other) = (store_of("1"), store_of("2"), store_of("4"));
+    assert_eq!(feed_status(&app, SCOPED_STORE_SYSTEM, &mine).await, 200);
+    assert_eq!(feed_status(&app, SCOPED_STORE_SYSTEM, &other).await, 403);
+    let r = put_stock(
+        &app,
+        crate::server::STORE_SYSTEM,
+        json!([
+            {"store_id": mine, "sku": "1", "on_hand": 3},
+            {"store_id": also_mine, "sku": "1", "on_hand": 3},
+            {"store_id": other, "sku": "1", "on_hand": 3},
+            {"store_id": other, "sku": "2", "on_hand": 3},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // Refused by the ledger: on_hand would go below zero.
+    let r = put_stock(&app, SCOPED_STORE_SYSTEM, json!([{"store_id": mine, "sku": "1", "delta": -1000000}]))
+        .await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+
+    let all = get(&app, "/v1/audit/stock", ADMIN).await.json();
+    let entries = all["entries"].as_array().unwrap();
+    let summary: Vec<(String, String, u64, bool)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["key_id"].as_str().unwrap().to_string(),
+                e["brand"].as_str().unwrap().to_string(),
+                e["rows"].as_u64().unwrap(),
+                e["accepted"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let scoped = "bootstrap-5".to_string();
+    let plain = "bootstrap-3".to_string();
+    assert_eq!(
+        summary,
+        vec![
+            (scoped.clone(), "1".into(), 1, true),
+            (scoped.clone(), "4".into(), 1, false),
+            (plain.clone(), "1".into(), 1, true),
+            (plain.clone(), "2".into(), 1, true),
+            (plain, "4".into(), 2, true),
+            (scoped, "1".into(), 1, false),
+        ]
+    );
+    assert!(entries[1]["reason"].as_str().unwrap().contains("brand 4"));
+    assert!(
+        entries[5]["reason"].as_str().unwrap().contains("below zero")
+            || entries[5]["reason"].as_str().unwrap().contains("negative"),
+        "{}",
+        entries[5]
+    );
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(all["next_after"], seqs[5]);
+
+    // A scoped store system reads its brands' entries only, and not another brand's.
+    let own = send("GET", &app.url("/v1/audit/stock"), Some(SCOPED_STORE_SYSTEM), None).await.unwrap().json();
+    let brands: Vec<&str> =
+        own["entries"].as_array().unwrap().iter().map(|e| e["brand"].as_str().unwrap()).collect();
+    assert_eq!(brands, vec!["1", "1", "2", "1"]);
+    let r = send("GET", &app.url("/v1/audit/stock?brand=4"), Some(SCOPED_STORE_SYSTEM), None).await.unwrap();
+    assert_eq!(r.status, 403);
+    let r = send("GET", &app.url("/v1/audit/stock"), Some(crate::server::CHECKOUT), None).await.unwrap();
+    assert_eq!(r.status, 403);
+    // Pages, CSV.
+    let page = get(&app, &format!("/v1/audit/stock?after={}&limit=2", seqs[1]), ADMIN).await.json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(page["entries"][0]["seq"], seqs[2]);
+    let csv = get(&app, "/v1/audit/stock?format=csv&brand=4", ADMIN).await;
+    let text = String::from_utf8(csv.body.to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "seq,at,key_id,brand,rows,accepted,reason");
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[2].contains(",bootstrap-3,4,2,true,"), "{text}");
+    for bad in ["?limit=0", "?format=xml", "?colour=red"] {
+        assert_eq!(get(&app, &format!("/v1/audit/stock{bad}"), ADMIN).await.status, 400, "{bad}");
+    }
+    // Durable.
+    app.kill();
+    app.restart();
+    let again = get(&app, "/v1/audit/stock", ADMIN).await.json();
+    assert_eq!(again["entries"], all["entries"]);
+}

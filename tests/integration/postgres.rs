@@ -334,6 +334,33 @@ async fn a_key_created_on_one_replica_works_on_the_others_and_a_revocation_too()
     assert!(refused, "replica A refuses the key revoked through B");
 }
 
+/// The audit log on PostgreSQL: an accepted feed's entries are written with it, a refused one's
+/// alone, and every replica reads the same log.
+#[actix_rt::test]
+async fn stock_feeds_are_audited_in_the_database() {
+    let db = TestDb::create();
+    let (a, b) = (replica(&db.url), replica(&db.url));
+    let feed = |app: &TestApp, rows: Value| {
+        let url = app.url("/v1/stock");
+        async move {
+            send("PUT", &url, Some(STORE_SYSTEM), Some(("application/json", rows.to_string()))).await.unwrap()
+        }
+    };
+    let r = feed(&a, json!([{"store_id": FEED_STORE, "sku": "1", "on_hand": 5}])).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = feed(&b, json!([{"store_id": FEED_STORE, "sku": "1", "delta": -1000}])).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        psql(&db.url, "SELECT string_agg(accepted::text, ',' ORDER BY seq) FROM stock_audit"),
+        "true,false"
+    );
+    let log = send("GET", &b.url("/v1/audit/stock"), Some(ADMIN), None).await.unwrap().json();
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!((entries[0]["key_id"].clone(), entries[0]["rows"].clone()), (json!("bootstrap-3"), json!(1)));
+    assert!(entries[1]["reason"].as_str().unwrap().len() > 5);
+}
+
 #[actix_rt::test]
 async fn a_stores_daily_capacity_holds_across_replicas() {
     let db = TestDb::create();

@@ -52,6 +52,8 @@ pub enum Action {
     Plan,
     /// Operate the service (backups).
     Operate,
+    /// Read the stock audit log (of the caller's brands).
+    ReadAudit,
 }
 
 impl Action {
@@ -63,6 +65,7 @@ impl Action {
             Action::Read => "read stores and stock",
             Action::Plan => "start or read plans",
             Action::Operate => "operate the service",
+            Action::ReadAudit => "read the stock audit log",
         }
     }
 
@@ -77,6 +80,7 @@ impl Action {
             Action::Read => true,
             Action::Plan => role == Planner,
             Action::Operate => false,
+            Action::ReadAudit => role == StoreSystem,
         }
     }
 }
@@ -86,12 +90,20 @@ impl Action {
 pub struct Caller {
     pub role: Role,
     brands: Brands,
+    /// The key's id, for the audit log: a managed key's id, `bootstrap-<n>` for the n-th key of
+    /// the environment or file (never the key).
+    pub key_id: Arc<str>,
 }
 
 impl Caller {
     /// A caller with `role` over every brand (the fuzz harnesses; unscoped keys).
     pub fn unscoped(role: Role) -> Caller {
-        Caller { role, brands: None }
+        Caller { role, brands: None, key_id: Arc::from("unscoped") }
+    }
+
+    /// The brands the caller is scoped to; `None`: every brand.
+    pub fn brands(&self) -> Option<&[String]> {
+        self.brands.as_deref()
     }
 
     /// Whether the caller may act for (and read) the stores of `brand`.
@@ -283,15 +295,23 @@ impl ApiKeys {
         if !bool::from(hash.as_bytes().ct_eq(k.sha256.as_bytes())) || !k.active(now) {
             return None;
         }
-        Some(Caller { role: Role::parse(&k.role)?, brands: k.brands.clone().map(Arc::from) })
+        Some(Caller {
+            role: Role::parse(&k.role)?,
+            brands: k.brands.clone().map(Arc::from),
+            key_id: Arc::from(k.id.as_str()),
+        })
     }
 
     /// The caller `token` identifies, comparing against every key in constant time.
     pub(crate) fn role_of(&self, token: &[u8]) -> Option<Caller> {
         let mut found = None;
-        for (role, key, brands) in &self.keys {
+        for (i, (role, key, brands)) in self.keys.iter().enumerate() {
             if bool::from(key.as_slice().ct_eq(token)) {
-                found = Some(Caller { role: *role, brands: brands.clone() });
+                found = Some(Caller {
+                    role: *role,
+                    brands: brands.clone(),
+                    key_id: Arc::from(format!("bootstrap-{}", i + 1)),
+                });
             }
         }
         found

@@ -251,6 +251,7 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                 .service(resource("/stores/{store_id}", get(stores::get)))
                 .service(resource("/stock", vec![(Method::PUT, web::put().to(stock::put))]))
                 .service(resource("/stock/{store_id}/{sku}", get(stock::get)))
+                .service(resource("/audit/stock", get(stock::audit)))
                 .service(resource("/plans", vec![(Method::POST, web::post().to(plans::create))]))
                 .service(resource("/plans/{plan_id}", get(plans::get)))
                 .service(resource("/simulations", vec![(Method::POST, web::post().to(simulations::create))]))

@@ -31,6 +31,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::stores::get,
         super::routes::stock::put,
         super::routes::stock::get,
+        super::routes::stock::audit,
         super::routes::plans::create,
         super::routes::plans::get,
         super::routes::simulations::create,
@@ -1012,7 +1013,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 19);
+        assert_eq!(ids.len(), 20);
         let link = &spec["paths"]["/v1/orders/route"]["post"]["responses"]["200"]["links"]["get"];
         assert_eq!(link["operationId"], "get_order", "{link}");
         assert!(link.get("operation_id").is_none());

@@ -9,7 +9,9 @@
 //! retries and repeated ships or cancels of such orders are answered from the state file.
 
 use super::core::{Core, Decided, Persist, Persisted};
-use super::{Answer, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
+use super::{
+    Answer, AuditEntry, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError,
+};
 use crate::storage::embedded::{IfDamaged, Opened, STATE_FILE};
 use crate::storage::{
     CellRecord, ChangeSet, Embedded, OrderRecord, Recovered, ReservationRecord, StorageError,
@@ -272,6 +274,7 @@ impl Checkout for EmbeddedCheckout {
             cells: self.cell_records(&changes),
             orders: vec![],
             reservations: self.current_record(id).into_iter().collect(),
+            audit: vec![],
         };
         self.store.commit(changes).await?;
         // Durable now: the state file answers for it from here on.
@@ -279,14 +282,17 @@ impl Checkout for EmbeddedCheckout {
         self.order(id).await?.ok_or_else(|| ServiceError::Internal(format!("order {id} vanished")))
     }
 
-    async fn apply_feed(&self, rows: &[FeedRow]) -> Result<Vec<FedCell>, ServiceError> {
+    async fn apply_feed(&self, rows: &[FeedRow], audit: &[AuditEntry]) -> Result<Vec<FedCell>, ServiceError> {
         let outcomes = self.core.engine().apply_feed(rows).map_err(|e| match e.error {
             LedgerError::NegativeOnHand { delta, .. } => ServiceError::NegativeOnHand { row: e.row, delta },
             LedgerError::OnHandTooLarge(_) => ServiceError::OnHandTooLarge { row: e.row },
             other => ServiceError::Internal(other.to_string()),
         })?;
         let changes: Vec<CellChange> = outcomes.iter().map(|o| o.change).collect();
-        self.store.commit(ChangeSet { cells: self.cell_records(&changes), ..ChangeSet::default() }).await?;
+        let audit = audit.iter().map(audit_json).collect::<Result<_, _>>()?;
+        self.store
+            .commit(ChangeSet { cells: self.cell_records(&changes), audit, ..ChangeSet::default() })
+            .await?;
         self.core.metrics().feed_rows.inc_by(rows.len() as u64);
         Ok(rows
             .iter()
@@ -297,6 +303,33 @@ impl Checkout for EmbeddedCheckout {
 
     async fn stock_level(&self, store: StoreIdx, sku: SkuIdx) -> Result<Option<StockLevel>, ServiceError> {
         Ok(self.core.engine().ledger().level(store, sku))
+    }
+
+    async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), ServiceError> {
+        let audit = entries.iter().map(audit_json).collect::<Result<_, _>>()?;
+        Ok(self.store.commit(ChangeSet { audit, ..ChangeSet::default() }).await?)
+    }
+
+    async fn audit_log(
+        &self,
+        brands: Option<&[String]>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, ServiceError> {
+        let keep = |json: &[u8]| match brands {
+            None => true,
+            Some(b) => serde_json::from_slice::<AuditEntry>(json).is_ok_and(|e| b.contains(&e.brand)),
+        };
+        self.store
+            .audit(after, limit, &keep)?
+            .into_iter()
+            .map(|(seq, json)| {
+                let mut e: AuditEntry = serde_json::from_slice(&json)
+                    .map_err(|e| ServiceError::Internal(format!("audit entry {seq}: {e}")))?;
+                e.seq = seq;
+                Ok(e)
+            })
+            .collect()
     }
 
     async fn save_key(&self, id: &str, record: &serde_json::Value) -> Result<(), ServiceError> {
@@ -365,4 +398,8 @@ impl Checkout for EmbeddedCheckout {
             Err(StorageError("state writes are failing".into()).into())
         }
     }
+}
+
+fn audit_json(e: &AuditEntry) -> Result<Vec<u8>, ServiceError> {
+    serde_json::to_vec(e).map_err(|x| ServiceError::Internal(x.to_string()))
 }

@@ -120,8 +120,21 @@ pub trait Checkout: Send + Sync + 'static {
     /// Ends an order's held reservation (idempotent) and returns the order as it stands.
     async fn finish(&self, order: &OrderId, end: End) -> Result<OrderView, ServiceError>;
 
-    /// Applies a stock feed, every row or none, durably.
-    async fn apply_feed(&self, rows: &[FeedRow]) -> Result<Vec<FedCell>, ServiceError>;
+    /// Applies a stock feed, every row or none, durably, with its audit entries in the same
+    /// commit (one per brand of the feed's stores).
+    async fn apply_feed(&self, rows: &[FeedRow], audit: &[AuditEntry]) -> Result<Vec<FedCell>, ServiceError>;
+
+    /// Records audit entries of a refused feed (nothing else changes), durably.
+    async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), ServiceError>;
+
+    /// Audit entries after sequence number `after`, oldest first, at most `limit`, of `brands`
+    /// only when given.
+    async fn audit_log(
+        &self,
+        brands: Option<&[String]>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, ServiceError>;
 
     /// The stock of one cell as the authority holds it; `None` when the store has no row for it.
     async fn stock_level(&self, store: StoreIdx, sku: SkuIdx) -> Result<Option<StockLevel>, ServiceError>;
@@ -149,6 +162,25 @@ pub trait Checkout: Send + Sync + 'static {
     /// store writes a state file under its state directory (`backups/`); PostgreSQL is backed up
     /// with its own tools, and a replica answers [`ServiceError::Unsupported`].
     async fn backup(&self) -> Result<Backup, ServiceError>;
+}
+
+/// One entry of the stock audit log: a stock feed (its rows of one brand) accepted or refused.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    /// Assigned by the storage when written: increasing, per state file or database.
+    #[serde(default)]
+    pub seq: u64,
+    /// Unix seconds.
+    pub at: i64,
+    /// The key's id (`bootstrap-<n>` for the n-th key of the environment or file; never the key).
+    pub key_id: String,
+    pub brand: String,
+    /// Rows of this brand's stores in the feed.
+    pub rows: u32,
+    pub accepted: bool,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A backup written by [`Checkout::backup`].

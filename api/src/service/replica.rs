@@ -9,7 +9,10 @@
 //! follows every change through LISTEN/NOTIFY ([`CacheSink`]), newest version wins.
 
 use super::core::{Core, Decided, Persist, Persisted};
-use super::{now, Answer, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError};
+use super::{
+    now, Answer, AuditEntry, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig,
+    ServiceError,
+};
 use crate::storage::postgres::{DbCell, DbFeedError, FeedChange, Notice, Outcome, Pending, Postgres};
 use crate::storage::StorageError;
 use async_trait::async_trait;
@@ -183,7 +186,7 @@ impl Checkout for ReplicaCheckout {
 
     /// All rows or none, in one transaction; the cache takes the new values at once (other
     /// replicas through the notifications).
-    async fn apply_feed(&self, rows: &[FeedRow]) -> Result<Vec<FedCell>, ServiceError> {
+    async fn apply_feed(&self, rows: &[FeedRow], audit: &[AuditEntry]) -> Result<Vec<FedCell>, ServiceError> {
         let engine = self.core.engine();
         let net = engine.network();
         let external = rows
@@ -196,7 +199,7 @@ impl Checkout for ReplicaCheckout {
                 (net.store_id(r.store).clone(), net.catalog().sku(r.sku).clone(), change)
             })
             .collect();
-        let results = self.pg.feed(external).await.map_err(|e| match e {
+        let results = self.pg.feed(external, audit).await.map_err(|e| match e {
             DbFeedError::Negative { row } => {
                 let delta = match rows.get(row).map(|r| r.change) {
                     Some(StockChange::Add(d)) => d,
@@ -227,6 +230,19 @@ impl Checkout for ReplicaCheckout {
         let net = self.core.engine().network();
         let level = self.pg.stock_level(net.store_id(store), net.catalog().sku(sku)).await?;
         Ok(level.map(|(on_hand, reserved, safety)| StockLevel::new(on_hand, reserved, safety)))
+    }
+
+    async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), ServiceError> {
+        Ok(self.pg.record_audit(entries).await?)
+    }
+
+    async fn audit_log(
+        &self,
+        brands: Option<&[String]>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, ServiceError> {
+        Ok(self.pg.audit_log(brands, after, limit).await?)
     }
 
     async fn save_key(&self, id: &str, record: &serde_json::Value) -> Result<(), ServiceError> {

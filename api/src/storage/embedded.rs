@@ -32,6 +32,8 @@ const NO_RESERVATION: u32 = 0;
 const STORE_DAYS: TableDefinition<(i64, &str), u32> = TableDefinition::new("store_days");
 /// "dataset" -> the fingerprint of the dataset the state belongs to; "layout" -> [`LAYOUT`]
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// The stock audit log: entries (JSON) by sequence number, from 1.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("stock_audit");
 /// API keys managed over the API, by key id: the record as JSON (the key's hash, never the key).
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 
@@ -56,6 +58,8 @@ struct WriteJob {
     reservations: Vec<ReservationJob>,
     /// Key records to insert or replace (id, JSON).
     keys: Vec<(String, Vec<u8>)>,
+    /// Audit entries to append (JSON).
+    audit: Vec<Vec<u8>>,
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
@@ -385,8 +389,14 @@ fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<
         let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
         let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
         let mut keys = txn.open_table(KEYS).map_err(err)?;
+        let mut audit = txn.open_table(AUDIT).map_err(err)?;
+        let mut seq = audit.last().map_err(err)?.map_or(0, |(k, _)| k.value());
         let mut counts = DayCounts::default();
         for job in group {
+            for entry in &job.audit {
+                seq += 1;
+                audit.insert(seq, entry.as_slice()).map_err(err)?;
+            }
             for (id, record) in &job.keys {
                 keys.insert(id.as_str(), record.as_slice()).map_err(err)?;
             }
@@ -455,7 +465,14 @@ impl Embedded {
                 reservations.push(ReservationJob::none(o.order_id.clone()));
             }
         }
-        let job = WriteJob { cells: changes.cells, orders, reservations, keys: Vec::new(), done };
+        let job = WriteJob {
+            cells: changes.cells,
+            orders,
+            reservations,
+            keys: Vec::new(),
+            audit: changes.audit,
+            done,
+        };
         self.send(job)
     }
 
@@ -471,9 +488,37 @@ impl Embedded {
             orders: Vec::new(),
             reservations: Vec::new(),
             keys: vec![(id, record)],
+            audit: Vec::new(),
             done,
         };
         self.send(job)
+    }
+
+    /// Audit entries (sequence number, JSON) after `after`, oldest first, that `keep` accepts,
+    /// at most `limit`.
+    pub fn audit(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = match txn.open_table(AUDIT) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.range(after.saturating_add(1)..).map_err(err)? {
+            let (k, v) = row.map_err(err)?;
+            if keep(v.value()) {
+                out.push((k.value(), v.value().to_vec()));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every API key record (JSON), by id.
@@ -669,6 +714,7 @@ fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
             copy_table(&src, &dst, STORE_DAYS)?;
             copy_table(&src, &dst, META)?;
             copy_table(&src, &dst, KEYS)?;
+            copy_table(&src, &dst, AUDIT)?;
         }
         dst.commit().map_err(err)?;
     }
@@ -774,6 +820,7 @@ mod tests {
                 cells: vec![c(5, 50)],
                 orders: vec![order("a")],
                 reservations: vec![("a".into(), reservation(ReservationState::Committed))],
+                audit: vec![],
             })
             .await
             .unwrap();

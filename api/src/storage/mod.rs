@@ -87,6 +87,8 @@ pub struct ChangeSet {
     pub orders: Vec<OrderRecord>,
     /// (order_id, reservation) in its current state.
     pub reservations: Vec<(String, ReservationRecord)>,
+    /// Stock audit entries (JSON), appended in order.
+    pub audit: Vec<Vec<u8>>,
 }
 
 /// One item of persisted state, as [`Embedded::recover`] streams it at start-up (nothing is

@@ -5,6 +5,7 @@ use super::{parse_json, read_json_body};
 use crate::server::auth::{Action, Caller};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
+use crate::service::{AuditEntry, ServiceError};
 use actix_web::{web, HttpRequest, HttpResponse};
 use optimizer::ledger::{FeedRow, StockChange, MAX_ON_HAND};
 use optimizer::model::{whole, Network, Sku, StoreId, StoreIdx};
@@ -68,9 +69,32 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.keys().authorize(&req, Action::WriteStock)?;
     let body = read_json_body(&req, payload, state.limits().max_batch_body_bytes).await?;
-    let feed = parse_feed(state.checkout().core().engine(), &body, state.limits().max_feed_rows, &caller)?;
     let net = state.network();
-    let cells = state.checkout().apply_feed(&feed).await?;
+    let now = crate::service::now().0;
+    let feed =
+        match parse_feed(state.checkout().core().engine(), &body, state.limits().max_feed_rows, &caller) {
+            Ok(feed) => feed,
+            Err(e @ ApiError::BrandOutOfScope { .. }) => {
+                // Refused for its scope: the audit log says who tried what.
+                let rows: Vec<FeedRowJson> = parse_json(&body)?;
+                let stores = rows.iter().filter_map(|r| net.store_idx(&r.store_id));
+                let audit = audit_entries(net, stores, &caller, now, Some(e.to_string()));
+                state.checkout().record_audit(&audit).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+    let accepted = audit_entries(net, feed.iter().map(|r| r.store), &caller, now, None);
+    let cells = match state.checkout().apply_feed(&feed, &accepted).await {
+        Ok(cells) => cells,
+        Err(e @ (ServiceError::NegativeOnHand { .. } | ServiceError::OnHandTooLarge { .. })) => {
+            let reason = ApiError::from(e.clone()).to_string();
+            let refused = audit_entries(net, feed.iter().map(|r| r.store), &caller, now, Some(reason));
+            state.checkout().record_audit(&refused).await?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let oversubscribed = cells
         .iter()
         .filter(|c| c.level.oversubscribed)
@@ -83,6 +107,31 @@ pub async fn put(
         .collect();
     let new_rows = cells.iter().filter(|c| c.new_row).count();
     Ok(HttpResponse::Ok().json(FeedResult { applied: cells.len(), new_rows, oversubscribed }))
+}
+
+/// One audit entry per brand of the feed's `stores` (a store per row), oldest brand id first.
+fn audit_entries(
+    net: &Network,
+    stores: impl Iterator<Item = StoreIdx>,
+    caller: &Caller,
+    at: i64,
+    refused: Option<String>,
+) -> Vec<AuditEntry> {
+    let mut rows: std::collections::BTreeMap<&str, u32> = Default::default();
+    for s in stores {
+        *rows.entry(net.store(s).brand.as_str()).or_default() += 1;
+    }
+    rows.into_iter()
+        .map(|(brand, rows)| AuditEntry {
+            seq: 0,
+            at,
+            key_id: caller.key_id.to_string(),
+            brand: brand.to_string(),
+            rows,
+            accepted: refused.is_none(),
+            reason: refused.clone(),
+        })
+        .collect()
 }
 
 /// Parses and checks a feed body against `engine`'s network: every row valid and of a store of
@@ -196,4 +245,102 @@ pub async fn get(
         "on_hand": level.on_hand, "reserved": level.reserved, "safety_stock": level.safety_stock,
         "available": level.available, "oversubscribed": level.oversubscribed,
     })))
+}
+
+/// Query of the stock audit log.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Entries after this sequence number (the `next_after` of the previous page); default 0.
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    /// At most this many entries (1 to 10,000; default 1,000).
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<usize>,
+    /// Only this brand's entries (a scoped key: one of its brands).
+    #[param(min_length = 1, max_length = 64, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$")]
+    brand: Option<String>,
+    /// `json` (default) or `csv`.
+    #[param(value_type = Option<String>, pattern = "^(json|csv)$")]
+    format: Option<String>,
+}
+
+/// A page of the audit log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    #[schema(value_type = Vec<Object>)]
+    entries: Vec<AuditEntry>,
+    /// Pass as `after` for the next page (the last entry's sequence number, or `after` itself).
+    next_after: u64,
+}
+
+#[utoipa::path(
+    get, path = "/v1/audit/stock", tag = "stock", operation_id = "stock_audit", params(AuditQuery),
+    responses(
+        (status = 200, description = "Stock feeds accepted and refused, oldest first: sequence number, time, key id, brand, rows, accepted, reason. JSON, or CSV with `format=csv`", content((AuditPage = "application/json"), (String = "text/csv"))),
+    ),
+    security(("bearer" = []))
+)]
+/// The stock audit log: every stock feed, accepted or refused, per brand, with the key that sent
+/// it. Admin reads every brand; a store system its own brands.
+pub async fn audit(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let caller = state.keys().authorize(&req, Action::ReadAudit)?;
+    let q: AuditQuery = serde_urlencoded::from_str(req.query_string()).map_err(|e| {
+        let m = e.to_string();
+        let field = m
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("query")
+            .to_string();
+        ApiError::invalid(field, m)
+    })?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit must be between 1 and 10000"));
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return Err(ApiError::invalid("format", format!("format `{other}`: json or csv"))),
+    };
+    let brands: Option<Vec<String>> = match (&q.brand, caller.brands()) {
+        (Some(b), _) => {
+            optimizer::model::BrandId::parse(b).map_err(|e| ApiError::invalid("brand", e))?;
+            if !caller.may_act_for(b) {
+                return Err(ApiError::BrandOutOfScope {
+                    field: "brand".into(),
+                    message: format!("brand {b} is outside this key's brands"),
+                });
+            }
+            Some(vec![b.clone()])
+        }
+        (None, Some(mine)) => Some(mine.to_vec()),
+        (None, None) => None,
+    };
+    let after = u64::try_from(q.after.unwrap_or(0))
+        .map_err(|_| ApiError::invalid("after", "after must be 0 or more"))?;
+    let entries = state.checkout().audit_log(brands.as_deref(), after, limit).await?;
+    let next_after = entries.last().map_or(after, |e| e.seq);
+    if !csv {
+        return Ok(HttpResponse::Ok().json(AuditPage { entries, next_after }));
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| ApiError::Internal(e.to_string());
+    w.write_record(["seq", "at", "key_id", "brand", "rows", "accepted", "reason"]).map_err(io)?;
+    for e in &entries {
+        let at = jiff::Timestamp::from_second(e.at).map_or_else(|_| e.at.to_string(), |t| t.to_string());
+        w.write_record([
+            e.seq.to_string().as_str(),
+            &at,
+            &e.key_id,
+            &e.brand,
+            &e.rows.to_string(),
+            if e.accepted { "true" } else { "false" },
+            e.reason.as_deref().unwrap_or(""),
+        ])
+        .map_err(io)?;
+    }
+    let body = w.into_inner().map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(body))
 }

@@ -82,7 +82,9 @@ impl Postgres {
     pub async fn feed(
         &self,
         rows: Vec<(StoreId, Sku, FeedChange)>,
+        audit: &[crate::service::AuditEntry],
     ) -> Result<Vec<FeedRowResult>, DbFeedError> {
+        let audit = serde_json::to_string(audit).map_err(err)?;
         let json: Vec<serde_json::Value> = rows
             .iter()
             .map(|(store, sku, change)| match change {
@@ -95,8 +97,12 @@ impl Postgres {
         let json = serde_json::to_string(&json).map_err(err)?;
         self.run(move |inner| async move {
             let client = inner.client().await?;
-            let sql = "SELECT on_hand, reserved, safety_stock, version, new_row FROM omniroute_feed($1::text::jsonb)";
-            Ok(match client.query(sql, &[&json]).await {
+            // The audit entries go in with the feed, in the same statement: both or neither.
+            let sql = "WITH audit AS (INSERT INTO stock_audit (at, key_id, brand, rows, accepted, reason) \
+                       SELECT at, key_id, brand, rows, accepted, reason FROM jsonb_to_recordset($2::text::jsonb) \
+                       AS x(at bigint, key_id text, brand text, rows int, accepted boolean, reason text) RETURNING 1) \
+                       SELECT on_hand, reserved, safety_stock, version, new_row FROM omniroute_feed($1::text::jsonb)";
+            Ok(match client.query(sql, &[&json, &audit]).await {
                 Ok(rows) => Ok(rows
                     .iter()
                     .map(|r| FeedRowResult {
@@ -200,6 +206,60 @@ impl Postgres {
                 .await
                 .map_err(|e| inner.failed(e))?;
             Ok(row.map_or(0, |r| count(r.get::<_, i32>(0).into())))
+        })
+        .await
+    }
+
+    /// Appends audit entries (of a refused feed).
+    pub async fn record_audit(&self, entries: &[crate::service::AuditEntry]) -> Result<(), StorageError> {
+        let json = serde_json::to_string(entries).map_err(err)?;
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            client
+                .execute(
+                    "INSERT INTO stock_audit (at, key_id, brand, rows, accepted, reason) \
+                     SELECT at, key_id, brand, rows, accepted, reason FROM jsonb_to_recordset($1::text::jsonb) \
+                     AS x(at bigint, key_id text, brand text, rows int, accepted boolean, reason text)",
+                    &[&json],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Audit entries after `after`, oldest first, at most `limit`, of `brands` when given.
+    pub async fn audit_log(
+        &self,
+        brands: Option<&[String]>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::service::AuditEntry>, StorageError> {
+        let brands: Option<Vec<String>> = brands.map(<[String]>::to_vec);
+        let (after, limit) = (after.min(i64::MAX as u64) as i64, limit as i64);
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let rows = client
+                .query(
+                    "SELECT seq, at, key_id, brand, rows, accepted, reason FROM stock_audit \
+                     WHERE seq > $1 AND ($2::text[] IS NULL OR brand = ANY($2)) ORDER BY seq LIMIT $3",
+                    &[&after, &brands, &limit],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(rows
+                .iter()
+                .map(|r| crate::service::AuditEntry {
+                    seq: r.get::<_, i64>(0) as u64,
+                    at: r.get(1),
+                    key_id: r.get(2),
+                    brand: r.get(3),
+                    rows: count(r.get::<_, i32>(4).into()),
+                    accepted: r.get(5),
+                    reason: r.get(6),
+                })
+                .collect())
         })
         .await
     }
