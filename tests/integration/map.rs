@@ -29,20 +29,9 @@ fn open_stores(d: &Path) -> usize {
         .count()
 }
 
-fn map_ok(args: &[&str]) -> Vec<PathBuf> {
-    let o = run(args, None);
-    assert!(o.status.success(), "map failed: {}", stderr(&o));
-    stdout(&o).lines().map(PathBuf::from).collect()
-}
-
-/// A plan and a replay of the same orders, mapped: every order is in a flow or an unfilled
-/// cell, every open store is on the map, the kepler configuration loads files that exist, and
-/// the pictures are PNG and SVG.
-#[test]
-fn a_plan_and_a_replay_map_to_layers_html_and_pictures() {
-    let d: Dataset = small_dataset(51);
-    let root = d.dir.parent().unwrap();
-    let plan = root.join("plan.json");
+/// The greedy plan of a dataset's orders, written beside it by `omniroute optimize --out`.
+fn greedy_plan(d: &Dataset) -> PathBuf {
+    let plan = d.dir.parent().unwrap().join("plan.json");
     let o = run(
         &[
             "optimize",
@@ -56,6 +45,23 @@ fn a_plan_and_a_replay_map_to_layers_html_and_pictures() {
         None,
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    plan
+}
+
+fn map_ok(args: &[&str]) -> Vec<PathBuf> {
+    let o = run(args, None);
+    assert!(o.status.success(), "map failed: {}", stderr(&o));
+    stdout(&o).lines().map(PathBuf::from).collect()
+}
+
+/// A plan and a replay of the same orders, mapped: every order is in a flow or an unfilled
+/// cell, every open store is on the map, the kepler configuration loads files that exist, and
+/// the pictures are PNG and SVG.
+#[test]
+fn a_plan_and_a_replay_map_to_layers_html_and_pictures() {
+    let d: Dataset = small_dataset(51);
+    let root = d.dir.parent().unwrap();
+    let plan = greedy_plan(&d);
     let layers = root.join("layers");
     let html = root.join("map.html");
     let png = root.join("pictures").join("map.png");
@@ -290,20 +296,7 @@ fn page_status(html: &Path, hash: &str) -> Value {
 fn the_html_map_draws_every_layer_in_headless_chromium_offline() {
     let d = small_dataset(54);
     let root = d.dir.parent().unwrap();
-    let plan = root.join("plan.json");
-    let o = run(
-        &[
-            "optimize",
-            "--solver",
-            "greedy",
-            "--data",
-            d.dir.to_str().unwrap(),
-            "--out",
-            plan.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = greedy_plan(&d);
     let html = root.join("map.html");
     let layers = root.join("layers");
     map_ok(&[

@@ -503,11 +503,7 @@ impl Embedded {
         keep: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
-        let table = match txn.open_table(AUDIT) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(err(e)),
-        };
+        let Some(table) = open_if_there(&txn, AUDIT)? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for row in table.range(after.saturating_add(1)..).map_err(err)? {
             let (k, v) = row.map_err(err)?;
@@ -524,11 +520,7 @@ impl Embedded {
     /// Every API key record (JSON), by id.
     pub fn keys(&self) -> Result<Vec<Vec<u8>>, StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
-        let table = match txn.open_table(KEYS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(err(e)),
-        };
+        let Some(table) = open_if_there(&txn, KEYS)? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for row in table.iter().map_err(err)? {
             out.push(row.map_err(err)?.1.value().to_vec());
@@ -678,11 +670,7 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     dst: &redb::WriteTransaction,
     table: TableDefinition<K, V>,
 ) -> Result<usize, StorageError> {
-    let from = match src.open_table(table) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(e) => return Err(err(e)),
-    };
+    let Some(from) = open_if_there(src, table)? else { return Ok(0) };
     let mut t = dst.open_table(table).map_err(err)?;
     let mut n = 0;
     for row in from.iter().map_err(err)? {
@@ -691,6 +679,19 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
         n += 1;
     }
     Ok(n)
+}
+
+/// `table` of a read transaction, or `None` when the file has never had it (a state file of an
+/// earlier version).
+fn open_if_there<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StorageError> {
+    match txn.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// Copies every table of `db` (one snapshot) into a new state file at `to`, durably.

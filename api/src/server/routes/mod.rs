@@ -60,6 +60,19 @@ fn is_json(content_type: &str) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
+/// Parses a request's query string into `T`, naming an unknown parameter as the field.
+pub fn parse_query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.query_string()).map_err(|e| {
+        let m = e.to_string();
+        let field = m
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("query")
+            .to_string();
+        ApiError::invalid(field, m)
+    })
+}
+
 /// Parses JSON, naming the field of the first problem (`[3].sku`, `orders`...).
 pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
     crate::data::order_json::parse_json(bytes).map_err(ApiError::from)

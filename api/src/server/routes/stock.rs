@@ -286,15 +286,7 @@ pub struct AuditPage {
 /// it. Admin reads every brand; a store system its own brands.
 pub async fn audit(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let caller = state.keys().authorize(&req, Action::ReadAudit)?;
-    let q: AuditQuery = serde_urlencoded::from_str(req.query_string()).map_err(|e| {
-        let m = e.to_string();
-        let field = m
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.split('`').next())
-            .unwrap_or("query")
-            .to_string();
-        ApiError::invalid(field, m)
-    })?;
+    let q: AuditQuery = super::parse_query(&req)?;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::invalid("limit", "limit must be between 1 and 10000"));

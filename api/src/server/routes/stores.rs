@@ -59,15 +59,7 @@ fn number<T: std::str::FromStr>(field: &str, raw: Option<&String>) -> Result<Opt
 /// The k stores nearest to a point, optionally only those with a SKU available.
 pub async fn nearby(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let caller = state.keys().authorize(&req, Action::Read)?;
-    let q: NearbyQuery = serde_urlencoded::from_str(req.query_string()).map_err(|e| {
-        let m = e.to_string();
-        let field = m
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.split('`').next())
-            .unwrap_or("query")
-            .to_string();
-        ApiError::invalid(field, m)
-    })?;
+    let q: NearbyQuery = super::parse_query(&req)?;
     let lat: f64 =
         number("lat", q.lat.as_ref())?.ok_or_else(|| ApiError::invalid("lat", "lat is required"))?;
     let lon: f64 =
