@@ -354,7 +354,9 @@
   try {
     const inline = JSON.parse(document.getElementById('omniroute-data').textContent);
     const data = inline ? Promise.resolve(inline)
-      : fetch(window.OMNIROUTE_DATA_URL, { credentials: 'same-origin' })
+      // From the origin: a page opened as http://user:key@host/map would otherwise resolve the
+      // path with the credentials in it, which fetch refuses (they are sent as Basic anyway).
+      : fetch(new URL(window.OMNIROUTE_DATA_URL, location.origin), { credentials: 'same-origin' })
         .then((r) => (r.ok ? r.json() : r.text().then((t) => Promise.reject(new Error(r.status + ' ' + t)))));
     data.then(load).catch((e) => fail(e && e.stack ? e.stack : e));
   } catch (e) {

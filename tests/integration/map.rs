@@ -264,9 +264,11 @@ fn headless(args: &[&str], url: &str) -> std::process::Output {
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
-            // No network: every host resolves to nothing and every request goes to a dead proxy.
-            "--host-resolver-rules=MAP * ~NOTFOUND",
+            // No network but this machine's own servers: every host resolves to nothing, and
+            // every request but those to 127.0.0.1 goes to a dead proxy.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
             "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=127.0.0.1",
             "--virtual-time-budget=30000",
             "--window-size=1400,1000",
             &format!("--user-data-dir={}", profile.path().display()),
@@ -279,7 +281,12 @@ fn headless(args: &[&str], url: &str) -> std::process::Output {
 
 /// What the page reported in `#status` once drawn.
 fn page_status(html: &Path, hash: &str) -> Value {
-    let o = headless(&["--dump-dom"], &format!("file://{}#{hash}", html.display()));
+    status_at(&format!("file://{}#{hash}", html.display()))
+}
+
+/// What the page at `url` reported in `#status` once drawn.
+fn status_at(url: &str) -> Value {
+    let o = headless(&["--dump-dom"], url);
     let dom = String::from_utf8_lossy(&o.stdout);
     let start =
         dom.find("<pre id=\"status\"").unwrap_or_else(|| panic!("no status in the page: {}", stderr(&o)));
@@ -336,6 +343,19 @@ fn the_html_map_draws_every_layer_in_headless_chromium_offline() {
     assert!(shot.exists(), "screenshot written: {}", stderr(&o));
     assert_eq!(&std::fs::read(&shot).unwrap()[1..4], b"PNG");
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// The live map in Chromium: the planner's key as Basic credentials opens the page, which
+/// fetches its data and draws every open store of the sample and its DCs.
+#[actix_rt::test]
+async fn the_live_map_draws_in_headless_chromium() {
+    let app = spawn_app();
+    let url = app.url("/map").replacen("http://", &format!("http://planner:{PLANNER}@"), 1);
+    let s = status_at(&url);
+    assert_eq!(s["ready"], true, "{s}");
+    let open = open_stores(&crate::server::sample());
+    assert_eq!(s["drawn"]["stores"].as_u64().unwrap() as usize, open, "{s}");
+    assert!(s["drawn"]["dcs"].as_u64().unwrap() > 0 && s["drawn"]["land"].as_u64().unwrap() > 0);
 }
 
 /// `GET /map` asks a browser for the key (Basic), serves the page to planners, and its data is
