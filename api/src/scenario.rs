@@ -690,12 +690,12 @@ impl Scenario {
             },
             ..optimizer::EngineConfig::default()
         };
+        let empty_before = crate::map::source::empty_rows(changed.network.stores().len(), &changed.stock);
         let engine = optimizer::Engine::new(changed.network, changed.stock, config);
         for o in orders {
             // Orders may name SKUs the base lacks: they are learned (and ship from DCs).
             let _ = engine.admit(o);
         }
-        let empty_before = crate::map::source::empty_cells(&engine);
         let cost = self.routing.travel_cost(engine.network().cities());
         let router = optimizer::router::Router::new(self.routing.router_config(), cost);
         let plan = self.routing.plan_config();

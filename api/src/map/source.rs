@@ -16,16 +16,19 @@ use std::path::Path;
 /// Per store of `engine`: its SKU cells with nothing available now.
 pub fn empty_cells(engine: &Engine) -> Vec<u32> {
     let ledger = engine.ledger();
-    (0..engine.network().stores().len() as u32)
-        .map(|s| {
-            let s = StoreIdx(s);
-            ledger
-                .skus_of(s)
-                .into_iter()
-                .filter(|&k| ledger.level(s, k).is_none_or(|l| l.available == 0))
-                .count() as u32
-        })
-        .collect()
+    (0..engine.network().stores().len() as u32).map(|s| ledger.unavailable_count(StoreIdx(s))).collect()
+}
+
+/// Per store of a network of `stores` stores: its rows of `stock` with nothing available (what
+/// [`empty_cells`] gives of an engine built from them, before any order).
+pub fn empty_rows(stores: usize, stock: &[StockEntry]) -> Vec<u32> {
+    let mut out = vec![0u32; stores];
+    for e in stock {
+        if e.on_hand.saturating_sub(e.safety_stock) == 0 {
+            out[e.store.0 as usize] += 1;
+        }
+    }
+    out
 }
 
 /// The figures of `engine`'s stores before any order (its network is the map's): open, capacity.
@@ -334,4 +337,28 @@ pub fn live_view(map: &MapData, engine: &Engine, now: Timestamp) -> View {
     v.kpis.stores_at_capacity =
         v.stores.iter().filter(|s| s.capacity > 0 && s.orders >= s.capacity).count() as u64;
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_rows_of_the_stock_are_the_engines_empty_cells() {
+        let dir = crate::cli::default_data_dir();
+        let loaded = crate::data::load_network(&dir).unwrap();
+        let mut stock = loaded.stock.clone();
+        // Some rows with nothing available: no units, or all kept back as safety stock.
+        for (i, e) in stock.iter_mut().enumerate().filter(|(i, _)| i % 7 == 0) {
+            if i % 2 == 0 {
+                e.on_hand = 0;
+            } else {
+                e.safety_stock = e.on_hand;
+            }
+        }
+        let rows = empty_rows(loaded.network.stores().len(), &stock);
+        assert!(rows.iter().sum::<u32>() > 0);
+        let engine = Engine::new(loaded.network, stock, optimizer::EngineConfig::default());
+        assert_eq!(empty_cells(&engine), rows);
+    }
 }

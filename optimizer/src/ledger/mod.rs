@@ -289,6 +289,12 @@ impl StockLedger {
         self.stores[store.0 as usize].lock().skus().iter().map(|&s| SkuIdx(s)).collect()
     }
 
+    /// How many of `store`'s stock rows have nothing available now (one lock).
+    pub fn unavailable_count(&self, store: StoreIdx) -> u32 {
+        let st = self.stores[store.0 as usize].lock();
+        st.cells.iter().filter(|&&c| StockLevel::from(c).available == 0).count() as u32
+    }
+
     /// The current level of one cell, or `None` when the store has no row for the SKU.
     pub fn level(&self, store: StoreIdx, sku: SkuIdx) -> Option<StockLevel> {
         let st = self.stores[store.0 as usize].lock();
