@@ -155,12 +155,22 @@ fn a_simulation_maps_one_view_per_scenario_with_its_changes() {
         format!("name = \"closed\"\nbase = \"data\"\n[[changes]]\nclose = {{ city = \"{city}\" }}\n"),
     )
     .unwrap();
+    let first_store =
+        read(&d.dir.join("stores.csv")).lines().nth(1).unwrap().split(',').next().unwrap().to_string();
+    std::fs::write(
+        root.join("added.toml"),
+        format!(
+            "name = \"added\"\nbase = \"data\"\n[[changes]]\nnew_store = {{ id = \"N-1\", city = \"{city}\", lat = 31.23, lon = 121.47, capacity_per_day = 300, copy_stock_from = \"{first_store}\" }}\n"
+        ),
+    )
+    .unwrap();
     let out = root.join("sim");
     let o = run(
         &[
             "simulate",
             root.join("base.toml").to_str().unwrap(),
             root.join("closed.toml").to_str().unwrap(),
+            root.join("added.toml").to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
         ],
@@ -174,11 +184,18 @@ fn a_simulation_maps_one_view_per_scenario_with_its_changes() {
         d.dir.to_str().unwrap(),
         "--simulation",
         out.to_str().unwrap(),
+        "--replay",
         "--out",
         layers.to_str().unwrap(),
         "--html",
         root.join("sim.html").to_str().unwrap(),
     ]);
+    // A store a scenario adds is on that scenario's layer only, also beside a replay.
+    let has_new = |v: &str| {
+        features(&layers.join(v).join("stores.geojson")).iter().any(|f| f["properties"]["store_id"] == "N-1")
+    };
+    assert!(has_new("added"));
+    assert!(!has_new("base") && !has_new("replay"));
     let base = features(&layers.join("base").join("stores.geojson"));
     let closed = features(&layers.join("closed").join("stores.geojson"));
     let in_city = |fs: &[Value]| fs.iter().filter(|f| f["properties"]["city"] == city.as_str()).count();

@@ -42,6 +42,22 @@ pub type Ring = Vec<[f64; 2]>;
 /// Every ring of the land outline (outer rings and holes alike; drawn with the even-odd rule)
 /// whose bounding box meets `bounds` (`[west, south, east, north]`).
 pub fn rings(bounds: [f64; 4]) -> Vec<Ring> {
+    let [w, s, e, n] = bounds;
+    all_rings()
+        .iter()
+        .filter(|(r, [x0, y0, x1, y1])| r.len() >= 3 && *x1 >= w && *x0 <= e && *y1 >= s && *y0 <= n)
+        .map(|(r, _)| r.clone())
+        .collect()
+}
+
+/// Every ring of the outline with its bounding box, decoded once per process (the live map's
+/// data endpoint and every picture read it).
+fn all_rings() -> &'static [(Ring, [f64; 4])] {
+    static RINGS: std::sync::OnceLock<Vec<(Ring, [f64; 4])>> = std::sync::OnceLock::new();
+    RINGS.get_or_init(decode)
+}
+
+fn decode() -> Vec<(Ring, [f64; 4])> {
     let topo: Topology = serde_json::from_str(LAND_50M).expect("the vendored land outline is valid TopoJSON");
     let [sx, sy] = topo.transform.scale;
     let [tx, ty] = topo.transform.translate;
@@ -84,17 +100,16 @@ pub fn rings(bounds: [f64; 4]) -> Vec<Ring> {
             Geometry::MultiPolygon { arcs } => polygons.extend(arcs.iter()),
         }
     }
-    let [w, s, e, n] = bounds;
     polygons
         .into_iter()
         .flatten()
-        .map(|refs| ring(refs))
-        .filter(|r| {
+        .map(|refs| {
+            let r = ring(refs);
             let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-            for [x, y] in r {
+            for [x, y] in &r {
                 (x0, y0, x1, y1) = (x0.min(*x), y0.min(*y), x1.max(*x), y1.max(*y));
             }
-            r.len() >= 3 && x1 >= w && x0 <= e && y1 >= s && y0 <= n
+            (r, [x0, y0, x1, y1])
         })
         .collect()
 }

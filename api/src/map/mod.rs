@@ -203,23 +203,6 @@ impl MapData {
         }
     }
 
-    /// The index of store `id`, adding it (at `at`) when the map lacks it (a scenario's new store).
-    pub fn store_index(&mut self, id: &str, city: &str, at: LonLat) -> u32 {
-        if let Some(i) = self.stores.iter().position(|s| s.id == id) {
-            return i as u32;
-        }
-        self.stores.push(StoreSite {
-            id: id.to_string(),
-            city: city.to_string(),
-            lon: at.lon(),
-            lat: at.lat(),
-        });
-        for v in &mut self.views {
-            v.stores.push(StoreFig::default());
-        }
-        (self.stores.len() - 1) as u32
-    }
-
     /// Longitude/latitude bounds of every site, `[west, south, east, north]`.
     pub fn bounds(&self) -> [f64; 4] {
         let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
@@ -267,9 +250,15 @@ pub struct ViewBuilder<'m> {
 
 impl<'m> ViewBuilder<'m> {
     /// `stores`: the view's store figures (open, capacity, stock-outs) aligned with `map.stores`;
-    /// orders are counted from the fates.
-    pub fn new(map: &'m MapData, zone: optimizer::model::TimeZone, stores: Vec<StoreFig>) -> ViewBuilder<'m> {
-        assert_eq!(stores.len(), map.stores.len(), "one figure per store of the map");
+    /// stores past its end (ones a simulated scenario added to the map) are absent from this
+    /// view. Orders are counted from the fates.
+    pub fn new(
+        map: &'m MapData,
+        zone: optimizer::model::TimeZone,
+        mut stores: Vec<StoreFig>,
+    ) -> ViewBuilder<'m> {
+        assert!(stores.len() <= map.stores.len(), "at most one figure per store of the map");
+        stores.resize(map.stores.len(), StoreFig::default());
         let nearest_city = rstar::RTree::bulk_load(
             map.cities
                 .iter()

@@ -1,7 +1,7 @@
 //! Views from results: a checkout replay run here, a plan written by `omniroute optimize --out`,
 //! the scenario folders written by `omniroute simulate --out`, and the live state of a service.
 
-use super::{Fate, MapData, Site, StoreFig, View, ViewBuilder};
+use super::{Fate, MapData, Site, StoreFig, StoreSite, View, ViewBuilder};
 use anyhow::Context;
 use optimizer::ledger::StockEntry;
 use optimizer::model::{LonLat, Network, Order, StoreIdx, Timestamp};
@@ -82,7 +82,7 @@ pub fn outcomes_view(
             skus: &mut skus,
         });
     }
-    debug_assert_eq!(net.stores().len(), map.stores.len());
+    debug_assert!(net.stores().len() <= map.stores.len(), "the map holds the engine's stores first");
     b.finish(name)
 }
 
@@ -261,7 +261,10 @@ pub fn add_simulation(
     dir: &Path,
 ) -> anyhow::Result<()> {
     let names = scenario_names(dir)?;
-    // Every scenario's stores first: one store table for all views.
+    // Every scenario's stores first: one store table for all views (a store a scenario adds
+    // joins the map's table).
+    let mut index: FxHashMap<String, u32> =
+        map.stores.iter().enumerate().map(|(i, s)| (s.id.clone(), i as u32)).collect();
     let mut stores = Vec::new();
     for name in &names {
         let path = dir.join(name).join("stores.csv");
@@ -271,15 +274,25 @@ pub fn add_simulation(
             let row = row.with_context(|| format!("{}: line {}", path.display(), line + 2))?;
             let at = LonLat::new(row.lon, row.lat)
                 .map_err(|e| anyhow::anyhow!("{}: line {}: lon/lat: {e}", path.display(), line + 2))?;
-            let idx = map.store_index(&row.store_id, &row.city, at);
+            let idx = *index.entry(row.store_id.clone()).or_insert_with(|| {
+                map.stores.push(StoreSite {
+                    id: row.store_id.clone(),
+                    city: row.city.clone(),
+                    lon: at.lon(),
+                    lat: at.lat(),
+                });
+                (map.stores.len() - 1) as u32
+            });
             rows.push((idx, row));
         }
         stores.push(rows);
     }
     let dcs: FxHashMap<String, u32> =
         map.dcs.iter().enumerate().map(|(i, d)| (d.id.clone(), i as u32)).collect();
-    let index: FxHashMap<String, u32> =
-        map.stores.iter().enumerate().map(|(i, s)| (s.id.clone(), i as u32)).collect();
+    // Views already on the map get a figure for each store a scenario added.
+    for v in &mut map.views {
+        v.stores.resize(map.stores.len(), StoreFig::default());
+    }
     for (name, rows) in names.iter().zip(stores) {
         let mut figs = vec![StoreFig::default(); map.stores.len()];
         for (idx, row) in rows {
@@ -332,11 +345,8 @@ pub fn live_view(map: &MapData, engine: &Engine, now: Timestamp) -> View {
         f.orders = ledger.orders_today(StoreIdx(i as u32), now);
         f.stockouts = empty;
     }
-    let mut v = ViewBuilder::new(map, engine.network().zone().clone(), figs).finish("live");
-    v.kpis.stores_used = v.stores.iter().filter(|s| s.orders > 0).count() as u64;
-    v.kpis.stores_at_capacity =
-        v.stores.iter().filter(|s| s.capacity > 0 && s.orders >= s.capacity).count() as u64;
-    v
+    // `finish` counts the stores used and at capacity from the figures.
+    ViewBuilder::new(map, engine.network().zone().clone(), figs).finish("live")
 }
 
 #[cfg(test)]
