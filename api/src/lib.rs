@@ -5,6 +5,7 @@
 //! PostgreSQL + PostGIS).
 
 pub mod alloc;
+pub mod broker;
 pub mod cli;
 pub mod data;
 #[doc(hidden)]

@@ -29,6 +29,10 @@ pub struct Metrics {
     pub db_refusals: IntCounter,
     /// PostgreSQL backend: cache cells updated from database notifications.
     pub cache_updates: IntCounter,
+    /// Broker feed messages by outcome (applied, duplicate, dead, retried).
+    pub broker_messages: IntCounterVec,
+    /// Events published to the broker.
+    pub events_published: IntCounter,
 }
 
 impl Metrics {
@@ -75,6 +79,12 @@ impl Metrics {
                 "omniroute_db_refusals_total",
                 "Decisions the database refused because the cache was stale; each was routed again",
             ),
+            broker_messages: IntCounterVec::new(
+                Opts::new("omniroute_broker_feed_messages_total", "Broker feed messages by outcome"),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+            events_published: counter("omniroute_events_published_total", "Events published to the broker"),
             cache_updates: counter(
                 "omniroute_cache_updates_total",
                 "Cache cells updated from database notifications",
@@ -93,6 +103,8 @@ impl Metrics {
             Box::new(m.plans.clone()),
             Box::new(m.db_refusals.clone()),
             Box::new(m.cache_updates.clone()),
+            Box::new(m.broker_messages.clone()),
+            Box::new(m.events_published.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

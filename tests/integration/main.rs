@@ -2,6 +2,7 @@
 //! random port with a fresh state directory).
 
 mod brands;
+mod broker;
 mod cli;
 mod contract;
 mod hardening;

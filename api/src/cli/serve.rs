@@ -67,6 +67,25 @@ pub struct Args {
     /// Seconds a request's body may take to arrive (a slow sender is answered 408 after it).
     #[arg(long, default_value_t = Limits::default().body_timeout.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_timeout_s: u64,
+    /// NATS server with JetStream: consume stock feeds from `<prefix>.feeds.<brand>` and publish
+    /// events to `<prefix>.events.>` (see ARCHITECTURE.md, "Broker").
+    #[arg(long, env = "OMNIROUTE_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Root of the broker's subjects and stream names.
+    #[arg(long, default_value = "omniroute")]
+    pub nats_prefix: String,
+    /// Do not consume stock feeds from the broker (events only).
+    #[arg(long)]
+    pub no_broker_feeds: bool,
+    /// Do not write or publish events (stock feeds only).
+    #[arg(long)]
+    pub no_events: bool,
+    /// Feed messages applied in one group commit at most.
+    #[arg(long, default_value_t = 256)]
+    pub nats_batch: usize,
+    /// Events in one published message at most (consecutive events of one subject, as JSON lines).
+    #[arg(long, default_value_t = 512)]
+    pub events_per_message: usize,
     #[command(flatten)]
     pub routing: RoutingArgs,
 }
@@ -86,6 +105,24 @@ fn keys(a: &Args) -> anyhow::Result<ApiKeys> {
     let (keys, key) = ApiKeys::development();
     eprintln!("development mode, no API keys configured: admin key for this run: {key}");
     Ok(keys)
+}
+
+fn broker(a: &Args) -> anyhow::Result<Option<crate::broker::BrokerConfig>> {
+    let Some(url) = &a.nats_url else { return Ok(None) };
+    let config = crate::broker::BrokerConfig {
+        url: url.clone(),
+        prefix: a.nats_prefix.clone(),
+        feeds: !a.no_broker_feeds,
+        events: !a.no_events,
+        batch: a.nats_batch,
+        events_per_message: a.events_per_message,
+    };
+    config.check().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        !(config.events && a.database_url.is_some()),
+        "--nats-url with --database-url: events out need the embedded store; add --no-events to consume stock feeds only"
+    );
+    Ok(Some(config))
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -123,6 +160,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         },
         expiry_every: Duration::from_secs(1),
         workers: a.workers,
+        broker: broker(&a)?,
     };
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)?;

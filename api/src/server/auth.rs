@@ -101,6 +101,12 @@ impl Caller {
         Caller { role, brands: None, key_id: Arc::from("unscoped") }
     }
 
+    /// A caller with `role` scoped to `brands`, known in the audit log as `key_id` (the broker's
+    /// consumer acting for the brand of a message's subject).
+    pub fn scoped(role: Role, brands: Vec<String>, key_id: String) -> Caller {
+        Caller { role, brands: Some(brands.into()), key_id: Arc::from(key_id) }
+    }
+
     /// The brands the caller is scoped to; `None`: every brand.
     pub fn brands(&self) -> Option<&[String]> {
         self.brands.as_deref()

@@ -44,6 +44,9 @@ pub enum ApiError {
     NoReservation { order_id: String },
     #[error("{message}")]
     NegativeOnHand { field: String, message: String },
+    /// A broker message applied before (the broker consumer acknowledges it; never over HTTP).
+    #[error("message {message_id} was applied before")]
+    DuplicateMessage { message_id: String },
     #[error("this resource answers {allow} only")]
     MethodNotAllowed { allow: String },
     #[error("the request body did not arrive within {seconds} s")]
@@ -94,6 +97,7 @@ impl ApiError {
             InvalidState { .. } => (StatusCode::CONFLICT, "invalid_state"),
             NoReservation { .. } => (StatusCode::CONFLICT, "no_reservation"),
             NegativeOnHand { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "negative_on_hand"),
+            DuplicateMessage { .. } => (StatusCode::CONFLICT, "duplicate_message"),
             MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
@@ -261,6 +265,7 @@ impl From<crate::service::ServiceError> for ApiError {
             S::Contention { order_id } => ApiError::Contention { order_id: order_id.to_string() },
             S::Storage(e) => ApiError::StorageUnavailable(e.0),
             S::Unsupported(m) => ApiError::Unsupported(m),
+            S::DuplicateMessage(message_id) => ApiError::DuplicateMessage { message_id },
             S::Internal(m) => ApiError::Internal(m),
         }
     }
@@ -312,6 +317,7 @@ mod tests {
             ApiError::InvalidState { message: String::new() },
             ApiError::NoReservation { order_id: "o".into() },
             ApiError::NegativeOnHand { field: "f".into(), message: String::new() },
+            ApiError::DuplicateMessage { message_id: "m".into() },
             ApiError::MethodNotAllowed { allow: "GET".into() },
             ApiError::RequestTimeout { seconds: 1 },
             ApiError::TooManyRequests { what: "plan", retry_after_s: 1 },

@@ -37,6 +37,8 @@ pub struct ServeConfig {
     pub expiry_every: Duration,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// Stock feeds in and events out through NATS JetStream.
+    pub broker: Option<crate::broker::BrokerConfig>,
 }
 
 /// How often each replica reads the managed keys from storage.
@@ -48,6 +50,7 @@ pub struct Application {
     addr: SocketAddr,
     state: web::Data<AppState>,
     expiry_every: Duration,
+    broker: Option<crate::broker::BrokerConfig>,
 }
 
 impl Application {
@@ -58,6 +61,11 @@ impl Application {
             .with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr()?;
         let checkout: Arc<dyn Checkout> = service::open(&config.service)?;
+        if let Some(b) = config.broker.as_ref().filter(|b| b.events) {
+            // Before the first request: every change from here on has its event.
+            checkout.event_stream().map_err(|e| anyhow::anyhow!("--nats-url: {e}; add --no-events"))?;
+            checkout.core().set_events(b.events);
+        }
         let state = web::Data::new(AppState::new(checkout, config.keys.clone(), config.limits));
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -92,7 +100,13 @@ impl Application {
         if let Some(w) = config.workers {
             server = server.workers(w);
         }
-        Ok(Application { server: server.run(), addr, state, expiry_every: config.expiry_every })
+        Ok(Application {
+            server: server.run(),
+            addr,
+            state,
+            expiry_every: config.expiry_every,
+            broker: config.broker,
+        })
     }
 
     /// The address the service listens on (useful with port 0).
@@ -126,11 +140,16 @@ impl Application {
                 }
             }
         });
+        let broker = self.broker.map(|b| actix_web::rt::spawn(crate::broker::run(b, self.state.clone())));
         let result = self.server.await;
         expiry.abort();
         keys.abort();
         let _ = expiry.await;
         let _ = keys.await;
+        if let Some(b) = broker {
+            b.abort();
+            let _ = b.await;
+        }
         close(self.state).await;
         log::info!("stopped; every acknowledged write was already durable");
         result

@@ -27,6 +27,8 @@ pub struct Core {
     routing: Routing,
     orders: OrderBook,
     metrics: Metrics,
+    /// Whether state changes write events to the outbox (a broker is connected to publish them).
+    events: std::sync::atomic::AtomicBool,
 }
 
 /// A routed order waiting to become durable: its answer and, when it holds stock, its
@@ -76,7 +78,17 @@ impl Core {
     pub fn new(engine: Engine, routing: Routing) -> Core {
         let router = Router::new(routing.router_config(), routing.travel_cost(engine.network().cities()));
         let orders = OrderBook::new(engine.ledger().config().expected_reservations);
-        Core { engine, router, routing, orders, metrics: Metrics::new() }
+        Core { engine, router, routing, orders, metrics: Metrics::new(), events: Default::default() }
+    }
+
+    /// Turns writing events to the outbox on or off (on while a publisher drains it).
+    pub fn set_events(&self, on: bool) {
+        self.events.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether state changes write events to the outbox.
+    pub fn events(&self) -> bool {
+        self.events.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The service's routing rules.

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::storage::embedded::{IfDamaged, Opened, STATE_FILE};
 use crate::storage::{
-    CellRecord, ChangeSet, Embedded, OrderRecord, Recovered, ReservationRecord, StorageError,
+    CellRecord, ChangeSet, Embedded, NumberedEvents, OrderRecord, Recovered, ReservationRecord, StorageError,
 };
 use async_trait::async_trait;
 use optimizer::ledger::{CellChange, FeedRow, Hold, LedgerError, Reservation, ReservationState, StockLevel};
@@ -190,7 +190,11 @@ impl EmbeddedCheckout {
 impl Persist for EmbeddedCheckout {
     async fn persist(&self, decided: &[Decided]) -> Result<Vec<Persisted>, crate::storage::StorageError> {
         let mut changes = ChangeSet::default();
+        let (events, at) = (self.core.events(), super::now().0);
         for d in decided {
+            if events {
+                changes.events.push(super::events::routed(&d.order_id, at, &d.answer.response));
+            }
             changes.orders.push(OrderRecord {
                 order_id: d.order_id.to_string(),
                 request: d.answer.request.clone(),
@@ -270,11 +274,21 @@ impl Checkout for EmbeddedCheckout {
         };
         // Persisted even when this call changed nothing: an earlier, unacknowledged change then
         // becomes durable before this answer.
+        // The ledger still holds the reservation: its end is not yet known to be durable (a
+        // repeat of a call whose write failed lands here too), so the event goes with it.
+        let mut events = Vec::new();
+        if self.core.events() {
+            let how = match end {
+                End::Ship => super::events::Ended::Shipped,
+                End::Cancel => super::events::Ended::Cancelled,
+            };
+            events.push(super::events::ended(id, how, super::now().0));
+        }
         let changes = ChangeSet {
             cells: self.cell_records(&changes),
-            orders: vec![],
             reservations: self.current_record(id).into_iter().collect(),
-            audit: vec![],
+            events,
+            ..ChangeSet::default()
         };
         self.store.commit(changes).await?;
         // Durable now: the state file answers for it from here on.
@@ -282,17 +296,32 @@ impl Checkout for EmbeddedCheckout {
         self.order(id).await?.ok_or_else(|| ServiceError::Internal(format!("order {id} vanished")))
     }
 
-    async fn apply_feed(&self, rows: &[FeedRow], audit: &[AuditEntry]) -> Result<Vec<FedCell>, ServiceError> {
+    async fn apply_feed(
+        &self,
+        rows: &[FeedRow],
+        audit: &[AuditEntry],
+        message: Option<&str>,
+    ) -> Result<Vec<FedCell>, ServiceError> {
         let outcomes = self.core.engine().apply_feed(rows).map_err(|e| match e.error {
             LedgerError::NegativeOnHand { delta, .. } => ServiceError::NegativeOnHand { row: e.row, delta },
             LedgerError::OnHandTooLarge(_) => ServiceError::OnHandTooLarge { row: e.row },
             other => ServiceError::Internal(other.to_string()),
         })?;
         let changes: Vec<CellChange> = outcomes.iter().map(|o| o.change).collect();
+        let cells = self.cell_records(&changes);
+        let events = if self.core.events() {
+            let net = self.core.engine().network();
+            let brand_of = |c: &CellRecord| {
+                net.store_idx(&c.store_id).map(|s| net.store(s).brand.to_string()).unwrap_or_default()
+            };
+            let key_id = audit.first().map_or("", |a| a.key_id.as_str());
+            super::events::stock_fed(&cells, &brand_of, key_id, message, super::now().0)
+        } else {
+            Vec::new()
+        };
         let audit = audit.iter().map(audit_json).collect::<Result<_, _>>()?;
-        self.store
-            .commit(ChangeSet { cells: self.cell_records(&changes), audit, ..ChangeSet::default() })
-            .await?;
+        let message = message.map(str::to_string);
+        self.store.commit(ChangeSet { cells, audit, events, message, ..ChangeSet::default() }).await?;
         self.core.metrics().feed_rows.inc_by(rows.len() as u64);
         Ok(rows
             .iter()
@@ -308,6 +337,26 @@ impl Checkout for EmbeddedCheckout {
     async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), ServiceError> {
         let audit = entries.iter().map(audit_json).collect::<Result<_, _>>()?;
         Ok(self.store.commit(ChangeSet { audit, ..ChangeSet::default() }).await?)
+    }
+
+    async fn messages_seen(&self, ids: &[&str]) -> Result<Vec<bool>, ServiceError> {
+        Ok(self.store.messages_seen(ids)?)
+    }
+
+    async fn outbox(
+        &self,
+        after: Option<u64>,
+        rows: usize,
+    ) -> Result<Vec<(u64, NumberedEvents)>, ServiceError> {
+        Ok(self.store.outbox(after, rows)?)
+    }
+
+    async fn outbox_published(&self, upto: u64) -> Result<(), ServiceError> {
+        Ok(self.store.outbox_published(upto).await?)
+    }
+
+    fn event_stream(&self) -> Result<(String, Arc<tokio::sync::Notify>), ServiceError> {
+        Ok((self.store.event_source()?, self.store.events_written()))
     }
 
     async fn audit_log(
@@ -372,7 +421,12 @@ impl Checkout for EmbeddedCheckout {
         }
         self.core.metrics().expired.inc_by(expired.len() as u64);
         let reservations = expired.iter().filter_map(|id| self.current_record(id)).collect();
-        self.store.commit(ChangeSet { reservations, ..ChangeSet::default() }).await?;
+        let events = if self.core.events() {
+            expired.iter().map(|id| super::events::ended(id, super::events::Ended::Expired, at.0)).collect()
+        } else {
+            Vec::new()
+        };
+        self.store.commit(ChangeSet { reservations, events, ..ChangeSet::default() }).await?;
         let ledger = self.core.engine().ledger();
         for id in &expired {
             ledger.forget_ended(id);

@@ -16,6 +16,7 @@
 
 mod core;
 mod embedded;
+pub mod events;
 mod orderbook;
 mod replica;
 
@@ -25,7 +26,7 @@ pub use orderbook::Answer;
 pub use replica::ReplicaCheckout;
 
 use crate::data::DataError;
-use crate::storage::StorageError;
+use crate::storage::{NumberedEvents, StorageError};
 use async_trait::async_trait;
 use optimizer::ledger::{FeedRow, LedgerConfig, ReservationState, StockLevel};
 use optimizer::model::{Order, OrderId, SkuIdx, StoreIdx, Timestamp};
@@ -95,6 +96,9 @@ pub enum ServiceError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Unsupported(&'static str),
+    /// A broker message that another replica applied meanwhile: nothing changed.
+    #[error("message {0} was applied before")]
+    DuplicateMessage(String),
     // A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -121,11 +125,37 @@ pub trait Checkout: Send + Sync + 'static {
     async fn finish(&self, order: &OrderId, end: End) -> Result<OrderView, ServiceError>;
 
     /// Applies a stock feed, every row or none, durably, with its audit entries in the same
-    /// commit (one per brand of the feed's stores).
-    async fn apply_feed(&self, rows: &[FeedRow], audit: &[AuditEntry]) -> Result<Vec<FedCell>, ServiceError>;
+    /// commit (one per brand of the feed's stores), and, when it came in a broker message, that
+    /// message's id (see [`Checkout::messages_seen`]).
+    async fn apply_feed(
+        &self,
+        rows: &[FeedRow],
+        audit: &[AuditEntry],
+        message: Option<&str>,
+    ) -> Result<Vec<FedCell>, ServiceError>;
 
     /// Records audit entries of a refused feed (nothing else changes), durably.
     async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), ServiceError>;
+
+    /// For each broker message id, whether a feed it carried was applied: a redelivered message
+    /// is then acknowledged without being applied again.
+    async fn messages_seen(&self, ids: &[&str]) -> Result<Vec<bool>, ServiceError>;
+
+    /// Outbox rows after `after` (a row's key), oldest first, at most `rows`: each row's key and
+    /// its events with their sequence numbers. [`ServiceError::Unsupported`] where the backend
+    /// keeps no outbox.
+    async fn outbox(
+        &self,
+        after: Option<u64>,
+        rows: usize,
+    ) -> Result<Vec<(u64, NumberedEvents)>, ServiceError>;
+
+    /// Deletes outbox rows up to key `upto`: their events are published.
+    async fn outbox_published(&self, upto: u64) -> Result<(), ServiceError>;
+
+    /// The id of this state's event stream (sequence numbers begin again under a new one), and
+    /// what wakes when events are written.
+    fn event_stream(&self) -> Result<(String, Arc<tokio::sync::Notify>), ServiceError>;
 
     /// Audit entries after sequence number `after`, oldest first, at most `limit`, of `brands`
     /// only when given.

@@ -14,7 +14,10 @@ use super::{
     ServiceError,
 };
 use crate::storage::postgres::{DbCell, DbFeedError, FeedChange, Notice, Outcome, Pending, Postgres};
-use crate::storage::StorageError;
+use crate::storage::{NumberedEvents, StorageError};
+
+/// Why a replica publishes no events.
+const NO_OUTBOX: &str = "events out need the embedded store: replicas on PostgreSQL keep no outbox yet";
 use async_trait::async_trait;
 use optimizer::ledger::{FeedRow, ReservationState, StockChange, StockLevel};
 use optimizer::model::{Network, Order, OrderId, SkuIdx, StoreIdx, Timestamp};
@@ -186,7 +189,12 @@ impl Checkout for ReplicaCheckout {
 
     /// All rows or none, in one transaction; the cache takes the new values at once (other
     /// replicas through the notifications).
-    async fn apply_feed(&self, rows: &[FeedRow], audit: &[AuditEntry]) -> Result<Vec<FedCell>, ServiceError> {
+    async fn apply_feed(
+        &self,
+        rows: &[FeedRow],
+        audit: &[AuditEntry],
+        message: Option<&str>,
+    ) -> Result<Vec<FedCell>, ServiceError> {
         let engine = self.core.engine();
         let net = engine.network();
         let external = rows
@@ -199,7 +207,7 @@ impl Checkout for ReplicaCheckout {
                 (net.store_id(r.store).clone(), net.catalog().sku(r.sku).clone(), change)
             })
             .collect();
-        let results = self.pg.feed(external, audit).await.map_err(|e| match e {
+        let results = self.pg.feed(external, audit, message).await.map_err(|e| match e {
             DbFeedError::Negative { row } => {
                 let delta = match rows.get(row).map(|r| r.change) {
                     Some(StockChange::Add(d)) => d,
@@ -208,6 +216,7 @@ impl Checkout for ReplicaCheckout {
                 ServiceError::NegativeOnHand { row, delta }
             }
             DbFeedError::TooLarge { row } => ServiceError::OnHandTooLarge { row },
+            DbFeedError::Duplicate => ServiceError::DuplicateMessage(message.unwrap_or_default().to_string()),
             DbFeedError::Storage(e) => e.into(),
         })?;
         let mut out = Vec::with_capacity(rows.len());
@@ -234,6 +243,26 @@ impl Checkout for ReplicaCheckout {
 
     async fn record_audit(&self, entries: &[AuditEntry]) -> Result<(), ServiceError> {
         Ok(self.pg.record_audit(entries).await?)
+    }
+
+    async fn messages_seen(&self, ids: &[&str]) -> Result<Vec<bool>, ServiceError> {
+        Ok(self.pg.messages_seen(ids).await?)
+    }
+
+    async fn outbox(
+        &self,
+        _after: Option<u64>,
+        _rows: usize,
+    ) -> Result<Vec<(u64, NumberedEvents)>, ServiceError> {
+        Err(ServiceError::Unsupported(NO_OUTBOX))
+    }
+
+    async fn outbox_published(&self, _upto: u64) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(NO_OUTBOX))
+    }
+
+    fn event_stream(&self) -> Result<(String, Arc<tokio::sync::Notify>), ServiceError> {
+        Err(ServiceError::Unsupported(NO_OUTBOX))
     }
 
     async fn audit_log(

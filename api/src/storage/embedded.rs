@@ -36,6 +36,14 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("stock_audit");
 /// API keys managed over the API, by key id: the record as JSON (the key's hash, never the key).
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// Events not yet published, one row per write group that had any: the first event's sequence
+/// number, and the group's events framed ([`frame_events`]).
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// Broker messages applied, by message id: when (unix seconds).
+const FEED_MESSAGES: TableDefinition<&str, i64> = TableDefinition::new("feed_messages");
+/// [`META`] keys: the next event's sequence number, and this state's event source id.
+const NEXT_EVENT: &str = "next_event_seq";
+const EVENT_SOURCE: &str = "event_source";
 
 /// The layout of the tables: "4" since every answered order has a [`RESERVATIONS`] row and
 /// [`STORE_DAYS`] exists. A file of another layout is brought up to it when opened.
@@ -60,7 +68,37 @@ struct WriteJob {
     keys: Vec<(String, Vec<u8>)>,
     /// Audit entries to append (JSON).
     audit: Vec<Vec<u8>>,
+    /// Outbox events, framed ([`frame_events`]).
+    events: Vec<u8>,
+    /// A broker message id to record as applied.
+    message: Option<String>,
+    /// Outbox rows up to this key were published: delete them.
+    published: Option<u64>,
     done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+impl WriteJob {
+    fn empty(done: oneshot::Sender<Result<(), StorageError>>) -> WriteJob {
+        WriteJob {
+            cells: Vec::new(),
+            orders: Vec::new(),
+            reservations: Vec::new(),
+            keys: Vec::new(),
+            audit: Vec::new(),
+            events: Vec::new(),
+            message: None,
+            published: None,
+            done,
+        }
+    }
+}
+
+/// The next event's sequence number (1 in a new state).
+fn next_event(meta: &redb::Table<&str, &str>) -> Result<u64, StorageError> {
+    match meta.get(NEXT_EVENT).map_err(err)? {
+        None => Ok(1),
+        Some(v) => v.value().parse().map_err(|_| err(format!("meta {NEXT_EVENT} is not a number"))),
+    }
 }
 
 /// One reservation record to write, with what the writer needs to keep [`STORE_DAYS`] in step.
@@ -122,6 +160,52 @@ impl DayCounts {
 }
 
 /// Request and response as raw bytes (no JSON escaping): `[u32 len][request][response]`.
+/// Frames events for the outbox: per event the subject's length (u16), the subject, the JSON's
+/// length (u32) and the JSON, little-endian.
+fn frame_events(events: &[super::OutboxEvent]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(events.iter().map(|e| 6 + e.subject.len() + e.json.len()).sum());
+    for e in events {
+        out.extend_from_slice(&(e.subject.len() as u16).to_le_bytes());
+        out.extend_from_slice(e.subject.as_bytes());
+        out.extend_from_slice(&(e.json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&e.json);
+    }
+    out
+}
+
+/// The events of one outbox row, numbered from `first`.
+fn unframe_events(first: u64, mut bytes: &[u8], out: &mut super::NumberedEvents) -> Result<(), StorageError> {
+    let damaged = || err(format!("outbox row {first} is damaged"));
+    let mut seq = first;
+    while !bytes.is_empty() {
+        let take = |bytes: &mut &[u8], n: usize| -> Result<Vec<u8>, StorageError> {
+            let (head, rest) = bytes.split_at_checked(n).ok_or_else(damaged)?;
+            *bytes = rest;
+            Ok(head.to_vec())
+        };
+        let len = u16::from_le_bytes(take(&mut bytes, 2)?.try_into().map_err(|_| damaged())?) as usize;
+        let subject = String::from_utf8(take(&mut bytes, len)?).map_err(|_| damaged())?;
+        let len = u32::from_le_bytes(take(&mut bytes, 4)?.try_into().map_err(|_| damaged())?) as usize;
+        let json = take(&mut bytes, len)?;
+        out.push((seq, super::OutboxEvent { subject, json }));
+        seq += 1;
+    }
+    Ok(())
+}
+
+/// How many events an outbox row holds.
+fn count_events(bytes: &[u8]) -> u64 {
+    let mut n = 0;
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        at += 2 + u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+        let Some(len) = bytes.get(at..at + 4) else { break };
+        at += 4 + u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        n += 1;
+    }
+    n
+}
+
 fn frame(request: &str, response: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + request.len() + response.len());
     out.extend_from_slice(&(request.len() as u32).to_le_bytes());
@@ -145,6 +229,8 @@ pub struct Embedded {
     writer: Option<std::thread::JoinHandle<()>>,
     healthy: Arc<AtomicBool>,
     quick_repair: Arc<AtomicBool>,
+    /// Woken after a commit that wrote events.
+    events_written: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Embedded {
@@ -247,6 +333,10 @@ fn ensure_tables(db: &Database) -> Result<(), StorageError> {
     }
     {
         let mut meta = txn.open_table(META).map_err(err)?;
+        if meta.get(EVENT_SOURCE).map_err(err)?.is_none() {
+            let source = format!("{:016x}", rand::random::<u64>());
+            meta.insert(EVENT_SOURCE, source.as_str()).map_err(err)?;
+        }
         let orders = txn.open_table(ORDERS).map_err(err)?;
         let mut reservations = txn.open_table(RESERVATIONS).map_err(err)?;
         let mut days = txn.open_table(STORE_DAYS).map_err(err)?;
@@ -342,12 +432,16 @@ impl Embedded {
         let (queue, jobs) = mpsc::channel::<WriteJob>();
         let healthy = Arc::new(AtomicBool::new(true));
         let quick_repair = Arc::new(AtomicBool::new(false));
-        let (writer_db, writer_healthy, writer_quick) = (db.clone(), healthy.clone(), quick_repair.clone());
+        let events_written = Arc::new(tokio::sync::Notify::new());
+        let (writer_db, writer_healthy, writer_quick, writer_events) =
+            (db.clone(), healthy.clone(), quick_repair.clone(), events_written.clone());
         let writer = std::thread::Builder::new()
             .name("redb-writer".into())
-            .spawn(move || writer(&writer_db, &jobs, &writer_healthy, &writer_quick))
+            .spawn(move || writer(&writer_db, &jobs, &writer_healthy, &writer_quick, &writer_events))
             .map_err(err)?;
-        Ok((Embedded { db, queue: Some(queue), writer: Some(writer), healthy, quick_repair }, opened))
+        let store =
+            Embedded { db, queue: Some(queue), writer: Some(writer), healthy, quick_repair, events_written };
+        Ok((store, opened))
     }
 
     fn create(path: &Path) -> Result<Database, StorageError> {
@@ -358,7 +452,13 @@ impl Embedded {
     }
 }
 
-fn writer(db: &Database, jobs: &mpsc::Receiver<WriteJob>, healthy: &AtomicBool, quick_repair: &AtomicBool) {
+fn writer(
+    db: &Database,
+    jobs: &mpsc::Receiver<WriteJob>,
+    healthy: &AtomicBool,
+    quick_repair: &AtomicBool,
+    events_written: &tokio::sync::Notify,
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -369,6 +469,9 @@ fn writer(db: &Database, jobs: &mpsc::Receiver<WriteJob>, healthy: &AtomicBool, 
         }
         let result = write_group(db, &group, quick_repair.load(Ordering::Relaxed));
         healthy.store(result.is_ok(), Ordering::Relaxed);
+        if result.is_ok() && group.iter().any(|j| !j.events.is_empty()) {
+            events_written.notify_one();
+        }
         if let Err(e) = &result {
             log::error!("state write of {} change sets failed: {e}", group.len());
         }
@@ -392,6 +495,31 @@ fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<
         let mut audit = txn.open_table(AUDIT).map_err(err)?;
         let mut seq = audit.last().map_err(err)?.map_or(0, |(k, _)| k.value());
         let mut counts = DayCounts::default();
+        let events: Vec<&[u8]> =
+            group.iter().map(|j| j.events.as_slice()).filter(|e| !e.is_empty()).collect();
+        if !events.is_empty() {
+            let mut meta = txn.open_table(META).map_err(err)?;
+            let first = next_event(&meta)?;
+            let blob = events.concat();
+            let next = first + count_events(&blob);
+            txn.open_table(OUTBOX).map_err(err)?.insert(first, blob.as_slice()).map_err(err)?;
+            meta.insert(NEXT_EVENT, next.to_string().as_str()).map_err(err)?;
+        }
+        if group.iter().any(|j| j.message.is_some() || j.published.is_some()) {
+            let mut messages = txn.open_table(FEED_MESSAGES).map_err(err)?;
+            let mut outbox = txn.open_table(OUTBOX).map_err(err)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            for job in group {
+                if let Some(id) = &job.message {
+                    messages.insert(id.as_str(), now).map_err(err)?;
+                }
+                if let Some(upto) = job.published {
+                    outbox.retain_in(..=upto, |_, _| false).map_err(err)?;
+                }
+            }
+        }
         for job in group {
             for entry in &job.audit {
                 seq += 1;
@@ -471,6 +599,9 @@ impl Embedded {
             reservations,
             keys: Vec::new(),
             audit: changes.audit,
+            events: frame_events(&changes.events),
+            message: changes.message,
+            published: None,
             done,
         };
         self.send(job)
@@ -483,15 +614,61 @@ impl Embedded {
         record: Vec<u8>,
     ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
         let (done, _) = oneshot::channel();
-        let job = WriteJob {
-            cells: Vec::new(),
-            orders: Vec::new(),
-            reservations: Vec::new(),
-            keys: vec![(id, record)],
-            audit: Vec::new(),
-            done,
-        };
+        let job = WriteJob { keys: vec![(id, record)], ..WriteJob::empty(done) };
         self.send(job)
+    }
+
+    /// Deletes the outbox rows up to `upto` (their events were published); resolves once durable.
+    pub fn outbox_published(
+        &self,
+        upto: u64,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        let (done, _) = oneshot::channel();
+        self.send(WriteJob { published: Some(upto), ..WriteJob::empty(done) })
+    }
+
+    /// Outbox rows after `after` (a row's key: its first event's number), oldest first, at most
+    /// `rows` of them: each row's key and its events, numbered.
+    pub fn outbox(
+        &self,
+        after: Option<u64>,
+        rows: usize,
+    ) -> Result<Vec<(u64, super::NumberedEvents)>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let Some(table) = open_if_there(&txn, OUTBOX)? else { return Ok(Vec::new()) };
+        let range = match after {
+            Some(a) => table.range(a.saturating_add(1)..),
+            None => table.range(0..),
+        };
+        let mut out = Vec::new();
+        for row in range.map_err(err)?.take(rows) {
+            let (k, v) = row.map_err(err)?;
+            let mut events = Vec::new();
+            unframe_events(k.value(), v.value(), &mut events)?;
+            out.push((k.value(), events));
+        }
+        Ok(out)
+    }
+
+    /// This state's event source: a random id made when the state was created, naming its event
+    /// stream (sequence numbers start again in a new state).
+    pub fn event_source(&self) -> Result<String, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let meta = txn.open_table(META).map_err(err)?;
+        let v = meta.get(EVENT_SOURCE).map_err(err)?.map(|v| v.value().to_owned());
+        v.ok_or_else(|| err("the state has no event source id"))
+    }
+
+    /// Resolves whenever a commit wrote events.
+    pub fn events_written(&self) -> Arc<tokio::sync::Notify> {
+        self.events_written.clone()
+    }
+
+    /// For each message id, whether a change applying it was recorded.
+    pub fn messages_seen(&self, ids: &[&str]) -> Result<Vec<bool>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let Some(table) = open_if_there(&txn, FEED_MESSAGES)? else { return Ok(vec![false; ids.len()]) };
+        ids.iter().map(|id| Ok(table.get(*id).map_err(err)?.is_some())).collect()
     }
 
     /// Audit entries (sequence number, JSON) after `after`, oldest first, that `keep` accepts,
@@ -714,8 +891,13 @@ fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
             summary.orders = copy_table(&src, &dst, ORDERS)?;
             copy_table(&src, &dst, STORE_DAYS)?;
             copy_table(&src, &dst, META)?;
+            // A copy numbers its events on under an event source of its own (made when it is
+            // opened): events after the copy was taken were published under the old one.
+            dst.open_table(META).map_err(err)?.remove(EVENT_SOURCE).map_err(err)?;
             copy_table(&src, &dst, KEYS)?;
             copy_table(&src, &dst, AUDIT)?;
+            copy_table(&src, &dst, OUTBOX)?;
+            copy_table(&src, &dst, FEED_MESSAGES)?;
         }
         dst.commit().map_err(err)?;
     }
@@ -821,7 +1003,7 @@ mod tests {
                 cells: vec![c(5, 50)],
                 orders: vec![order("a")],
                 reservations: vec![("a".into(), reservation(ReservationState::Committed))],
-                audit: vec![],
+                ..ChangeSet::default()
             })
             .await
             .unwrap();
@@ -852,6 +1034,81 @@ mod tests {
         assert_eq!(s.order("a").unwrap().unwrap(), order("a"));
         assert!(s.order("nope").unwrap().is_none());
         assert!(s.healthy());
+    }
+
+    fn event(n: usize) -> super::super::OutboxEvent {
+        super::super::OutboxEvent {
+            subject: format!("s.{}", n % 2),
+            json: format!("{{\"n\":{n}}}").into_bytes(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn events_are_numbered_in_commit_order_and_survive_until_published_and_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Embedded::open(dir.path(), "d", IfDamaged::Refuse).unwrap();
+        let source = s.event_source().unwrap();
+        // Concurrent commits fold into groups; numbering follows the order they were queued in.
+        for wave in [0..25, 25..50] {
+            let commits: Vec<_> = wave
+                .map(|i| {
+                    s.commit(ChangeSet {
+                        events: vec![event(2 * i), event(2 * i + 1)],
+                        ..ChangeSet::default()
+                    })
+                })
+                .collect();
+            futures_util::future::join_all(commits).await.into_iter().collect::<Result<Vec<_>, _>>().unwrap();
+        }
+        let rows = s.outbox(None, 1000).unwrap();
+        assert!(rows.len() >= 2, "one row per group at least per wave");
+        let events: Vec<(u64, super::super::OutboxEvent)> =
+            rows.iter().flat_map(|(_, e)| e.clone()).collect();
+        assert_eq!(events.len(), 100);
+        for (i, (seq, e)) in events.iter().enumerate() {
+            assert_eq!((*seq, e), (i as u64 + 1, &event(i)));
+        }
+        // Rows up to a key go once published; the rest, and the numbering, outlive a restart.
+        let cut = rows[0].0;
+        s.outbox_published(cut).await.unwrap();
+        let left: Vec<u64> =
+            s.outbox(None, 1000).unwrap().iter().flat_map(|(_, e)| e.iter().map(|(n, _)| *n)).collect();
+        assert!(left.first().is_some_and(|f| *f > cut) && left.last() == Some(&100), "{left:?}");
+        s.outbox_published(1000).await.unwrap();
+        assert!(s.outbox(None, 10).unwrap().is_empty());
+        drop(s);
+        let (s, _) = Embedded::open(dir.path(), "d", IfDamaged::Refuse).unwrap();
+        assert_eq!(s.event_source().unwrap(), source);
+        s.commit(ChangeSet { events: vec![event(0)], ..ChangeSet::default() }).await.unwrap();
+        assert_eq!(s.outbox(None, 10).unwrap()[0].1[0].0, 101, "numbers go on after the outbox emptied");
+        // A backup numbers on under a source of its own.
+        let copy = dir.path().join("copy");
+        std::fs::create_dir_all(&copy).unwrap();
+        tokio::task::spawn_blocking(s.backup(copy.join(STATE_FILE))).await.unwrap().unwrap();
+        let (c, _) = Embedded::open(&copy, "d", IfDamaged::Refuse).unwrap();
+        assert_ne!(c.event_source().unwrap(), source);
+    }
+
+    #[actix_rt::test]
+    async fn an_applied_message_id_is_recorded_with_its_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = Embedded::open(dir.path(), "d", IfDamaged::Refuse).unwrap();
+        assert_eq!(s.messages_seen(&["m1", "m2"]).unwrap(), [false, false]);
+        s.commit(ChangeSet { message: Some("m1".into()), ..ChangeSet::default() }).await.unwrap();
+        drop(s);
+        let (s, _) = Embedded::open(dir.path(), "d", IfDamaged::Refuse).unwrap();
+        assert_eq!(s.messages_seen(&["m1", "m2"]).unwrap(), [true, false]);
+    }
+
+    #[test]
+    fn damaged_outbox_rows_are_errors_and_counts_agree_with_frames() {
+        let framed = frame_events(&[event(1), event(2), event(3)]);
+        assert_eq!(count_events(&framed), 3);
+        let mut out = Vec::new();
+        unframe_events(7, &framed, &mut out).unwrap();
+        assert_eq!(out.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [7, 8, 9]);
+        let mut out = Vec::new();
+        assert!(unframe_events(7, &framed[..framed.len() - 1], &mut out).is_err());
     }
 
     fn many_orders(s: &Embedded, n: usize) {

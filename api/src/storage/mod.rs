@@ -89,7 +89,25 @@ pub struct ChangeSet {
     pub reservations: Vec<(String, ReservationRecord)>,
     /// Stock audit entries (JSON), appended in order.
     pub audit: Vec<Vec<u8>>,
+    /// Events for downstream systems, appended to the outbox in order (each numbered by the
+    /// storage when written).
+    pub events: Vec<OutboxEvent>,
+    /// The id of the broker message this change applies: recorded with it, so that a redelivery
+    /// is recognised ([`Embedded::messages_seen`]).
+    pub message: Option<String>,
 }
+
+/// An event for downstream systems, written to the outbox with the state change it reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// The subject below the events root (`orders`, `stock.<brand>`).
+    pub subject: String,
+    /// The event as a JSON object, without its sequence number (the publisher adds it).
+    pub json: Vec<u8>,
+}
+
+/// Outbox events read back: (sequence number, event), oldest first.
+pub type NumberedEvents = Vec<(u64, OutboxEvent)>;
 
 /// One item of persisted state, as [`Embedded::recover`] streams it at start-up (nothing is
 /// held in bulk). Only what routing needs comes back: ended reservations and the bodies of

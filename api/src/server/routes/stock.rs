@@ -5,7 +5,7 @@ use super::{parse_json, read_json_body};
 use crate::server::auth::{Action, Caller};
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
-use crate::service::{AuditEntry, ServiceError};
+use crate::service::{AuditEntry, Checkout, FedCell, ServiceError};
 use actix_web::{web, HttpRequest, HttpResponse};
 use optimizer::ledger::{FeedRow, StockChange, MAX_ON_HAND};
 use optimizer::model::{whole, Network, Sku, StoreId, StoreIdx};
@@ -70,31 +70,7 @@ pub async fn put(
     let caller = state.keys().authorize(&req, Action::WriteStock)?;
     let body = read_json_body(&req, payload, state.limits().max_batch_body_bytes).await?;
     let net = state.network();
-    let now = crate::service::now().0;
-    let feed =
-        match parse_feed(state.checkout().core().engine(), &body, state.limits().max_feed_rows, &caller) {
-            Ok(feed) => feed,
-            Err(e @ ApiError::BrandOutOfScope { .. }) => {
-                // Refused for its scope: the audit log says who tried what.
-                let rows: Vec<FeedRowJson> = parse_json(&body)?;
-                let stores = rows.iter().filter_map(|r| net.store_idx(&r.store_id));
-                let audit = audit_entries(net, stores, &caller, now, Some(e.to_string()));
-                state.checkout().record_audit(&audit).await?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-    let accepted = audit_entries(net, feed.iter().map(|r| r.store), &caller, now, None);
-    let cells = match state.checkout().apply_feed(&feed, &accepted).await {
-        Ok(cells) => cells,
-        Err(e @ (ServiceError::NegativeOnHand { .. } | ServiceError::OnHandTooLarge { .. })) => {
-            let reason = ApiError::from(e.clone()).to_string();
-            let refused = audit_entries(net, feed.iter().map(|r| r.store), &caller, now, Some(reason));
-            state.checkout().record_audit(&refused).await?;
-            return Err(e.into());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let cells = feed(state.checkout(), &body, state.limits().max_feed_rows, &caller, None).await?;
     let oversubscribed = cells
         .iter()
         .filter(|c| c.level.oversubscribed)
@@ -107,6 +83,43 @@ pub async fn put(
         .collect();
     let new_rows = cells.iter().filter(|c| c.new_row).count();
     Ok(HttpResponse::Ok().json(FeedResult { applied: cells.len(), new_rows, oversubscribed }))
+}
+
+/// A stock feed from a store system (a `PUT /v1/stock` body, or a broker message with its id):
+/// parsed, checked against `caller`'s brands and applied whole, or refused whole. The audit log
+/// records it either way; a refused feed changes nothing else.
+pub(crate) async fn feed(
+    checkout: &dyn Checkout,
+    body: &[u8],
+    max_rows: usize,
+    caller: &Caller,
+    message: Option<&str>,
+) -> Result<Vec<FedCell>, ApiError> {
+    let net = checkout.core().engine().network();
+    let now = crate::service::now().0;
+    let feed = match parse_feed(checkout.core().engine(), body, max_rows, caller) {
+        Ok(feed) => feed,
+        Err(e @ ApiError::BrandOutOfScope { .. }) => {
+            // Refused for its scope: the audit log says who tried what.
+            let rows: Vec<FeedRowJson> = parse_json(body)?;
+            let stores = rows.iter().filter_map(|r| net.store_idx(&r.store_id));
+            let audit = audit_entries(net, stores, caller, now, Some(e.to_string()));
+            checkout.record_audit(&audit).await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let accepted = audit_entries(net, feed.iter().map(|r| r.store), caller, now, None);
+    match checkout.apply_feed(&feed, &accepted, message).await {
+        Ok(cells) => Ok(cells),
+        Err(e @ (ServiceError::NegativeOnHand { .. } | ServiceError::OnHandTooLarge { .. })) => {
+            let reason = ApiError::from(e.clone()).to_string();
+            let refused = audit_entries(net, feed.iter().map(|r| r.store), caller, now, Some(reason));
+            checkout.record_audit(&refused).await?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// One audit entry per brand of the feed's `stores` (a store per row), oldest brand id first.

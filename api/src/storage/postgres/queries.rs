@@ -30,6 +30,9 @@ pub enum DbFeedError {
     Negative { row: usize },
     #[error("row {row}: on_hand would exceed the maximum")]
     TooLarge { row: usize },
+    /// The broker message was applied before (by another replica, meanwhile).
+    #[error("the message was applied before")]
+    Duplicate,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -83,7 +86,9 @@ impl Postgres {
         &self,
         rows: Vec<(StoreId, Sku, FeedChange)>,
         audit: &[crate::service::AuditEntry],
+        message: Option<&str>,
     ) -> Result<Vec<FeedRowResult>, DbFeedError> {
+        let message = message.map(str::to_string);
         let audit = serde_json::to_string(audit).map_err(err)?;
         let json: Vec<serde_json::Value> = rows
             .iter()
@@ -97,12 +102,15 @@ impl Postgres {
         let json = serde_json::to_string(&json).map_err(err)?;
         self.run(move |inner| async move {
             let client = inner.client().await?;
-            // The audit entries go in with the feed, in the same statement: both or neither.
+            // The audit entries and the broker message's id go in with the feed, in the same
+            // statement: all or nothing.
             let sql = "WITH audit AS (INSERT INTO stock_audit (at, key_id, brand, rows, accepted, reason) \
                        SELECT at, key_id, brand, rows, accepted, reason FROM jsonb_to_recordset($2::text::jsonb) \
-                       AS x(at bigint, key_id text, brand text, rows int, accepted boolean, reason text) RETURNING 1) \
+                       AS x(at bigint, key_id text, brand text, rows int, accepted boolean, reason text) RETURNING 1), \
+                       msg AS (INSERT INTO feed_messages (id, applied_at) \
+                       SELECT $3::text, extract(epoch FROM now())::bigint WHERE $3::text IS NOT NULL RETURNING 1) \
                        SELECT on_hand, reserved, safety_stock, version, new_row FROM omniroute_feed($1::text::jsonb)";
-            Ok(match client.query(sql, &[&json, &audit]).await {
+            Ok(match client.query(sql, &[&json, &audit, &message]).await {
                 Ok(rows) => Ok(rows
                     .iter()
                     .map(|r| FeedRowResult {
@@ -121,6 +129,7 @@ impl Postgres {
                         Err(DbFeedError::TooLarge { row })
                     }
                 }
+                Err(e) if sqlstate(&e) == Some("23505") => Err(DbFeedError::Duplicate),
                 Err(e) => Err(DbFeedError::Storage(inner.failed(e))),
             })
         })
@@ -225,6 +234,21 @@ impl Postgres {
                 .await
                 .map_err(|e| inner.failed(e))?;
             Ok(())
+        })
+        .await
+    }
+
+    /// For each broker message id, whether it was recorded.
+    pub async fn messages_seen(&self, ids: &[&str]) -> Result<Vec<bool>, StorageError> {
+        let owned: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let rows = client
+                .query("SELECT id FROM feed_messages WHERE id = ANY($1)", &[&owned])
+                .await
+                .map_err(|e| inner.failed(e))?;
+            let seen: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+            Ok(owned.iter().map(|id| seen.contains(id)).collect())
         })
         .await
     }
