@@ -44,6 +44,10 @@ struct Args {
     /// Publish, then exit (the server is started afterwards and drains the backlog).
     #[arg(long)]
     publish_only: bool,
+    /// Publish nothing: wait until the server has applied this many rows more than at start
+    /// (the backlog a `--publish-only` run left).
+    #[arg(long)]
+    wait_rows: Option<u64>,
     /// Message ids start with this (a new one per run).
     #[arg(long, default_value = "bench")]
     run: String,
@@ -101,6 +105,21 @@ async fn run(a: Args) {
         Some(url) => applied_rows(&http, url, &a.key).await,
         None => 0,
     };
+    if let Some(total) = a.wait_rows {
+        measure(&http, a.url.as_deref().expect("--url"), &a.key, 0, total).await;
+        return;
+    }
+    // The stream as the server makes it, so that a backlog can be published before it starts.
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: format!("{}_FEEDS", a.prefix.to_ascii_uppercase().replace('-', "_")),
+        subjects: vec![format!("{}.feeds.*", a.prefix)],
+        retention: jetstream::stream::RetentionPolicy::WorkQueue,
+        storage: jetstream::stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .expect("feed stream");
     let total = (a.messages * a.rows) as u64;
     println!(
         "publishing {} messages of {} rows ({} rows, {}) over {} brands",
@@ -158,11 +177,15 @@ async fn run(a: Args) {
     let publish_s = t_publish.elapsed().as_secs_f64();
     println!("published in {publish_s:.2} s ({:.0} rows/s)", total as f64 / publish_s);
     let Some(url) = a.url.filter(|_| !a.publish_only) else { return };
+    measure(&http, &url, &a.key, before, total).await;
+}
+
+async fn measure(http: &awc::Client, url: &str, key: &str, before: u64, total: u64) {
     // The rate between the first sample that moved and the one that reached the total.
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first: Option<(Instant, u64)> = None;
     loop {
-        let now = applied_rows(&http, &url, &a.key).await - before;
+        let now = applied_rows(http, url, key).await.saturating_sub(before);
         let t = Instant::now();
         if now > 0 && first.is_none() {
             first = Some((t, now));

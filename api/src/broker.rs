@@ -29,7 +29,10 @@ use crate::storage::NumberedEvents;
 use actix_web::web;
 use async_nats::jetstream::{self, consumer::pull, stream, AckKind};
 use async_nats::HeaderMap;
+use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -211,18 +214,30 @@ async fn consume_feeds(
                 continue;
             }
         };
-        while let Some(chunk) = messages.next().await {
-            let mut batch = Vec::with_capacity(chunk.len());
-            for m in chunk {
-                match m {
-                    Ok(m) => batch.push(m),
-                    Err(e) => log::warn!("broker: feed consumer: {e}"),
+        // Batches are applied in delivery order; while one's commit is on its way, the next is
+        // taken and applied in memory (its commit folds with the first's or follows it), and each
+        // batch is acknowledged when its own commit is durable.
+        let in_flight = RefCell::new(HashSet::new());
+        let mut committing = FuturesOrdered::new();
+        loop {
+            tokio::select! {
+                chunk = messages.next(), if committing.len() < MAX_BATCHES_IN_FLIGHT => {
+                    let Some(chunk) = chunk else { break };
+                    let mut batch = Vec::with_capacity(chunk.len());
+                    for m in chunk {
+                        match m {
+                            Ok(m) => batch.push(m),
+                            Err(e) => log::warn!("broker: feed consumer: {e}"),
+                        }
+                    }
+                    if let Some(steps) = begin_batch(state, &batch, &in_flight).await {
+                        committing.push_back(finish_batch(js, config, state, batch, steps, &in_flight));
+                    }
                 }
-            }
-            if !batch.is_empty() {
-                apply_batch(js, config, state, batch).await;
+                Some(()) = committing.next(), if !committing.is_empty() => {}
             }
         }
+        while committing.next().await.is_some() {}
         log::warn!("broker: the feed consumer's stream ended; subscribing again");
     }
 }
@@ -231,14 +246,26 @@ fn header<'a>(m: &'a async_nats::Message, name: &str) -> Option<&'a str> {
     m.headers.as_ref()?.get(name).map(|v| v.as_str())
 }
 
-/// Applies a batch of feed messages in delivery order (each one's stock change is made in memory
-/// in that order; their commits fold into one), then acknowledges or dead-letters each.
-async fn apply_batch(
-    js: &jetstream::Context,
-    config: &BrokerConfig,
-    state: &web::Data<AppState>,
-    batch: Vec<jetstream::Message>,
-) {
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Vec<crate::service::FedCell>, ApiError>> + 'a>>;
+
+/// A feed message on its way: decided already, or waiting for its commit.
+enum Step<'a> {
+    Done(Fate),
+    Running { id: String, commit: Pending<'a> },
+}
+
+/// Batches whose commits may be on their way at once.
+const MAX_BATCHES_IN_FLIGHT: usize = 8;
+
+/// Starts a batch of feed messages in delivery order: each new one is parsed, checked and applied
+/// in memory, and its commit queued, before the next. `None` (every message negatively
+/// acknowledged) when the recorded ids cannot be read. `in_flight` holds the ids whose commits
+/// are on their way.
+async fn begin_batch<'a>(
+    state: &'a web::Data<AppState>,
+    batch: &[jetstream::Message],
+    in_flight: &RefCell<HashSet<String>>,
+) -> Option<Vec<Step<'a>>> {
     let checkout = state.checkout();
     let ids: Vec<Option<&str>> =
         batch.iter().map(|m| header(&m.message, MSG_ID).filter(|s| !s.is_empty())).collect();
@@ -247,19 +274,14 @@ async fn apply_batch(
         Ok(seen) => seen,
         Err(e) => {
             log::error!("broker: reading applied message ids: {e}; {} messages come again", batch.len());
-            for m in &batch {
+            for m in batch {
                 let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
             }
-            return;
+            return None;
         }
     };
-    let mut seen_ids: std::collections::HashSet<&str> =
+    let mut seen_ids: HashSet<&str> =
         known.iter().zip(&seen).filter(|(_, s)| **s).map(|(id, _)| *id).collect();
-    type Pending<'a> = Pin<Box<dyn Future<Output = Result<Vec<crate::service::FedCell>, ApiError>> + 'a>>;
-    enum Step<'a> {
-        Done(Fate),
-        Running(Pending<'a>),
-    }
     let max_rows = state.limits().max_feed_rows;
     let mut steps = Vec::with_capacity(batch.len());
     for (m, id) in batch.iter().zip(&ids) {
@@ -272,28 +294,48 @@ async fn apply_batch(
             steps.push(Step::Done(Fate::Dead(e)));
             continue;
         };
-        // The same id twice in one batch: the second is a redelivery of the first.
-        if !seen_ids.insert(id) {
+        // The same id twice in one batch, or in a batch still committing: a redelivery.
+        if !seen_ids.insert(id) || in_flight.borrow().contains(id) {
             steps.push(Step::Done(Fate::Duplicate));
             continue;
         }
         let caller = Caller::scoped(Role::StoreSystem, vec![brand.clone()], format!("nats:{brand}"));
-        let payload = m.message.payload.clone();
-        let mut fut: Pending<'_> = Box::pin(async move {
-            crate::server::routes::stock::feed(checkout, &payload, max_rows, &caller, Some(id)).await
+        let (payload, owned) = (m.message.payload.clone(), id.to_string());
+        let mut commit: Pending<'a> = Box::pin(async move {
+            crate::server::routes::stock::feed(checkout, &payload, max_rows, &caller, Some(&owned)).await
         });
         // Polled once now, in delivery order: the feed is parsed and applied in memory and its
         // commit queued before the next message's.
-        match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        match std::future::poll_fn(|cx| Poll::Ready(commit.as_mut().poll(cx))).await {
             Poll::Ready(r) => steps.push(Step::Done(fate(r))),
-            Poll::Pending => steps.push(Step::Running(fut)),
+            Poll::Pending => {
+                in_flight.borrow_mut().insert(id.to_string());
+                steps.push(Step::Running { id: id.to_string(), commit })
+            }
         }
     }
+    Some(steps)
+}
+
+/// Waits for a batch's commits, then acknowledges, dead-letters or gives back each message.
+async fn finish_batch(
+    js: &jetstream::Context,
+    config: &BrokerConfig,
+    state: &web::Data<AppState>,
+    batch: Vec<jetstream::Message>,
+    steps: Vec<Step<'_>>,
+    in_flight: &RefCell<HashSet<String>>,
+) {
+    let checkout = state.checkout();
     let mut fates = Vec::with_capacity(steps.len());
     for step in steps {
         fates.push(match step {
             Step::Done(f) => f,
-            Step::Running(fut) => fate(fut.await),
+            Step::Running { id, commit } => {
+                let f = fate(commit.await);
+                in_flight.borrow_mut().remove(&id);
+                f
+            }
         });
     }
     let metrics = checkout.core().metrics();
@@ -412,7 +454,7 @@ async fn publish_events(js: &jetstream::Context, config: &BrokerConfig, state: &
     let metrics = checkout.core().metrics();
     let mut after = None;
     loop {
-        let rows = match checkout.outbox(after, 64).await {
+        let rows = match checkout.outbox(after, 1024).await {
             Ok(rows) => rows,
             Err(e) => {
                 log::error!("broker: reading the outbox: {e}");

@@ -446,3 +446,43 @@ async fn a_message_id_applied_before_is_acknowledged_without_being_applied_again
     assert!(text.contains("omniroute_broker_feed_messages_total{outcome=\"duplicate\"} 1"), "{text}");
     broker.cleanup().await;
 }
+
+#[actix_rt::test]
+async fn ships_and_expiries_are_published_after_their_decisions() {
+    let broker = Broker::connect(prefix("ends")).await;
+    let app = spawn_app_with(
+        &sample(),
+        &["--nats-url", &nats_url(), "--nats-prefix", &broker.prefix, "--reservation-ttl-s", "1"],
+    );
+    let mut held = Vec::new();
+    for i in 0..20 {
+        let id = format!("end-{i}");
+        let r = post(&app, "/v1/orders/route", CHECKOUT, ship_order(&id, i).to_string()).await;
+        assert_eq!(r.status, 200);
+        if r.json()["shipments"].as_array().unwrap().iter().any(|s| s["store_id"].is_string()) {
+            held.push(id);
+        }
+        if held.len() == 2 {
+            break;
+        }
+    }
+    let (shipped, expires) = (&held[0], &held[1]);
+    assert_eq!(post(&app, &format!("/v1/orders/{shipped}/ship"), CHECKOUT, String::new()).await.status, 200);
+    let events = broker
+        .events_until(20, |e| e.iter().any(|e| e["type"] == "expired" && e["order_id"] == json!(expires)))
+        .await;
+    let kinds = |id: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["order_id"] == json!(id))
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(kinds(shipped), ["routed", "shipped"]);
+    assert_eq!(kinds(expires), ["routed", "expired"]);
+    let routed = events.iter().find(|e| e["order_id"] == json!(shipped)).unwrap();
+    assert!(routed["decision"]["shipments"].is_array(), "the decision as answered: {routed}");
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "numbered from 1 without gaps");
+    broker.cleanup().await;
+}

@@ -352,7 +352,8 @@ impl Checkout for EmbeddedCheckout {
     }
 
     async fn outbox_published(&self, upto: u64) -> Result<(), ServiceError> {
-        Ok(self.store.outbox_published(upto).await?)
+        self.store.outbox_published(upto);
+        Ok(())
     }
 
     fn event_stream(&self) -> Result<(String, Arc<tokio::sync::Notify>), ServiceError> {

@@ -15,10 +15,13 @@ pub const ORDERS: &str = "orders";
 
 /// An order was routed: the decision exactly as answered.
 pub fn routed(order_id: &OrderId, at: i64, decision: &[u8]) -> OutboxEvent {
-    let head = serde_json::json!({"type": "routed", "order_id": order_id.as_str(), "at": at}).to_string();
-    // `{"type":...}` + `,"decision":` + the decision's JSON + `}`: no second parse of the answer.
-    let mut json = Vec::with_capacity(head.len() + decision.len() + 14);
-    json.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    // Written directly (one per routed order, on the request's thread): the decision's JSON is
+    // copied in, not parsed again.
+    let mut json = Vec::with_capacity(64 + order_id.as_str().len() + decision.len());
+    json.extend_from_slice(b"{\"type\":\"routed\",\"order_id\":");
+    serde_json::to_writer(&mut json, order_id.as_str()).expect("a string serialises");
+    json.extend_from_slice(b",\"at\":");
+    json.extend_from_slice(itoa::Buffer::new().format(at).as_bytes());
     json.extend_from_slice(b",\"decision\":");
     json.extend_from_slice(decision);
     json.push(b'}');

@@ -150,7 +150,8 @@ pub trait Checkout: Send + Sync + 'static {
         rows: usize,
     ) -> Result<Vec<(u64, NumberedEvents)>, ServiceError>;
 
-    /// Deletes outbox rows up to key `upto`: their events are published.
+    /// Marks outbox rows up to key `upto` published: they are deleted with a later commit (a
+    /// crash before it publishes them again).
     async fn outbox_published(&self, upto: u64) -> Result<(), ServiceError>;
 
     /// The id of this state's event stream (sequence numbers begin again under a new one), and

@@ -10,7 +10,7 @@ use optimizer::model::{Sku, StoreId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
@@ -72,8 +72,6 @@ struct WriteJob {
     events: Vec<u8>,
     /// A broker message id to record as applied.
     message: Option<String>,
-    /// Outbox rows up to this key were published: delete them.
-    published: Option<u64>,
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
@@ -87,7 +85,6 @@ impl WriteJob {
             audit: Vec::new(),
             events: Vec::new(),
             message: None,
-            published: None,
             done,
         }
     }
@@ -231,11 +228,18 @@ pub struct Embedded {
     quick_repair: Arc<AtomicBool>,
     /// Woken after a commit that wrote events.
     events_written: Arc<tokio::sync::Notify>,
+    /// Outbox rows up to this key are published: the writer deletes them with its next commit.
+    published: Arc<AtomicU64>,
 }
 
 impl Drop for Embedded {
     /// Lets the writer finish what is queued, then closes the database.
     fn drop(&mut self) {
+        if self.published.load(Ordering::Relaxed) > 0 {
+            // One last commit takes the published events out of the outbox.
+            let (done, _) = oneshot::channel();
+            drop(self.send(WriteJob::empty(done)));
+        }
         drop(self.queue.take());
         if let Some(w) = self.writer.take() {
             let _ = w.join();
@@ -433,14 +437,24 @@ impl Embedded {
         let healthy = Arc::new(AtomicBool::new(true));
         let quick_repair = Arc::new(AtomicBool::new(false));
         let events_written = Arc::new(tokio::sync::Notify::new());
-        let (writer_db, writer_healthy, writer_quick, writer_events) =
-            (db.clone(), healthy.clone(), quick_repair.clone(), events_written.clone());
+        let published = Arc::new(AtomicU64::new(0));
+        let (writer_db, writer_healthy, writer_quick, writer_events, writer_published) =
+            (db.clone(), healthy.clone(), quick_repair.clone(), events_written.clone(), published.clone());
         let writer = std::thread::Builder::new()
             .name("redb-writer".into())
-            .spawn(move || writer(&writer_db, &jobs, &writer_healthy, &writer_quick, &writer_events))
+            .spawn(move || {
+                writer(&writer_db, &jobs, &writer_healthy, &writer_quick, &writer_events, &writer_published)
+            })
             .map_err(err)?;
-        let store =
-            Embedded { db, queue: Some(queue), writer: Some(writer), healthy, quick_repair, events_written };
+        let store = Embedded {
+            db,
+            queue: Some(queue),
+            writer: Some(writer),
+            healthy,
+            quick_repair,
+            events_written,
+            published,
+        };
         Ok((store, opened))
     }
 
@@ -458,7 +472,9 @@ fn writer(
     healthy: &AtomicBool,
     quick_repair: &AtomicBool,
     events_written: &tokio::sync::Notify,
+    published: &AtomicU64,
 ) {
+    let mut purged = 0;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -467,7 +483,14 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let result = write_group(db, &group, quick_repair.load(Ordering::Relaxed));
+        // Published events leave the outbox with the next commit, whatever it carries: no commit
+        // of their own (if one is lost in a crash they are published again, at least once).
+        let upto = published.load(Ordering::Relaxed);
+        let purge = (upto > purged).then_some(upto);
+        let result = write_group(db, &group, quick_repair.load(Ordering::Relaxed), purge);
+        if result.is_ok() {
+            purged = purged.max(upto);
+        }
         healthy.store(result.is_ok(), Ordering::Relaxed);
         if result.is_ok() && group.iter().any(|j| !j.events.is_empty()) {
             events_written.notify_one();
@@ -481,9 +504,15 @@ fn writer(
     }
 }
 
+/// Writes `group` in one transaction; with `purge`, also deletes the outbox rows up to that key.
 // Kept out of line so that profiles (benches/callgrind.sh) can name the writer's work.
 #[inline(never)]
-fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<(), StorageError> {
+fn write_group(
+    db: &Database,
+    group: &[WriteJob],
+    quick_repair: bool,
+    purge: Option<u64>,
+) -> Result<(), StorageError> {
     let mut txn = db.begin_write().map_err(err)?;
     txn.set_quick_repair(quick_repair);
     {
@@ -505,19 +534,16 @@ fn write_group(db: &Database, group: &[WriteJob], quick_repair: bool) -> Result<
             txn.open_table(OUTBOX).map_err(err)?.insert(first, blob.as_slice()).map_err(err)?;
             meta.insert(NEXT_EVENT, next.to_string().as_str()).map_err(err)?;
         }
-        if group.iter().any(|j| j.message.is_some() || j.published.is_some()) {
+        if let Some(upto) = purge {
+            txn.open_table(OUTBOX).map_err(err)?.retain_in(..=upto, |_, _| false).map_err(err)?;
+        }
+        if group.iter().any(|j| j.message.is_some()) {
             let mut messages = txn.open_table(FEED_MESSAGES).map_err(err)?;
-            let mut outbox = txn.open_table(OUTBOX).map_err(err)?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            for job in group {
-                if let Some(id) = &job.message {
-                    messages.insert(id.as_str(), now).map_err(err)?;
-                }
-                if let Some(upto) = job.published {
-                    outbox.retain_in(..=upto, |_, _| false).map_err(err)?;
-                }
+            for id in group.iter().filter_map(|j| j.message.as_deref()) {
+                messages.insert(id, now).map_err(err)?;
             }
         }
         for job in group {
@@ -601,7 +627,6 @@ impl Embedded {
             audit: changes.audit,
             events: frame_events(&changes.events),
             message: changes.message,
-            published: None,
             done,
         };
         self.send(job)
@@ -618,13 +643,9 @@ impl Embedded {
         self.send(job)
     }
 
-    /// Deletes the outbox rows up to `upto` (their events were published); resolves once durable.
-    pub fn outbox_published(
-        &self,
-        upto: u64,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
-        let (done, _) = oneshot::channel();
-        self.send(WriteJob { published: Some(upto), ..WriteJob::empty(done) })
+    /// Marks the outbox rows up to `upto` published: the next commit deletes them.
+    pub fn outbox_published(&self, upto: u64) {
+        self.published.fetch_max(upto, Ordering::Relaxed);
     }
 
     /// Outbox rows after `after` (a row's key: its first event's number), oldest first, at most
@@ -1070,11 +1091,13 @@ mod tests {
         }
         // Rows up to a key go once published; the rest, and the numbering, outlive a restart.
         let cut = rows[0].0;
-        s.outbox_published(cut).await.unwrap();
+        s.outbox_published(cut);
+        s.commit(ChangeSet::default()).await.unwrap();
         let left: Vec<u64> =
             s.outbox(None, 1000).unwrap().iter().flat_map(|(_, e)| e.iter().map(|(n, _)| *n)).collect();
         assert!(left.first().is_some_and(|f| *f > cut) && left.last() == Some(&100), "{left:?}");
-        s.outbox_published(1000).await.unwrap();
+        s.outbox_published(1000);
+        s.commit(ChangeSet::default()).await.unwrap();
         assert!(s.outbox(None, 10).unwrap().is_empty());
         drop(s);
         let (s, _) = Embedded::open(dir.path(), "d", IfDamaged::Refuse).unwrap();
