@@ -36,10 +36,13 @@ start() {
 
 stop() { kill -INT "$PID"; wait "$PID" || true; }
 
+# "messages rows hot-cells" per run; FEED_SHAPES (one string, shapes separated by commas) picks others.
+IFS=, read -r -a SHAPES <<< "${FEED_SHAPES:-2000 1000 0,20000 100 0,60000 1 0,2000 1000 20}"
+
 feeds() {
   local run=0
   for events in on off; do
-    for shape in "2000 1000 0" "20000 100 0" "60000 1 0" "2000 1000 20"; do
+    for shape in "${SHAPES[@]}"; do
       read -r messages rows hot <<< "$shape"
       run=$((run + 1))
       local prefix="bench$$-$run"

@@ -113,7 +113,7 @@ async fn run(a: Args) {
     js.get_or_create_stream(jetstream::stream::Config {
         name: format!("{}_FEEDS", a.prefix.to_ascii_uppercase().replace('-', "_")),
         subjects: vec![format!("{}.feeds.*", a.prefix)],
-        retention: jetstream::stream::RetentionPolicy::WorkQueue,
+        max_age: Duration::from_secs(86_400),
         storage: jetstream::stream::StorageType::File,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()

@@ -58,6 +58,10 @@ pub struct BrokerConfig {
 
 /// The header that carries a message's id (JetStream deduplicates on it too).
 pub const MSG_ID: &str = "Nats-Msg-Id";
+/// How long the feed stream keeps a message (acknowledged or not).
+pub const FEED_RETENTION: Duration = Duration::from_secs(86_400);
+/// How long the publisher lets events gather after each round.
+const EVENT_LINGER: Duration = Duration::from_millis(10);
 /// Largest event message body (NATS refuses over 1 MiB by default).
 const MAX_EVENT_MESSAGE: usize = 512 << 10;
 
@@ -137,7 +141,9 @@ async fn ensure_streams(js: &jetstream::Context, config: &BrokerConfig) -> Resul
         .get_or_create_stream(stream::Config {
             name: feeds,
             subjects: vec![format!("{p}.feeds.*")],
-            retention: stream::RetentionPolicy::WorkQueue,
+            // Kept for a day, not deleted as acknowledged: a deletion per acknowledgement is
+            // most of the broker's work on small messages (BENCHMARKS.md).
+            max_age: FEED_RETENTION,
             storage: stream::StorageType::File,
             duplicate_window: window,
             ..Default::default()
@@ -219,9 +225,11 @@ async fn consume_feeds(
         // batch is acknowledged when its own commit is durable.
         let in_flight = RefCell::new(HashSet::new());
         let mut committing = FuturesOrdered::new();
+        // Messages taken but not yet finished: bounds what is applied ahead of its commit.
+        let mut pending = 0;
         loop {
             tokio::select! {
-                chunk = messages.next(), if committing.len() < MAX_BATCHES_IN_FLIGHT => {
+                chunk = messages.next(), if pending < MAX_MESSAGES_IN_FLIGHT => {
                     let Some(chunk) = chunk else { break };
                     let mut batch = Vec::with_capacity(chunk.len());
                     for m in chunk {
@@ -231,10 +239,11 @@ async fn consume_feeds(
                         }
                     }
                     if let Some(steps) = begin_batch(state, &batch, &in_flight).await {
+                        pending += batch.len();
                         committing.push_back(finish_batch(js, config, state, batch, steps, &in_flight));
                     }
                 }
-                Some(()) = committing.next(), if !committing.is_empty() => {}
+                Some(done) = committing.next(), if !committing.is_empty() => pending -= done,
             }
         }
         while committing.next().await.is_some() {}
@@ -254,8 +263,9 @@ enum Step<'a> {
     Running { id: String, commit: Pending<'a> },
 }
 
-/// Batches whose commits may be on their way at once.
-const MAX_BATCHES_IN_FLIGHT: usize = 8;
+/// Feed messages that may be applied in memory ahead of their commits (all of them fold into a
+/// few group commits, however small the batches the broker hands out).
+const MAX_MESSAGES_IN_FLIGHT: usize = 4096;
 
 /// Starts a batch of feed messages in delivery order: each new one is parsed, checked and applied
 /// in memory, and its commit queued, before the next. `None` (every message negatively
@@ -317,7 +327,8 @@ async fn begin_batch<'a>(
     Some(steps)
 }
 
-/// Waits for a batch's commits, then acknowledges, dead-letters or gives back each message.
+/// Waits for a batch's commits, then acknowledges, dead-letters or gives back each message;
+/// returns how many it had.
 async fn finish_batch(
     js: &jetstream::Context,
     config: &BrokerConfig,
@@ -325,7 +336,7 @@ async fn finish_batch(
     batch: Vec<jetstream::Message>,
     steps: Vec<Step<'_>>,
     in_flight: &RefCell<HashSet<String>>,
-) {
+) -> usize {
     let checkout = state.checkout();
     let mut fates = Vec::with_capacity(steps.len());
     for step in steps {
@@ -365,6 +376,7 @@ async fn finish_batch(
         }
         metrics.broker_messages.with_label_values(&[outcome]).inc();
     }
+    batch.len()
 }
 
 fn fate(result: Result<Vec<crate::service::FedCell>, ApiError>) -> Fate {
@@ -485,6 +497,9 @@ async fn publish_events(js: &jetstream::Context, config: &BrokerConfig, state: &
             log::error!("broker: clearing published events: {e}");
         }
         after = Some(last_row);
+        // Events that come meanwhile go out together: fewer, fuller messages (the broker's work
+        // is per message) for a few milliseconds more before an event leaves.
+        tokio::time::sleep(EVENT_LINGER).await;
     }
 }
 
