@@ -136,39 +136,24 @@ pub async fn run(config: BrokerConfig, state: web::Data<AppState>) {
 async fn ensure_streams(js: &jetstream::Context, config: &BrokerConfig) -> Result<stream::Stream, String> {
     let [feeds, dead, events] = config.streams();
     let p = &config.prefix;
-    let window = Duration::from_secs(120);
-    let feeds = js
-        .get_or_create_stream(stream::Config {
-            name: feeds,
-            subjects: vec![format!("{p}.feeds.*")],
-            // Kept for a day, not deleted as acknowledged: a deletion per acknowledgement is
-            // most of the broker's work on small messages (BENCHMARKS.md).
-            max_age: FEED_RETENTION,
+    let make = |name: String, subject: String, max_age: Duration| async move {
+        let config = stream::Config {
+            name,
+            subjects: vec![subject],
+            max_age,
             storage: stream::StorageType::File,
-            duplicate_window: window,
+            duplicate_window: Duration::from_secs(120),
             ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    js.get_or_create_stream(stream::Config {
-        name: dead,
-        subjects: vec![format!("{p}.dead.>")],
-        storage: stream::StorageType::File,
-        duplicate_window: window,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+        };
+        js.get_or_create_stream(config).await.map_err(|e| e.to_string())
+    };
+    // Feeds are kept for a day, not deleted as acknowledged: a deletion per acknowledgement is
+    // most of the broker's work on small messages (BENCHMARKS.md). Dead letters and events are
+    // kept until the operator's limits say otherwise.
+    let feeds = make(feeds, format!("{p}.feeds.*"), FEED_RETENTION).await?;
+    make(dead, format!("{p}.dead.>"), Duration::ZERO).await?;
     if config.events {
-        js.get_or_create_stream(stream::Config {
-            name: events,
-            subjects: vec![format!("{p}.events.>")],
-            storage: stream::StorageType::File,
-            duplicate_window: window,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        make(events, format!("{p}.events.>"), Duration::ZERO).await?;
     }
     Ok(feeds)
 }
