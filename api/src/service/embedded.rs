@@ -272,8 +272,6 @@ impl Checkout for EmbeddedCheckout {
             }
             Err(e) => return Err(ServiceError::Internal(e.to_string())),
         };
-        // Persisted even when this call changed nothing: an earlier, unacknowledged change then
-        // becomes durable before this answer.
         // The ledger still holds the reservation: its end is not yet known to be durable (a
         // repeat of a call whose write failed lands here too), so the event goes with it.
         let mut events = Vec::new();
@@ -284,6 +282,8 @@ impl Checkout for EmbeddedCheckout {
             };
             events.push(super::events::ended(id, how, super::now().0));
         }
+        // Persisted even when this call changed nothing: an earlier, unacknowledged change then
+        // becomes durable before this answer.
         let changes = ChangeSet {
             cells: self.cell_records(&changes),
             reservations: self.current_record(id).into_iter().collect(),
