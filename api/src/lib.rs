@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod broker;
 pub mod cli;
+pub mod coupons;
 pub mod data;
 #[doc(hidden)]
 pub mod fuzz;

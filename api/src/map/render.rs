@@ -20,7 +20,7 @@ const FONT_PATHS: &[&str] = &[
 ];
 
 /// Registers the font once per process as plotters' `sans-serif`.
-fn font() -> anyhow::Result<()> {
+pub(crate) fn font() -> anyhow::Result<()> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let path = match std::env::var_os("OMNIROUTE_FONT") {

@@ -1,0 +1,32 @@
+//! Criterion benchmarks of coupon tokens: signing a poster's token and verifying one (the first
+//! step of every capture, with no storage read), and refusing a tampered one.
+//!
+//! Run: `cargo bench -p omniroute --bench coupons`
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use omniroute::coupons::token::{KeyRing, PosterClaim};
+use std::hint::black_box;
+
+fn tokens(c: &mut Criterion) {
+    // A ring of three keys (two retired, still verifying), as after two rotations.
+    let ring = KeyRing::parse(
+        "1:first-secret-0123456789abcdefghijklmnop,2:second-secret-0123456789abcdefghijklm,\
+         3:third-secret-0123456789abcdefghijklmnopq",
+    )
+    .expect("valid keys");
+    let claim =
+        PosterClaim { campaign: 123_456, store_number: 179_999, serial: 3, expires_at: 1_794_412_799 };
+    let token = ring.sign(&claim);
+    let mut tampered = token.clone().into_bytes();
+    tampered[20] = if tampered[20] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ASCII");
+    let now = 1_794_326_400;
+    c.bench_function("token/sign", |b| b.iter(|| ring.sign(black_box(&claim))));
+    c.bench_function("token/verify", |b| b.iter(|| ring.verify(black_box(&token), now).expect("valid")));
+    c.bench_function("token/refuse_tampered", |b| {
+        b.iter(|| ring.verify(black_box(&tampered), now).expect_err("tampered"))
+    });
+}
+
+criterion_group!(benches, tokens);
+criterion_main!(benches);
