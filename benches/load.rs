@@ -2,7 +2,8 @@
 //!
 //! Sends ship orders taken from a dataset's orders.jsonl, each with a fresh order id, either one
 //! per request (`/v1/orders/route`) or in batches (`/v1/orders/route-batch`), at a fixed rate or
-//! as fast as the connections allow. Latency is measured from each request's *scheduled* send
+//! as fast as the connections allow; or, with `--captures FILE` (poster tokens, one per line),
+//! coupon captures (`/v1/coupons/capture`), each by a fresh customer. Latency is measured from each request's *scheduled* send
 //! time, so a slow server cannot hide queueing (no coordinated omission).
 //!
 //! ```sh
@@ -25,8 +26,11 @@ struct Args {
     #[arg(long)]
     key: String,
     /// orders.jsonl to take customers and lines from (ship orders only are used).
-    #[arg(long)]
-    orders: std::path::PathBuf,
+    #[arg(long, required_unless_present = "captures")]
+    orders: Option<std::path::PathBuf>,
+    /// Capture coupons instead: poster tokens, one per line, taken in turn.
+    #[arg(long, conflicts_with = "orders")]
+    captures: Option<std::path::PathBuf>,
     /// Requests per second; 0 sends as fast as the connections allow.
     #[arg(long, default_value_t = 0)]
     rate: u64,
@@ -62,12 +66,32 @@ fn templates(path: &std::path::Path) -> Vec<String> {
 
 fn main() {
     let a = Args::parse();
-    let tpl = Rc::new(templates(&a.orders));
-    assert!(!tpl.is_empty(), "no ship orders in {}", a.orders.display());
+    let (tpl, captures) = match (&a.orders, &a.captures) {
+        (Some(orders), _) => {
+            let tpl = templates(orders);
+            assert!(!tpl.is_empty(), "no ship orders in {}", orders.display());
+            (tpl, false)
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).expect("tokens file");
+            let tokens: Vec<String> =
+                text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+            assert!(!tokens.is_empty(), "no tokens in {}", path.display());
+            (tokens, true)
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let tpl = Rc::new(tpl);
     actix_rt::System::new().block_on(async move {
         let connector = awc::Connector::new().limit(a.connections);
         let client = awc::Client::builder().timeout(Duration::from_secs(30)).connector(connector).finish();
-        let endpoint = if a.batch > 1 { "/v1/orders/route-batch" } else { "/v1/orders/route" };
+        let endpoint = if captures {
+            "/v1/coupons/capture"
+        } else if a.batch > 1 {
+            "/v1/orders/route-batch"
+        } else {
+            "/v1/orders/route"
+        };
         let urls: Rc<Vec<String>> = Rc::new(a.url.iter().map(|u| format!("{u}{endpoint}")).collect());
         let next = Rc::new(Cell::new(0u64));
         let hist = Rc::new(RefCell::new(Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).unwrap()));
@@ -94,7 +118,9 @@ fn main() {
                         let n = i * batch as u64 + k;
                         format!("{{\"order_id\":\"{prefix}-{n}\",{}", tpl[(n % tpl.len() as u64) as usize])
                     };
-                    let body = if batch > 1 {
+                    let body = if captures {
+                        format!("{{\"token\":\"{}\",\"customer_id\":\"{prefix}-{i}\"}}", tpl[(i % tpl.len() as u64) as usize])
+                    } else if batch > 1 {
                         let orders: Vec<String> = (0..batch as u64).map(order).collect();
                         format!("{{\"orders\":[{}]}}", orders.join(","))
                     } else {

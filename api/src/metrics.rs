@@ -33,6 +33,8 @@ pub struct Metrics {
     pub broker_messages: IntCounterVec,
     /// Events published to the broker.
     pub events_published: IntCounter,
+    /// Coupon captures by outcome (new, already, refused, rate_limited).
+    pub captures: IntCounterVec,
 }
 
 impl Metrics {
@@ -85,6 +87,11 @@ impl Metrics {
             )
             .expect("valid metric"),
             events_published: counter("omniroute_events_published_total", "Events published to the broker"),
+            captures: IntCounterVec::new(
+                Opts::new("omniroute_coupon_captures_total", "Coupon captures by outcome"),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             cache_updates: counter(
                 "omniroute_cache_updates_total",
                 "Cache cells updated from database notifications",
@@ -105,6 +112,7 @@ impl Metrics {
             Box::new(m.cache_updates.clone()),
             Box::new(m.broker_messages.clone()),
             Box::new(m.events_published.clone()),
+            Box::new(m.captures.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

@@ -5,6 +5,7 @@ mod brands;
 mod broker;
 mod cli;
 mod contract;
+mod coupons;
 mod hardening;
 mod helpers;
 mod map;

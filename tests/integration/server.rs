@@ -10,6 +10,11 @@ pub const STORE_SYSTEM: &str = "store-system-test-key";
 pub const PLANNER: &str = "planner-test-key";
 /// A store-system key scoped to brands 1 and 2 of the sample.
 pub const SCOPED_STORE_SYSTEM: &str = "scoped-store-system-key";
+pub const MARKETING: &str = "marketing-test-key";
+/// A marketing key scoped to brand 1 of the sample.
+pub const SCOPED_MARKETING: &str = "scoped-marketing-key";
+/// The coupon signing keys every test server gets.
+pub const COUPON_KEYS: &str = "7:coupon-test-secret-0123456789abcdefghij";
 
 /// The bundled sample dataset.
 pub fn sample() -> PathBuf {
@@ -42,9 +47,10 @@ fn start(data: &Path, state: &Path, extra: &[String]) -> (Child, String) {
             "OMNIROUTE_API_KEYS",
             format!(
                 "admin:{ADMIN},checkout:{CHECKOUT},store-system:{STORE_SYSTEM},planner:{PLANNER},\
-                 store-system[1|2]:{SCOPED_STORE_SYSTEM}"
+                 store-system[1|2]:{SCOPED_STORE_SYSTEM},marketing:{MARKETING},marketing[1]:{SCOPED_MARKETING}"
             ),
         )
+        .env("OMNIROUTE_COUPON_KEYS", COUPON_KEYS)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(log)

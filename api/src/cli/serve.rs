@@ -86,6 +86,20 @@ pub struct Args {
     /// Events in one published message at most (consecutive events of one subject, as JSON lines).
     #[arg(long, default_value_t = 512)]
     pub events_per_message: usize,
+    /// Coupon poster signing keys, `id:secret,...` (id 0-255, secret of 32+ characters; the last
+    /// signs new posters, all verify). Without them posters and captures answer 501 (with
+    /// --dev, a key is made up for the run).
+    #[arg(long, env = "OMNIROUTE_COUPON_KEYS", hide_env_values = true)]
+    pub coupon_keys: Option<String>,
+    /// The page a poster's QR code opens (the shopper app's capture page); the token is appended.
+    #[arg(long, default_value = crate::coupons::DEFAULT_CAPTURE_URL)]
+    pub coupon_url: String,
+    /// Coupon captures per customer per minute (0: no limit).
+    #[arg(long, default_value_t = crate::coupons::limit::CaptureRate::default().per_customer_per_min)]
+    pub captures_per_customer_per_min: u32,
+    /// Coupon captures per client address per second (0: no limit).
+    #[arg(long, default_value_t = crate::coupons::limit::CaptureRate::default().per_address_per_s)]
+    pub captures_per_address_per_s: u32,
     #[command(flatten)]
     pub routing: RoutingArgs,
 }
@@ -105,6 +119,26 @@ fn keys(a: &Args) -> anyhow::Result<ApiKeys> {
     let (keys, key) = ApiKeys::development();
     eprintln!("development mode, no API keys configured: admin key for this run: {key}");
     Ok(keys)
+}
+
+fn coupons(a: &Args) -> anyhow::Result<Option<crate::coupons::CouponConfig>> {
+    use crate::coupons::token::KeyRing;
+    let keys = match (&a.coupon_keys, a.dev) {
+        (Some(spec), _) => KeyRing::parse(spec).map_err(|e| anyhow::anyhow!("--coupon-keys: {e}"))?,
+        (None, true) => {
+            let secret: String = (0..48).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect();
+            eprintln!("development mode: coupon posters are signed with a key made up for this run");
+            KeyRing::new(&[(0, secret.as_bytes())]).expect("one key")
+        }
+        (None, false) => return Ok(None),
+    };
+    let public_url = a.coupon_url.trim_end_matches('/').to_string();
+    anyhow::ensure!(!public_url.is_empty(), "--coupon-url must not be empty");
+    let rate = crate::coupons::limit::CaptureRate {
+        per_customer_per_min: a.captures_per_customer_per_min,
+        per_address_per_s: a.captures_per_address_per_s,
+    };
+    Ok(Some(crate::coupons::CouponConfig { keys, public_url, rate }))
 }
 
 fn broker(a: &Args) -> anyhow::Result<Option<crate::broker::BrokerConfig>> {
@@ -161,6 +195,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         expiry_every: Duration::from_secs(1),
         workers: a.workers,
         broker: broker(&a)?,
+        coupons: coupons(&a)?,
     };
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(config)?;

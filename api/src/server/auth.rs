@@ -1,6 +1,7 @@
 //! API keys with roles, sent as `Authorization: Bearer <key>` (or, for pages a browser opens, as
 //! the password of HTTP Basic authentication). Keys are compared in constant time and never
-//! logged. A `store-system` or `planner` key may be scoped to brands: it acts only on their stores.
+//! logged. A `store-system`, `marketing` or `planner` key may be scoped to brands: it acts only on
+//! their stores and campaigns.
 
 use super::error::ApiError;
 use actix_web::HttpRequest;
@@ -13,6 +14,8 @@ pub enum Role {
     Checkout,
     StoreSystem,
     Planner,
+    /// Runs coupon campaigns.
+    Marketing,
     Admin,
 }
 
@@ -22,6 +25,7 @@ impl Role {
             Role::Checkout => "checkout",
             Role::StoreSystem => "store-system",
             Role::Planner => "planner",
+            Role::Marketing => "marketing",
             Role::Admin => "admin",
         }
     }
@@ -31,6 +35,7 @@ impl Role {
             "checkout" => Role::Checkout,
             "store-system" => Role::StoreSystem,
             "planner" => Role::Planner,
+            "marketing" => Role::Marketing,
             "admin" => Role::Admin,
             _ => return None,
         })
@@ -54,6 +59,10 @@ pub enum Action {
     Operate,
     /// Read the stock audit log (of the caller's brands).
     ReadAudit,
+    /// Create and run coupon campaigns (of the caller's brands).
+    Market,
+    /// Capture and read a customer's coupons (on the shopper's behalf).
+    Coupons,
 }
 
 impl Action {
@@ -66,6 +75,8 @@ impl Action {
             Action::Plan => "start or read plans",
             Action::Operate => "operate the service",
             Action::ReadAudit => "read the stock audit log",
+            Action::Market => "run coupon campaigns",
+            Action::Coupons => "capture or read customers' coupons",
         }
     }
 
@@ -81,6 +92,8 @@ impl Action {
             Action::Plan => role == Planner,
             Action::Operate => false,
             Action::ReadAudit => role == StoreSystem,
+            Action::Market => role == Marketing,
+            Action::Coupons => role == Checkout,
         }
     }
 }
@@ -215,7 +228,7 @@ impl std::fmt::Debug for ApiKeys {
 
 impl ApiKeys {
     /// Parses comma- or newline-separated `role:key` pairs (the `OMNIROUTE_API_KEYS` format). A
-    /// `store-system` or `planner` key may name its brands: `store-system[brand-a|brand-b]:key`.
+    /// `store-system`, `marketing` or `planner` key may name its brands: `store-system[brand-a|brand-b]:key`.
     pub fn parse(text: &str) -> Result<ApiKeys, String> {
         let mut keys = Vec::new();
         for (i, pair) in text
@@ -245,7 +258,7 @@ impl ApiKeys {
             };
             let role = Role::parse(role.trim()).ok_or_else(|| {
                 format!(
-                    "entry {}: unknown role `{}` (checkout, store-system, planner, admin)",
+                    "entry {}: unknown role `{}` (checkout, store-system, planner, marketing, admin)",
                     i + 1,
                     role.trim()
                 )
@@ -254,9 +267,9 @@ impl ApiKeys {
             if key.len() < 8 {
                 return Err(format!("entry {}: keys must have at least 8 characters", i + 1));
             }
-            if brands.is_some() && !matches!(role, Role::StoreSystem | Role::Planner) {
+            if brands.is_some() && !matches!(role, Role::StoreSystem | Role::Planner | Role::Marketing) {
                 return Err(format!(
-                    "entry {}: only store-system and planner keys can be scoped to brands",
+                    "entry {}: only store-system, marketing and planner keys can be scoped to brands",
                     i + 1
                 ));
             }
@@ -385,8 +398,8 @@ mod tests {
         assert!(all.may_act_for("puma"));
         assert!(k.authorize(&req("plan-key1"), Action::Plan).unwrap().may_act_for("puma"));
         for (text, problem) in [
-            ("checkout[nike]:abcdefgh", "only store-system and planner"),
-            ("admin[nike]:abcdefgh", "only store-system and planner"),
+            ("checkout[nike]:abcdefgh", "only store-system, marketing and planner"),
+            ("admin[nike]:abcdefgh", "only store-system, marketing and planner"),
             ("store-system[]:abcdefgh", "at least one brand"),
             ("store-system[nike:abcdefgh", "brackets"),
         ] {

@@ -53,6 +53,11 @@ pub enum ApiError {
     RequestTimeout { seconds: u64 },
     #[error("{what} queue is full; retry after {retry_after_s} s")]
     TooManyRequests { what: &'static str, retry_after_s: u64 },
+    #[error("too many {what}; retry after {retry_after_s} s")]
+    RateLimited { what: &'static str, retry_after_s: u64 },
+    /// Every refused coupon capture, whatever the reason: the answer must not help guess codes.
+    #[error("the coupon code is not valid")]
+    InvalidCoupon,
     // The service cannot do it (5xx).
     #[error("{0}")]
     Unsupported(&'static str),
@@ -101,6 +106,8 @@ impl ApiError {
             MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            InvalidCoupon => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_coupon"),
             Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
             StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Contention { .. } => (StatusCode::SERVICE_UNAVAILABLE, "stock_contention"),
@@ -174,7 +181,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 res.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
             }
-            ApiError::TooManyRequests { retry_after_s, .. } => {
+            ApiError::TooManyRequests { retry_after_s, .. } | ApiError::RateLimited { retry_after_s, .. } => {
                 res.insert_header((actix_web::http::header::RETRY_AFTER, retry_after_s.to_string()));
             }
             _ => {}
@@ -321,6 +328,8 @@ mod tests {
             ApiError::MethodNotAllowed { allow: "GET".into() },
             ApiError::RequestTimeout { seconds: 1 },
             ApiError::TooManyRequests { what: "plan", retry_after_s: 1 },
+            ApiError::RateLimited { what: "captures", retry_after_s: 1 },
+            ApiError::InvalidCoupon,
             ApiError::StorageUnavailable(String::new()),
             ApiError::Contention { order_id: "o".into() },
             ApiError::Unsupported("x"),

@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub workers: Option<usize>,
     /// Stock feeds in and events out through NATS JetStream.
     pub broker: Option<crate::broker::BrokerConfig>,
+    /// Poster signing keys; without them posters and captures answer 501.
+    pub coupons: Option<crate::coupons::CouponConfig>,
 }
 
 /// How often each replica reads the managed keys from storage.
@@ -66,7 +68,9 @@ impl Application {
             checkout.event_stream().map_err(|e| anyhow::anyhow!("--nats-url: {e}; add --no-events"))?;
             checkout.core().set_events(b.events);
         }
-        let state = web::Data::new(AppState::new(checkout, config.keys.clone(), config.limits));
+        let state = web::Data::new(
+            AppState::new(checkout, config.keys.clone(), config.limits).with_coupons(config.coupons.clone()),
+        );
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -238,7 +242,7 @@ where
 }
 
 fn routes_config(cfg: &mut web::ServiceConfig) {
-    use routes::{admin, health, map, orders, plans, simulations, stock, stores};
+    use routes::{admin, campaigns, coupons, health, map, orders, plans, simulations, stock, stores};
     cfg.service(resource("/healthz", get(health::healthz)))
         .service(resource("/readyz", get(health::readyz)))
         .service(resource("/metrics", get(health::metrics)))
@@ -292,7 +296,31 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                     "/admin/keys/{key_id}/rotate",
                     vec![(Method::POST, web::post().to(admin::rotate_key))],
                 ))
-                .service(resource("/admin/backup", vec![(Method::POST, web::post().to(admin::backup))])),
+                .service(resource("/admin/backup", vec![(Method::POST, web::post().to(admin::backup))]))
+                .service(resource(
+                    "/campaigns",
+                    vec![
+                        (Method::POST, web::post().to(campaigns::create)),
+                        (Method::GET, web::get().to(campaigns::list)),
+                        (Method::HEAD, web::head().to(campaigns::list)),
+                    ],
+                ))
+                .service(resource("/campaigns/{campaign_id}", get(campaigns::get)))
+                .service(resource(
+                    "/campaigns/{campaign_id}/pause",
+                    vec![(Method::POST, web::post().to(campaigns::pause))],
+                ))
+                .service(resource(
+                    "/campaigns/{campaign_id}/resume",
+                    vec![(Method::POST, web::post().to(campaigns::resume))],
+                ))
+                .service(resource(
+                    "/campaigns/{campaign_id}/end",
+                    vec![(Method::POST, web::post().to(campaigns::end))],
+                ))
+                .service(resource("/campaigns/{campaign_id}/posters/{poster}", get(campaigns::poster)))
+                .service(resource("/coupons/capture", vec![(Method::POST, web::post().to(coupons::capture))]))
+                .service(resource("/customers/{customer_id}/wallet", get(coupons::wallet))),
         )
         .default_service(web::to(|| async {
             ApiError::NotFound { what: "route", field: None }.error_response()

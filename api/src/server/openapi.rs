@@ -42,10 +42,19 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::admin::revoke_key,
         super::routes::admin::rotate_key,
         super::routes::map::data,
+        super::routes::campaigns::create,
+        super::routes::campaigns::list,
+        super::routes::campaigns::get,
+        super::routes::campaigns::pause,
+        super::routes::campaigns::resume,
+        super::routes::campaigns::end,
+        super::routes::campaigns::poster,
+        super::routes::coupons::capture,
+        super::routes::coupons::wallet,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&Bearer, &SharedResponses, &Links),
-    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "simulations"), (name = "admin"), (name = "maps"))
+    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "simulations"), (name = "admin"), (name = "maps"), (name = "campaigns"), (name = "coupons"))
 )]
 pub struct ApiDoc;
 
@@ -123,7 +132,8 @@ type LinksOf<'a> = (&'a str, &'a str, Vec<(&'a str, Link)>);
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let order = |op: &str| link(op, &[("order_id", "$response.body#/order_id")]);
-        let table: [LinksOf<'_>; 8] = [
+        let campaign = |op: &str| link(op, &[("campaign_id", "$response.body#/id")]);
+        let table: [LinksOf<'_>; 9] = [
             (
                 "route_order",
                 "200",
@@ -145,6 +155,16 @@ impl Modify for Links {
                 "create_simulation",
                 "202",
                 vec![("poll", link("get_simulation", &[("simulation_id", "$response.body#/simulation_id")]))],
+            ),
+            (
+                "create_campaign",
+                "201",
+                vec![
+                    ("get", campaign("get_campaign")),
+                    ("pause", campaign("pause_campaign")),
+                    ("resume", campaign("resume_campaign")),
+                    ("end", campaign("end_campaign")),
+                ],
             ),
             (
                 "nearby_stores",
@@ -1013,7 +1033,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 20);
+        assert_eq!(ids.len(), 29);
         let link = &spec["paths"]["/v1/orders/route"]["post"]["responses"]["200"]["links"]["get"];
         assert_eq!(link["operationId"], "get_order", "{link}");
         assert!(link.get("operation_id").is_none());

@@ -3,6 +3,7 @@
 
 use super::auth::ApiKeys;
 use super::plans::PlanBook;
+use crate::coupons::campaign::Campaign;
 use crate::metrics::Metrics;
 use crate::service::Checkout;
 use optimizer::model::Network;
@@ -51,12 +52,54 @@ pub struct AppState {
     keys: ApiKeys,
     limits: Limits,
     plans: PlanBook,
+    coupons: Option<crate::coupons::Coupons>,
+    /// Campaigns read in the last second (captures read one per call).
+    campaigns: parking_lot::RwLock<rustc_hash::FxHashMap<u32, (std::time::Instant, Arc<Campaign>)>>,
 }
+
+/// How long a replica serves a campaign from memory: a pause or end made on another replica
+/// holds everywhere within this time.
+pub const CAMPAIGN_CACHE: Duration = Duration::from_secs(1);
 
 impl AppState {
     pub fn new(checkout: Arc<dyn Checkout>, keys: ApiKeys, limits: Limits) -> AppState {
         let plans = PlanBook::new(checkout.clone(), limits.max_queued_plans);
-        AppState { checkout, keys, limits, plans }
+        AppState { checkout, keys, limits, plans, coupons: None, campaigns: Default::default() }
+    }
+
+    /// With posters signed by `coupons`.
+    pub fn with_coupons(mut self, coupons: Option<crate::coupons::CouponConfig>) -> AppState {
+        self.coupons = coupons.map(crate::coupons::Coupons::new);
+        self
+    }
+
+    /// A campaign, as stored at most [`CAMPAIGN_CACHE`] ago.
+    pub async fn campaign(&self, id: u32) -> Result<Option<Arc<Campaign>>, crate::service::ServiceError> {
+        if let Some((at, c)) = self.campaigns.read().get(&id) {
+            if at.elapsed() < CAMPAIGN_CACHE {
+                return Ok(Some(c.clone()));
+            }
+        }
+        let Some(c) = self.checkout.campaign(id).await? else { return Ok(None) };
+        let c = Arc::new(c);
+        let mut cache = self.campaigns.write();
+        if cache.len() > 100_000 {
+            cache.retain(|_, (at, _)| at.elapsed() < CAMPAIGN_CACHE);
+        }
+        cache.insert(id, (std::time::Instant::now(), c.clone()));
+        Ok(Some(c))
+    }
+
+    /// Forgets a campaign this replica just changed.
+    pub fn campaign_changed(&self, id: u32) {
+        self.campaigns.write().remove(&id);
+    }
+
+    /// Poster signing and capture limits; `None`: no signing keys were configured.
+    pub fn coupons(&self) -> Result<&crate::coupons::Coupons, super::error::ApiError> {
+        self.coupons.as_ref().ok_or(super::error::ApiError::Unsupported(
+            "coupons need signing keys: start the server with --coupon-keys or OMNIROUTE_COUPON_KEYS",
+        ))
     }
 
     /// Closes what the state holds, in order: the plan worker, then the checkout service (its

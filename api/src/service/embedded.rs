@@ -12,6 +12,8 @@ use super::core::{Core, Decided, Persist, Persisted};
 use super::{
     Answer, AuditEntry, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError,
 };
+use crate::coupons::campaign::Campaign;
+use crate::coupons::wallet::{Captured, IssueCounts, WalletEntry};
 use crate::storage::embedded::{IfDamaged, Opened, STATE_FILE};
 use crate::storage::{
     CellRecord, ChangeSet, Embedded, NumberedEvents, OrderRecord, Recovered, ReservationRecord, StorageError,
@@ -20,6 +22,7 @@ use async_trait::async_trait;
 use optimizer::ledger::{CellChange, FeedRow, Hold, LedgerError, Reservation, ReservationState, StockLevel};
 use optimizer::model::{OrderId, SkuIdx, StoreId, StoreIdx, Timestamp};
 use optimizer::EngineConfig;
+use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,7 +32,17 @@ pub struct EmbeddedCheckout {
     core: Core,
     store: Embedded,
     state_dir: std::path::PathBuf,
+    /// Held from reading a campaign's version to writing its change (one process writes).
+    campaign_writes: tokio::sync::Mutex<()>,
+    /// Coupons issued per campaign, store and poster, rebuilt from the wallets at open.
+    issued: IssueCounts,
+    /// A customer's captures run one at a time (by a hash of the customer id), from reading the
+    /// wallet to its write being durable: a capture is idempotent per customer and campaign.
+    capture_locks: Box<[tokio::sync::Mutex<()>]>,
 }
+
+/// Shards of [`EmbeddedCheckout::capture_locks`].
+const CAPTURE_SHARDS: usize = 4096;
 
 impl EmbeddedCheckout {
     /// Loads the dataset, opens (or creates) the state in `state_dir` and recovers it. A state of
@@ -58,7 +71,23 @@ impl EmbeddedCheckout {
             Opened::Existing => {}
         }
         let core = Core::new(engine, config.routing);
-        let service = EmbeddedCheckout { core, store, state_dir: state_dir.to_path_buf() };
+        let service = EmbeddedCheckout {
+            core,
+            store,
+            state_dir: state_dir.to_path_buf(),
+            campaign_writes: tokio::sync::Mutex::new(()),
+            issued: IssueCounts::default(),
+            capture_locks: (0..CAPTURE_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
+        };
+        service
+            .store
+            .each_wallet_entry(&mut |b| {
+                let e =
+                    super::parse_wallet_entry(b).map_err(|e| crate::storage::StorageError(e.to_string()))?;
+                service.issued.count(&e);
+                Ok(())
+            })
+            .map_err(|e| OpenError::State(e.0))?;
         let t = Instant::now();
         let (cells, orders) = service.recover().map_err(|e| match e {
             OpenError::Storage(e) => OpenError::State(format!(
@@ -395,6 +424,51 @@ impl Checkout for EmbeddedCheckout {
                 serde_json::from_slice(b).map_err(|e| ServiceError::Internal(format!("a stored key: {e}")))
             })
             .collect()
+    }
+
+    async fn put_campaign(&self, c: &Campaign, expect: Option<u64>) -> Result<bool, ServiceError> {
+        let _writing = self.campaign_writes.lock().await;
+        let stored = self.store.campaign(c.id)?.map(|b| super::parse_campaign(&b)).transpose()?;
+        if stored.map(|s| s.version) != expect {
+            return Ok(false);
+        }
+        let bytes = serde_json::to_vec(c).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store.save_campaign(c.id, bytes).await?;
+        Ok(true)
+    }
+
+    async fn capture(
+        &self,
+        c: &Campaign,
+        customer: &str,
+        entry: WalletEntry,
+    ) -> Result<Captured, ServiceError> {
+        let shard = rustc_hash::FxBuildHasher.hash_one(customer) as usize % CAPTURE_SHARDS;
+        let _one_at_a_time = self.capture_locks[shard].lock().await;
+        if let Some(held) = self.store.wallet_entry(customer, c.id)? {
+            return Ok(Captured::Already(super::parse_wallet_entry(&held)?));
+        }
+        if !self.issued.try_issue(&c.budgets, &entry) {
+            return Ok(Captured::OverBudget);
+        }
+        let json = serde_json::to_vec(&entry).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        if let Err(e) = self.store.save_wallet_entry(customer.to_string(), c.id, json).await {
+            self.issued.undo(&entry);
+            return Err(e.into());
+        }
+        Ok(Captured::New(entry))
+    }
+
+    async fn wallet(&self, customer: &str) -> Result<Vec<WalletEntry>, ServiceError> {
+        self.store.wallet(customer)?.iter().map(|b| super::parse_wallet_entry(b)).collect()
+    }
+
+    async fn campaign(&self, id: u32) -> Result<Option<Campaign>, ServiceError> {
+        self.store.campaign(id)?.map(|b| super::parse_campaign(&b)).transpose()
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, ServiceError> {
+        self.store.campaigns()?.iter().map(|b| super::parse_campaign(b)).collect()
     }
 
     async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {

@@ -25,6 +25,8 @@ pub use embedded::EmbeddedCheckout;
 pub use orderbook::Answer;
 pub use replica::ReplicaCheckout;
 
+use crate::coupons::campaign::Campaign;
+use crate::coupons::wallet::{Captured, WalletEntry};
 use crate::data::DataError;
 use crate::storage::{NumberedEvents, StorageError};
 use async_trait::async_trait;
@@ -189,10 +191,45 @@ pub trait Checkout: Send + Sync + 'static {
     /// Every stored API key record.
     async fn keys(&self) -> Result<Vec<serde_json::Value>, ServiceError>;
 
+    /// Writes `campaign` durably: with `expect` `None` only if its id is new, else only over the
+    /// stored campaign of version `expect` (so concurrent changes, on any replica, never undo one
+    /// another). Whether it was written.
+    async fn put_campaign(&self, campaign: &Campaign, expect: Option<u64>) -> Result<bool, ServiceError>;
+
+    /// One stored campaign.
+    async fn campaign(&self, id: u32) -> Result<Option<Campaign>, ServiceError>;
+
+    /// Every stored campaign, by id.
+    async fn campaigns(&self) -> Result<Vec<Campaign>, ServiceError>;
+
+    /// Adds `entry` (a capture of one of `campaign`'s posters) to `customer`'s wallet unless the
+    /// customer holds that campaign's coupon already, taking one coupon from each of the
+    /// campaign's issue budgets (all or none), durably before it answers. On any backend and
+    /// across replicas no budget is ever exceeded and a customer holds one coupon per campaign.
+    async fn capture(
+        &self,
+        campaign: &Campaign,
+        customer: &str,
+        entry: WalletEntry,
+    ) -> Result<Captured, ServiceError>;
+
+    /// A customer's captured coupons, by campaign id.
+    async fn wallet(&self, customer: &str) -> Result<Vec<WalletEntry>, ServiceError>;
+
     /// Writes a consistent copy of the durable state while serving and says where. The embedded
     /// store writes a state file under its state directory (`backups/`); PostgreSQL is backed up
     /// with its own tools, and a replica answers [`ServiceError::Unsupported`].
     async fn backup(&self) -> Result<Backup, ServiceError>;
+}
+
+/// A stored campaign record read back.
+fn parse_campaign(json: &[u8]) -> Result<Campaign, ServiceError> {
+    serde_json::from_slice(json).map_err(|e| ServiceError::Internal(format!("a stored campaign: {e}")))
+}
+
+/// A stored wallet entry read back.
+fn parse_wallet_entry(json: &[u8]) -> Result<WalletEntry, ServiceError> {
+    serde_json::from_slice(json).map_err(|e| ServiceError::Internal(format!("a stored wallet entry: {e}")))
 }
 
 /// One entry of the stock audit log: a stock feed (its rows of one brand) accepted or refused.

@@ -13,6 +13,8 @@ use super::{
     now, Answer, AuditEntry, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig,
     ServiceError,
 };
+use crate::coupons::campaign::Campaign;
+use crate::coupons::wallet::{Captured, WalletEntry};
 use crate::storage::postgres::{DbCell, DbFeedError, FeedChange, Notice, Outcome, Pending, Postgres};
 use crate::storage::{NumberedEvents, StorageError};
 
@@ -280,6 +282,50 @@ impl Checkout for ReplicaCheckout {
 
     async fn keys(&self) -> Result<Vec<serde_json::Value>, ServiceError> {
         Ok(self.pg.keys().await?)
+    }
+
+    async fn put_campaign(&self, c: &Campaign, expect: Option<u64>) -> Result<bool, ServiceError> {
+        let json = serde_json::to_value(c).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(self.pg.put_campaign(c.id, &c.brand, &json, expect).await?)
+    }
+
+    async fn capture(
+        &self,
+        c: &Campaign,
+        customer: &str,
+        entry: WalletEntry,
+    ) -> Result<Captured, ServiceError> {
+        let json = serde_json::to_value(&entry).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let b = &c.budgets;
+        let caps = [b.issued, b.issued_per_store, b.issued_per_poster];
+        let (outcome, held) =
+            self.pg.capture(customer, c.id, entry.store_number, entry.serial, &json, caps).await?;
+        match (outcome.as_str(), held) {
+            ("new", _) => Ok(Captured::New(entry)),
+            ("already", Some(held)) => {
+                Ok(Captured::Already(super::parse_wallet_entry(held.to_string().as_bytes())?))
+            }
+            ("over_budget", _) => Ok(Captured::OverBudget),
+            (other, _) => Err(ServiceError::Internal(format!("omniroute_capture answered {other}"))),
+        }
+    }
+
+    async fn wallet(&self, customer: &str) -> Result<Vec<WalletEntry>, ServiceError> {
+        self.pg
+            .wallet(customer)
+            .await?
+            .iter()
+            .map(|v| super::parse_wallet_entry(v.to_string().as_bytes()))
+            .collect()
+    }
+
+    async fn campaign(&self, id: u32) -> Result<Option<Campaign>, ServiceError> {
+        let Some(v) = self.pg.campaign(id).await? else { return Ok(None) };
+        super::parse_campaign(v.to_string().as_bytes()).map(Some)
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, ServiceError> {
+        self.pg.campaigns().await?.iter().map(|v| super::parse_campaign(v.to_string().as_bytes())).collect()
     }
 
     async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {

@@ -36,6 +36,10 @@ const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("stock_audit");
 /// API keys managed over the API, by key id: the record as JSON (the key's hash, never the key).
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// Coupon campaigns by id: the record as JSON.
+const CAMPAIGNS: TableDefinition<u32, &[u8]> = TableDefinition::new("campaigns");
+/// Customers' captured coupons: (customer id, campaign id) -> the wallet entry as JSON.
+const WALLETS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("wallets");
 /// Events not yet published, one row per write group that had any: the first event's sequence
 /// number, and the group's events framed ([`frame_events`]).
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
@@ -66,6 +70,10 @@ struct WriteJob {
     reservations: Vec<ReservationJob>,
     /// Key records to insert or replace (id, JSON).
     keys: Vec<(String, Vec<u8>)>,
+    /// Campaign records to insert or replace (id, JSON).
+    campaigns: Vec<(u32, Vec<u8>)>,
+    /// Wallet entries to insert or replace (customer id, campaign id, JSON).
+    wallet: Vec<(String, u32, Vec<u8>)>,
     /// Audit entries to append (JSON).
     audit: Vec<Vec<u8>>,
     /// Outbox events, framed ([`frame_events`]).
@@ -82,6 +90,8 @@ impl WriteJob {
             orders: Vec::new(),
             reservations: Vec::new(),
             keys: Vec::new(),
+            campaigns: Vec::new(),
+            wallet: Vec::new(),
             audit: Vec::new(),
             events: Vec::new(),
             message: None,
@@ -554,6 +564,18 @@ fn write_group(
             for (id, record) in &job.keys {
                 keys.insert(id.as_str(), record.as_slice()).map_err(err)?;
             }
+            if !job.wallet.is_empty() {
+                let mut wallets = txn.open_table(WALLETS).map_err(err)?;
+                for (customer, campaign, entry) in &job.wallet {
+                    wallets.insert((customer.as_str(), *campaign), entry.as_slice()).map_err(err)?;
+                }
+            }
+            if !job.campaigns.is_empty() {
+                let mut campaigns = txn.open_table(CAMPAIGNS).map_err(err)?;
+                for (id, record) in &job.campaigns {
+                    campaigns.insert(*id, record.as_slice()).map_err(err)?;
+                }
+            }
             for c in &job.cells {
                 let key = (c.store_id.as_str(), c.sku.as_str());
                 let newer = cells.get(key).map_err(err)?.is_none_or(|old| old.value().2 < c.version);
@@ -624,6 +646,8 @@ impl Embedded {
             orders,
             reservations,
             keys: Vec::new(),
+            campaigns: Vec::new(),
+            wallet: Vec::new(),
             audit: changes.audit,
             events: frame_events(&changes.events),
             message: changes.message,
@@ -641,6 +665,78 @@ impl Embedded {
         let (done, _) = oneshot::channel();
         let job = WriteJob { keys: vec![(id, record)], ..WriteJob::empty(done) };
         self.send(job)
+    }
+
+    /// Persists a campaign record (insert or replace by `id`); resolves once durable.
+    pub fn save_campaign(
+        &self,
+        id: u32,
+        record: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        let (done, _) = oneshot::channel();
+        let job = WriteJob { campaigns: vec![(id, record)], ..WriteJob::empty(done) };
+        self.send(job)
+    }
+
+    /// Persists a wallet entry (insert or replace by customer and campaign); resolves once durable.
+    pub fn save_wallet_entry(
+        &self,
+        customer: String,
+        campaign: u32,
+        entry: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
+        let (done, _) = oneshot::channel();
+        let job = WriteJob { wallet: vec![(customer, campaign, entry)], ..WriteJob::empty(done) };
+        self.send(job)
+    }
+
+    /// One wallet entry (JSON).
+    pub fn wallet_entry(&self, customer: &str, campaign: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let Some(table) = open_if_there(&txn, WALLETS)? else { return Ok(None) };
+        Ok(table.get((customer, campaign)).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// A customer's wallet entries (JSON), by campaign id.
+    pub fn wallet(&self, customer: &str) -> Result<Vec<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let Some(table) = open_if_there(&txn, WALLETS)? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for row in table.range((customer, 0)..=(customer, u32::MAX)).map_err(err)? {
+            out.push(row.map_err(err)?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every wallet entry (JSON), in key order.
+    pub fn each_wallet_entry(
+        &self,
+        f: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let Some(table) = open_if_there(&txn, WALLETS)? else { return Ok(()) };
+        for row in table.iter().map_err(err)? {
+            f(row.map_err(err)?.1.value())?;
+        }
+        Ok(())
+    }
+
+    /// One campaign record (JSON).
+    pub fn campaign(&self, id: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let Some(table) = open_if_there(&txn, CAMPAIGNS)? else { return Ok(None) };
+        Ok(table.get(id).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every campaign record (JSON), by id.
+    pub fn campaigns(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let Some(table) = open_if_there(&txn, CAMPAIGNS)? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(err)? {
+            out.push(row.map_err(err)?.1.value().to_vec());
+        }
+        Ok(out)
     }
 
     /// Marks the outbox rows up to `upto` published: the next commit deletes them.
@@ -916,6 +1012,8 @@ fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
             // opened): events after the copy was taken were published under the old one.
             dst.open_table(META).map_err(err)?.remove(EVENT_SOURCE).map_err(err)?;
             copy_table(&src, &dst, KEYS)?;
+            copy_table(&src, &dst, CAMPAIGNS)?;
+            copy_table(&src, &dst, WALLETS)?;
             copy_table(&src, &dst, AUDIT)?;
             copy_table(&src, &dst, OUTBOX)?;
             copy_table(&src, &dst, FEED_MESSAGES)?;

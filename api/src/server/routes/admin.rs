@@ -75,7 +75,7 @@ mod schemas {
         Schema::Object(
             ObjectBuilder::new()
                 .schema_type(SchemaType::new(Type::String))
-                .enum_values(Some(["checkout", "store-system", "planner", "admin"]))
+                .enum_values(Some(["checkout", "store-system", "planner", "marketing", "admin"]))
                 .build(),
         )
     }
@@ -193,14 +193,14 @@ pub async fn create_key(
     let role = Role::parse(&c.role).ok_or_else(|| {
         ApiError::invalid(
             "role",
-            format!("unknown role `{}` (checkout, store-system, planner, admin)", c.role),
+            format!("unknown role `{}` (checkout, store-system, planner, marketing, admin)", c.role),
         )
     })?;
     if let Some(b) = &c.brands {
-        if !matches!(role, Role::StoreSystem | Role::Planner) {
+        if !matches!(role, Role::StoreSystem | Role::Planner | Role::Marketing) {
             return Err(ApiError::invalid(
                 "brands",
-                "only store-system and planner keys can be scoped to brands",
+                "only store-system, marketing and planner keys can be scoped to brands",
             ));
         }
         if b.is_empty() || b.len() > 1000 {

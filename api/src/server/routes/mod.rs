@@ -1,6 +1,8 @@
 //! HTTP handlers, one file per resource.
 
 pub mod admin;
+pub mod campaigns;
+pub mod coupons;
 pub mod health;
 pub mod map;
 pub mod orders;

@@ -288,6 +288,118 @@ impl Postgres {
         .await
     }
 
+    /// Writes a campaign record: with `expect` `None` only if no campaign has `id` yet, else only
+    /// over the stored record of version `expect`. Whether it was written.
+    pub async fn put_campaign(
+        &self,
+        id: u32,
+        brand: &str,
+        record: &serde_json::Value,
+        expect: Option<u64>,
+    ) -> Result<bool, StorageError> {
+        let (id, brand, record) = (i64::from(id), brand.to_owned(), record.clone());
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let n = match expect {
+                None => client
+                    .execute(
+                        "INSERT INTO campaigns (id, brand, record) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+                        &[&id, &brand, &record],
+                    )
+                    .await,
+                Some(v) => client
+                    .execute(
+                        "UPDATE campaigns SET record = $2 WHERE id = $1 AND (record->>'version')::bigint = $3",
+                        &[&id, &record, &(v as i64)],
+                    )
+                    .await,
+            }
+            .map_err(|e| inner.failed(e))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// One capture ([`omniroute_capture` in migration V11]): the outcome (`new`, `already`,
+    /// `over_budget`) and the entry the customer holds.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn capture(
+        &self,
+        customer: &str,
+        campaign: u32,
+        store_number: u32,
+        serial: u16,
+        entry: &serde_json::Value,
+        caps: [Option<u64>; 3],
+    ) -> Result<(String, Option<serde_json::Value>), StorageError> {
+        let (customer, entry) = (customer.to_owned(), entry.clone());
+        let caps = caps.map(|c| c.map(|n| n.min(i64::MAX as u64) as i64));
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT outcome, entry FROM omniroute_capture($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[
+                        &customer,
+                        &i64::from(campaign),
+                        &(store_number as i32),
+                        &i32::from(serial),
+                        &entry,
+                        &caps[0],
+                        &caps[1],
+                        &caps[2],
+                    ],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok((row.get(0), row.get(1)))
+        })
+        .await
+    }
+
+    /// A customer's wallet entries, by campaign id.
+    pub async fn wallet(&self, customer: &str) -> Result<Vec<serde_json::Value>, StorageError> {
+        let customer = customer.to_owned();
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let rows = client
+                .query(
+                    "SELECT entry FROM wallet_entries WHERE customer_id = $1 ORDER BY campaign",
+                    &[&customer],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(rows.iter().map(|r| r.get::<_, serde_json::Value>(0)).collect())
+        })
+        .await
+    }
+
+    /// One campaign record.
+    pub async fn campaign(&self, id: u32) -> Result<Option<serde_json::Value>, StorageError> {
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let row = client
+                .query_opt("SELECT record FROM campaigns WHERE id = $1", &[&i64::from(id)])
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(row.map(|r| r.get::<_, serde_json::Value>(0)))
+        })
+        .await
+    }
+
+    /// Every campaign record, by id.
+    pub async fn campaigns(&self) -> Result<Vec<serde_json::Value>, StorageError> {
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let rows = client
+                .query("SELECT record FROM campaigns ORDER BY id", &[])
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(rows.iter().map(|r| r.get::<_, serde_json::Value>(0)).collect())
+        })
+        .await
+    }
+
     /// Inserts or replaces an API key record (JSON) by id.
     pub async fn save_key(&self, id: &str, record: &serde_json::Value) -> Result<(), StorageError> {
         let (id, record) = (id.to_owned(), record.clone());
