@@ -28,5 +28,10 @@ fn tokens(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, tokens);
+criterion_group! {
+    name = benches;
+    // No plots: criterion's plotters backend needs a font registered in this process.
+    config = Criterion::default().without_plots();
+    targets = tokens
+}
 criterion_main!(benches);

@@ -18,7 +18,8 @@ BIN=$(bench_bin)
 large_dataset "$BIN"
 LOAD=$(ls -t "$CARGO_TARGET_DIR/release/deps"/load-* | grep -v '\.d$' | head -1)
 KEY=benchcouponkey1
-export OMNIROUTE_API_KEYS="admin:$KEY,checkout:$KEY"
+MKT=benchmarketingkey1
+export OMNIROUTE_API_KEYS="checkout:$KEY,marketing:$MKT"
 export OMNIROUTE_COUPON_KEYS="1:bench-coupon-secret-0123456789abcdefghij"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -28,11 +29,11 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PID=$!
 URL=$(server_url "$WORK/out")
 BRAND=$(tail -n +2 data/large/n180k/stores.csv | cut -d, -f2 | sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
-STORES=$(tail -n +2 data/large/n180k/stores.csv | awk -F, -v b="$BRAND" '$2 == b {print $1}' | head -1000)
+STORES=$(awk -F, -v b="$BRAND" 'NR > 1 && $2 == b && n++ < 1000 {print $1}' data/large/n180k/stores.csv)
 
 # Creates a campaign with extra JSON fields "$1" and prints its id.
 campaign() {
-  curl -sf -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' "$URL/v1/campaigns" -d "{
+  curl -sf -H "Authorization: Bearer $MKT" -H 'Content-Type: application/json' "$URL/v1/campaigns" -d "{
     \"brand\": \"$BRAND\", \"name\": \"bench\", \"stores\": \"all\",
     \"discount\": {\"kind\": \"amount_off\", \"off_cents\": 5000, \"min_spend_cents\": 30000}$1}" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
@@ -41,7 +42,7 @@ campaign() {
 # Writes the poster tokens of campaign $1 for the stores on standard input to file $2.
 tokens() {
   while read -r store; do
-    curl -sf -D - -o /dev/null -H "Authorization: Bearer $KEY" "$URL/v1/campaigns/$1/posters/$store.svg" |
+    curl -sf -D - -o /dev/null -H "Authorization: Bearer $MKT" "$URL/v1/campaigns/$1/posters/$store.svg" |
       tr -d '\r' | sed -n 's|^omniroute-capture-url: .*/||Ip'
   done > "$2"
 }
