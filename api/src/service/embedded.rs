@@ -82,8 +82,8 @@ impl EmbeddedCheckout {
         service
             .store
             .each_wallet_entry(&mut |b| {
-                let e =
-                    super::parse_wallet_entry(b).map_err(|e| crate::storage::StorageError(e.to_string()))?;
+                let e = super::record("wallet entry", b)
+                    .map_err(|e| crate::storage::StorageError(e.to_string()))?;
                 service.issued.count(&e);
                 Ok(())
             })
@@ -417,18 +417,13 @@ impl Checkout for EmbeddedCheckout {
     }
 
     async fn keys(&self) -> Result<Vec<serde_json::Value>, ServiceError> {
-        self.store
-            .keys()?
-            .iter()
-            .map(|b| {
-                serde_json::from_slice(b).map_err(|e| ServiceError::Internal(format!("a stored key: {e}")))
-            })
-            .collect()
+        self.store.keys()?.iter().map(|b| super::record("key", b)).collect()
     }
 
     async fn put_campaign(&self, c: &Campaign, expect: Option<u64>) -> Result<bool, ServiceError> {
         let _writing = self.campaign_writes.lock().await;
-        let stored = self.store.campaign(c.id)?.map(|b| super::parse_campaign(&b)).transpose()?;
+        let stored: Option<Campaign> =
+            self.store.campaign(c.id)?.map(|b| super::record("campaign", &b)).transpose()?;
         if stored.map(|s| s.version) != expect {
             return Ok(false);
         }
@@ -446,7 +441,7 @@ impl Checkout for EmbeddedCheckout {
         let shard = rustc_hash::FxBuildHasher.hash_one(customer) as usize % CAPTURE_SHARDS;
         let _one_at_a_time = self.capture_locks[shard].lock().await;
         if let Some(held) = self.store.wallet_entry(customer, c.id)? {
-            return Ok(Captured::Already(super::parse_wallet_entry(&held)?));
+            return Ok(Captured::Already(super::record("wallet entry", &held)?));
         }
         if !self.issued.try_issue(&c.budgets, &entry) {
             return Ok(Captured::OverBudget);
@@ -460,15 +455,15 @@ impl Checkout for EmbeddedCheckout {
     }
 
     async fn wallet(&self, customer: &str) -> Result<Vec<WalletEntry>, ServiceError> {
-        self.store.wallet(customer)?.iter().map(|b| super::parse_wallet_entry(b)).collect()
+        self.store.wallet(customer)?.iter().map(|b| super::record("wallet entry", b)).collect()
     }
 
     async fn campaign(&self, id: u32) -> Result<Option<Campaign>, ServiceError> {
-        self.store.campaign(id)?.map(|b| super::parse_campaign(&b)).transpose()
+        self.store.campaign(id)?.map(|b| super::record("campaign", &b)).transpose()
     }
 
     async fn campaigns(&self) -> Result<Vec<Campaign>, ServiceError> {
-        self.store.campaigns()?.iter().map(|b| super::parse_campaign(b)).collect()
+        self.store.campaigns()?.iter().map(|b| super::record("campaign", b)).collect()
     }
 
     async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {

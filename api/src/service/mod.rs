@@ -222,14 +222,17 @@ pub trait Checkout: Send + Sync + 'static {
     async fn backup(&self) -> Result<Backup, ServiceError>;
 }
 
-/// A stored campaign record read back.
-fn parse_campaign(json: &[u8]) -> Result<Campaign, ServiceError> {
-    serde_json::from_slice(json).map_err(|e| ServiceError::Internal(format!("a stored campaign: {e}")))
+/// A stored JSON record read back (`what` names it in the error).
+fn record<T: serde::de::DeserializeOwned>(what: &str, json: &[u8]) -> Result<T, ServiceError> {
+    serde_json::from_slice(json).map_err(|e| ServiceError::Internal(format!("a stored {what}: {e}")))
 }
 
-/// A stored wallet entry read back.
-fn parse_wallet_entry(json: &[u8]) -> Result<WalletEntry, ServiceError> {
-    serde_json::from_slice(json).map_err(|e| ServiceError::Internal(format!("a stored wallet entry: {e}")))
+/// A stored JSON record read back from the database.
+fn record_value<T: serde::de::DeserializeOwned>(
+    what: &str,
+    json: serde_json::Value,
+) -> Result<T, ServiceError> {
+    serde_json::from_value(json).map_err(|e| ServiceError::Internal(format!("a stored {what}: {e}")))
 }
 
 /// One entry of the stock audit log: a stock feed (its rows of one brand) accepted or refused.

@@ -302,30 +302,23 @@ impl Checkout for ReplicaCheckout {
             self.pg.capture(customer, c.id, entry.store_number, entry.serial, &json, caps).await?;
         match (outcome.as_str(), held) {
             ("new", _) => Ok(Captured::New(entry)),
-            ("already", Some(held)) => {
-                Ok(Captured::Already(super::parse_wallet_entry(held.to_string().as_bytes())?))
-            }
+            ("already", Some(held)) => Ok(Captured::Already(super::record_value("wallet entry", held)?)),
             ("over_budget", _) => Ok(Captured::OverBudget),
             (other, _) => Err(ServiceError::Internal(format!("omniroute_capture answered {other}"))),
         }
     }
 
     async fn wallet(&self, customer: &str) -> Result<Vec<WalletEntry>, ServiceError> {
-        self.pg
-            .wallet(customer)
-            .await?
-            .iter()
-            .map(|v| super::parse_wallet_entry(v.to_string().as_bytes()))
-            .collect()
+        self.pg.wallet(customer).await?.into_iter().map(|v| super::record_value("wallet entry", v)).collect()
     }
 
     async fn campaign(&self, id: u32) -> Result<Option<Campaign>, ServiceError> {
         let Some(v) = self.pg.campaign(id).await? else { return Ok(None) };
-        super::parse_campaign(v.to_string().as_bytes()).map(Some)
+        super::record_value("campaign", v).map(Some)
     }
 
     async fn campaigns(&self) -> Result<Vec<Campaign>, ServiceError> {
-        self.pg.campaigns().await?.iter().map(|v| super::parse_campaign(v.to_string().as_bytes())).collect()
+        self.pg.campaigns().await?.into_iter().map(|v| super::record_value("campaign", v)).collect()
     }
 
     async fn orders_on_day(&self, store: StoreIdx, at: Timestamp) -> Result<u32, ServiceError> {

@@ -730,8 +730,16 @@ impl Embedded {
 
     /// Every campaign record (JSON), by id.
     pub fn campaigns(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        self.values(CAMPAIGNS)
+    }
+
+    /// Every value of a table of JSON records, in key order.
+    fn values<K: redb::Key + 'static>(
+        &self,
+        table: TableDefinition<K, &[u8]>,
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
         let txn = self.db.begin_read().map_err(err)?;
-        let Some(table) = open_if_there(&txn, CAMPAIGNS)? else { return Ok(Vec::new()) };
+        let Some(table) = open_if_there(&txn, table)? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for row in table.iter().map_err(err)? {
             out.push(row.map_err(err)?.1.value().to_vec());
@@ -813,13 +821,7 @@ impl Embedded {
 
     /// Every API key record (JSON), by id.
     pub fn keys(&self) -> Result<Vec<Vec<u8>>, StorageError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let Some(table) = open_if_there(&txn, KEYS)? else { return Ok(Vec::new()) };
-        let mut out = Vec::new();
-        for row in table.iter().map_err(err)? {
-            out.push(row.map_err(err)?.1.value().to_vec());
-        }
-        Ok(out)
+        self.values(KEYS)
     }
 
     /// Queues `job` for the writer; the future resolves once it is durable.

@@ -389,12 +389,14 @@ impl Postgres {
 
     /// Every campaign record, by id.
     pub async fn campaigns(&self) -> Result<Vec<serde_json::Value>, StorageError> {
+        self.json_column("SELECT record FROM campaigns ORDER BY id").await
+    }
+
+    /// The one JSON column of every row `sql` selects.
+    async fn json_column(&self, sql: &'static str) -> Result<Vec<serde_json::Value>, StorageError> {
         self.run(move |inner| async move {
             let client = inner.client().await?;
-            let rows = client
-                .query("SELECT record FROM campaigns ORDER BY id", &[])
-                .await
-                .map_err(|e| inner.failed(e))?;
+            let rows = client.query(sql, &[]).await.map_err(|e| inner.failed(e))?;
             Ok(rows.iter().map(|r| r.get::<_, serde_json::Value>(0)).collect())
         })
         .await
@@ -420,15 +422,7 @@ impl Postgres {
 
     /// Every API key record.
     pub async fn keys(&self) -> Result<Vec<serde_json::Value>, StorageError> {
-        self.run(move |inner| async move {
-            let client = inner.client().await?;
-            let rows = client
-                .query("SELECT record FROM api_keys ORDER BY id", &[])
-                .await
-                .map_err(|e| inner.failed(e))?;
-            Ok(rows.iter().map(|r| r.get::<_, serde_json::Value>(0)).collect())
-        })
-        .await
+        self.json_column("SELECT record FROM api_keys ORDER BY id").await
     }
 
     /// Expires held reservations due at `now`; returns how many.
