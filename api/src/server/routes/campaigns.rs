@@ -13,6 +13,7 @@ use crate::server::error::ApiError;
 use crate::server::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A campaign as answered: everything but the store list, which can hold every store of a brand.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -72,14 +73,26 @@ fn spec_error(e: SpecError) -> ApiError {
 }
 
 /// A campaign id from the path; a campaign of a brand the caller may not act for is not found.
-async fn find(state: &AppState, caller: &Caller, raw: &str) -> Result<Campaign, ApiError> {
+/// `Read::Fresh` reads storage (before a change); `Read::Cached` may be a second old (posters of
+/// many stores in a row read one large campaign once).
+async fn find(state: &AppState, caller: &Caller, raw: &str, read: Read) -> Result<Arc<Campaign>, ApiError> {
     let not_found = || ApiError::NotFound { what: "campaign", field: Some("campaign_id".into()) };
     let id: u32 = raw.parse().map_err(|_| not_found())?;
-    let c = state.checkout().campaign(id).await?.ok_or_else(not_found)?;
+    let c = match read {
+        Read::Fresh => state.checkout().campaign(id).await?.map(Arc::new),
+        Read::Cached => state.campaign(id).await?,
+    }
+    .ok_or_else(not_found)?;
     if !caller.may_act_for(&c.brand) {
         return Err(not_found());
     }
     Ok(c)
+}
+
+#[derive(Copy, Clone)]
+enum Read {
+    Fresh,
+    Cached,
 }
 
 /// Largest campaign body: a list of every store of a large brand.
@@ -155,7 +168,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.keys().authorize(&req, Action::Market)?;
-    let c = find(&state, &caller, &path).await?;
+    let c = find(&state, &caller, &path, Read::Fresh).await?;
     Ok(HttpResponse::Ok().json(view(&c)))
 }
 
@@ -168,7 +181,7 @@ async fn transition(
 ) -> Result<HttpResponse, ApiError> {
     let caller = state.keys().authorize(&req, Action::Market)?;
     loop {
-        let mut c = find(&state, &caller, raw).await?;
+        let mut c = Arc::unwrap_or_clone(find(&state, &caller, raw, Read::Fresh).await?);
         let read = c.version;
         c.transition(to).map_err(|message| ApiError::InvalidState { message })?;
         if c.version == read || state.checkout().put_campaign(&c, Some(read)).await? {
@@ -266,7 +279,7 @@ pub async fn poster(
         return Err(ApiError::invalid("poster", "a poster is `<store_id>.svg` or `<store_id>.png`"));
     };
     let q: PosterQuery = parse_query(&req)?;
-    let c = find(&state, &caller, &raw_id).await?;
+    let c = find(&state, &caller, &raw_id, Read::Cached).await?;
     let serial: u16 = match q.serial.as_deref() {
         None => 0,
         Some(s) => s.parse().ok().filter(|n| *n < c.posters_per_store).ok_or_else(|| {
