@@ -10,7 +10,7 @@ pub struct Poster<'a> {
     pub title: &'a str,
     /// The offer in words ("50.00 off orders of 300.00 or more").
     pub offer: &'a str,
-    /// Store and redemption window, one line.
+    /// Store and redemption window, lines separated by `\n`.
     pub footer: &'a str,
     /// What the QR code encodes.
     pub url: &'a str,
@@ -77,7 +77,10 @@ fn draw<DB: DrawingBackend>(
     let below = top + n * module + 4 * module + 20;
     root.draw(&Text::new("Scan to capture the coupon".to_string(), (mid, below), centred(20)))
         .map_err(err)?;
-    root.draw(&Text::new(poster.footer.to_string(), (mid, below + 40), centred(16))).map_err(err)?;
+    for (i, line) in poster.footer.lines().enumerate() {
+        root.draw(&Text::new(line.to_string(), (mid, below + 40 + 24 * i as i32), centred(16)))
+            .map_err(err)?;
+    }
     root.present().map_err(err)?;
     Ok(())
 }
@@ -90,7 +93,7 @@ mod tests {
         Poster {
             title: "Singles' Day",
             offer: "50.00 off orders of 300.00 or more",
-            footer: "Store S1 · redeem 2026-11-11",
+            footer: "Store S1 · poster 0\nRedeem 2026-11-11",
             url: "HTTP://127.0.0.1:8080/C/AEAAAAAHAAB4JAACHNUMUAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         }
     }

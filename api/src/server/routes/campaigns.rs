@@ -297,10 +297,11 @@ pub async fn poster(
         PosterClaim { campaign: c.id, store_number: number, serial, expires_at: c.capture.until as u32 };
     let url = format!("{}/C/{}", coupons.public_url, coupons.keys.sign(&claim));
     let offer = crate::coupons::describe(&c.discount);
+    let time = |t: i64| optimizer::model::Timestamp(t).to_rfc3339().replacen('T', " ", 1);
     let footer = format!(
-        "Store {store} · poster {serial} · redeem {} to {}",
-        optimizer::model::Timestamp(c.redemption.from).to_rfc3339(),
-        optimizer::model::Timestamp(c.redemption.until).to_rfc3339()
+        "Store {store} · poster {serial}\nRedeem from {} to {}",
+        time(c.redemption.from),
+        time(c.redemption.until)
     );
     let body = poster::render(&Poster { title: &c.name, offer: &offer, footer: &footer, url: &url }, format)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
