@@ -125,7 +125,9 @@ async fn captured(
     let body = read_json_body(req, payload, 4 << 10).await?;
     let r: CaptureRequest = parse_json(&body)?;
     customer_id(&r.customer_id, "customer_id")?;
-    let address = req.connection_info().realip_remote_addr().unwrap_or("unknown").to_string();
+    // The connection's own address: forwarding headers are the client's to invent, and a script
+    // guessing codes would name a new address in each request.
+    let address = req.peer_addr().map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
     coupons.limiter.check(&r.customer_id, &address).map_err(|l| match l {
         Limited::Customer { retry_after } => {
             ApiError::RateLimited { what: "captures by this customer", retry_after_s: seconds(retry_after) }
