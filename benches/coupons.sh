@@ -5,7 +5,10 @@
 # (each by a fresh customer) flat out from 128 connections for 15 s, with the server's CPU per
 # request. Captures of three shapes: spread over the 1,000 posters without caps; every capture on
 # one poster (its counters hot) with a cap it never reaches; and a campaign whose issue cap of
-# 10,000 binds, so that most captures are refused.
+# 10,000 binds, so that most captures are refused. Then routes that redeem coupons: each order
+# by a customer a capture run just filled, asking for her `best` coupon of a campaign open now
+# (applied when the store that fulfils the order is one of the brand's; the share applied is
+# printed from the campaign's stats), beside plain routes of the same orders.
 #
 #   OMNIROUTE_BIN=<copy of a release build> benches/coupons.sh
 #
@@ -53,6 +56,10 @@ HOT=$(campaign ', "budgets": {"issued_per_poster": 100000000}')
 tokens "$HOT" "$WORK/hot" <<< "$(head -1 <<< "$STORES")"
 CAPPED=$(campaign ', "budgets": {"issued": 10000}')
 tokens "$CAPPED" "$WORK/capped" <<< "$STORES"
+NOW=$(date -u -d '-1 hour' +%FT%TZ)
+UNTIL=$(date -u -d '+1 day' +%FT%TZ)
+REDEEM=$(campaign ", \"redemption\": {\"from\": \"$NOW\", \"until\": \"$UNTIL\"}")
+tokens "$REDEEM" "$WORK/redeem" <<< "$STORES"
 echo "brand $BRAND: $(wc -l < "$WORK/spread") posters" >&2
 
 # Runs the load generator with "$@"; prints its line and the server's CPU per request (µs).
@@ -70,6 +77,11 @@ for round in 1 2; do
   echo "round $round, capture spread: $(load --captures "$WORK/spread" --prefix "s$round")"
   echo "round $round, capture hot poster: $(load --captures "$WORK/hot" --prefix "h$round")"
   echo "round $round, capture cap binds: $(load --captures "$WORK/capped" --prefix "c$round")"
+  echo "round $round, capture for redemption: $(load --captures "$WORK/redeem" --prefix "w$round")"
+  echo "round $round, route plain: $(load --orders data/large/n180k/orders.jsonl --prefix "p$round")"
+  echo "round $round, route with coupon: $(load --orders data/large/n180k/orders.jsonl --coupons "w$round" --prefix "q$round")"
+  curl -sf -H "Authorization: Bearer $MKT" "$URL/v1/campaigns/$REDEEM/stats" |
+    python3 -c 'import json, sys; s = json.load(sys.stdin); print(f"round '"$round"', redeemed so far: {s[\"redeemed\"]} coupons, {s[\"discount_cents\"]} cents")'
 done
 kill -INT "$PID"
 wait "$PID" || true

@@ -3,7 +3,9 @@
 //! Sends ship orders taken from a dataset's orders.jsonl, each with a fresh order id, either one
 //! per request (`/v1/orders/route`) or in batches (`/v1/orders/route-batch`), at a fixed rate or
 //! as fast as the connections allow; or, with `--captures FILE` (poster tokens, one per line),
-//! coupon captures (`/v1/coupons/capture`), each by a fresh customer. Latency is measured from each request's *scheduled* send
+//! coupon captures (`/v1/coupons/capture`), each by a fresh customer; with `--coupons PREFIX`,
+//! orders that redeem the best coupon of customer `PREFIX-<i>` (the customers a captures run
+//! with `--prefix PREFIX` filled), each line priced. Latency is measured from each request's *scheduled* send
 //! time, so a slow server cannot hide queueing (no coordinated omission).
 //!
 //! ```sh
@@ -31,6 +33,10 @@ struct Args {
     /// Capture coupons instead: poster tokens, one per line, taken in turn.
     #[arg(long, conflicts_with = "orders")]
     captures: Option<std::path::PathBuf>,
+    /// Orders redeem `"best"` coupons of customers `<PREFIX>-<i>`, i counting from 0 (every
+    /// line priced at 400.00).
+    #[arg(long, requires = "orders")]
+    coupons: Option<String>,
     /// Requests per second; 0 sends as fast as the connections allow.
     #[arg(long, default_value_t = 0)]
     rate: u64,
@@ -51,14 +57,21 @@ struct Args {
     bench: bool,
 }
 
-/// Orders as JSON with the order id left out: `"created_at":...}`.
-fn templates(path: &std::path::Path) -> Vec<String> {
+/// Orders as JSON with the order id left out: `"created_at":...}`; with `priced`, each line
+/// with a unit price.
+fn templates(path: &std::path::Path, priced: bool) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("orders file");
     text.lines()
         .filter(|l| l.contains("\"mode\":\"ship\""))
         .take(200_000)
         .map(|l| {
             let rest = l.split_once(",\"created_at\"").expect("orders.jsonl line").1;
+            let rest = if priced {
+                rest.replace("},{\"sku\"", ",\"unit_price_cents\":40000},{\"sku\"")
+                    .replace("}]", ",\"unit_price_cents\":40000}]")
+            } else {
+                rest.to_string()
+            };
             format!("\"created_at\"{rest}")
         })
         .collect()
@@ -68,7 +81,7 @@ fn main() {
     let a = Args::parse();
     let (tpl, captures) = match (&a.orders, &a.captures) {
         (Some(orders), _) => {
-            let tpl = templates(orders);
+            let tpl = templates(orders, a.coupons.is_some());
             assert!(!tpl.is_empty(), "no ship orders in {}", orders.display());
             (tpl, false)
         }
@@ -103,6 +116,7 @@ fn main() {
             let (client, urls, next, hist, errors, tpl) =
                 (client.clone(), urls.clone(), next.clone(), hist.clone(), errors.clone(), tpl.clone());
             let (key, prefix, rate, batch) = (a.key.clone(), a.prefix.clone(), a.rate, a.batch);
+            let coupons = a.coupons.clone();
             tasks.push(actix_rt::spawn(async move {
                 loop {
                     let i = next.get();
@@ -116,7 +130,13 @@ fn main() {
                     }
                     let order = |k: u64| {
                         let n = i * batch as u64 + k;
-                        format!("{{\"order_id\":\"{prefix}-{n}\",{}", tpl[(n % tpl.len() as u64) as usize])
+                        let t = &tpl[(n % tpl.len() as u64) as usize];
+                        match &coupons {
+                            None => format!("{{\"order_id\":\"{prefix}-{n}\",{t}"),
+                            Some(c) => format!(
+                                "{{\"order_id\":\"{prefix}-{n}\",\"customer_id\":\"{c}-{n}\",\"coupons\":\"best\",{t}"
+                            ),
+                        }
                     };
                     let body = if captures {
                         format!("{{\"token\":\"{}\",\"customer_id\":\"{prefix}-{i}\"}}", tpl[(i % tpl.len() as u64) as usize])

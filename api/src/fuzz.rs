@@ -375,7 +375,7 @@ fn order(id: &OrderId, b: &mut Bytes<'_>, now: Timestamp) -> Order {
     skus.dedup();
     let lines = skus
         .iter()
-        .map(|&k| OrderLine { sku: Sku::numbered(k), qty: Qty::parse(i64::from(1 + b.next() % 3)).unwrap() })
+        .map(|&k| OrderLine::new(Sku::numbered(k), Qty::parse(i64::from(1 + b.next() % 3)).unwrap()))
         .collect();
     let at = LonLat::new(121.39 + 0.012 * f64::from(b.next() % 8), 31.2).unwrap();
     let pickup = spec.is_multiple_of(5);

@@ -2,12 +2,13 @@
 //! into wallets with their budgets, on the embedded store and across PostgreSQL replicas.
 
 use crate::postgres::{psql, TestDb};
-use crate::server::{sample, spawn_app_with, TestApp, CHECKOUT, MARKETING, SCOPED_MARKETING};
+use crate::server::{sample, spawn_app_with, TestApp, CHECKOUT, MARKETING, SCOPED_MARKETING, STORE_SYSTEM};
 use crate::service::{get, post, send, Reply};
 use futures_util::future::join_all;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-fn campaign(brand: &str, extra: Value) -> String {
+pub(crate) fn campaign(brand: &str, extra: Value) -> String {
     let mut c = json!({
         "brand": brand,
         "name": "Singles' Day 50 off 300",
@@ -26,14 +27,14 @@ fn app() -> TestApp {
     spawn_app_with(&sample(), &["--captures-per-address-per-s", "0"])
 }
 
-async fn create(app: &TestApp, body: String) -> Value {
+pub(crate) async fn create(app: &TestApp, body: String) -> Value {
     let r = post(app, "/v1/campaigns", MARKETING, body).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     r.json()
 }
 
 /// The capture URL of a store's poster (from the header that repeats the QR code).
-async fn poster_token(app: &TestApp, campaign: u64, store: &str, serial: u16) -> String {
+pub(crate) async fn poster_token(app: &TestApp, campaign: u64, store: &str, serial: u16) -> String {
     let r = send(
         "GET",
         &app.url(&format!("/v1/campaigns/{campaign}/posters/{store}.svg?serial={serial}")),
@@ -60,13 +61,13 @@ async fn poster_token(app: &TestApp, campaign: u64, store: &str, serial: u16) ->
     token
 }
 
-async fn capture(app: &TestApp, token: &str, customer: &str) -> Reply {
+pub(crate) async fn capture(app: &TestApp, token: &str, customer: &str) -> Reply {
     post(app, "/v1/coupons/capture", CHECKOUT, json!({"token": token, "customer_id": customer}).to_string())
         .await
 }
 
 /// A store of brand `brand` in Beijing in the sample.
-fn beijing_store(brand: &str) -> String {
+pub(crate) fn beijing_store(brand: &str) -> String {
     let text = std::fs::read_to_string(sample().join("stores.csv")).unwrap();
     text.lines()
         .map(|l| l.split(',').collect::<Vec<_>>())
@@ -264,4 +265,219 @@ async fn concurrent_captures_never_pass_the_issue_cap_across_postgres_replicas()
     actix_rt::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let token = poster_token(&b, id, &beijing_store("1"), 0).await;
     assert_eq!(capture(&b, &token, "new-customer").await.status, 422);
+}
+
+/// Brand 1's stores in Beijing in the sample.
+fn beijing_stores(brand: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(sample().join("stores.csv")).unwrap();
+    text.lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[1] == brand && f[2] == "Beijing" && f[6] == "true")
+        .map(|f| f[0].to_string())
+        .collect()
+}
+
+/// A redemption window around now (RFC 3339).
+pub(crate) fn open_now() -> Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let at = |t: i64| jiff::Timestamp::from_second(t).unwrap().to_string();
+    json!({"from": at(now - 3_600), "until": at(now + 86_400)})
+}
+
+/// Gives brand 1's Beijing stores plenty of a SKU no other store has: orders of it ship from
+/// them (while their day's capacity lasts).
+pub(crate) async fn stock_coupon_sku(app: &TestApp) {
+    let rows: Vec<Value> = beijing_stores("1")
+        .iter()
+        .map(|s| json!({"store_id": s, "sku": "CPN", "on_hand": 100_000}))
+        .collect();
+    let r = send(
+        "PUT",
+        &app.url("/v1/stock"),
+        Some(STORE_SYSTEM),
+        Some(("application/json", json!(rows).to_string())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// An order of `customer` redeeming `coupons`, worth 400.00, to central Beijing.
+pub(crate) fn coupon_order(id: &str, customer: &str, coupons: Value) -> String {
+    json!({
+        "order_id": id, "created_at": "2026-11-11T10:00:00+08:00",
+        "customer": {"lon": 116.40, "lat": 39.90}, "mode": "ship",
+        "lines": [{"sku": "CPN", "qty": 1, "unit_price_cents": 40_000}],
+        "customer_id": customer, "coupons": coupons,
+    })
+    .to_string()
+}
+
+/// Runs `n` calls of `f`, at most 256 at a time, on `apps` round robin.
+async fn many<F, Fut>(n: usize, f: F) -> Vec<Reply>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    futures_util::stream::iter((0..n).map(f)).buffered(256).collect().await
+}
+
+/// The first coupon's line of a decision.
+pub(crate) fn first_coupon(decision: &Value) -> &Value {
+    &decision["coupons"]["coupons"][0]
+}
+
+/// 10,000 concurrent orders of distinct customers, each redeeming a coupon of a campaign capped
+/// at 100 redemptions, on `apps` (round robin): exactly 100 are applied. Returns the campaign
+/// id and the orders that redeemed it.
+async fn redemption_cap_holds(apps: &[&TestApp]) -> (u64, Vec<String>) {
+    let c =
+        create(apps[0], campaign("1", json!({"budgets": {"redeemed": 100}, "redemption": open_now()}))).await;
+    let id = c["id"].as_u64().unwrap();
+    let token = poster_token(apps[0], id, &beijing_store("1"), 0).await;
+    stock_coupon_sku(apps[0]).await;
+    let captured = many(10_050, |i| {
+        let (app, token) = (apps[i % apps.len()], token.clone());
+        async move { capture(app, &token, &format!("shopper-{i}")).await }
+    })
+    .await;
+    assert!(captured.iter().all(|r| r.status == 200));
+    let replies = many(10_000, |i| {
+        let app = apps[i % apps.len()];
+        let body = coupon_order(&format!("cpn-{i}"), &format!("shopper-{i}"), json!([id]));
+        async move { post(app, "/v1/orders/route", CHECKOUT, body).await }
+    })
+    .await;
+    let mut redeemed = Vec::new();
+    for (i, r) in replies.iter().enumerate() {
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let d = r.json();
+        let line = first_coupon(&d);
+        if line["applied"] == true {
+            assert_eq!(
+                (line["off_cents"].as_u64(), d["coupons"]["pay_cents"].as_u64()),
+                (Some(5_000), Some(35_000))
+            );
+            assert_eq!(
+                d["shipments"][0]["store_id"].as_str().map(|s| beijing_stores("1").contains(&s.to_string())),
+                Some(true)
+            );
+            redeemed.push(format!("cpn-{i}"));
+        } else {
+            let reason = line["reason"].as_str().unwrap();
+            assert!(["budget_spent", "store_not_in_campaign"].contains(&reason), "{d}");
+        }
+    }
+    let spent = replies.iter().filter(|r| first_coupon(&r.json())["reason"] == "budget_spent").count();
+    assert!(spent > 0, "enough orders reached the campaign's stores to spend its budget");
+    assert_eq!(redeemed.len(), 100);
+    (id, redeemed)
+}
+
+#[actix_rt::test]
+async fn concurrent_redemptions_never_pass_the_cap_and_cancels_give_back_on_the_embedded_store() {
+    let mut app = app();
+    let (id, redeemed) = redemption_cap_holds(&[&app]).await;
+    let order =
+        |n: usize| coupon_order(&format!("late-{n}"), &format!("shopper-{}", 10_000 + n), json!([id]));
+    // (The campaign's stores are full for the day by now, so the reason may be that too.)
+    let r = post(&app, "/v1/orders/route", CHECKOUT, order(0)).await.json();
+    assert_eq!(first_coupon(&r)["applied"], false);
+    // A retry gets the answer given, byte for byte; the wallet shows the redemption.
+    let again = post(&app, "/v1/orders/route", CHECKOUT, coupon_order(&redeemed[0], "x", json!([id]))).await;
+    assert_eq!(again.status, 409, "another body under the same id");
+    let wallet = get(&app, "/v1/customers/shopper-0/wallet", CHECKOUT).await.json();
+    let shopper = redeemed[0].trim_start_matches("cpn-");
+    let w = get(&app, &format!("/v1/customers/shopper-{shopper}/wallet"), CHECKOUT).await.json();
+    assert_eq!(w[0]["redeemed"], 1, "{w}");
+    assert!(wallet[0]["redeemed"].as_u64().unwrap() <= 1);
+
+    // Cancels give coupons back (and their stores' slots: the only stores with the SKU are the
+    // campaign's); ships keep them; both survive a kill -9.
+    for o in &redeemed[..10] {
+        let r = post(&app, &format!("/v1/orders/{o}/cancel"), CHECKOUT, String::new()).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    for o in &redeemed[10..20] {
+        assert_eq!(post(&app, &format!("/v1/orders/{o}/ship"), CHECKOUT, String::new()).await.status, 200);
+    }
+    let w = get(&app, &format!("/v1/customers/shopper-{shopper}/wallet"), CHECKOUT).await.json();
+    assert_eq!(w[0]["redeemed"], 0, "a cancelled order's coupon is the customer's again");
+    app.kill();
+    app.restart();
+    let late = many(20, |n| {
+        let app = &app;
+        let body = order(n + 1);
+        async move { post(app, "/v1/orders/route", CHECKOUT, body).await }
+    })
+    .await;
+    let applied = late.iter().filter(|r| first_coupon(&r.json())["applied"] == true).count();
+    assert_eq!(applied, 10, "exactly the 10 cancelled coupons went back, after a restart");
+    check_stats(&app, id).await;
+}
+
+/// The campaign's stats credit every capture and redemption to the poster's store.
+async fn check_stats(app: &TestApp, id: u64) {
+    let s = get(app, &format!("/v1/campaigns/{id}/stats"), MARKETING).await.json();
+    assert_eq!(
+        (s["captured"].as_u64(), s["redeemed"].as_u64(), s["discount_cents"].as_u64()),
+        (Some(10_050), Some(100), Some(500_000)),
+        "{s}"
+    );
+    assert_eq!(s["rows"][0]["key"], beijing_store("1"));
+    assert_eq!(s["conversion_pct"], 1.0);
+    let by_city = get(app, &format!("/v1/campaigns/{id}/stats?by=city"), MARKETING).await.json();
+    assert_eq!(
+        (by_city["rows"][0]["key"].as_str(), by_city["rows"][0]["redeemed"].as_u64()),
+        (Some("Beijing"), Some(100))
+    );
+    let csv = get(app, &format!("/v1/campaigns/{id}/stats?format=csv"), MARKETING).await;
+    let text = String::from_utf8(csv.body.to_vec()).unwrap();
+    assert!(
+        text.starts_with("store,city,lon,lat,captured,redeemed,discount_cents,conversion_pct\n"),
+        "{text}"
+    );
+    assert!(text.contains(",10050,100,500000,1.0"), "{text}");
+    let geo = get(app, &format!("/v1/campaigns/{id}/stats?format=geojson"), MARKETING).await.json();
+    assert_eq!(geo["features"][0]["properties"]["redeemed"], 100);
+    let r = get(app, &format!("/v1/campaigns/{id}/stats?by=brand"), MARKETING).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("by")));
+}
+
+#[actix_rt::test]
+async fn concurrent_redemptions_never_pass_the_cap_across_postgres_replicas() {
+    let db = TestDb::create();
+    let args = ["--database-url", db.url.as_str(), "--captures-per-address-per-s", "0"];
+    let (a, b) = (spawn_app_with(&sample(), &args), spawn_app_with(&sample(), &args));
+    let (id, redeemed) = redemption_cap_holds(&[&a, &b]).await;
+    let recount = |db: &TestDb| {
+        (
+            psql(
+                &db.url,
+                &format!("SELECT redeemed FROM coupon_redeemed WHERE campaign = {id} AND store_number = -1"),
+            ),
+            psql(
+                &db.url,
+                &format!("SELECT count(*) FROM coupon_redemptions WHERE campaign = {id} AND NOT ended"),
+            ),
+        )
+    };
+    assert_eq!(recount(&db), ("100".to_string(), "100".to_string()));
+    for o in &redeemed[..10] {
+        assert_eq!(post(&b, &format!("/v1/orders/{o}/cancel"), CHECKOUT, String::new()).await.status, 200);
+    }
+    assert_eq!(recount(&db), ("90".to_string(), "90".to_string()));
+    // A replica started now counts the stores' day from the database (a running replica's
+    // cache keeps counting cancelled orders' slots until it restarts).
+    let c = spawn_app_with(&sample(), &args);
+    let late = many(20, |n| {
+        let app = &c;
+        let body = coupon_order(&format!("late-{n}"), &format!("shopper-{}", 10_000 + n), json!([id]));
+        async move { post(app, "/v1/orders/route", CHECKOUT, body).await }
+    })
+    .await;
+    let applied = late.iter().filter(|r| first_coupon(&r.json())["applied"] == true).count();
+    assert_eq!(applied, 10);
+    assert_eq!(recount(&db), ("100".to_string(), "100".to_string()));
+    check_stats(&a, id).await;
 }

@@ -875,3 +875,101 @@ fn numeric_ids_of_an_existing_database_become_their_text() {
     assert_eq!(psql(&db.url, "SELECT reserved FROM stock WHERE store_id = '1886' AND sku = '7'"), "2");
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
+
+#[actix_rt::test]
+async fn redemption_counters_equal_a_recount_after_an_immediate_database_stop() {
+    use crate::coupons::{
+        campaign, capture, coupon_order, create, first_coupon, open_now, poster_token, stock_coupon_sku,
+    };
+    let cluster = std::sync::Arc::new(Cluster::init());
+    psql(&cluster.url("postgres"), "CREATE DATABASE omniroute");
+    let url = cluster.url("omniroute");
+    import(&url, &sample());
+    let app = spawn_app_with(&sample(), &["--database-url", &url, "--captures-per-address-per-s", "0"]);
+    let c =
+        create(&app, campaign("1", json!({"budgets": {"redeemed": 150}, "redemption": open_now()}))).await;
+    let id = c["id"].as_u64().unwrap();
+    let token = poster_token(&app, id, &crate::coupons::beijing_store("1"), 0).await;
+    stock_coupon_sku(&app).await;
+    for group in (0..400).collect::<Vec<_>>().chunks(50) {
+        let replies = join_all(group.iter().map(|i| {
+            let (app, token, customer) = (&app, &token, format!("crash-{i}"));
+            async move { capture(app, token, &customer).await }
+        }))
+        .await;
+        assert!(replies.iter().all(|r| r.status == 200));
+    }
+
+    // Stop the database without a shutdown checkpoint while redemptions stream in.
+    let crash = {
+        let cluster = cluster.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            cluster.stop_immediate();
+            std::thread::sleep(Duration::from_millis(1500));
+            cluster.start();
+        })
+    };
+    let mut applied: Vec<String> = Vec::new();
+    let mut refused = 0;
+    for group in (0..400).collect::<Vec<_>>().chunks(8) {
+        let mut todo: Vec<usize> = group.to_vec();
+        let t = Instant::now();
+        while !todo.is_empty() {
+            let replies = join_all(todo.iter().map(|i| {
+                post(
+                    &app,
+                    "/v1/orders/route",
+                    CHECKOUT,
+                    coupon_order(&format!("co-{i}"), &format!("crash-{i}"), json!([id])),
+                )
+            }))
+            .await;
+            let mut again = vec![];
+            for (i, r) in todo.into_iter().zip(replies) {
+                match r.status {
+                    200 if first_coupon(&r.json())["applied"] == true => applied.push(format!("co-{i}")),
+                    200 => {}
+                    503 => {
+                        refused += 1;
+                        again.push(i);
+                    }
+                    s => panic!("unexpected {s}: {}", String::from_utf8_lossy(&r.body)),
+                }
+            }
+            todo = again;
+            if !todo.is_empty() {
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "the service did not recover from the restart"
+                );
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    crash.join().unwrap();
+    assert!(refused > 0, "the stop happened while redemptions were streaming");
+    assert_eq!(applied.len(), 150, "the cap held through the stop");
+    let recount = || {
+        (
+            psql(
+                &url,
+                &format!("SELECT redeemed FROM coupon_redeemed WHERE campaign = {id} AND store_number = -1"),
+            ),
+            psql(
+                &url,
+                &format!("SELECT count(*) FROM coupon_redemptions WHERE campaign = {id} AND NOT ended"),
+            ),
+            psql(&url, &format!("SELECT sum(redeemed) FROM coupon_customers WHERE campaign = {id}")),
+        )
+    };
+    assert_eq!(recount(), ("150".into(), "150".into(), "150".into()));
+    let live = psql(&url, &format!("SELECT string_agg(order_id, ',' ORDER BY order_id) FROM coupon_redemptions WHERE campaign = {id}"));
+    let mut want = applied.clone();
+    want.sort();
+    assert_eq!(live, want.join(","), "exactly the acknowledged redemptions are recorded");
+    for o in &applied[..20] {
+        assert_eq!(post(&app, &format!("/v1/orders/{o}/cancel"), CHECKOUT, String::new()).await.status, 200);
+    }
+    assert_eq!(recount(), ("130".into(), "130".into(), "130".into()));
+}

@@ -218,7 +218,7 @@ fn bench_orders(
         .enumerate()
         .map(|(i, o)| {
             let id = OrderId::parse(&format!("{tag}-{i}")).expect("valid id");
-            let lines = o.lines().iter().map(|l| OrderLine { sku: shared(&l.sku), qty: l.qty }).collect();
+            let lines = o.lines().iter().map(|l| OrderLine { sku: shared(&l.sku), ..l.clone() }).collect();
             Order::new(id, o.created_at(), o.customer(), Mode::Ship, None, lines).expect("valid order")
         })
         .collect())

@@ -12,6 +12,8 @@ pub mod campaign;
 pub mod discount;
 pub mod limit;
 pub mod poster;
+pub mod redeem;
+pub mod stats;
 pub mod token;
 pub mod wallet;
 

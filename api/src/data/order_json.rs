@@ -2,7 +2,9 @@
 //! into a validated [`Order`] with errors that name the field.
 
 use chrono::DateTime;
-use optimizer::model::{CustomerId, LonLat, Mode, Order, OrderId, OrderLine, StoreId, Timestamp};
+use optimizer::model::{
+    CouponChoice, CustomerId, LonLat, Mode, Order, OrderId, OrderLine, StoreId, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 /// Wire form of an order. Coordinates are degrees; `created_at` is RFC 3339.
@@ -18,7 +20,16 @@ pub struct OrderJson {
     pub lines: Vec<OrderLine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<CustomerId>,
+    /// Coupons of the customer's wallet to redeem: campaign ids, or `"best"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupons: Option<CouponChoice>,
 }
+
+/// Most coupons one order may list.
+pub const MAX_COUPONS: usize = 20;
+
+/// Highest unit price accepted, in cents (ten million in money).
+pub const MAX_UNIT_PRICE_CENTS: u64 = 1_000_000_000;
 
 /// `{lat, lon}` in degrees, validated.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -63,6 +74,7 @@ impl OrderJson {
             pickup_store_id: o.pickup_store().cloned(),
             lines: o.lines().to_vec(),
             customer_id: o.customer_id().cloned(),
+            coupons: o.coupons().cloned(),
         }
     }
 
@@ -70,8 +82,44 @@ impl OrderJson {
     pub fn into_order(self) -> Result<Order, FieldError> {
         let created_at = parse_time(&self.created_at)
             .map_err(|message| FieldError { field: "created_at".into(), message })?;
+        let field = |field: String, message: String| FieldError { field, message };
+        for (i, l) in self.lines.iter().enumerate() {
+            if l.unit_price_cents.is_some_and(|p| p > MAX_UNIT_PRICE_CENTS) {
+                return Err(field(
+                    format!("lines[{i}].unit_price_cents"),
+                    format!("must be at most {MAX_UNIT_PRICE_CENTS}"),
+                ));
+            }
+        }
+        let coupons = match self.coupons {
+            Some(CouponChoice::Listed(ids)) if ids.is_empty() => None,
+            other => other,
+        };
+        if let Some(c) = &coupons {
+            if self.customer_id.is_none() {
+                return Err(field("customer_id".into(), "is required when the order redeems coupons".into()));
+            }
+            if let Some(i) = self.lines.iter().position(|l| l.unit_price_cents.is_none()) {
+                return Err(field(
+                    format!("lines[{i}].unit_price_cents"),
+                    "is required when the order redeems coupons (the discount depends on the order's value)"
+                        .into(),
+                ));
+            }
+            if let CouponChoice::Listed(ids) = c {
+                if ids.len() > MAX_COUPONS {
+                    return Err(field("coupons".into(), format!("lists more than {MAX_COUPONS} coupons")));
+                }
+                if let Some(i) = (1..ids.len()).find(|&i| ids[..i].contains(&ids[i])) {
+                    return Err(field(
+                        format!("coupons[{i}]"),
+                        format!("campaign {} is listed twice", ids[i]),
+                    ));
+                }
+            }
+        }
         Order::new(self.order_id, created_at, self.customer.0, self.mode, self.pickup_store_id, self.lines)
-            .map(|o| o.with_customer_id(self.customer_id))
+            .map(|o| o.with_customer_id(self.customer_id).with_coupons(coupons))
             .map_err(|e| FieldError { field: e.field(), message: e.to_string() })
     }
 }
@@ -157,6 +205,32 @@ mod tests {
             parse_order(&OK.replace(r#""sku":"3""#, r#""sku":3"#)).unwrap().lines()[0].sku.as_str(),
             "3"
         );
+    }
+
+    #[test]
+    fn coupons_need_a_customer_and_priced_lines() {
+        let priced = OK.replace(r#""qty":2}"#, r#""qty":2,"unit_price_cents":15000}"#);
+        let with = |extra: &str| priced.replace(r#""mode""#, &format!(r#"{extra},"mode""#));
+        let o = parse_order(&with(r#""customer_id":"c1","coupons":[7,3]"#)).unwrap();
+        assert_eq!(o.coupons(), Some(&CouponChoice::Listed(vec![7, 3])));
+        assert_eq!(o.value_cents(), Some(30_000));
+        let back = serde_json::to_string(&OrderJson::from_order(&o)).unwrap();
+        assert_eq!(parse_order(&back).unwrap(), o, "coupons and prices are part of the request");
+        let best = parse_order(&with(r#""customer_id":"c1","coupons":"best""#)).unwrap();
+        assert!(matches!(best.coupons(), Some(CouponChoice::Best(_))));
+        assert_eq!(parse_order(&with(r#""customer_id":"c1","coupons":[]"#)).unwrap().coupons(), None);
+        for (text, field) in [
+            (with(r#""coupons":"best""#), "customer_id"),
+            (with(r#""customer_id":"c1","coupons":[7,7]"#), "coupons[1]"),
+            (with(r#""customer_id":"c1","coupons":"all""#), "coupons"),
+            (
+                OK.replace(r#""mode""#, r#""customer_id":"c1","coupons":[1],"mode""#),
+                "lines[0].unit_price_cents",
+            ),
+            (priced.replace("15000", "1000000001"), "lines[0].unit_price_cents"),
+        ] {
+            assert_eq!(parse_order(&text).unwrap_err().field, field, "{text}");
+        }
     }
 
     #[test]

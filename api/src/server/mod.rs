@@ -319,6 +319,7 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                     vec![(Method::POST, web::post().to(campaigns::end))],
                 ))
                 .service(resource("/campaigns/{campaign_id}/posters/{poster}", get(campaigns::poster)))
+                .service(resource("/campaigns/{campaign_id}/stats", get(campaigns::stats)))
                 .service(resource("/coupons/capture", vec![(Method::POST, web::post().to(coupons::capture))]))
                 .service(resource("/customers/{customer_id}/wallet", get(coupons::wallet))),
         )

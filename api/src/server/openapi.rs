@@ -49,6 +49,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::campaigns::resume,
         super::routes::campaigns::end,
         super::routes::campaigns::poster,
+        super::routes::campaigns::stats,
         super::routes::coupons::capture,
         super::routes::coupons::wallet,
     ),
@@ -413,10 +414,12 @@ pub struct ShipOrderDoc {
     /// 1 to 100 lines with distinct SKUs.
     #[schema(min_items = 1, max_items = 100)]
     lines: Vec<LineInDoc>,
-    /// The shopper, stored with the order.
+    /// The shopper, stored with the order; required with `coupons`.
     #[schema(schema_with = nullable_id_input)]
     #[serde(default)]
     customer_id: Option<serde_json::Value>,
+    #[serde(default)]
+    coupons: Option<CouponChoiceDoc>,
 }
 
 /// An order the shopper collects in a store.
@@ -442,10 +445,74 @@ pub struct PickupOrderDoc {
     /// 1 to 100 lines with distinct SKUs.
     #[schema(min_items = 1, max_items = 100)]
     lines: Vec<LineInDoc>,
-    /// The shopper, stored with the order.
+    /// The shopper, stored with the order; required with `coupons`.
     #[schema(schema_with = nullable_id_input)]
     #[serde(default)]
     customer_id: Option<serde_json::Value>,
+    #[serde(default)]
+    coupons: Option<CouponChoiceDoc>,
+}
+
+/// Coupons of the customer's wallet to redeem with the order (every line then needs
+/// `unit_price_cents`): campaign ids in the order the shopper applies them, or `"best"` for
+/// whichever of her coupons take most off.
+#[derive(ToSchema, Deserialize)]
+#[serde(untagged)]
+pub enum CouponChoiceDoc {
+    Listed(Vec<u32>),
+    Best(BestDoc),
+}
+
+/// The coupons worth most.
+#[derive(ToSchema, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BestDoc {
+    Best,
+}
+
+/// What the order's coupons did (present when the order redeems coupons).
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponsOutcomeDoc {
+    /// The order's value: the lines' unit prices times quantities.
+    value_cents: u64,
+    discount_cents: u64,
+    /// What the shopper pays: value less discount.
+    pay_cents: u64,
+    /// Every coupon asked for (every coupon of the wallet for `best`), in the order asked.
+    coupons: Vec<CouponLineDoc>,
+}
+
+/// One coupon of an order.
+#[derive(ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CouponLineDoc {
+    campaign: u32,
+    applied: bool,
+    off_cents: u64,
+    /// Why it was not applied.
+    #[schema(schema_with = coupon_refusal)]
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn coupon_refusal() -> Schema {
+    enum_of(
+        &[
+            "not_in_wallet",
+            "campaign_paused",
+            "campaign_ended",
+            "outside_redemption_window",
+            "store_not_in_campaign",
+            "below_minimum_spend",
+            "budget_spent",
+            "customer_limit_reached",
+            "not_combinable",
+            "nothing_left",
+            "not_best",
+        ],
+        "Why the coupon was not applied",
+    )
 }
 
 /// A position in degrees.
@@ -467,6 +534,10 @@ pub struct LineInDoc {
     sku: serde_json::Value,
     #[schema(minimum = 1, maximum = 10000)]
     qty: u32,
+    /// The price of one unit in cents (required on every line when the order redeems coupons).
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(default)]
+    unit_price_cents: Option<u64>,
 }
 
 /// One line of a shipment.
@@ -501,7 +572,7 @@ pub struct BatchResultDoc {
 #[derive(ToSchema, Deserialize)]
 #[serde(untagged)]
 pub enum BatchItemDoc {
-    Decision(DecisionDoc),
+    Decision(Box<DecisionDoc>),
     Error(BatchErrorDoc),
 }
 
@@ -525,6 +596,8 @@ pub struct DecisionDoc {
     /// Lines that cannot be served, with reasons (unfulfillable only).
     unfulfilled: Vec<LineFailureDoc>,
     explanation: ExplanationDoc,
+    #[serde(default)]
+    coupons: Option<CouponsOutcomeDoc>,
     /// Held store stock is released then unless the order is shipped; `null` once the
     /// reservation ended, and for a decision that holds nothing.
     #[schema(schema_with = nullable_date_time)]
@@ -954,10 +1027,8 @@ mod tests {
     }
 
     fn order(i: usize, at: (f64, f64), mode: Mode, skus: &[&str]) -> Order {
-        let lines = skus
-            .iter()
-            .map(|s| OrderLine { sku: Sku::parse(s).unwrap(), qty: Qty::parse(2).unwrap() })
-            .collect();
+        let lines =
+            skus.iter().map(|s| OrderLine::new(Sku::parse(s).unwrap(), Qty::parse(2).unwrap())).collect();
         let pickup = (mode == Mode::Pickup).then(|| optimizer::model::StoreId::parse("1886").unwrap());
         Order::new(
             OrderId::parse(&format!("DOC-{i}")).unwrap(),
@@ -1033,7 +1104,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 29);
+        assert_eq!(ids.len(), 30);
         let link = &spec["paths"]["/v1/orders/route"]["post"]["responses"]["200"]["links"]["get"];
         assert_eq!(link["operationId"], "get_order", "{link}");
         assert!(link.get("operation_id").is_none());

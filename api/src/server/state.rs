@@ -53,18 +53,12 @@ pub struct AppState {
     limits: Limits,
     plans: PlanBook,
     coupons: Option<crate::coupons::Coupons>,
-    /// Campaigns read in the last second (captures read one per call).
-    campaigns: parking_lot::RwLock<rustc_hash::FxHashMap<u32, (std::time::Instant, Arc<Campaign>)>>,
 }
-
-/// How long a replica serves a campaign from memory: a pause or end made on another replica
-/// holds everywhere within this time.
-pub const CAMPAIGN_CACHE: Duration = Duration::from_secs(1);
 
 impl AppState {
     pub fn new(checkout: Arc<dyn Checkout>, keys: ApiKeys, limits: Limits) -> AppState {
         let plans = PlanBook::new(checkout.clone(), limits.max_queued_plans);
-        AppState { checkout, keys, limits, plans, coupons: None, campaigns: Default::default() }
+        AppState { checkout, keys, limits, plans, coupons: None }
     }
 
     /// With posters signed by `coupons`.
@@ -73,26 +67,15 @@ impl AppState {
         self
     }
 
-    /// A campaign, as stored at most [`CAMPAIGN_CACHE`] ago.
+    /// A campaign, as stored at most [`crate::coupons::redeem::CAMPAIGN_CACHE`] ago.
     pub async fn campaign(&self, id: u32) -> Result<Option<Arc<Campaign>>, crate::service::ServiceError> {
-        if let Some((at, c)) = self.campaigns.read().get(&id) {
-            if at.elapsed() < CAMPAIGN_CACHE {
-                return Ok(Some(c.clone()));
-            }
-        }
-        let Some(c) = self.checkout.campaign(id).await? else { return Ok(None) };
-        let c = Arc::new(c);
-        let mut cache = self.campaigns.write();
-        if cache.len() > 100_000 {
-            cache.retain(|_, (at, _)| at.elapsed() < CAMPAIGN_CACHE);
-        }
-        cache.insert(id, (std::time::Instant::now(), c.clone()));
-        Ok(Some(c))
+        let c = self.checkout.core().campaign(self.checkout(), id).await?;
+        Ok(c.map(|c| c.campaign.clone()))
     }
 
     /// Forgets a campaign this replica just changed.
     pub fn campaign_changed(&self, id: u32) {
-        self.campaigns.write().remove(&id);
+        self.checkout.core().campaign_changed(id);
     }
 
     /// Poster signing and capture limits; `None`: no signing keys were configured.

@@ -2,7 +2,9 @@
 //! and the one routing driver that turns orders into durable answers.
 
 use super::orderbook::{self, Answer, Claim, OrderBook};
-use super::{now, ServiceError};
+use super::{now, Checkout, ServiceError};
+use crate::coupons::campaign::Campaign;
+use crate::coupons::redeem::{self, CampaignCache, Offered, Redeemed, Redemption, Refused, Wallet};
 use crate::data::order_json::OrderJson;
 use crate::metrics::Metrics;
 use crate::settings::Routing;
@@ -29,6 +31,8 @@ pub struct Core {
     metrics: Metrics,
     /// Whether state changes write events to the outbox (a broker is connected to publish them).
     events: std::sync::atomic::AtomicBool,
+    /// Campaigns read in the last second (route calls with coupons and captures read them).
+    campaigns: CampaignCache,
 }
 
 /// A routed order waiting to become durable: its answer and, when it holds stock, its
@@ -41,6 +45,11 @@ pub(crate) struct Decided {
     pub day: i64,
     /// Who placed the order, when it says.
     pub customer_id: Option<optimizer::model::CustomerId>,
+    /// The coupons it redeems, taken with its stock.
+    pub redemption: Option<Redemption>,
+    /// Each redeemed coupon's campaign budgets and per-customer limit (a replica's database
+    /// checks them).
+    pub coupon_terms: Vec<(crate::coupons::campaign::Budgets, u32)>,
 }
 
 /// What a storage backend did with one decision.
@@ -52,6 +61,9 @@ pub(crate) enum Persisted {
     /// The order was answered before (by another replica): that answer, and the state of its
     /// reservation now.
     Existing(Answer, Option<ReservationState>),
+    /// A coupon's budget or limit refused it (the database counts redemptions of every
+    /// replica): route again without that coupon.
+    CouponRefused(Refused),
 }
 
 /// How a storage backend makes decisions durable; [`Core::route_many`] drives it.
@@ -70,6 +82,14 @@ pub(crate) trait Persist: Sync {
         &self,
         order: &OrderId,
     ) -> impl Future<Output = Result<Option<(Answer, Option<ReservationState>)>, ServiceError>> + Send;
+
+    /// Takes the coupons `items` of one order from every budget and limit, all or none, where
+    /// this process is the authority; a replica takes them in [`Persist::persist`] instead and
+    /// accepts here.
+    fn take_coupons(&self, customer: &str, items: &[(Redeemed, &Campaign)]) -> Result<(), Refused>;
+
+    /// Gives back what [`Persist::take_coupons`] took for a decision that did not become durable.
+    fn give_back_coupons(&self, redemption: &Redemption);
 }
 
 impl Core {
@@ -78,7 +98,50 @@ impl Core {
     pub fn new(engine: Engine, routing: Routing) -> Core {
         let router = Router::new(routing.router_config(), routing.travel_cost(engine.network().cities()));
         let orders = OrderBook::new(engine.ledger().config().expected_reservations);
-        Core { engine, router, routing, orders, metrics: Metrics::new(), events: Default::default() }
+        Core {
+            engine,
+            router,
+            routing,
+            orders,
+            metrics: Metrics::new(),
+            events: Default::default(),
+            campaigns: CampaignCache::default(),
+        }
+    }
+
+    /// A campaign with its stores resolved, as stored at most [`redeem::CAMPAIGN_CACHE`] ago.
+    pub async fn campaign<C: Checkout + ?Sized>(
+        &self,
+        store: &C,
+        id: u32,
+    ) -> Result<Option<Arc<Offered>>, ServiceError> {
+        if let Some(c) = self.campaigns.fresh(id) {
+            return Ok(Some(c));
+        }
+        let Some(c) = store.campaign(id).await? else { return Ok(None) };
+        let c = Arc::new(Offered::new(c, self.engine.network()));
+        self.campaigns.keep(c.clone());
+        Ok(Some(c))
+    }
+
+    /// Forgets a campaign this service just changed.
+    pub fn campaign_changed(&self, id: u32) {
+        self.campaigns.forget(id);
+    }
+
+    /// A customer's coupons with their campaigns.
+    async fn coupon_wallet<C: Checkout + ?Sized>(
+        &self,
+        store: &C,
+        customer: &str,
+    ) -> Result<Wallet, ServiceError> {
+        let mut coupons = Vec::new();
+        for entry in store.wallet(customer).await? {
+            if let Some(c) = self.campaign(store, entry.campaign).await? {
+                coupons.push((entry, c));
+            }
+        }
+        Ok(Wallet { customer: customer.to_string(), coupons })
     }
 
     /// Turns writing events to the outbox on or off (on while a publisher drains it).
@@ -140,8 +203,14 @@ impl Core {
         }
     }
 
-    /// Routes and reserves one order now.
-    fn decide(&self, order: &Order, request: &str) -> Result<(Decided, Decision), ServiceError> {
+    /// Routes and reserves one order now, with its coupons when it has a `wallet`.
+    fn decide<P: Persist>(
+        &self,
+        order: &Order,
+        request: &str,
+        coupons: Option<(&Wallet, &[Refused])>,
+        store: &P,
+    ) -> Result<(Decided, Decision), ServiceError> {
         let at = now();
         let decision = self
             .router
@@ -150,6 +219,27 @@ impl Core {
         let network = self.engine.network();
         let mut response = serde_json::to_string(&decision.on(network))
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let reservation = self.engine.ledger().reservation(order.id());
+        let mut redemption = None;
+        let mut coupon_terms = Vec::new();
+        if let (Some(choice), Some((wallet, refused))) = (order.coupons(), coupons) {
+            let mut stores: Vec<optimizer::model::StoreIdx> =
+                reservation.iter().flat_map(|r| r.holds.iter().map(|h| h.store)).collect();
+            stores.sort_unstable();
+            stores.dedup();
+            let value = order.value_cents().unwrap_or(0);
+            let mut take = |items: &[(Redeemed, &Campaign)]| {
+                coupon_terms = items.iter().map(|(_, c)| (c.budgets, c.per_customer)).collect();
+                store.take_coupons(&wallet.customer, items)
+            };
+            let (outcome, taken) = redeem::evaluate(choice, value, at.0, &stores, wallet, refused, &mut take);
+            let json = serde_json::to_string(&outcome).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            // Before the expiry and state, which `in_state` restates.
+            let key = r#","reservation_expires_at":"#;
+            let at = response.rfind(key).unwrap_or(response.len() - 1);
+            response.insert_str(at, &format!(r#","coupons":{json}"#));
+            redemption = taken;
+        }
         // The reservation's state goes last, after its expiry, so that a retry can restate both.
         response.pop();
         response.push_str(if decision.reservation_expires_at.is_some() {
@@ -158,13 +248,14 @@ impl Core {
             r#","reservation_state":"none"}"#
         });
         let answer = Arc::new(Answer { request: request.to_owned(), response: response.into() });
-        let reservation = self.engine.ledger().reservation(order.id());
         let decided = Decided {
             order_id: order.id().clone(),
             answer,
             reservation,
             day: network.zone().local_day(at),
             customer_id: order.customer_id().cloned(),
+            redemption,
+            coupon_terms,
         };
         Ok((decided, decision))
     }
@@ -186,7 +277,7 @@ impl Core {
     /// found, gets its stored answer (if the request matches); the rest are routed and handed to
     /// `store` together. A decision `store` refuses is routed
     /// again against the refreshed cells, at most [`MAX_ATTEMPTS`] times in all.
-    pub(crate) async fn route_many<P: Persist>(
+    pub(crate) async fn route_many<P: Persist + Checkout>(
         &self,
         orders: &[Order],
         store: &P,
@@ -194,6 +285,9 @@ impl Core {
         let requests: Vec<String> = orders.iter().map(canonical).collect();
         let mut results: Vec<Option<Result<Arc<Answer>, ServiceError>>> = vec![None; orders.len()];
         let ledger = self.engine.ledger();
+        // The wallets of orders that redeem coupons, and the coupons an authority refused.
+        let mut wallets: Vec<Option<Wallet>> = Vec::new();
+        let mut refused: Vec<Vec<Refused>> = Vec::new();
         loop {
             let mut todo = Vec::new();
             let mut waits = Vec::new();
@@ -218,6 +312,27 @@ impl Core {
                     Claim::Owner(owner) => todo.push((i, owner)),
                 }
             }
+            if wallets.is_empty() && orders.iter().any(|o| o.coupons().is_some()) {
+                wallets = orders.iter().map(|_| None).collect();
+                refused = vec![Vec::new(); orders.len()];
+            }
+            let mut kept = Vec::with_capacity(todo.len());
+            for (i, owner) in std::mem::take(&mut todo) {
+                let order = &orders[i];
+                if let (Some(customer), Some(_), None) =
+                    (order.customer_id(), order.coupons(), wallets.get(i).and_then(|w| w.as_ref()))
+                {
+                    match self.coupon_wallet(store, customer.as_str()).await {
+                        Ok(w) => wallets[i] = Some(w),
+                        Err(e) => {
+                            results[i] = Some(Err(e));
+                            continue;
+                        }
+                    }
+                }
+                kept.push((i, owner));
+            }
+            todo = kept;
             for _ in 0..MAX_ATTEMPTS {
                 if todo.is_empty() {
                     break;
@@ -225,7 +340,8 @@ impl Core {
                 let mut decided = Vec::with_capacity(todo.len());
                 let mut routed = Vec::with_capacity(todo.len());
                 for (i, owner) in std::mem::take(&mut todo) {
-                    match self.decide(&orders[i], &requests[i]) {
+                    let coupons = wallets.get(i).and_then(|w| w.as_ref()).map(|w| (w, &refused[i][..]));
+                    match self.decide(&orders[i], &requests[i], coupons, store) {
                         Ok((d, decision)) => {
                             decided.push(d);
                             routed.push((i, owner, decision));
@@ -243,6 +359,9 @@ impl Core {
                         // frees the orders for the next request.
                         for (d, (i, _, _)) in decided.iter().zip(routed) {
                             ledger.abandon(&d.order_id);
+                            if let Some(r) = &d.redemption {
+                                store.give_back_coupons(r);
+                            }
                             results[i] = Some(Err(e.clone().into()));
                         }
                         break;
@@ -258,6 +377,10 @@ impl Core {
                         }
                         Persisted::Refused => {
                             self.metrics.db_refusals.inc();
+                            todo.push((i, owner));
+                        }
+                        Persisted::CouponRefused(r) => {
+                            refused[i].push(r);
                             todo.push((i, owner));
                         }
                         Persisted::Existing(stored, state) => {

@@ -13,6 +13,7 @@ use super::{
     Answer, AuditEntry, Backup, Checkout, End, FedCell, OpenError, OrderView, ServiceConfig, ServiceError,
 };
 use crate::coupons::campaign::Campaign;
+use crate::coupons::redeem::{Redeemed, Redemption, RedemptionCounts, Refused};
 use crate::coupons::wallet::{Captured, IssueCounts, WalletEntry};
 use crate::storage::embedded::{IfDamaged, Opened, STATE_FILE};
 use crate::storage::{
@@ -39,6 +40,10 @@ pub struct EmbeddedCheckout {
     /// A customer's captures run one at a time (by a hash of the customer id), from reading the
     /// wallet to its write being durable: a capture is idempotent per customer and campaign.
     capture_locks: Box<[tokio::sync::Mutex<()>]>,
+    /// Live coupon redemptions, rebuilt from the redemption records at open.
+    redeemed: RedemptionCounts,
+    /// Held from reading a redemption that ends to its record being durable.
+    ending_redemptions: tokio::sync::Mutex<()>,
 }
 
 /// Shards of [`EmbeddedCheckout::capture_locks`].
@@ -78,6 +83,8 @@ impl EmbeddedCheckout {
             campaign_writes: tokio::sync::Mutex::new(()),
             issued: IssueCounts::default(),
             capture_locks: (0..CAPTURE_SHARDS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            redeemed: RedemptionCounts::default(),
+            ending_redemptions: tokio::sync::Mutex::new(()),
         };
         service
             .store
@@ -88,6 +95,13 @@ impl EmbeddedCheckout {
                 Ok(())
             })
             .map_err(|e| OpenError::State(e.0))?;
+        for json in service.store.redemptions().map_err(|e| OpenError::State(e.0))? {
+            let r: Redemption =
+                super::record("redemption", &json).map_err(|e| OpenError::State(e.to_string()))?;
+            if !r.ended {
+                service.redeemed.count(&r);
+            }
+        }
         let t = Instant::now();
         let (cells, orders) = service.recover().map_err(|e| match e {
             OpenError::Storage(e) => OpenError::State(format!(
@@ -232,6 +246,10 @@ impl Persist for EmbeddedCheckout {
             if let Some(r) = &d.reservation {
                 changes.reservations.push((d.order_id.to_string(), self.reservation_record(r)));
             }
+            if let Some(r) = &d.redemption {
+                let json = serde_json::to_vec(r).map_err(|e| StorageError(e.to_string()))?;
+                changes.redemptions.push((d.order_id.to_string(), json));
+            }
         }
         self.store.commit(changes).await?;
         Ok(decided.iter().map(|_| Persisted::Durable).collect())
@@ -244,6 +262,57 @@ impl Persist for EmbeddedCheckout {
         let Some(record) = self.store.order(id.as_str())? else { return Ok(None) };
         let state = self.reservation_state(id)?.map(|(s, _)| s);
         Ok(Some((Answer { request: record.request, response: record.response }, state)))
+    }
+
+    fn take_coupons(&self, customer: &str, items: &[(Redeemed, &Campaign)]) -> Result<(), Refused> {
+        self.redeemed.try_take(customer, items)
+    }
+
+    fn give_back_coupons(&self, redemption: &Redemption) {
+        self.redeemed.give_back(redemption);
+    }
+}
+
+impl EmbeddedCheckout {
+    /// The live redemptions of `orders`.
+    fn live_redemptions(&self, orders: &[&OrderId]) -> Result<Vec<(String, Redemption)>, ServiceError> {
+        let mut live = Vec::new();
+        for id in orders {
+            let Some(json) = self.store.redemption(id.as_str())? else { continue };
+            let r: Redemption = super::record("redemption", &json)?;
+            if !r.ended {
+                live.push((id.to_string(), r));
+            }
+        }
+        Ok(live)
+    }
+
+    /// Commits `changes`, which end the reservations of `ended` (cancelled or expired): their
+    /// coupons' records are marked ended in the same commit and, once it is durable, the coupons
+    /// go back to every budget and limit (a write that fails gives nothing back; a repeat of
+    /// the call finishes it).
+    async fn commit_ending(&self, ended: &[&OrderId], mut changes: ChangeSet) -> Result<(), ServiceError> {
+        if self.live_redemptions(ended)?.is_empty() {
+            return Ok(self.store.commit(changes).await?);
+        }
+        // One ending of redemptions at a time, read again under the lock: each goes back once.
+        let _one = self.ending_redemptions.lock().await;
+        let live = self.live_redemptions(ended)?;
+        for (id, r) in &live {
+            let r = Redemption { ended: true, ..r.clone() };
+            let json = serde_json::to_vec(&r).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            changes.redemptions.push((id.clone(), json));
+        }
+        self.store.commit(changes).await?;
+        for (_, r) in &live {
+            self.redeemed.give_back(r);
+        }
+        Ok(())
+    }
+
+    /// Live redemptions of a campaign.
+    pub fn redemption_tally(&self, campaign: u32) -> crate::coupons::redeem::Tally {
+        self.redeemed.tally(campaign)
     }
 }
 
@@ -319,7 +388,10 @@ impl Checkout for EmbeddedCheckout {
             events,
             ..ChangeSet::default()
         };
-        self.store.commit(changes).await?;
+        match end {
+            End::Ship => self.store.commit(changes).await?,
+            End::Cancel => self.commit_ending(&[id], changes).await?,
+        }
         // Durable now: the state file answers for it from here on.
         ledger.forget_ended(id);
         self.order(id).await?.ok_or_else(|| ServiceError::Internal(format!("order {id} vanished")))
@@ -455,7 +527,32 @@ impl Checkout for EmbeddedCheckout {
     }
 
     async fn wallet(&self, customer: &str) -> Result<Vec<WalletEntry>, ServiceError> {
-        self.store.wallet(customer)?.iter().map(|b| super::record("wallet entry", b)).collect()
+        let mut entries: Vec<WalletEntry> = self
+            .store
+            .wallet(customer)?
+            .iter()
+            .map(|b| super::record("wallet entry", b))
+            .collect::<Result<_, _>>()?;
+        for e in &mut entries {
+            e.redeemed = self.redeemed.of_customer(customer, e.campaign);
+        }
+        Ok(entries)
+    }
+
+    async fn campaign_tally(
+        &self,
+        campaign: u32,
+    ) -> Result<rustc_hash::FxHashMap<u32, crate::coupons::stats::StoreTally>, ServiceError> {
+        let mut out: rustc_hash::FxHashMap<u32, crate::coupons::stats::StoreTally> = Default::default();
+        for (store, n) in self.issued.issued(campaign).1 {
+            out.entry(store).or_default().captured = n;
+        }
+        for (store, (n, cents)) in self.redeemed.tally(campaign).per_store {
+            let t = out.entry(store).or_default();
+            t.redeemed = n;
+            t.discount_cents = cents;
+        }
+        Ok(out)
     }
 
     async fn campaign(&self, id: u32) -> Result<Option<Campaign>, ServiceError> {
@@ -496,7 +593,8 @@ impl Checkout for EmbeddedCheckout {
         } else {
             Vec::new()
         };
-        self.store.commit(ChangeSet { reservations, events, ..ChangeSet::default() }).await?;
+        let changes = ChangeSet { reservations, events, ..ChangeSet::default() };
+        self.commit_ending(&expired.iter().collect::<Vec<_>>(), changes).await?;
         let ledger = self.core.engine().ledger();
         for id in &expired {
             ledger.forget_ended(id);

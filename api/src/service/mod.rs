@@ -213,8 +213,15 @@ pub trait Checkout: Send + Sync + 'static {
         entry: WalletEntry,
     ) -> Result<Captured, ServiceError>;
 
-    /// A customer's captured coupons, by campaign id.
+    /// A customer's captured coupons, by campaign id, each with its live redemptions.
     async fn wallet(&self, customer: &str) -> Result<Vec<WalletEntry>, ServiceError>;
+
+    /// A campaign's coupons captured and redeemed (live), by capture store number, as the
+    /// authority counts them.
+    async fn campaign_tally(
+        &self,
+        campaign: u32,
+    ) -> Result<rustc_hash::FxHashMap<u32, crate::coupons::stats::StoreTally>, ServiceError>;
 
     /// Writes a consistent copy of the durable state while serving and says where. The embedded
     /// store writes a state file under its state directory (`backups/`); PostgreSQL is backed up

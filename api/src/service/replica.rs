@@ -14,8 +14,11 @@ use super::{
     ServiceError,
 };
 use crate::coupons::campaign::Campaign;
+use crate::coupons::redeem::{Redeemed, Redemption, Refusal, Refused};
 use crate::coupons::wallet::{Captured, WalletEntry};
-use crate::storage::postgres::{DbCell, DbFeedError, FeedChange, Notice, Outcome, Pending, Postgres};
+use crate::storage::postgres::{
+    DbCell, DbFeedError, FeedChange, Notice, Outcome, Pending, PendingCoupons, Postgres,
+};
 use crate::storage::{NumberedEvents, StorageError};
 
 /// Why a replica publishes no events.
@@ -92,6 +95,28 @@ impl ReplicaCheckout {
             expires_at,
             holds,
             customer_id: d.customer_id.clone(),
+            coupons: d.redemption.as_ref().map(|r| PendingCoupons {
+                customer: r.customer.clone(),
+                at: r.at,
+                items: r
+                    .coupons
+                    .iter()
+                    .zip(&d.coupon_terms)
+                    .map(|(c, (b, per_customer))| {
+                        (
+                            c.campaign,
+                            c.store_number,
+                            c.serial,
+                            c.off_cents,
+                            b.redeemed,
+                            b.discount_cents,
+                            b.redeemed_per_store,
+                            b.redeemed_per_poster,
+                            *per_customer,
+                        )
+                    })
+                    .collect(),
+            }),
         }
     }
 
@@ -141,6 +166,14 @@ impl Persist for ReplicaCheckout {
                         self.pg.order(d.order_id.as_str()).await?.and_then(|o| o.reservation).map(|(s, _)| s);
                     Persisted::Existing(Answer { request, response: response.into() }, state)
                 }
+                Outcome::CouponRefused { campaign, reason } => {
+                    ledger.abandon(&d.order_id);
+                    let reason = match reason.as_str() {
+                        "customer_limit_reached" => Refusal::CustomerLimitReached,
+                        _ => Refusal::BudgetSpent,
+                    };
+                    Persisted::CouponRefused((campaign, reason))
+                }
             });
         }
         Ok(out)
@@ -154,6 +187,13 @@ impl Persist for ReplicaCheckout {
         let state = stored.reservation.map(|(s, _)| s);
         Ok(Some((Answer { request: stored.request, response: stored.response.into() }, state)))
     }
+
+    /// The database takes them, with the stock ([`Persist::persist`]).
+    fn take_coupons(&self, _: &str, _: &[(Redeemed, &Campaign)]) -> Result<(), Refused> {
+        Ok(())
+    }
+
+    fn give_back_coupons(&self, _: &Redemption) {}
 }
 
 #[async_trait]
@@ -310,6 +350,20 @@ impl Checkout for ReplicaCheckout {
 
     async fn wallet(&self, customer: &str) -> Result<Vec<WalletEntry>, ServiceError> {
         self.pg.wallet(customer).await?.into_iter().map(|v| super::record_value("wallet entry", v)).collect()
+    }
+
+    async fn campaign_tally(
+        &self,
+        campaign: u32,
+    ) -> Result<rustc_hash::FxHashMap<u32, crate::coupons::stats::StoreTally>, ServiceError> {
+        let mut out: rustc_hash::FxHashMap<u32, crate::coupons::stats::StoreTally> = Default::default();
+        for (store, captured, redeemed, cents) in self.pg.campaign_tally(campaign).await? {
+            let t = out.entry(store).or_default();
+            t.captured += captured;
+            t.redeemed += redeemed;
+            t.discount_cents += cents;
+        }
+        Ok(out)
     }
 
     async fn campaign(&self, id: u32) -> Result<Option<Campaign>, ServiceError> {

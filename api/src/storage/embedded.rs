@@ -40,6 +40,9 @@ const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 const CAMPAIGNS: TableDefinition<u32, &[u8]> = TableDefinition::new("campaigns");
 /// Customers' captured coupons: (customer id, campaign id) -> the wallet entry as JSON.
 const WALLETS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("wallets");
+/// Coupons redeemed with orders: order id -> the redemption as JSON (written with the order's
+/// reservation, rewritten as ended with its cancel or expiry).
+const REDEMPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("redemptions");
 /// Events not yet published, one row per write group that had any: the first event's sequence
 /// number, and the group's events framed ([`frame_events`]).
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
@@ -74,6 +77,8 @@ struct WriteJob {
     campaigns: Vec<(u32, Vec<u8>)>,
     /// Wallet entries to insert or replace (customer id, campaign id, JSON).
     wallet: Vec<(String, u32, Vec<u8>)>,
+    /// Redemptions to insert or replace (order id, JSON).
+    redemptions: Vec<(String, Vec<u8>)>,
     /// Audit entries to append (JSON).
     audit: Vec<Vec<u8>>,
     /// Outbox events, framed ([`frame_events`]).
@@ -92,6 +97,7 @@ impl WriteJob {
             keys: Vec::new(),
             campaigns: Vec::new(),
             wallet: Vec::new(),
+            redemptions: Vec::new(),
             audit: Vec::new(),
             events: Vec::new(),
             message: None,
@@ -570,6 +576,12 @@ fn write_group(
                     wallets.insert((customer.as_str(), *campaign), entry.as_slice()).map_err(err)?;
                 }
             }
+            if !job.redemptions.is_empty() {
+                let mut redemptions = txn.open_table(REDEMPTIONS).map_err(err)?;
+                for (order, record) in &job.redemptions {
+                    redemptions.insert(order.as_str(), record.as_slice()).map_err(err)?;
+                }
+            }
             if !job.campaigns.is_empty() {
                 let mut campaigns = txn.open_table(CAMPAIGNS).map_err(err)?;
                 for (id, record) in &job.campaigns {
@@ -648,6 +660,7 @@ impl Embedded {
             keys: Vec::new(),
             campaigns: Vec::new(),
             wallet: Vec::new(),
+            redemptions: changes.redemptions,
             audit: changes.audit,
             events: frame_events(&changes.events),
             message: changes.message,
@@ -719,6 +732,18 @@ impl Embedded {
             f(row.map_err(err)?.1.value())?;
         }
         Ok(())
+    }
+
+    /// The redemption recorded with an order (JSON).
+    pub fn redemption(&self, order: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let Some(table) = open_if_there(&txn, REDEMPTIONS)? else { return Ok(None) };
+        Ok(table.get(order).map_err(err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every redemption record (JSON), by order id.
+    pub fn redemptions(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        self.values(REDEMPTIONS)
     }
 
     /// One campaign record (JSON).
@@ -1016,6 +1041,7 @@ fn copy_state(db: &Database, to: &Path) -> Result<StateSummary, StorageError> {
             copy_table(&src, &dst, KEYS)?;
             copy_table(&src, &dst, CAMPAIGNS)?;
             copy_table(&src, &dst, WALLETS)?;
+            copy_table(&src, &dst, REDEMPTIONS)?;
             copy_table(&src, &dst, AUDIT)?;
             copy_table(&src, &dst, OUTBOX)?;
             copy_table(&src, &dst, FEED_MESSAGES)?;

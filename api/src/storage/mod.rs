@@ -89,6 +89,8 @@ pub struct ChangeSet {
     pub reservations: Vec<(String, ReservationRecord)>,
     /// Stock audit entries (JSON), appended in order.
     pub audit: Vec<Vec<u8>>,
+    /// Coupon redemptions (order id, JSON), inserted or replaced.
+    pub redemptions: Vec<(String, Vec<u8>)>,
     /// Events for downstream systems, appended to the outbox in order (each numbered by the
     /// storage when written).
     pub events: Vec<OutboxEvent>,

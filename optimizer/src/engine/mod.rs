@@ -217,10 +217,8 @@ mod tests {
 
     fn order(mode: crate::model::Mode, pickup: Option<u32>, skus: &[&str]) -> Order {
         use crate::model::{LonLat, OrderId, OrderLine, Qty, StoreId, Timestamp};
-        let lines = skus
-            .iter()
-            .map(|&s| OrderLine { sku: Sku::parse(s).unwrap(), qty: Qty::parse(1).unwrap() })
-            .collect();
+        let lines =
+            skus.iter().map(|&s| OrderLine::new(Sku::parse(s).unwrap(), Qty::parse(1).unwrap())).collect();
         let at = LonLat::new(121.4, 31.2).unwrap();
         Order::new(
             OrderId::parse("o1").unwrap(),

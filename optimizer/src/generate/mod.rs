@@ -374,7 +374,7 @@ fn generate_orders(
                         _ => 3,
                     };
                     let qty = qty.min(i64::from(cfg.max_qty.max(1)));
-                    lines.push(OrderLine { sku, qty: Qty::parse(qty).expect("1..=3") });
+                    lines.push(OrderLine::new(sku, Qty::parse(qty).expect("1..=3")));
                 }
             }
             let pickup = (rng.random_bool(cfg.pickup_share) && !pickup_by_city[c].is_empty())

@@ -14,7 +14,7 @@ pub use ids::{
     MAX_WHOLE_NUMBER_ID,
 };
 pub use network::{CatalogFull, Network, NetworkError, OrderMismatch, SkuCatalog, SkuIdx, StoreIdx};
-pub use order::{Mode, Order, OrderError, OrderLine};
+pub use order::{BestWord, CouponChoice, Mode, Order, OrderError, OrderLine};
 pub use store::{sort_spatially, Capabilities, City, Dc, OpeningHours, Store};
 pub use zone::{TimeZone, ZoneError};
 

@@ -20,6 +20,33 @@ pub enum Mode {
 pub struct OrderLine {
     pub sku: Sku,
     pub qty: Qty,
+    /// The price of one unit in cents, when the order says (coupons need the order's value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price_cents: Option<u64>,
+}
+
+impl OrderLine {
+    /// A line without a price.
+    pub fn new(sku: Sku, qty: Qty) -> OrderLine {
+        OrderLine { sku, qty, unit_price_cents: None }
+    }
+}
+
+/// The coupons a shopper asks to redeem with an order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CouponChoice {
+    /// These coupons of her wallet, by campaign id, in this order.
+    Listed(Vec<u32>),
+    /// `"best"`: whichever coupons of her wallet take most off.
+    Best(BestWord),
+}
+
+/// The word `best`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BestWord {
+    Best,
 }
 
 /// Why an order was refused before routing.
@@ -59,6 +86,7 @@ pub struct Order {
     pickup_store: Option<StoreId>,
     lines: Vec<OrderLine>,
     customer_id: Option<CustomerId>,
+    coupons: Option<CouponChoice>,
 }
 
 impl Order {
@@ -90,7 +118,7 @@ impl Order {
             (Mode::Ship, Some(_)) => return Err(OrderError::UnexpectedPickupStore),
             _ => {}
         }
-        Ok(Order { id, created_at, customer, mode, pickup_store, lines, customer_id: None })
+        Ok(Order { id, created_at, customer, mode, pickup_store, lines, customer_id: None, coupons: None })
     }
 
     /// The same order placed by a known customer (the coupon and recommendation modules key on
@@ -98,6 +126,27 @@ impl Order {
     pub fn with_customer_id(mut self, customer_id: Option<CustomerId>) -> Order {
         self.customer_id = customer_id;
         self
+    }
+
+    /// The same order with coupons to redeem (the service checks them against the customer's
+    /// wallet; routing ignores them).
+    pub fn with_coupons(mut self, coupons: Option<CouponChoice>) -> Order {
+        self.coupons = coupons;
+        self
+    }
+
+    /// The coupons the shopper asks to redeem.
+    pub fn coupons(&self) -> Option<&CouponChoice> {
+        self.coupons.as_ref()
+    }
+
+    /// The order's value in cents when every line has a price.
+    pub fn value_cents(&self) -> Option<u64> {
+        self.lines.iter().try_fold(0u64, |sum, l| {
+            l.unit_price_cents
+                .and_then(|p| p.checked_mul(l.qty.get() as u64))
+                .and_then(|v| sum.checked_add(v))
+        })
     }
 
     pub fn id(&self) -> &OrderId {
@@ -131,7 +180,7 @@ mod tests {
     use super::*;
 
     fn line(sku: u32, qty: i64) -> OrderLine {
-        OrderLine { sku: Sku::numbered(sku), qty: Qty::parse(qty).unwrap() }
+        OrderLine::new(Sku::numbered(sku), Qty::parse(qty).unwrap())
     }
 
     fn build(mode: Mode, pickup: Option<StoreId>, lines: Vec<OrderLine>) -> Result<Order, OrderError> {

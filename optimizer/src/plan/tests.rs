@@ -61,9 +61,8 @@ impl World {
             .map(|(i, (lon, lat, lines))| {
                 let lines = lines
                     .iter()
-                    .map(|&(sku, qty)| OrderLine {
-                        sku: Sku::numbered(sku),
-                        qty: Qty::parse(i64::from(qty)).unwrap(),
+                    .map(|&(sku, qty)| {
+                        OrderLine::new(Sku::numbered(sku), Qty::parse(i64::from(qty)).unwrap())
                     })
                     .collect();
                 Order::new(

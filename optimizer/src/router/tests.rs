@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const NOW: Timestamp = Timestamp(1_794_326_400 + 12 * 3600);
 
 fn line(sku: u32, qty: i64) -> OrderLine {
-    OrderLine { sku: Sku::numbered(sku), qty: Qty::parse(qty).unwrap() }
+    OrderLine::new(Sku::numbered(sku), Qty::parse(qty).unwrap())
 }
 
 fn ship(id: &str, lon: f64, lat: f64, lines: Vec<OrderLine>) -> Order {
@@ -188,7 +188,7 @@ mod ship_mode {
         assert_eq!(engine.network().catalog().get("SKU-8834-RED"), Some(k));
         assert_eq!(engine.network().catalog().sku(k), &red);
         let order = |id: &str| {
-            let l = OrderLine { sku: red.clone(), qty: Qty::parse(2).unwrap() };
+            let l = OrderLine::new(red.clone(), Qty::parse(2).unwrap());
             ship(id, 121.0, 31.0, vec![l])
         };
         let d = router().route(&engine, &order("l1")).unwrap();

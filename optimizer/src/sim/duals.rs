@@ -151,7 +151,7 @@ mod tests {
     const T0: i64 = 1_762_790_400;
 
     fn order(id: &str, at_s: i64, lon: f64) -> Order {
-        let line = OrderLine { sku: Sku::numbered(0), qty: Qty::parse(1).unwrap() };
+        let line = OrderLine::new(Sku::numbered(0), Qty::parse(1).unwrap());
         let at = LonLat::new(lon, 31.0).unwrap();
         Order::new(OrderId::parse(id).unwrap(), Timestamp(T0 + at_s), at, Mode::Ship, None, vec![line])
             .unwrap()

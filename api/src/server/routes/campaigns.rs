@@ -307,3 +307,87 @@ pub async fn poster(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().content_type(mime).insert_header(("Omniroute-Capture-Url", url)).body(body))
 }
+
+/// Query of a campaign's stats.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// `store` (default) or `city`: what the rows are.
+    #[param(value_type = Option<String>, pattern = "^(store|city)$")]
+    by: Option<String>,
+    /// `json` (default), `csv`, or `geojson` (a layer of points for the maps).
+    #[param(value_type = Option<String>, pattern = "^(json|csv|geojson)$")]
+    format: Option<String>,
+}
+
+/// A campaign's stats (`format=json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatsView {
+    campaign_id: u32,
+    captured: u64,
+    /// Coupons redeemed with orders held or shipped (a cancelled or expired order's coupon went
+    /// back).
+    redeemed: u64,
+    discount_cents: u64,
+    /// Redeemed per captured, in percent.
+    conversion_pct: f64,
+    /// `store` or `city`.
+    by: String,
+    /// Per store (or city) whose posters coupons were captured from, most redeemed first.
+    rows: Vec<StatsRowView>,
+}
+
+/// Captures and redemptions credited to one store (or city).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatsRowView {
+    /// The store's id, or the city's name.
+    key: String,
+    city: String,
+    lon: f64,
+    lat: f64,
+    captured: u64,
+    redeemed: u64,
+    discount_cents: u64,
+    conversion_pct: f64,
+}
+
+#[utoipa::path(
+    get, path = "/v1/campaigns/{campaign_id}/stats", tag = "campaigns", operation_id = "campaign_stats",
+    params(("campaign_id" = u32, Path, description = "The campaign's id"), StatsQuery),
+    responses(
+        (status = 200, description = "Captures, redemptions, discount and conversion, credited to the store (or city) where each coupon was captured", content((StatsView = "application/json"), (String = "text/csv"), (String = "application/geo+json"))),
+        (status = 400, description = "An unknown `by` or `format`", body = crate::server::error::ErrorBody),
+        (status = 403, description = "Not marketing", body = crate::server::error::ErrorBody),
+        (status = 404, description = "No such campaign of the key's brands", body = crate::server::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+/// What a campaign's coupons did: captured, redeemed, discount value and conversion, credited
+/// to the store whose poster each coupon was captured from (the O2O link), by store or city;
+/// as JSON, CSV, or a GeoJSON layer for the maps.
+pub async fn stats(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::coupons::stats::{self, By};
+    let caller = state.keys().authorize(&req, Action::Market)?;
+    let q: StatsQuery = parse_query(&req)?;
+    let by = match q.by.as_deref() {
+        None | Some("store") => By::Store,
+        Some("city") => By::City,
+        Some(_) => return Err(ApiError::invalid("by", "must be `store` or `city`")),
+    };
+    let c = find(&state, &caller, &path, Read::Cached).await?;
+    let tally = state.checkout().campaign_tally(c.id).await?;
+    let s = stats::stats(&c, state.network(), &tally, by);
+    match q.format.as_deref() {
+        None | Some("json") => Ok(HttpResponse::Ok().json(s)),
+        Some("csv") => Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(stats::csv(&s))),
+        Some("geojson") => {
+            Ok(HttpResponse::Ok().content_type("application/geo+json").body(stats::geojson(&s).to_string()))
+        }
+        Some(_) => Err(ApiError::invalid("format", "must be `json`, `csv` or `geojson`")),
+    }
+}

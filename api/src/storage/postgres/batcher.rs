@@ -30,7 +30,28 @@ pub struct Pending {
     /// Who placed the order, stored with it.
     #[serde(rename = "c", skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<CustomerId>,
+    /// The coupons it redeems, taken in the same transaction as its stock.
+    #[serde(rename = "r", skip_serializing_if = "Option::is_none")]
+    pub coupons: Option<PendingCoupons>,
 }
+
+/// An order's coupons as `omniroute_take_coupons` (migration V12) takes them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingCoupons {
+    #[serde(rename = "cust")]
+    pub customer: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// Per coupon: campaign, capture store number, poster serial, cents off, then the caps on
+    /// redeemed coupons, discount cents, per store and per poster (null: none), and the
+    /// per-customer limit.
+    #[serde(rename = "k")]
+    pub items: Vec<CouponItem>,
+}
+
+/// One coupon of [`PendingCoupons`]: campaign, store number, serial, cents off, caps (redeemed,
+/// discount cents, per store, per poster) and the per-customer limit.
+pub type CouponItem = (u32, u32, u16, u64, Option<u64>, Option<u64>, Option<u64>, Option<u64>, u32);
 
 /// What the database did with one pending decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +63,8 @@ pub enum Outcome {
     Refused { cells: Vec<DbCell>, full: Vec<(StoreId, u32)> },
     /// The order was answered before (by any replica): that answer.
     Existing { request: String, response: String },
+    /// A budget or limit of this coupon refused it: nothing changed.
+    CouponRefused { campaign: u32, reason: String },
 }
 
 type Reply = oneshot::Sender<Result<Vec<Outcome>, StorageError>>;
@@ -105,8 +128,13 @@ async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome
         .map(|o| std::str::from_utf8(&o.response).map_err(err))
         .collect::<Result<Vec<&str>, _>>()?;
     let client = inner.client().await?;
-    let sql = "SELECT ord, outcome, cells::text, full_stores::text, request, response \
-               FROM omniroute_reserve($1::text::jsonb, $2, $3)";
+    let sql = if orders.iter().any(|o| o.coupons.is_some()) {
+        "SELECT ord, outcome, cells::text, full_stores::text, request, response \
+         FROM omniroute_reserve_redeem($1::text::jsonb, $2, $3)"
+    } else {
+        "SELECT ord, outcome, cells::text, full_stores::text, request, response \
+         FROM omniroute_reserve($1::text::jsonb, $2, $3)"
+    };
     let stmt = client.prepare_cached(sql).await.map_err(|e| inner.failed(e))?;
     let mut attempt = 0;
     let rows = loop {
@@ -124,6 +152,11 @@ async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome
         let ord = r.get::<_, i32>(0) as usize;
         let outcome = match r.get::<_, &str>(1) {
             "existing" => Outcome::Existing { request: r.get(4), response: r.get(5) },
+            "coupon_refused" => {
+                let (campaign, reason): (u32, String) =
+                    serde_json::from_str(r.get::<_, &str>(2)).map_err(err)?;
+                Outcome::CouponRefused { campaign, reason }
+            }
             kind => {
                 let cells: Vec<(String, String, i64, i64, i64)> =
                     serde_json::from_str(r.get::<_, &str>(2)).map_err(err)?;
@@ -169,6 +202,7 @@ mod tests {
             expires_at: 99,
             holds: vec![(StoreId::parse("S,1").unwrap(), Sku::numbered(2), 3)],
             customer_id: None,
+            coupons: None,
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),

@@ -17,7 +17,7 @@ pub mod import;
 mod listener;
 mod queries;
 
-pub use batcher::{Outcome, Pending};
+pub use batcher::{Outcome, Pending, PendingCoupons};
 pub use queries::{DbFeedError, FeedChange, FeedRowResult, Finished, StoredOrder};
 
 use super::StorageError;

@@ -358,13 +358,42 @@ impl Postgres {
     }
 
     /// A customer's wallet entries, by campaign id.
+    /// A campaign's coupons by capture store number: (store, captured, redeemed, discount cents),
+    /// each store's captures and redemptions in rows of their own.
+    pub async fn campaign_tally(&self, campaign: u32) -> Result<Vec<(u32, u64, u64, u64)>, StorageError> {
+        self.run(move |inner| async move {
+            let client = inner.client().await?;
+            let rows = client
+                .query(
+                    "SELECT store_number, count(*), 0::bigint, 0::bigint FROM wallet_entries \
+                     WHERE campaign = $1 GROUP BY 1 \
+                     UNION ALL SELECT store_number, 0, redeemed, discount_cents FROM coupon_redeemed \
+                     WHERE campaign = $1 AND store_number >= 0 AND serial = -1",
+                    &[&i64::from(campaign)],
+                )
+                .await
+                .map_err(|e| inner.failed(e))?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
+                    (r.get::<_, i32>(0).max(0) as u32, n(1), n(2), n(3))
+                })
+                .collect())
+        })
+        .await
+    }
+
     pub async fn wallet(&self, customer: &str) -> Result<Vec<serde_json::Value>, StorageError> {
         let customer = customer.to_owned();
         self.run(move |inner| async move {
             let client = inner.client().await?;
             let rows = client
                 .query(
-                    "SELECT entry FROM wallet_entries WHERE customer_id = $1 ORDER BY campaign",
+                    "SELECT w.entry || jsonb_build_object('redeemed', COALESCE(u.redeemed, 0)) \
+                     FROM wallet_entries w LEFT JOIN coupon_customers u \
+                       ON u.customer_id = w.customer_id AND u.campaign = w.campaign \
+                     WHERE w.customer_id = $1 ORDER BY w.campaign",
                     &[&customer],
                 )
                 .await
