@@ -386,6 +386,20 @@ async fn concurrent_redemptions_never_pass_the_cap_and_cancels_give_back_on_the_
     // A retry gets the answer given, byte for byte; the wallet shows the redemption.
     let again = post(&app, "/v1/orders/route", CHECKOUT, coupon_order(&redeemed[0], "x", json!([id]))).await;
     assert_eq!(again.status, 409, "another body under the same id");
+    // A line without a price takes its SKU's from the dataset's prices.csv; without one there
+    // either, the order is refused naming the line.
+    let catalogue = std::fs::read_to_string(sample().join("prices.csv")).unwrap();
+    let price: u64 = catalogue.lines().find_map(|l| l.strip_prefix("1,")).unwrap().parse().unwrap();
+    let unpriced = |sku: &str| {
+        let mut o: Value =
+            serde_json::from_str(&coupon_order("unpriced", "shopper-0", json!("best"))).unwrap();
+        o["lines"] = json!([{"sku": sku, "qty": 1}]);
+        o.to_string()
+    };
+    let r = post(&app, "/v1/orders/route", CHECKOUT, unpriced("CPN")).await;
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("lines[0].unit_price_cents")));
+    let r = post(&app, "/v1/orders/route", CHECKOUT, unpriced("1")).await;
+    assert_eq!(r.json()["coupons"]["value_cents"], price, "{}", String::from_utf8_lossy(&r.body));
     let wallet = get(&app, "/v1/customers/shopper-0/wallet", CHECKOUT).await.json();
     let shopper = redeemed[0].trim_start_matches("cpn-");
     let w = get(&app, &format!("/v1/customers/shopper-{shopper}/wallet"), CHECKOUT).await.json();

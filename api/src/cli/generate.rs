@@ -95,6 +95,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let bar = Bar::new();
     let data = generate(&cities, &cfg, &bar).context("invalid generator settings")?;
     write_dataset(&a.out, &data, &cities, &zone, &bar)?;
+    crate::data::prices::write(
+        &a.out,
+        (1..=a.skus).map(|k| {
+            let sku = data.sku(k);
+            let price = crate::data::prices::generated_price(a.seed, &sku);
+            (sku, price)
+        }),
+    )?;
     bar.finish();
     if let Some(path) = &a.cities {
         std::fs::copy(path, a.out.join("cities.csv"))

@@ -6,6 +6,7 @@ pub mod cities;
 pub mod dataset;
 mod error;
 pub mod order_json;
+pub mod prices;
 pub(crate) mod stock;
 pub(crate) mod stores;
 mod write;

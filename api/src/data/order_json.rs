@@ -102,7 +102,8 @@ impl OrderJson {
             if let Some(i) = self.lines.iter().position(|l| l.unit_price_cents.is_none()) {
                 return Err(field(
                     format!("lines[{i}].unit_price_cents"),
-                    "is required when the order redeems coupons (the discount depends on the order's value)"
+                    "is required when the order redeems coupons (the discount depends on the order's value) \
+                     and the dataset's prices.csv does not price this SKU"
                         .into(),
                 ));
             }
@@ -122,6 +123,20 @@ impl OrderJson {
             .map(|o| o.with_customer_id(self.customer_id).with_coupons(coupons))
             .map_err(|e| FieldError { field: e.field(), message: e.to_string() })
     }
+}
+
+/// Parses one order from JSON text; an order that redeems coupons takes the unit price of a line
+/// that states none from `prices` (the dataset's catalogue).
+pub fn parse_order_priced(text: &str, prices: &super::prices::Prices) -> Result<Order, FieldError> {
+    let mut wire: OrderJson = parse_json(text.as_bytes())?;
+    if wire.coupons.is_some() && !prices.is_empty() {
+        for l in &mut wire.lines {
+            if l.unit_price_cents.is_none() {
+                l.unit_price_cents = prices.get(&l.sku).copied();
+            }
+        }
+    }
+    wire.into_order()
 }
 
 /// Parses one order from JSON text.

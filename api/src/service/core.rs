@@ -33,6 +33,8 @@ pub struct Core {
     events: std::sync::atomic::AtomicBool,
     /// Campaigns read in the last second (route calls with coupons and captures read them).
     campaigns: CampaignCache,
+    /// The dataset's unit prices (`prices.csv`), for orders with coupons whose lines state none.
+    prices: crate::data::prices::Prices,
 }
 
 /// A routed order waiting to become durable: its answer and, when it holds stock, its
@@ -106,7 +108,19 @@ impl Core {
             metrics: Metrics::new(),
             events: Default::default(),
             campaigns: CampaignCache::default(),
+            prices: Default::default(),
         }
+    }
+
+    /// The same core with the dataset's unit prices.
+    pub fn with_prices(mut self, prices: crate::data::prices::Prices) -> Core {
+        self.prices = prices;
+        self
+    }
+
+    /// The dataset's unit prices by SKU.
+    pub fn prices(&self) -> &crate::data::prices::Prices {
+        &self.prices
     }
 
     /// A campaign with its stores resolved, as stored at most [`redeem::CAMPAIGN_CACHE`] ago.

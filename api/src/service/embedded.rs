@@ -75,7 +75,7 @@ impl EmbeddedCheckout {
             }
             Opened::Existing => {}
         }
-        let core = Core::new(engine, config.routing);
+        let core = Core::new(engine, config.routing).with_prices(crate::data::prices::read(&config.data)?);
         let service = EmbeddedCheckout {
             core,
             store,

@@ -61,7 +61,8 @@ impl ReplicaCheckout {
         for c in cells.iter().filter(|c| c.version > 0) {
             sync_cell(&engine, c);
         }
-        let replica = Arc::new(ReplicaCheckout { core: Core::new(engine, config.routing), pg });
+        let core = Core::new(engine, config.routing).with_prices(crate::data::prices::read(&config.data)?);
+        let replica = Arc::new(ReplicaCheckout { core, pg });
         sink.go_live(&replica);
         log::info!(
             "loaded {} stores from {} and {} stock cells from the database in {:.2} s",

@@ -1,7 +1,7 @@
 //! `/v1/orders`: route (single and batch), cancel, ship, read.
 
 use super::{parse_json, read_json_body};
-use crate::data::order_json::{parse_order, FieldError};
+use crate::data::order_json::{parse_order_priced, FieldError};
 use crate::server::auth::Action;
 use crate::server::error::ApiError;
 use crate::server::state::AppState;
@@ -14,8 +14,9 @@ use serde_json::value::RawValue;
 /// Parses an order and checks it against the network (`prefix` names it inside a list).
 fn parse_checked(state: &AppState, raw: &str, prefix: &str) -> Result<Order, ApiError> {
     let within = |e: ApiError| if prefix.is_empty() { e } else { e.within(prefix) };
-    let order = parse_order(raw).map_err(|e: FieldError| within(ApiError::from(e)))?;
-    let engine = state.checkout().core().engine();
+    let core = state.checkout().core();
+    let order = parse_order_priced(raw, core.prices()).map_err(|e: FieldError| within(ApiError::from(e)))?;
+    let engine = core.engine();
     if !engine.within_reach(order.customer()) {
         return Err(within(ApiError::OutOfArea {
             field: "customer".into(),
