@@ -495,3 +495,60 @@ async fn concurrent_redemptions_never_pass_the_cap_across_postgres_replicas() {
     assert_eq!(recount(&db), ("100".to_string(), "100".to_string()));
     check_stats(&a, id).await;
 }
+
+/// Reservations that expire give their coupons back: to the customer, the budgets and the stats.
+async fn expiry_gives_back(app: &TestApp) -> u64 {
+    let c = create(app, campaign("1", json!({"budgets": {"redeemed": 5}, "redemption": open_now()}))).await;
+    let id = c["id"].as_u64().unwrap();
+    let token = poster_token(app, id, &beijing_store("1"), 0).await;
+    stock_coupon_sku(app).await;
+    for i in 0..5 {
+        assert_eq!(capture(app, &token, &format!("ttl-{i}")).await.status, 200);
+    }
+    let route = |round: usize, i: usize| {
+        let body = coupon_order(&format!("ttl-{round}-{i}"), &format!("ttl-{i}"), json!([id]));
+        async move { post(app, "/v1/orders/route", CHECKOUT, body).await.json() }
+    };
+    for i in 0..5 {
+        assert_eq!(first_coupon(&route(0, i).await)["applied"], true);
+    }
+    assert_eq!(first_coupon(&route(0, 5).await)["reason"], "not_in_wallet");
+    let mut redeemed = json!(null);
+    for _ in 0..50 {
+        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+        redeemed = get(app, &format!("/v1/campaigns/{id}/stats"), MARKETING).await.json()["redeemed"].clone();
+        if redeemed == 0 {
+            break;
+        }
+    }
+    assert_eq!(redeemed, 0, "expired reservations gave their coupons back");
+    assert_eq!(get(app, "/v1/customers/ttl-0/wallet", CHECKOUT).await.json()[0]["redeemed"], 0);
+    // The same customers may redeem again: per customer and the campaign's budget are free.
+    for i in 0..5 {
+        assert_eq!(first_coupon(&route(1, i).await)["applied"], true);
+    }
+    id
+}
+
+#[actix_rt::test]
+async fn expired_reservations_give_coupons_back_on_the_embedded_store() {
+    let app = spawn_app_with(&sample(), &["--reservation-ttl-s", "1"]);
+    expiry_gives_back(&app).await;
+}
+
+#[actix_rt::test]
+async fn expired_reservations_give_coupons_back_on_postgres() {
+    let db = TestDb::create();
+    let app = spawn_app_with(&sample(), &["--database-url", db.url.as_str(), "--reservation-ttl-s", "1"]);
+    let id = expiry_gives_back(&app).await;
+    let live = psql(
+        &db.url,
+        &format!("SELECT count(*) FROM coupon_redemptions WHERE campaign = {id} AND NOT ended"),
+    );
+    let counted = psql(
+        &db.url,
+        &format!("SELECT redeemed FROM coupon_redeemed WHERE campaign = {id} AND store_number = -1"),
+    );
+    // (The second round may be expiring meanwhile: both move in one transaction.)
+    assert_eq!(live, counted, "counters equal a recount");
+}
