@@ -552,3 +552,40 @@ async fn expired_reservations_give_coupons_back_on_postgres() {
     // (The second round may be expiring meanwhile: both move in one transaction.)
     assert_eq!(live, counted, "counters equal a recount");
 }
+
+#[actix_rt::test]
+async fn ed25519_posters_verify_offline_with_the_published_public_key() {
+    let ed = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    let keys = format!("{},3:ed25519:{ed}", crate::server::COUPON_KEYS);
+    let app = spawn_app_with(&sample(), &["--coupon-keys", &keys, "--captures-per-address-per-s", "0"]);
+    let c = create(&app, campaign("1", json!({}))).await;
+    let id = c["id"].as_u64().unwrap();
+    let res = awc::Client::default()
+        .get(app.url(&format!("/v1/campaigns/{id}/posters/{}.png", beijing_store("1"))))
+        .insert_header(("Authorization", format!("Bearer {MARKETING}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let url = res.headers().get("omniroute-capture-url").unwrap().to_str().unwrap().to_string();
+    let token = url.rsplit('/').next().unwrap().to_string();
+    assert_eq!(token.len(), 128, "{url}");
+    // A device fetches the public keys (no key needed) and checks the poster offline.
+    let r = send("GET", &app.url("/v1/coupons/keys"), None, None).await.unwrap();
+    let published = r.json();
+    assert_eq!(
+        (published[0]["key_id"].as_u64(), published[0]["algorithm"].as_str()),
+        (Some(3), Some("ed25519"))
+    );
+    let hex = published[0]["public_key"].as_str().unwrap();
+    let public: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let keys = [(3u8, <[u8; 32]>::try_from(public).unwrap())];
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claim = omniroute::coupons::token::verify_public(&token, &keys, now).unwrap();
+    assert_eq!(u64::from(claim.campaign), id);
+    // The server captures it like any other; a flipped character is refused.
+    assert_eq!(capture(&app, &token, "eve").await.json()["new"], true);
+    let mut bad = token.into_bytes();
+    bad[40] = if bad[40] == b'A' { b'B' } else { b'A' };
+    assert_eq!(capture(&app, std::str::from_utf8(&bad).unwrap(), "eve").await.status, 422);
+}

@@ -17,11 +17,17 @@
 //! verify the posters they signed. Every way a token can fail (wrong length or alphabet, unknown
 //! version or key, bad MAC, expired) is one [`Refused`]: the answer must not help anyone guess.
 //!
+//! A key may instead be an Ed25519 key, for devices that must check posters offline with a public
+//! key only ([`verify_public`], [`KeyRing::public_keys`]). Its tokens are version
+//! [`VERSION_ED25519`]: the same 16 bytes, then the 64-byte signature over them; 80 bytes, 128
+//! characters (a version 7 QR code instead of 4).
+//!
 //! # Runtime
 //! One HMAC-SHA256 over 16 bytes (two compression blocks with the key's precomputed pads):
-//! about a microsecond.
+//! about a microsecond. An Ed25519 verification takes some tens of microseconds.
 
 use data_encoding::BASE32_NOPAD;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 use std::collections::BTreeMap;
@@ -30,12 +36,18 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// The token format's version.
 pub const VERSION: u8 = 1;
+/// The version of tokens signed with Ed25519.
+pub const VERSION_ED25519: u8 = 2;
 /// Bytes before the MAC.
 const PAYLOAD: usize = 16;
 /// Bytes of the truncated MAC.
 const MAC: usize = 16;
+/// Bytes of an Ed25519 signature.
+const SIGNATURE: usize = 64;
 /// Characters of an encoded token.
 pub const TOKEN_CHARS: usize = 52;
+/// Characters of an encoded Ed25519 token.
+pub const TOKEN_CHARS_ED25519: usize = 128;
 
 /// What a poster token says.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -49,9 +61,9 @@ pub struct PosterClaim {
 }
 
 impl PosterClaim {
-    fn payload(&self, kid: u8) -> [u8; PAYLOAD] {
+    fn payload(&self, version: u8, kid: u8) -> [u8; PAYLOAD] {
         let mut p = [0u8; PAYLOAD];
-        p[0] = VERSION;
+        p[0] = version;
         p[1] = kid;
         p[2..6].copy_from_slice(&self.campaign.to_be_bytes());
         p[6..10].copy_from_slice(&self.store_number.to_be_bytes());
@@ -59,6 +71,60 @@ impl PosterClaim {
         p[12..16].copy_from_slice(&self.expires_at.to_be_bytes());
         p
     }
+
+    fn read(payload: &[u8; PAYLOAD]) -> PosterClaim {
+        let be32 = |i: usize| u32::from_be_bytes(payload[i..i + 4].try_into().expect("sized"));
+        PosterClaim {
+            campaign: be32(2),
+            store_number: be32(6),
+            serial: u16::from_be_bytes([payload[10], payload[11]]),
+            expires_at: be32(12),
+        }
+    }
+}
+
+/// Decodes a token of `N` bytes written in `chars` characters (capitals or not), refusing any
+/// other spelling of the same bytes.
+fn decode<const N: usize>(token: &str, chars: usize) -> Option<[u8; N]> {
+    if token.len() != chars {
+        return None;
+    }
+    let upper = token.to_ascii_uppercase();
+    let mut bytes = [0u8; N];
+    match BASE32_NOPAD.decode_mut(upper.as_bytes(), &mut bytes) {
+        Ok(n) if n == N => {}
+        _ => return None,
+    }
+    // The last character's spare bits must be zero, or two spellings would verify.
+    (BASE32_NOPAD.encode(&bytes) == upper).then_some(bytes)
+}
+
+/// What an Ed25519 token says, checked with public keys only (a store device's check): `keys`
+/// by key id; refused as [`KeyRing::verify`] refuses.
+pub fn verify_public(token: &str, keys: &[(u8, [u8; 32])], now: i64) -> Result<PosterClaim, Refused> {
+    let bytes: [u8; PAYLOAD + SIGNATURE] = decode(token, TOKEN_CHARS_ED25519).ok_or(Refused)?;
+    let payload: [u8; PAYLOAD] = bytes[..PAYLOAD].try_into().expect("sized");
+    let key = keys.iter().find(|(id, _)| *id == payload[1]).ok_or(Refused)?;
+    let key = VerifyingKey::from_bytes(&key.1).map_err(|_| Refused)?;
+    check_ed25519(&key, &bytes, now)
+}
+
+fn check_ed25519(
+    key: &VerifyingKey,
+    bytes: &[u8; PAYLOAD + SIGNATURE],
+    now: i64,
+) -> Result<PosterClaim, Refused> {
+    let payload: [u8; PAYLOAD] = bytes[..PAYLOAD].try_into().expect("sized");
+    if payload[0] != VERSION_ED25519 {
+        return Err(Refused);
+    }
+    let signature = ed25519_dalek::Signature::from_bytes(bytes[PAYLOAD..].try_into().expect("sized"));
+    key.verify_strict(&payload, &signature).map_err(|_| Refused)?;
+    let claim = PosterClaim::read(&payload);
+    if i64::from(claim.expires_at) < now {
+        return Err(Refused);
+    }
+    Ok(claim)
 }
 
 /// A token that does not verify, whatever the reason.
@@ -69,7 +135,9 @@ pub struct Refused;
 /// A bad key ring specification.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeyRingError {
-    #[error("a coupon key is `<key id 0-255>:<secret of at least 32 characters>`; got `{0}`")]
+    #[error(
+        "a coupon key is `<key id 0-255>:<secret of at least 32 characters>` or `<key id>:ed25519:<64 hex digits of a private key>`; got `{0}`"
+    )]
     Malformed(String),
     #[error("coupon key id {0} is given twice")]
     Duplicate(u8),
@@ -77,10 +145,19 @@ pub enum KeyRingError {
     Empty,
 }
 
+/// One signing key.
+#[derive(Clone)]
+pub enum Key {
+    /// A shared secret: HMAC-SHA256 tokens (version 1).
+    Hmac(HmacSha256),
+    /// A private key whose public key devices verify with (version 2).
+    Ed25519(Box<SigningKey>),
+}
+
 /// Signing keys by key id; the newest (the last given) signs, all verify.
 #[derive(Clone)]
 pub struct KeyRing {
-    keys: BTreeMap<u8, HmacSha256>,
+    keys: BTreeMap<u8, Key>,
     signing: u8,
 }
 
@@ -98,32 +175,62 @@ impl std::fmt::Debug for KeyRing {
 pub const MIN_SECRET: usize = 32;
 
 impl KeyRing {
-    /// Keys as `(id, secret)`; the last one signs new tokens.
+    /// HMAC keys as `(id, secret)`; the last one signs new tokens.
     pub fn new(keys: &[(u8, &[u8])]) -> Result<KeyRing, KeyRingError> {
+        let keys: Vec<(u8, Key)> = keys
+            .iter()
+            .map(|(id, secret)| {
+                (*id, Key::Hmac(HmacSha256::new_from_slice(secret).expect("HMAC takes any key length")))
+            })
+            .collect();
+        KeyRing::with_keys(keys)
+    }
+
+    /// Keys of either kind by id; the last one signs new tokens.
+    pub fn with_keys(keys: Vec<(u8, Key)>) -> Result<KeyRing, KeyRingError> {
+        let signing = keys.last().ok_or(KeyRingError::Empty)?.0;
         let mut ring = BTreeMap::new();
-        for (id, secret) in keys {
-            let mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-            if ring.insert(*id, mac).is_some() {
-                return Err(KeyRingError::Duplicate(*id));
+        for (id, key) in keys {
+            if ring.insert(id, key).is_some() {
+                return Err(KeyRingError::Duplicate(id));
             }
         }
-        let signing = keys.last().ok_or(KeyRingError::Empty)?.0;
         Ok(KeyRing { keys: ring, signing })
     }
 
-    /// Parses `id:secret,id:secret,...` (the last one signs).
+    /// Parses `id:secret,id:ed25519:<hex private key>,...` (the last one signs).
     pub fn parse(spec: &str) -> Result<KeyRing, KeyRingError> {
         let mut keys = Vec::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let malformed = || KeyRingError::Malformed(part.chars().take(4).collect::<String>() + "…");
             let (id, secret) = part.split_once(':').ok_or_else(malformed)?;
             let id: u8 = id.trim().parse().map_err(|_| malformed())?;
-            if secret.len() < MIN_SECRET {
-                return Err(malformed());
-            }
-            keys.push((id, secret.as_bytes()));
+            let key = match secret.strip_prefix("ed25519:") {
+                Some(hex) => {
+                    let bytes =
+                        data_encoding::HEXLOWER_PERMISSIVE.decode(hex.as_bytes()).map_err(|_| malformed())?;
+                    let seed: [u8; 32] = bytes.try_into().map_err(|_| malformed())?;
+                    Key::Ed25519(Box::new(SigningKey::from_bytes(&seed)))
+                }
+                None if secret.len() >= MIN_SECRET => {
+                    Key::Hmac(HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length"))
+                }
+                None => return Err(malformed()),
+            };
+            keys.push((id, key));
         }
-        KeyRing::new(&keys)
+        KeyRing::with_keys(keys)
+    }
+
+    /// The public keys of the ring's Ed25519 keys, by key id (what devices verify with).
+    pub fn public_keys(&self) -> Vec<(u8, [u8; 32])> {
+        self.keys
+            .iter()
+            .filter_map(|(id, k)| match k {
+                Key::Ed25519(k) => Some((*id, k.verifying_key().to_bytes())),
+                Key::Hmac(_) => None,
+            })
+            .collect()
     }
 
     /// The key id that signs new tokens.
@@ -132,25 +239,41 @@ impl KeyRing {
     }
 
     fn mac(&self, kid: u8, payload: &[u8; PAYLOAD]) -> Option<HmacSha256> {
-        let mut mac = self.keys.get(&kid)?.clone();
+        let Key::Hmac(mac) = self.keys.get(&kid)? else { return None };
+        let mut mac = mac.clone();
         mac.update(payload);
         Some(mac)
     }
 
     /// The token for `claim`, signed with the signing key.
     pub fn sign(&self, claim: &PosterClaim) -> String {
-        let payload = claim.payload(self.signing);
-        let tag =
-            self.mac(self.signing, &payload).expect("the signing key is in the ring").finalize().into_bytes();
-        let mut bytes = [0u8; PAYLOAD + MAC];
-        bytes[..PAYLOAD].copy_from_slice(&payload);
-        bytes[PAYLOAD..].copy_from_slice(&tag[..MAC]);
-        BASE32_NOPAD.encode(&bytes)
+        match self.keys.get(&self.signing).expect("the signing key is in the ring") {
+            Key::Hmac(_) => {
+                let payload = claim.payload(VERSION, self.signing);
+                let tag = self.mac(self.signing, &payload).expect("an HMAC key").finalize().into_bytes();
+                let mut bytes = [0u8; PAYLOAD + MAC];
+                bytes[..PAYLOAD].copy_from_slice(&payload);
+                bytes[PAYLOAD..].copy_from_slice(&tag[..MAC]);
+                BASE32_NOPAD.encode(&bytes)
+            }
+            Key::Ed25519(key) => {
+                let payload = claim.payload(VERSION_ED25519, self.signing);
+                let mut bytes = [0u8; PAYLOAD + SIGNATURE];
+                bytes[..PAYLOAD].copy_from_slice(&payload);
+                bytes[PAYLOAD..].copy_from_slice(&key.sign(&payload).to_bytes());
+                BASE32_NOPAD.encode(&bytes)
+            }
+        }
     }
 
     /// What `token` says, if one of the ring's keys signed it and it has not expired at `now`
     /// (Unix seconds). Lower-case letters are read as capitals (a scanner may fold case).
     pub fn verify(&self, token: &str, now: i64) -> Result<PosterClaim, Refused> {
+        if token.len() == TOKEN_CHARS_ED25519 {
+            let bytes: [u8; PAYLOAD + SIGNATURE] = decode(token, TOKEN_CHARS_ED25519).ok_or(Refused)?;
+            let Some(Key::Ed25519(key)) = self.keys.get(&bytes[1]) else { return Err(Refused) };
+            return check_ed25519(&key.verifying_key(), &bytes, now);
+        }
         if token.len() != TOKEN_CHARS {
             return Err(Refused);
         }
@@ -173,13 +296,7 @@ impl KeyRing {
         }
         let mac = self.mac(payload[1], &payload).ok_or(Refused)?;
         mac.verify_truncated_left(&bytes[PAYLOAD..]).map_err(|_| Refused)?;
-        let be32 = |i: usize| u32::from_be_bytes(payload[i..i + 4].try_into().expect("sized"));
-        let claim = PosterClaim {
-            campaign: be32(2),
-            store_number: be32(6),
-            serial: u16::from_be_bytes([payload[10], payload[11]]),
-            expires_at: be32(12),
-        };
+        let claim = PosterClaim::read(&payload);
         if i64::from(claim.expires_at) < now {
             return Err(Refused);
         }
@@ -291,6 +408,42 @@ mod tests {
         assert_eq!(ring.verify(&t[..51], 0), Err(Refused));
         assert_eq!(ring.verify(&format!("{t}A"), 0), Err(Refused));
         assert_eq!(ring.verify("", 0), Err(Refused));
+    }
+
+    /// An Ed25519 private key (hex) for the tests.
+    const ED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+
+    #[test]
+    fn ed25519_tokens_verify_with_the_public_key_alone_and_refuse_every_flipped_bit() {
+        let ring = KeyRing::parse(&format!("1:{},3:ed25519:{ED}", std::str::from_utf8(A).unwrap())).unwrap();
+        assert_eq!(ring.signing_id(), 3);
+        let t = ring.sign(&claim());
+        assert_eq!(t.len(), TOKEN_CHARS_ED25519);
+        assert_eq!(ring.verify(&t, 0).unwrap(), claim());
+        let public = ring.public_keys();
+        assert_eq!(public.len(), 1, "only Ed25519 keys have a public half");
+        assert_eq!(verify_public(&t, &public, 0).unwrap(), claim());
+        assert_eq!(verify_public(&t.to_lowercase(), &public, 0).unwrap(), claim());
+        assert_eq!(verify_public(&t, &public, 2_000_000_001), Err(Refused), "expired");
+        assert_eq!(verify_public(&t, &[(4, public[0].1)], 0), Err(Refused), "another key id");
+        // HMAC tokens of the same ring still verify; a device cannot check those.
+        let hmac =
+            KeyRing::parse(std::str::from_utf8(A).map(|a| format!("1:{a}")).unwrap().as_str()).unwrap();
+        let old = hmac.sign(&claim());
+        assert_eq!(ring.verify(&old, 0).unwrap(), claim());
+        assert_eq!(verify_public(&old, &public, 0), Err(Refused));
+        let mut bytes = BASE32_NOPAD.decode(t.as_bytes()).unwrap();
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                bytes[i] ^= 1 << bit;
+                let tampered = BASE32_NOPAD.encode(&bytes);
+                assert_eq!(ring.verify(&tampered, 0), Err(Refused), "byte {i} bit {bit}");
+                assert_eq!(verify_public(&tampered, &public, 0), Err(Refused), "byte {i} bit {bit}");
+                bytes[i] ^= 1 << bit;
+            }
+        }
+        assert!(matches!(KeyRing::parse("1:ed25519:abcd"), Err(KeyRingError::Malformed(_))));
+        assert!(!format!("{ring:?}").contains("9d61"), "private keys are not printed");
     }
 
     proptest! {

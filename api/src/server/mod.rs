@@ -321,6 +321,7 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                 .service(resource("/campaigns/{campaign_id}/posters/{poster}", get(campaigns::poster)))
                 .service(resource("/campaigns/{campaign_id}/stats", get(campaigns::stats)))
                 .service(resource("/coupons/capture", vec![(Method::POST, web::post().to(coupons::capture))]))
+                .service(resource("/coupons/keys", get(coupons::public_keys)))
                 .service(resource("/customers/{customer_id}/wallet", get(coupons::wallet))),
         )
         .default_service(web::to(|| async {

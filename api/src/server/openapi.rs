@@ -51,6 +51,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::campaigns::poster,
         super::routes::campaigns::stats,
         super::routes::coupons::capture,
+        super::routes::coupons::public_keys,
         super::routes::coupons::wallet,
     ),
     components(schemas(super::error::ErrorBody)),
@@ -1104,7 +1105,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 30);
+        assert_eq!(ids.len(), 31);
         let link = &spec["paths"]["/v1/orders/route"]["post"]["responses"]["200"]["links"]["get"];
         assert_eq!(link["operationId"], "get_order", "{link}");
         assert!(link.get("operation_id").is_none());

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
-    /// The token of the poster's QR code (52 base32 characters).
-    #[schema(min_length = 1, max_length = 64)]
+    /// The token of the poster's QR code (52 base32 characters; 128 when signed with Ed25519).
+    #[schema(min_length = 1, max_length = 160)]
     pub token: String,
     /// The shopper's customer id.
     #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
@@ -149,6 +149,39 @@ async fn captured(
         Captured::OverBudget => return Err(ApiError::InvalidCoupon),
     };
     Ok(CaptureResponse { new, coupon: coupon(&c, &entry) })
+}
+
+/// A public key devices check Ed25519 poster tokens with.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublicKey {
+    /// The key id tokens carry.
+    pub key_id: u8,
+    /// `ed25519`.
+    pub algorithm: &'static str,
+    /// The 32-byte public key, in lower-case hex.
+    pub public_key: String,
+}
+
+#[utoipa::path(
+    get, path = "/v1/coupons/keys", tag = "coupons", operation_id = "coupon_public_keys",
+    responses(
+        (status = 200, description = "The public keys of the Ed25519 signing keys (none when posters are signed with HMAC keys only, whose secrets never leave the server)", body = [PublicKey]),
+        (status = 501, description = "No coupon signing keys configured", body = crate::server::error::ErrorBody),
+    )
+)]
+/// The public keys a store device checks Ed25519 poster tokens with, offline: no key needed (they
+/// are public), so that devices can fetch them before going offline.
+pub async fn public_keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let keys = state.coupons()?.config.keys.public_keys();
+    let out: Vec<PublicKey> = keys
+        .iter()
+        .map(|(id, k)| PublicKey {
+            key_id: *id,
+            algorithm: "ed25519",
+            public_key: data_encoding::HEXLOWER.encode(k),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
 }
 
 #[utoipa::path(
