@@ -81,7 +81,7 @@ for round in 1 2; do
   echo "round $round, route plain: $(load --orders data/large/n180k/orders.jsonl --prefix "p$round")"
   echo "round $round, route with coupon: $(load --orders data/large/n180k/orders.jsonl --coupons "w$round" --prefix "q$round")"
   curl -sf -H "Authorization: Bearer $MKT" "$URL/v1/campaigns/$REDEEM/stats" |
-    python3 -c 'import json, sys; s = json.load(sys.stdin); print(f"round '"$round"', redeemed so far: {s[\"redeemed\"]} coupons, {s[\"discount_cents\"]} cents")'
+    python3 -c 'import json, sys; s = json.load(sys.stdin); print("round", sys.argv[1] + ", redeemed so far:", s["redeemed"], "coupons,", s["discount_cents"], "cents")' "$round"
 done
 kill -INT "$PID"
 wait "$PID" || true
