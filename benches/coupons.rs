@@ -35,7 +35,9 @@ fn tokens(c: &mut Criterion) {
     let signed = ed.sign(&claim);
     let public = ed.public_keys();
     c.bench_function("token_ed25519/sign", |b| b.iter(|| ed.sign(black_box(&claim))));
-    c.bench_function("token_ed25519/verify", |b| b.iter(|| ed.verify(black_box(&signed), now).expect("valid")));
+    c.bench_function("token_ed25519/verify", |b| {
+        b.iter(|| ed.verify(black_box(&signed), now).expect("valid"))
+    });
     c.bench_function("token_ed25519/verify_public", |b| {
         b.iter(|| verify_public(black_box(&signed), &public, now).expect("valid"))
     });

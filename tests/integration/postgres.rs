@@ -616,6 +616,37 @@ fn a_batch_counts_each_reserved_order_once_on_its_stores_day() {
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
 
+/// Sends each item with `send` until it is acknowledged (200), retrying those answered 503 (the
+/// database is down) for up to a minute: each item with its answer, and how many 503s came.
+async fn until_acknowledged<T: Copy, F, Fut>(mut todo: Vec<T>, send: F) -> (Vec<(T, Reply)>, usize)
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    let (mut done, mut unavailable) = (Vec::new(), 0);
+    let t = Instant::now();
+    while !todo.is_empty() {
+        let replies = join_all(todo.iter().map(|o| send(*o))).await;
+        let mut again = vec![];
+        for (o, r) in todo.into_iter().zip(replies) {
+            match r.status {
+                200 => done.push((o, r)),
+                503 => {
+                    unavailable += 1;
+                    again.push(o);
+                }
+                s => panic!("unexpected {s}: {}", String::from_utf8_lossy(&r.body)),
+            }
+        }
+        todo = again;
+        if !todo.is_empty() {
+            assert!(t.elapsed() < Duration::from_secs(60), "the service did not recover from the restart");
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    (done, unavailable)
+}
+
 /// A private PostgreSQL cluster that a test may stop and start.
 struct Cluster {
     dir: tempfile::TempDir,
@@ -746,31 +777,10 @@ async fn acknowledged_reservations_survive_an_immediate_database_stop() {
             }
         }
         // Each order is retried until acknowledged: 503 while the database is down.
-        let mut todo: Vec<&Value> = group.iter().collect();
-        let t = Instant::now();
-        while !todo.is_empty() {
-            let replies = join_all(todo.iter().map(|o| route(&app, o))).await;
-            let mut again = vec![];
-            for (o, r) in todo.into_iter().zip(replies) {
-                match r.status {
-                    200 => {
-                        acknowledged.insert(o["order_id"].as_str().unwrap().to_string(), r.json());
-                    }
-                    503 => {
-                        refused += 1;
-                        again.push(o);
-                    }
-                    s => panic!("unexpected {s}: {}", String::from_utf8_lossy(&r.body)),
-                }
-            }
-            todo = again;
-            if !todo.is_empty() {
-                assert!(
-                    t.elapsed() < Duration::from_secs(60),
-                    "the service did not recover from the restart"
-                );
-                actix_rt::time::sleep(Duration::from_millis(100)).await;
-            }
+        let (answered, unavailable) = until_acknowledged(group.iter().collect(), |o| route(&app, o)).await;
+        refused += unavailable;
+        for (o, r) in answered {
+            acknowledged.insert(o["order_id"].as_str().unwrap().to_string(), r.json());
         }
     }
     crash.join().unwrap();
@@ -912,38 +922,16 @@ async fn redemption_counters_equal_a_recount_after_an_immediate_database_stop() 
     };
     let mut applied: Vec<String> = Vec::new();
     let mut refused = 0;
-    for group in (0..400).collect::<Vec<_>>().chunks(8) {
-        let mut todo: Vec<usize> = group.to_vec();
-        let t = Instant::now();
-        while !todo.is_empty() {
-            let replies = join_all(todo.iter().map(|i| {
-                post(
-                    &app,
-                    "/v1/orders/route",
-                    CHECKOUT,
-                    coupon_order(&format!("co-{i}"), &format!("crash-{i}"), json!([id])),
-                )
-            }))
-            .await;
-            let mut again = vec![];
-            for (i, r) in todo.into_iter().zip(replies) {
-                match r.status {
-                    200 if first_coupon(&r.json())["applied"] == true => applied.push(format!("co-{i}")),
-                    200 => {}
-                    503 => {
-                        refused += 1;
-                        again.push(i);
-                    }
-                    s => panic!("unexpected {s}: {}", String::from_utf8_lossy(&r.body)),
-                }
-            }
-            todo = again;
-            if !todo.is_empty() {
-                assert!(
-                    t.elapsed() < Duration::from_secs(60),
-                    "the service did not recover from the restart"
-                );
-                actix_rt::time::sleep(Duration::from_millis(100)).await;
+    for group in (0..400).collect::<Vec<usize>>().chunks(8) {
+        let (answered, unavailable) = until_acknowledged(group.to_vec(), |i| {
+            let body = coupon_order(&format!("co-{i}"), &format!("crash-{i}"), json!([id]));
+            post(&app, "/v1/orders/route", CHECKOUT, body)
+        })
+        .await;
+        refused += unavailable;
+        for (i, r) in answered {
+            if first_coupon(&r.json())["applied"] == true {
+                applied.push(format!("co-{i}"));
             }
         }
     }

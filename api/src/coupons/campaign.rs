@@ -358,7 +358,7 @@ impl Campaign {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -372,18 +372,23 @@ mod tests {
         assert_eq!(singles_day(w.until), w, "the last second still belongs to this year's");
     }
 
-    #[test]
-    fn ended_is_final_and_pause_resumes() {
-        let mut c = Campaign {
-            id: 1,
+    /// An active campaign of store `S1`, open from 0 to 100 (Unix seconds), for tests.
+    pub(crate) fn test_campaign(
+        id: u32,
+        discount: Discount,
+        stacking: Stacking,
+        budgets: Budgets,
+    ) -> Campaign {
+        Campaign {
+            id,
             brand: "b".into(),
             name: "n".into(),
-            discount: Discount::AmountOff { off_cents: 1, min_spend_cents: 0 },
-            capture: Window { from: 0, until: 1 },
-            redemption: Window { from: 0, until: 1 },
-            budgets: Budgets::default(),
+            discount,
+            capture: Window { from: 0, until: 100 },
+            redemption: Window { from: 0, until: 100 },
+            budgets,
             per_customer: 1,
-            stacking: Stacking::Exclusive,
+            stacking,
             posters_per_store: 1,
             status: Status::Active,
             stores: vec![StoreId::parse("S1").unwrap()],
@@ -391,7 +396,13 @@ mod tests {
             created_at: 0,
             created_by: "k".into(),
             version: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn ended_is_final_and_pause_resumes() {
+        let discount = Discount::AmountOff { off_cents: 1, min_spend_cents: 0 };
+        let mut c = test_campaign(1, discount, Stacking::Exclusive, Budgets::default());
         assert_eq!(c.store_number("S1"), Some(0));
         assert_eq!(c.store_number("S2"), None);
         c.transition(Status::Paused).unwrap();

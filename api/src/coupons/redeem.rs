@@ -398,31 +398,12 @@ impl RedemptionCounts {
 
 #[cfg(test)]
 mod tests {
-    use super::super::campaign::{Budgets, StoreSelection, Window};
+    use super::super::campaign::Budgets;
     use super::super::discount::{Discount, Stacking};
     use super::*;
-    use optimizer::model::{BestWord, StoreId};
+    use optimizer::model::BestWord;
 
-    fn campaign(id: u32, discount: Discount, stacking: Stacking, budgets: Budgets) -> Campaign {
-        Campaign {
-            id,
-            brand: "b".into(),
-            name: "n".into(),
-            discount,
-            capture: Window { from: 0, until: 100 },
-            redemption: Window { from: 0, until: 100 },
-            budgets,
-            per_customer: 1,
-            stacking,
-            posters_per_store: 1,
-            status: Status::Active,
-            stores: vec![StoreId::parse("S1").unwrap()],
-            selection: StoreSelection::All,
-            created_at: 0,
-            created_by: "k".into(),
-            version: 1,
-        }
-    }
+    use super::super::campaign::tests::test_campaign as campaign;
 
     fn wallet(campaigns: Vec<Campaign>) -> Wallet {
         let coupons = campaigns
