@@ -313,13 +313,22 @@ pub(crate) fn coupon_order(id: &str, customer: &str, coupons: Value) -> String {
     .to_string()
 }
 
-/// Runs `n` calls of `f`, at most 256 at a time, on `apps` round robin.
+/// Runs `n` calls of `f`, at most 256 at a time.
 async fn many<F, Fut>(n: usize, f: F) -> Vec<Reply>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Reply>,
 {
-    futures_util::stream::iter((0..n).map(f)).buffered(256).collect().await
+    many_at(256, n, f).await
+}
+
+/// Runs `n` calls of `f`, at most `k` at a time.
+async fn many_at<F, Fut>(k: usize, n: usize, f: F) -> Vec<Reply>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    futures_util::stream::iter((0..n).map(f)).buffered(k).collect().await
 }
 
 /// The first coupon's line of a decision.
@@ -588,4 +597,76 @@ async fn ed25519_posters_verify_offline_with_the_published_public_key() {
     let mut bad = token.into_bytes();
     bad[40] = if bad[40] == b'A' { b'B' } else { b'A' };
     assert_eq!(capture(&app, std::str::from_utf8(&bad).unwrap(), "eve").await.status, 422);
+}
+
+/// One customer's concurrent orders never pass her per-customer limit, and cancels racing with
+/// other customers' redemptions give back exactly what they took, on `apps` (round robin).
+async fn limits_hold_while_cancels_race(apps: &[&TestApp]) -> (u64, usize) {
+    let spec = json!({"budgets": {"redeemed": 30}, "per_customer": 2, "redemption": open_now()});
+    let c = create(apps[0], campaign("1", spec)).await;
+    let id = c["id"].as_u64().unwrap();
+    let token = poster_token(apps[0], id, &beijing_store("1"), 0).await;
+    stock_coupon_sku(apps[0]).await;
+    for who in std::iter::once("solo".to_string()).chain((0..80).map(|i| format!("race-{i}"))) {
+        assert_eq!(capture(apps[0], &token, &who).await.status, 200);
+    }
+    let solo = many(40, |i| {
+        let app = apps[i % apps.len()];
+        let body = coupon_order(&format!("solo-{i}"), "solo", json!([id]));
+        async move { post(app, "/v1/orders/route", CHECKOUT, body).await }
+    })
+    .await;
+    let applied =
+        |replies: &[Reply]| replies.iter().filter(|r| first_coupon(&r.json())["applied"] == true).count();
+    assert_eq!(applied(&solo), 2, "her limit of two, however many orders at once");
+    // Other customers redeem, 8 at a time, while every other applied order is cancelled as soon
+    // as it is answered (its coupon then serves a later order).
+    let raced = many_at(8, 80, |i| {
+        let app = apps[i % apps.len()];
+        let id_ = format!("race-{i}");
+        let body = coupon_order(&id_, &id_, json!([id]));
+        async move {
+            let r = post(app, "/v1/orders/route", CHECKOUT, body).await;
+            if i % 2 == 0 && first_coupon(&r.json())["applied"] == true {
+                let c = post(app, &format!("/v1/orders/{id_}/cancel"), CHECKOUT, String::new()).await;
+                assert_eq!(c.status, 200);
+                return Reply { status: 299, body: r.body };
+            }
+            r
+        }
+    })
+    .await;
+    let cancelled = raced.iter().filter(|r| r.status == 299).count();
+    let kept = applied(&raced) - cancelled;
+    assert!(cancelled > 0 && kept > 0);
+    assert!(2 + kept <= 30, "the budget holds");
+    assert!(applied(&raced) > 28, "cancelled coupons were redeemed again");
+    let stats = get(apps[0], &format!("/v1/campaigns/{id}/stats"), MARKETING).await.json();
+    assert_eq!(stats["redeemed"], 2 + kept, "the counters equal what the answers say is held");
+    (id, 2 + kept)
+}
+
+#[actix_rt::test]
+async fn per_customer_limits_and_racing_cancels_hold_on_the_embedded_store() {
+    limits_hold_while_cancels_race(&[&app()]).await;
+}
+
+#[actix_rt::test]
+async fn per_customer_limits_and_racing_cancels_hold_across_postgres_replicas() {
+    let db = TestDb::create();
+    let args = ["--database-url", db.url.as_str(), "--captures-per-address-per-s", "0"];
+    let (a, b) = (spawn_app_with(&sample(), &args), spawn_app_with(&sample(), &args));
+    let (id, held) = limits_hold_while_cancels_race(&[&a, &b]).await;
+    let recount = psql(
+        &db.url,
+        &format!("SELECT count(*) FROM coupon_redemptions WHERE campaign = {id} AND NOT ended"),
+    );
+    assert_eq!(recount, held.to_string());
+    assert_eq!(
+        psql(
+            &db.url,
+            &format!("SELECT redeemed FROM coupon_customers WHERE campaign = {id} AND customer_id = 'solo'")
+        ),
+        "2"
+    );
 }
