@@ -109,6 +109,8 @@ async fn marketing_runs_campaigns_of_its_own_brands_only() {
         (json!({"stores": {"store_ids": ["1"]}}), 422, "stores.store_ids[0]"),
         (json!({"per_customer": 0}), 400, "per_customer"),
         (json!({"budgets": {"issued": 0}}), 400, "budgets.issued"),
+        (json!({"budgets": {"redeemed": u64::MAX}}), 400, "budgets.redeemed"),
+        (json!({"per_customer": 4_000_000_000u64}), 400, "per_customer"),
         (
             json!({"redemption": {"from": "2026-11-11T00:00:00+08:00", "until": "2026-11-10T00:00:00+08:00"}}),
             400,

@@ -60,25 +60,25 @@ impl Window {
 #[serde(deny_unknown_fields)]
 pub struct Budgets {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub issued: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub redeemed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub discount_cents: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub issued_per_store: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub redeemed_per_store: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub issued_per_poster: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
     pub redeemed_per_poster: Option<u64>,
 }
 
@@ -102,7 +102,7 @@ pub struct CampaignSpec {
     pub budgets: Budgets,
     /// Redemptions per customer (keyed on customer id); default 1.
     #[serde(default = "one")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub per_customer: u32,
     #[serde(default)]
     pub stacking: Stacking,
@@ -184,6 +184,13 @@ fn unknown(field: impl Into<String>, message: impl Into<String>) -> SpecError {
     SpecError { kind: SpecErrorKind::Unknown, field: field.into(), message: message.into() }
 }
 
+/// Most redemptions a campaign may allow one customer.
+pub const MAX_PER_CUSTOMER: u32 = 1_000_000;
+
+/// Largest budget a campaign may state (counts or cents); the databases count in 64-bit signed
+/// integers.
+pub const MAX_BUDGET: u64 = 1_000_000_000_000_000;
+
 /// Longest name accepted, in bytes.
 pub const MAX_NAME: usize = 200;
 
@@ -251,8 +258,8 @@ impl Campaign {
                 "must be between 1970 and 2106 (tokens carry expiry as u32 seconds)",
             ));
         }
-        if spec.per_customer == 0 {
-            return Err(bad("per_customer", "must be at least 1"));
+        if !(1..=MAX_PER_CUSTOMER).contains(&spec.per_customer) {
+            return Err(bad("per_customer", "must be between 1 and 1,000,000"));
         }
         if !(1..=1000).contains(&spec.posters_per_store) {
             return Err(bad("posters_per_store", "must be between 1 and 1,000"));
@@ -269,6 +276,12 @@ impl Campaign {
         ] {
             if v == Some(0) {
                 return Err(bad(format!("budgets.{field}"), "must be at least 1 (leave it out for no cap)"));
+            }
+            if v.is_some_and(|v| v > MAX_BUDGET) {
+                return Err(bad(
+                    format!("budgets.{field}"),
+                    "must be at most 10^15 (leave it out for no cap)",
+                ));
             }
         }
         let of_brand = |s: &&optimizer::model::Store| s.brand.as_str() == spec.brand;
