@@ -309,11 +309,6 @@ impl EmbeddedCheckout {
         }
         Ok(())
     }
-
-    /// Live redemptions of a campaign.
-    pub fn redemption_tally(&self, campaign: u32) -> crate::coupons::redeem::Tally {
-        self.redeemed.tally(campaign)
-    }
 }
 
 #[async_trait]
