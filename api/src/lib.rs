@@ -14,6 +14,7 @@ pub mod fuzz;
 pub mod map;
 pub mod metrics;
 pub mod progress;
+pub mod recommend;
 pub mod scenario;
 pub mod server;
 pub mod service;

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub events_published: IntCounter,
     /// Coupon captures by outcome (new, already, refused, rate_limited).
     pub captures: IntCounterVec,
+    /// Recommendation lists served, by whether the shopper was known (known, anonymous).
+    pub recommendations: IntCounterVec,
 }
 
 impl Metrics {
@@ -92,6 +94,11 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("valid metric"),
+            recommendations: IntCounterVec::new(
+                Opts::new("omniroute_recommendations_total", "Recommendation lists served by shopper"),
+                &["shopper"],
+            )
+            .expect("valid metric"),
             cache_updates: counter(
                 "omniroute_cache_updates_total",
                 "Cache cells updated from database notifications",
@@ -113,6 +120,7 @@ impl Metrics {
             Box::new(m.broker_messages.clone()),
             Box::new(m.events_published.clone()),
             Box::new(m.captures.clone()),
+            Box::new(m.recommendations.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

@@ -11,6 +11,7 @@ mod helpers;
 mod map;
 mod parity;
 mod postgres;
+mod recommend;
 mod retailer;
 mod server;
 mod service;

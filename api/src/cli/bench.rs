@@ -81,7 +81,7 @@ struct Report {
 }
 
 /// (current, peak) resident set size in MiB, from /proc/self/status.
-fn rss_mib() -> (f64, f64) {
+pub(crate) fn rss_mib() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status

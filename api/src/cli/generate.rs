@@ -51,6 +51,19 @@ pub struct Args {
     /// its local midnight of November 11.
     #[arg(long)]
     pub time_zone: Option<String>,
+    /// Customers of a purchase history (`history.csv`, the year before the sale day, with a
+    /// planted structure: see ARCHITECTURE.md); 0 writes none.
+    #[arg(long, default_value_t = 0)]
+    pub customers: u32,
+    /// Purchases of the history in all (about).
+    #[arg(long, default_value_t = 0)]
+    pub purchases: u64,
+    /// Product categories (of `catalogue.csv` and the history's tastes).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub categories: u32,
+    /// Customer segments of the history (each with its own taste).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub segments: u32,
 }
 
 fn parse_lines(s: &str) -> Result<LineMix, String> {
@@ -103,6 +116,21 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             (sku, price)
         }),
     )?;
+    crate::recommend::history::write_catalogue(
+        &a.out,
+        (1..=a.skus).map(|k| data.sku(k)).collect::<Vec<_>>().iter().enumerate().map(|(i, sku)| {
+            let n = i as u32 + 1;
+            let category = category_name(optimizer::generate::history::category(a.seed, a.categories, n));
+            let product = crate::recommend::history::Product {
+                name: format!("{category} {n}"),
+                brand: format!("Brand {}", 1 + n % 997),
+                category,
+                unit_price_cents: crate::data::prices::generated_price(a.seed, sku),
+            };
+            (sku.as_str(), product)
+        }),
+    )?;
+    let purchases = if a.customers > 0 { history(&a, &data, &cities, day_start, &bar)? } else { 0 };
     bar.finish();
     if let Some(path) = &a.cities {
         std::fs::copy(path, a.out.join("cities.csv"))
@@ -113,12 +141,79 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", a.out.join(crate::data::dataset::FILE).display()))?;
     }
     eprintln!(
-        "wrote {} stores, {} stock rows, {} DCs and {} orders to {}",
+        "wrote {} stores, {} stock rows, {} DCs, {} orders and {purchases} purchases of {} customers to {}",
         data.stores.len(),
         data.stock.len(),
         data.dcs.len(),
         data.orders.len(),
+        a.customers,
         a.out.display()
     );
     Ok(())
+}
+
+const CATEGORIES: [&str; 20] = [
+    "Dairy",
+    "Snacks",
+    "Beverages",
+    "Bakery",
+    "Produce",
+    "Frozen",
+    "Household",
+    "Beauty",
+    "Baby",
+    "Pet",
+    "Apparel",
+    "Shoes",
+    "Electronics",
+    "Toys",
+    "Sports",
+    "Books",
+    "Kitchen",
+    "Health",
+    "Stationery",
+    "Tea",
+];
+
+fn category_name(c: u32) -> String {
+    let base = CATEGORIES[c as usize % CATEGORIES.len()];
+    match c as usize / CATEGORIES.len() {
+        0 => base.to_owned(),
+        n => format!("{base} {}", n + 1),
+    }
+}
+
+/// Writes the purchase history of `a.customers` customers; returns its number of purchases.
+fn history(
+    a: &Args,
+    data: &optimizer::generate::Dataset,
+    cities: &[optimizer::model::City],
+    end: optimizer::model::Timestamp,
+    bar: &Bar,
+) -> anyhow::Result<u64> {
+    use optimizer::generate::history::{history, HistoryConfig};
+    let cfg = HistoryConfig {
+        customers: a.customers,
+        purchases: if a.purchases > 0 { a.purchases } else { u64::from(a.customers) * 20 },
+        skus: a.skus,
+        categories: a.categories,
+        segments: a.segments,
+        seed: a.seed,
+        end,
+    };
+    let populations: Vec<u64> = cities.iter().map(|c| c.population).collect();
+    let rows = history(&cfg, &data.stores, &populations, bar).context("invalid history settings")?;
+    let skus: Vec<optimizer::model::Sku> = (1..=a.skus).map(|k| data.sku(k)).collect();
+    let width = a.customers.to_string().len().max(6);
+    let names: Vec<String> = (1..=a.customers).map(|c| format!("C-{c:0width$}")).collect();
+    crate::recommend::history::write(
+        &a.out.join(crate::recommend::history::FILE),
+        rows.iter().map(|p| crate::recommend::history::Written {
+            customer: &names[p.customer as usize - 1],
+            sku: skus[p.sku as usize - 1].as_str(),
+            at: p.at.0,
+            store: p.store.map(|s| data.stores[s as usize].id.as_str()),
+        }),
+    )?;
+    Ok(rows.len() as u64)
 }

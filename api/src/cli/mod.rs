@@ -5,6 +5,7 @@ mod db;
 mod generate;
 mod map;
 mod optimize;
+mod recommend;
 mod replay;
 mod route;
 mod serve;
@@ -51,6 +52,8 @@ pub enum Command {
     Diff(simulate::DiffArgs),
     /// Maps of results: GeoJSON layers, a self-contained HTML map, PNG/SVG pictures and charts.
     Map(map::Args),
+    /// Magic Mirror recommendations: evaluate the models on a purchase history.
+    Recommend(recommend::Args),
 }
 
 /// A dataset directory and an order file in it (or elsewhere).
@@ -163,6 +166,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(a) => simulate::run(a),
         Command::Diff(a) => simulate::diff(a),
         Command::Map(a) => map::run(a),
+        Command::Recommend(a) => recommend::run(a),
     }
 }
 

@@ -171,6 +171,11 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
+/// What customer tokens' MACs begin with (poster payloads begin with a version byte).
+const CUSTOMER_LABEL: &[u8] = b"\0omniroute customer token\0";
+/// Bytes of a customer token's MAC kept (128 bits).
+const CUSTOMER_MAC: usize = 16;
+
 /// Shortest secret accepted: 32 characters (at least 128 bits from a random source).
 pub const MIN_SECRET: usize = 32;
 
@@ -236,6 +241,47 @@ impl KeyRing {
     /// The key id that signs new tokens.
     pub fn signing_id(&self) -> u8 {
         self.signing
+    }
+
+    /// The MAC of a customer token under key `kid`: HMAC-SHA256, keyed by the HMAC secret or
+    /// by the Ed25519 private key's bytes, over a label that no poster payload starts with.
+    fn customer_mac(&self, kid: u8, body: &str) -> Option<HmacSha256> {
+        let mut mac = match self.keys.get(&kid)? {
+            Key::Hmac(mac) => mac.clone(),
+            Key::Ed25519(key) => HmacSha256::new_from_slice(&key.to_bytes()).expect("any key length"),
+        };
+        mac.update(CUSTOMER_LABEL);
+        mac.update(body.as_bytes());
+        Some(mac)
+    }
+
+    /// A customer token: what a shopper's app shows a store's screen so that the screen may
+    /// read her recommendations and coupons until `expires_at` (Unix seconds):
+    /// `<key id>.<expires_at>.<customer id>.<tag>`.
+    pub fn sign_customer(&self, customer: &str, expires_at: i64) -> String {
+        let body = format!("{}.{expires_at}.{customer}", self.signing);
+        let tag = self.customer_mac(self.signing, &body).expect("the signing key is in the ring").finalize();
+        format!("{body}.{}", BASE32_NOPAD.encode(&tag.into_bytes()[..CUSTOMER_MAC]))
+    }
+
+    /// The customer a token names, if one of the ring's keys signed it and it has not expired.
+    pub fn verify_customer(&self, token: &str, now: i64) -> Result<String, Refused> {
+        let (body, tag) = token.rsplit_once('.').ok_or(Refused)?;
+        let mut parts = body.splitn(3, '.');
+        let (Some(kid), Some(expires), Some(customer)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Refused);
+        };
+        let kid: u8 = kid.parse().map_err(|_| Refused)?;
+        let expires: i64 = expires.parse().map_err(|_| Refused)?;
+        let tag = BASE32_NOPAD.decode(tag.as_bytes()).map_err(|_| Refused)?;
+        if tag.len() != CUSTOMER_MAC {
+            return Err(Refused);
+        }
+        self.customer_mac(kid, body).ok_or(Refused)?.verify_truncated_left(&tag).map_err(|_| Refused)?;
+        if expires < now || customer.is_empty() {
+            return Err(Refused);
+        }
+        Ok(customer.to_owned())
     }
 
     fn mac(&self, kid: u8, payload: &[u8; PAYLOAD]) -> Option<HmacSha256> {
@@ -314,6 +360,26 @@ mod tests {
 
     fn claim() -> PosterClaim {
         PosterClaim { campaign: 7, store_number: 123_456, serial: 2, expires_at: 2_000_000_000 }
+    }
+
+    #[test]
+    fn customer_tokens_name_their_customer_until_they_expire_and_refuse_any_change() {
+        let ring = KeyRing::new(&[(1, A)]).unwrap();
+        let t = ring.sign_customer("C-00.7", 1_000);
+        assert_eq!(ring.verify_customer(&t, 999), Ok("C-00.7".to_owned()));
+        assert_eq!(ring.verify_customer(&t, 1_001), Err(Refused));
+        let other = t.replacen("C-00.7", "C-00.8", 1);
+        assert_eq!(ring.verify_customer(&other, 999), Err(Refused));
+        let later = t.replacen("1000", "9000", 1);
+        assert_eq!(ring.verify_customer(&later, 999), Err(Refused));
+        assert_eq!(KeyRing::new(&[(1, B)]).unwrap().verify_customer(&t, 999), Err(Refused));
+        for bad in ["", "1.2", "x.1000.c.AAAA", "1.1000.c.!!"] {
+            assert_eq!(ring.verify_customer(bad, 0), Err(Refused), "{bad}");
+        }
+        let ed = KeyRing::parse(&format!("3:ed25519:{}", "07".repeat(32))).unwrap();
+        let t = ed.sign_customer("c1", 50);
+        assert_eq!(ed.verify_customer(&t, 10), Ok("c1".to_owned()));
+        assert_eq!(ring.verify_customer(&t, 10), Err(Refused));
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub enum ApiError {
     /// Every refused coupon capture, whatever the reason: the answer must not help guess codes.
     #[error("the coupon code is not valid")]
     InvalidCoupon,
+    /// A customer token that is forged, altered or expired.
+    #[error(
+        "the customer token is not valid (forged, altered or expired): ask the shopper's app for a new one"
+    )]
+    InvalidCustomerToken,
     // The service cannot do it (5xx).
     #[error("{0}")]
     Unsupported(&'static str),
@@ -108,6 +113,7 @@ impl ApiError {
             TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             InvalidCoupon => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_coupon"),
+            InvalidCustomerToken => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_customer_token"),
             Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
             StorageUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Contention { .. } => (StatusCode::SERVICE_UNAVAILABLE, "stock_contention"),
@@ -128,6 +134,7 @@ impl ApiError {
             | BrandOutOfScope { field, .. }
             | NegativeOnHand { field, .. } => Some(field.clone()),
             NotFound { field, .. } => field.clone(),
+            InvalidCustomerToken => Some("customer_token".into()),
             _ => None,
         }
     }
@@ -330,6 +337,7 @@ mod tests {
             ApiError::TooManyRequests { what: "plan", retry_after_s: 1 },
             ApiError::RateLimited { what: "captures", retry_after_s: 1 },
             ApiError::InvalidCoupon,
+            ApiError::InvalidCustomerToken,
             ApiError::StorageUnavailable(String::new()),
             ApiError::Contention { order_id: "o".into() },
             ApiError::Unsupported("x"),

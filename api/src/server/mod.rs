@@ -242,7 +242,9 @@ where
 }
 
 fn routes_config(cfg: &mut web::ServiceConfig) {
-    use routes::{admin, campaigns, coupons, health, map, orders, plans, simulations, stock, stores};
+    use routes::{
+        admin, campaigns, coupons, health, map, orders, plans, recommend, simulations, stock, stores,
+    };
     cfg.service(resource("/healthz", get(health::healthz)))
         .service(resource("/readyz", get(health::readyz)))
         .service(resource("/metrics", get(health::metrics)))
@@ -272,6 +274,15 @@ fn routes_config(cfg: &mut web::ServiceConfig) {
                 ))
                 .service(resource("/stores/nearby", get(stores::nearby)))
                 .service(resource("/stores/{store_id}", get(stores::get)))
+                .service(resource("/stores/{store_id}/recommendations", get(recommend::list)))
+                .service(resource(
+                    "/stores/{store_id}/scan",
+                    vec![(Method::POST, web::post().to(recommend::scan))],
+                ))
+                .service(resource(
+                    "/customers/{customer_id}/token",
+                    vec![(Method::POST, web::post().to(recommend::token))],
+                ))
                 .service(resource("/stock", vec![(Method::PUT, web::put().to(stock::put))]))
                 .service(resource("/stock/{store_id}/{sku}", get(stock::get)))
                 .service(resource("/audit/stock", get(stock::audit)))

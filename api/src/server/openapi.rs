@@ -53,10 +53,13 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::routes::coupons::capture,
         super::routes::coupons::public_keys,
         super::routes::coupons::wallet,
+        super::routes::recommend::list,
+        super::routes::recommend::scan,
+        super::routes::recommend::token,
     ),
     components(schemas(super::error::ErrorBody)),
     modifiers(&Bearer, &SharedResponses, &Links),
-    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "simulations"), (name = "admin"), (name = "maps"), (name = "campaigns"), (name = "coupons"))
+    tags((name = "orders"), (name = "stores"), (name = "stock"), (name = "plans"), (name = "simulations"), (name = "admin"), (name = "maps"), (name = "campaigns"), (name = "coupons"), (name = "recommendations"))
 )]
 pub struct ApiDoc;
 
@@ -1107,7 +1110,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 31);
+        assert_eq!(ids.len(), 34);
         let link = &spec["paths"]["/v1/orders/route"]["post"]["responses"]["200"]["links"]["get"];
         assert_eq!(link["operationId"], "get_order", "{link}");
         assert!(link.get("operation_id").is_none());

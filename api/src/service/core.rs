@@ -35,6 +35,10 @@ pub struct Core {
     campaigns: CampaignCache,
     /// The dataset's unit prices (`prices.csv`), for orders with coupons whose lines state none.
     prices: crate::data::prices::Prices,
+    /// The dataset's product catalogue (`catalogue.csv`) by SKU.
+    catalogue: rustc_hash::FxHashMap<String, crate::recommend::history::Product>,
+    /// Magic Mirror's trained model, learning from the orders that ship.
+    recommender: Arc<crate::recommend::Recommender>,
 }
 
 /// A routed order waiting to become durable: its answer and, when it holds stock, its
@@ -109,7 +113,37 @@ impl Core {
             events: Default::default(),
             campaigns: CampaignCache::default(),
             prices: Default::default(),
+            catalogue: Default::default(),
+            recommender: Default::default(),
         }
+    }
+
+    /// The same core recommending from the dataset's history (`history.csv`, trained here) and
+    /// naming products from its `catalogue.csv`.
+    pub fn with_recommendations(mut self, dir: &std::path::Path) -> Result<Core, crate::data::DataError> {
+        let (r, t) = crate::recommend::Recommender::load(dir, self.engine.network(), Default::default())?;
+        if t.purchases > 0 {
+            log::info!(
+                "recommendations: trained on {} purchases of {} customers in {:.1} s ({} rows name SKUs no store stocks; left out)",
+                t.purchases,
+                t.customers,
+                t.seconds,
+                t.skipped
+            );
+        }
+        self.recommender = Arc::new(r);
+        self.catalogue = crate::recommend::history::read_catalogue(dir)?;
+        Ok(self)
+    }
+
+    /// Magic Mirror's model.
+    pub fn recommender(&self) -> &crate::recommend::Recommender {
+        &self.recommender
+    }
+
+    /// The dataset's product catalogue by SKU (empty without `catalogue.csv`).
+    pub fn catalogue(&self) -> &rustc_hash::FxHashMap<String, crate::recommend::history::Product> {
+        &self.catalogue
     }
 
     /// The same core with the dataset's unit prices.
@@ -384,6 +418,9 @@ impl Core {
                 for ((d, (i, owner, decision)), outcome) in decided.into_iter().zip(routed).zip(outcomes) {
                     match outcome {
                         Persisted::Durable => {
+                            if let (Some(c), Some(r)) = (&d.customer_id, &d.reservation) {
+                                self.recommender.routed(&d.order_id, c.as_str(), &r.holds);
+                            }
                             self.count(&decision);
                             self.metrics.orders.inc();
                             owner.complete(d.answer.clone());

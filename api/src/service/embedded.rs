@@ -75,7 +75,9 @@ impl EmbeddedCheckout {
             }
             Opened::Existing => {}
         }
-        let core = Core::new(engine, config.routing).with_prices(crate::data::prices::read(&config.data)?);
+        let core = Core::new(engine, config.routing)
+            .with_prices(crate::data::prices::read(&config.data)?)
+            .with_recommendations(&config.data)?;
         let service = EmbeddedCheckout {
             core,
             store,

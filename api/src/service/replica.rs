@@ -61,7 +61,9 @@ impl ReplicaCheckout {
         for c in cells.iter().filter(|c| c.version > 0) {
             sync_cell(&engine, c);
         }
-        let core = Core::new(engine, config.routing).with_prices(crate::data::prices::read(&config.data)?);
+        let core = Core::new(engine, config.routing)
+            .with_prices(crate::data::prices::read(&config.data)?)
+            .with_recommendations(&config.data)?;
         let replica = Arc::new(ReplicaCheckout { core, pg });
         sink.go_live(&replica);
         log::info!(

@@ -4,6 +4,7 @@
 //! order draws from its own ChaCha stream keyed by the seed and its position.
 
 mod curve;
+pub mod history;
 
 use crate::model::{
     BrandId, Capabilities, City, CityId, Dc, DcId, LonLat, Mode, OpeningHours, Order, OrderId, OrderLine,

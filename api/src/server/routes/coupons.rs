@@ -52,7 +52,7 @@ pub struct CaptureResponse {
     pub coupon: WalletCoupon,
 }
 
-fn coupon(c: &crate::coupons::campaign::Campaign, e: &WalletEntry) -> WalletCoupon {
+pub(crate) fn coupon(c: &crate::coupons::campaign::Campaign, e: &WalletEntry) -> WalletCoupon {
     WalletCoupon {
         campaign_id: c.id,
         campaign: c.name.clone(),
@@ -70,7 +70,7 @@ fn coupon(c: &crate::coupons::campaign::Campaign, e: &WalletEntry) -> WalletCoup
 }
 
 /// A customer id: 1 to 64 bytes of printable ASCII without spaces.
-fn customer_id(raw: &str, field: &str) -> Result<(), ApiError> {
+pub(crate) fn customer_id(raw: &str, field: &str) -> Result<(), ApiError> {
     if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::invalid(
             field,

@@ -7,6 +7,7 @@ pub mod health;
 pub mod map;
 pub mod orders;
 pub mod plans;
+pub mod recommend;
 pub mod simulations;
 pub mod stock;
 pub mod stores;

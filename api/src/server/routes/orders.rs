@@ -233,5 +233,7 @@ async fn finish(
 ) -> Result<HttpResponse, ApiError> {
     state.keys().authorize(&req, Action::Checkout)?;
     let id = parse_id(&path)?;
-    render(&state.checkout().finish(&id, end).await?)
+    let view = state.checkout().finish(&id, end).await?;
+    state.checkout().core().recommender().ended(&id, end == End::Ship, crate::service::now().0);
+    render(&view)
 }
