@@ -4,8 +4,10 @@
 # data/large/rec1m), then
 #  1. `omniroute recommend evaluate` on it: training time and peak memory, every model's figures;
 #  2. the service on it (training at start), and GET /v1/stores/{id}/recommendations?k=10 over
-#     HTTP for random history customers at random stores from 1 and then 8 keep-alive
-#     connections (a Python client), 20,000 calls each: p50, p99, max and calls per second.
+#     HTTP from 1 and then 8 keep-alive connections (a Python client), 20,000 calls each: p50,
+#     p99, max and calls per second; once for history customers at a store they bought in (pairs
+#     from the first 2 million rows: her own items compete for the list) and once for random
+#     customers at random stores.
 #
 #   OMNIROUTE_BIN=<copy of a release build> benches/recommend.sh
 set -euo pipefail
@@ -33,15 +35,29 @@ import http.client, random, sys, threading, time, urllib.parse
 url, key, data = sys.argv[1], sys.argv[2], sys.argv[3]
 host = urllib.parse.urlparse(url).netloc
 stores = [l.split(',')[0] for l in open(f"{data}/stores.csv").read().splitlines()[1:]]
+regulars = []
+with open(f"{data}/history.csv") as f:
+    next(f)
+    for i, line in enumerate(f):
+        if i >= 2_000_000:
+            break
+        c, _, _, channel, store = line.rstrip("\n").split(",")
+        if channel == "store":
+            regulars.append((c, store))
 rng = random.Random(11)
-def run(conns, calls):
+def home(r):
+    return r.choice(regulars)
+def anyone(r):
+    return (f"C-{r.randint(1, 1000000):07d}", r.choice(stores))
+def run(conns, calls, pick):
     lat, errors = [], []
     def worker(n, seed):
         r = random.Random(seed)
         c = http.client.HTTPConnection(host)
         h = {"Authorization": f"Bearer {key}"}
         for _ in range(n):
-            path = f"/v1/stores/{urllib.parse.quote(r.choice(stores))}/recommendations?customer_id=C-{r.randint(1, 1000000):07d}&k=10"
+            customer, store = pick(r)
+            path = f"/v1/stores/{urllib.parse.quote(store)}/recommendations?customer_id={customer}&k=10"
             t = time.perf_counter()
             c.request("GET", path, headers=h)
             res = c.getresponse(); body = res.read()
@@ -55,8 +71,9 @@ def run(conns, calls):
     wall = time.perf_counter() - t0
     lat.sort()
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e3
-    print(f"{conns} connection(s): {len(lat)} calls, {len(lat)/wall:.0f}/s, p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms, max {lat[-1]*1e3:.2f} ms, {len(errors)} not 200 with 10 items {errors[:2]}")
-run(1, 2000)  # warm-up
-for conns in (1, 8):
-    run(conns, 20000)
+    print(f"{pick.__name__:>6}, {conns} connection(s): {len(lat)} calls, {len(lat)/wall:.0f}/s, p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms, max {lat[-1]*1e3:.2f} ms, {len(errors)} not 200 with 10 items {errors[:2]}")
+run(1, 2000, home)  # warm-up
+for pick in (home, anyone):
+    for conns in (1, 8):
+        run(conns, 20000, pick)
 PY

@@ -204,3 +204,154 @@ async fn a_shipped_order_teaches_the_model_its_customer() {
     assert_eq!(post(&app, "/v1/orders/REC-2/cancel", CHECKOUT, String::new()).await.status, 200);
     assert_eq!(list(&app, &store, "?customer_id=OTHER-SHOPPER").await.json()["known_customer"], false);
 }
+
+mod evaluate {
+    use crate::helpers::{run, stderr, stdout};
+    use crate::server::sample;
+    use serde_json::Value;
+
+    fn evaluate(args: &[&str]) -> Value {
+        let tmp = tempfile::tempdir().unwrap();
+        let json = tmp.path().join("eval.json");
+        let mut all = vec!["recommend", "evaluate", "--json", json.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = run(&all, None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("recall@"), "{}", stdout(&out));
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+    }
+
+    fn report<'a>(v: &'a Value, method: &str) -> &'a Value {
+        v["reports"].as_array().unwrap().iter().find(|r| r["method"] == method).unwrap()
+    }
+
+    #[test]
+    fn every_model_is_scored_on_the_sample_and_no_list_holds_what_the_store_lacks() {
+        let v = evaluate(&["--data", sample().to_str().unwrap()]);
+        assert_eq!(v["reports"].as_array().unwrap().len(), 6);
+        for r in v["reports"].as_array().unwrap() {
+            assert_eq!(r["out_of_stock"], 0.0, "{r}");
+            assert!(r["overall"]["customers"].as_u64().unwrap() > 1_000, "{r}");
+            assert!(r["coverage"].as_f64().unwrap() > 0.0);
+        }
+        let recall = |m: &str| report(&v, m)["overall"]["recall"].as_f64().unwrap();
+        // Her history beats what is popular; the personal models find repeat items that
+        // popularity misses, and only models that look past her own items find new ones.
+        assert!(recall("tifu-knn") > recall("popular-store") && recall("mirror") > recall("popular-city"));
+        assert!(report(&v, "p-topfreq")["repeat"]["recall"].as_f64().unwrap() > 0.9);
+        assert!(
+            report(&v, "mirror")["new"]["recall"].as_f64().unwrap()
+                > report(&v, "tifu-knn")["new"]["recall"].as_f64().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_history_from_elsewhere_is_evaluated_with_every_item_available() {
+        // Another process than the generator's: each customer buys her two staples weekly and
+        // one item a cheap linear congruential generator picks.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("theirs.csv");
+        let mut text = String::from("customer_id,sku,timestamp,channel,store_id\n");
+        let mut x: u64 = 7;
+        for c in 0..300u64 {
+            for week in 0..12u64 {
+                let at = 1_780_000_000 + week * 7 * 86_400 + c * 60;
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                for sku in [format!("A{}", c % 17), format!("B{}", c % 5), format!("Z{}", (x >> 33) % 50)] {
+                    text.push_str(&format!("u{c},{sku},{at},online,\n"));
+                }
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let v = evaluate(&["--history", path.to_str().unwrap(), "--no-stock", "--k", "5"]);
+        assert_eq!(v["purchases"], 300 * 12 * 3);
+        let staples = report(&v, "p-topfreq")["overall"]["recall"].as_f64().unwrap();
+        assert!(staples > 0.6, "{v}");
+        assert_eq!(report(&v, "tifu-knn")["overall"]["customers"], 300);
+    }
+
+    #[test]
+    fn bad_files_and_settings_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("bad.csv");
+        std::fs::write(
+            &path,
+            "customer_id,sku,timestamp,channel,store_id\nc1,1,1780000000,online,\nc1,2,last week,online,\n",
+        )
+        .unwrap();
+        let out = run(&["recommend", "evaluate", "--history", path.to_str().unwrap(), "--no-stock"], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("bad.csv:3: field `timestamp`"), "{}", stderr(&out));
+        let out = run(&["recommend", "evaluate", "--alpha", "2"], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("--alpha"), "{}", stderr(&out));
+        let out = run(&["recommend", "evaluate", "--data", tmp.path().to_str().unwrap()], None);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("no history file"), "{}", stderr(&out));
+    }
+
+    #[test]
+    fn the_generator_writes_the_same_history_for_the_same_seed() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for d in [&a, &b] {
+            let out = run(
+                &[
+                    "generate",
+                    "--stores",
+                    "50",
+                    "--skus",
+                    "60",
+                    "--orders",
+                    "10",
+                    "--customers",
+                    "40",
+                    "--out",
+                    d.path().to_str().unwrap(),
+                ],
+                None,
+            );
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let read = |d: &tempfile::TempDir, f: &str| std::fs::read_to_string(d.path().join(f)).unwrap();
+        assert_eq!(read(&a, "history.csv"), read(&b, "history.csv"));
+        assert_eq!(read(&a, "catalogue.csv").lines().count(), 61);
+        assert!(read(&a, "history.csv").lines().count() > 40 * 5);
+    }
+}
+
+/// On PostgreSQL replicas: a list on one replica leaves out stock another replica's feed took
+/// away, and the scan there shows a coupon captured through the other.
+#[actix_rt::test]
+async fn replicas_cut_lists_from_the_shared_stock_and_show_coupons_captured_elsewhere() {
+    use crate::postgres::{replica, TestDb};
+    let db = TestDb::create();
+    let (a, b) = (replica(&db.url), replica(&db.url));
+    let (customer, store, _) = regulars().into_iter().next().unwrap();
+    let before = list(&b, &store, &format!("?customer_id={customer}")).await.json();
+    assert_eq!(before["known_customer"], true);
+    let gone = before["items"][0]["sku"].as_str().unwrap().to_string();
+    let feed = json!([{"store_id": store, "sku": gone, "on_hand": 0}]).to_string();
+    let r =
+        send("PUT", &a.url("/v1/stock"), Some(STORE_SYSTEM), Some(("application/json", feed))).await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Replicas see each other's feeds within a second.
+    actix_rt::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let after = list(&b, &store, &format!("?customer_id={customer}")).await.json();
+    assert_eq!(after["items"].as_array().unwrap().len(), 10);
+    assert!(!skus(&after).contains(&gone), "{after}");
+
+    let beijing = beijing_store("1");
+    let c = create(&a, campaign("1", json!({}))).await;
+    let token = poster_token(&a, c["id"].as_u64().unwrap(), &beijing, 0).await;
+    assert_eq!(capture(&a, &token, &customer).await.status, 200);
+    let t = post(&b, &format!("/v1/customers/{customer}/token"), CHECKOUT, String::new()).await.json();
+    let r = post(
+        &b,
+        &format!("/v1/stores/{beijing}/scan"),
+        STORE_SYSTEM,
+        json!({"customer_token": t["customer_token"]}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["coupons"].as_array().unwrap().len(), 1, "{}", r.json());
+}

@@ -174,9 +174,9 @@ fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
         items.len()
     );
     println!(
-        "trained on {trained_on} purchases in {train_s:.1} s; peak memory {peak_mib:.0} MiB; {} customers evaluated ({left_out} left out: no held-out item {})",
+        "trained on {trained_on} purchases in {train_s:.1} s; peak memory {peak_mib:.0} MiB; {} customers evaluated{}",
         truths.len() as u64 - left_out,
-        if stock.is_some() { "their store can give" } else { "" }
+        if left_out > 0 { format!(" ({left_out} left out: no held-out item their store can give)") } else { String::new() }
     );
     let k = a.k;
     println!(
@@ -213,11 +213,11 @@ fn run_evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
     }
     let find = |m: Method| reports.iter().find(|r| r.method == m);
     if let (Some(f), Some(p)) = (find(Method::PTopFreq), find(Method::PopularStore)) {
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::INFINITY };
+        let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}x", a / b) } else { "n/a".to_string() };
         println!();
         for t in [find(Method::Mirror), find(Method::TifuKnn)].into_iter().flatten() {
             println!(
-                "{} recall@{k}: {:.2}x p-topfreq (target 1.10), {:.2}x popular-store (target 2); on new items {:.2}x popular-store (target 2)",
+                "{} recall@{k}: {} p-topfreq (target 1.10x), {} popular-store (target 2x); on new items {} popular-store (target 2x)",
                 t.method.name(),
                 ratio(t.overall.recall, f.overall.recall),
                 ratio(t.overall.recall, p.overall.recall),

@@ -141,7 +141,8 @@ struct Tally {
     recommended: u64,
     out_of_stock: u64,
     short: u64,
-    items: Vec<u32>,
+    /// Which items were recommended to someone (empty until the first list).
+    items: Vec<bool>,
 }
 
 /// Evaluates every method of `methods` at `k` for `truths` with `model` (trained on the split's
@@ -198,9 +199,14 @@ pub fn evaluate(
                     acc.recommended += list.len() as u64;
                     acc.out_of_stock += list.iter().filter(|&&i| !can_give(truth.store, i)).count() as u64;
                     acc.short += u64::from(list.len() < k);
-                    acc.items.extend(list);
-                    acc.items.sort_unstable();
-                    acc.items.dedup();
+                    if acc.items.is_empty() {
+                        acc.items = vec![false; items];
+                    }
+                    for &i in &list {
+                        if let Some(seen) = acc.items.get_mut(i as usize) {
+                            *seen = true;
+                        }
+                    }
                     progress.advance(1);
                     acc
                 })
@@ -211,9 +217,13 @@ pub fn evaluate(
                     a.recommended += b.recommended;
                     a.out_of_stock += b.out_of_stock;
                     a.short += b.short;
-                    a.items.extend(b.items);
-                    a.items.sort_unstable();
-                    a.items.dedup();
+                    if a.items.is_empty() {
+                        a.items = b.items;
+                    } else {
+                        for (x, y) in a.items.iter_mut().zip(b.items) {
+                            *x |= y;
+                        }
+                    }
                     a
                 });
             Report {
@@ -221,7 +231,7 @@ pub fn evaluate(
                 overall: t.overall.mean(),
                 repeat: t.repeat.mean(),
                 new: t.new.mean(),
-                coverage: t.items.len() as f64 / items.max(1) as f64,
+                coverage: t.items.iter().filter(|&&x| x).count() as f64 / items.max(1) as f64,
                 out_of_stock: t.out_of_stock as f64 / t.recommended.max(1) as f64,
                 short_lists: t.short,
             }
