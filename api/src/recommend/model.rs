@@ -50,7 +50,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             alpha: 0.7,
-            neighbours: 30,
+            neighbours: 100,
             group_size: 7,
             within_decay: 0.9,
             group_decay: 0.7,
@@ -356,7 +356,11 @@ impl Model {
                 cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 cand.truncate(p.neighbours);
                 progress.advance(1);
-                cand.into_iter().filter(|x| x.1 > 0.0).map(|x| x.0).collect()
+                // A list of its own length: the candidates' buffer is many times longer, and a
+                // million of those would be gigabytes.
+                let mut out = Vec::with_capacity(cand.iter().filter(|x| x.1 > 0.0).count());
+                out.extend(cand.iter().filter(|x| x.1 > 0.0).map(|x| x.0));
+                out
             })
             .collect();
         Csr::from_lists(lists)
