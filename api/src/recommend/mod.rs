@@ -222,7 +222,7 @@ impl Model {
                             .map(|(i, s, _)| (i, w * s)),
                     );
                     scores = model::merge(scores);
-                    scores.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+                    model::best_first(&mut scores);
                 }
                 for (item, score) in scores {
                     if list.full() {

@@ -353,7 +353,7 @@ impl Model {
                     x.1 =
                         if nu > 0.0 && nv > 0.0 { dot(mine, self.vectors.get(x.0)) / (nu * nv) } else { 0.0 };
                 }
-                cand.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                best_first(&mut cand);
                 cand.truncate(p.neighbours);
                 progress.advance(1);
                 // A list of its own length: the candidates' buffer is many times longer, and a
@@ -381,7 +381,7 @@ impl Model {
             }
         }
         let mut scores = merge(acc);
-        scores.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        best_first(&mut scores);
         scores
     }
 
@@ -435,6 +435,11 @@ impl Model {
     pub fn city_of(&self, s: u32) -> Option<u32> {
         self.store_city.get(s as usize).copied().filter(|&c| c != NO_STORE)
     }
+}
+
+/// Sorts scored items highest first, equal scores by item.
+pub(crate) fn best_first(v: &mut [(u32, f32)]) {
+    v.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
 }
 
 /// Sums the weights of equal items; sorted by item.
