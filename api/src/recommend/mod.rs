@@ -23,6 +23,8 @@ pub use model::{Basket, Params};
 pub const MAX_K: usize = 100;
 /// Routed orders remembered until they ship (beyond this, new ones are not learned from).
 const MAX_PENDING: usize = 1_000_000;
+/// A full list of routed orders forgets those older than this.
+const PENDING_FOR_S: i64 = 86_400;
 
 /// A ranking method: the model or a baseline.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -354,6 +356,8 @@ fn due_factors(baskets: &[(i64, &[u32])], now: i64) -> FxHashMap<u32, f32> {
 struct Routed {
     customer: Box<str>,
     holds: Vec<(u32, u32)>,
+    /// When it was routed (Unix seconds).
+    at: i64,
 }
 
 /// A trained model serving one service's stores, learning from the orders that ship.
@@ -461,12 +465,18 @@ impl Recommender {
         self.model.recommend(Method::Mirror, shopper, &mut shelf, k)
     }
 
-    /// Remembers an order of `customer` that now holds `holds` (store, SKU), until it ships.
+    /// Remembers an order of `customer` that now holds `holds` (store, SKU), until it ships or
+    /// is cancelled; at most [`MAX_PENDING`] at once, those older than a day forgotten first.
     pub fn routed(&self, order: &OrderId, customer: &str, holds: &[optimizer::ledger::Hold]) {
+        let at = crate::service::now().0;
         let mut pending = self.pending.lock();
+        if pending.len() >= MAX_PENDING {
+            // Orders neither shipped nor cancelled within a day expired or were ended elsewhere.
+            pending.retain(|_, r| at - r.at < PENDING_FOR_S);
+        }
         if pending.len() < MAX_PENDING {
             let holds = holds.iter().map(|h| (h.store.0, h.sku.0)).collect();
-            pending.insert(order.clone(), Routed { customer: customer.into(), holds });
+            pending.insert(order.clone(), Routed { customer: customer.into(), holds, at });
         }
     }
 

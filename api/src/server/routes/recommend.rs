@@ -82,15 +82,12 @@ fn recommendations(state: &AppState, store: StoreIdx, customer: Option<&str>, k:
             }
         })
         .collect();
-    state
-        .metrics()
-        .recommendations
-        .with_label_values(&[if customer.is_some_and(|c| rec.knows(c)) { "known" } else { "anonymous" }])
-        .inc();
+    let known = customer.is_some_and(|c| rec.knows(c));
+    state.metrics().recommendations.with_label_values(&[if known { "known" } else { "anonymous" }]).inc();
     Recommendations {
         store_id: net.store_id(store).as_str().to_owned(),
         customer_id: customer.map(str::to_owned),
-        known_customer: customer.is_some_and(|c| rec.knows(c)),
+        known_customer: known,
         items,
     }
 }
