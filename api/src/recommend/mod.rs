@@ -510,3 +510,43 @@ impl Recommender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::model::{Model, Row, NO_STORE};
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, rng_seed: proptest::test_runner::RngSeed::Fixed(30), ..ProptestConfig::default() })]
+
+        /// Whatever the history and the shelf, every method's list holds distinct items the shelf
+        /// can give, and is as long as k or as the items the store can give.
+        #[test]
+        fn lists_are_distinct_available_and_full(
+            purchases in prop::collection::vec((0u32..30, 0i64..40, 0u32..60, prop::option::of(0u32..4)), 1..400),
+            stocked in prop::collection::vec(prop::collection::btree_set(0u32..70, 0..40), 4),
+            k in 1usize..25,
+            customer in 0u32..32,
+        ) {
+            let rows: Vec<Row> = purchases
+                .iter()
+                .map(|&(c, day, item, store)| Row { customer: c, at: day * 86_400, item, store: store.unwrap_or(NO_STORE) })
+                .collect();
+            let model = Model::train(rows, 30, vec![0, 0, 1, 1], 2, Params::default(), &optimizer::progress::NoProgress);
+            for (s, shelf_items) in stocked.iter().enumerate() {
+                for method in Method::ALL {
+                    let mut available = |i: u32| shelf_items.contains(&i);
+                    let mut all = shelf_items.iter().copied();
+                    let mut shelf = Shelf { store: Some(s as u32), available: &mut available, stocked: &mut all, recent_sales: &[] };
+                    let shopper = Shopper { trained: (customer < 30).then_some(customer), recent: &[], now: 41 * 86_400 };
+                    let list = model.recommend(method, shopper, &mut shelf, k);
+                    let items: std::collections::BTreeSet<u32> = list.iter().map(|p| p.item).collect();
+                    prop_assert_eq!(items.len(), list.len(), "{:?}: duplicates", method);
+                    prop_assert!(items.is_subset(shelf_items), "{:?}: {:?} not all on the shelf", method, items);
+                    prop_assert_eq!(list.len(), k.min(shelf_items.len()), "{:?}", method);
+                }
+            }
+        }
+    }
+}
