@@ -50,13 +50,13 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             alpha: 0.7,
-            neighbours: 100,
+            neighbours: 300,
             group_size: 7,
             within_decay: 0.9,
             group_decay: 0.7,
             probe_items: 6,
-            probe_customers: 40,
-            bought_with: 0.2,
+            probe_customers: 60,
+            bought_with: 0.0,
         }
     }
 }
