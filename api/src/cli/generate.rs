@@ -108,17 +108,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let bar = Bar::new();
     let data = generate(&cities, &cfg, &bar).context("invalid generator settings")?;
     write_dataset(&a.out, &data, &cities, &zone, &bar)?;
+    let skus: Vec<optimizer::model::Sku> = (1..=a.skus).map(|k| data.sku(k)).collect();
     crate::data::prices::write(
         &a.out,
-        (1..=a.skus).map(|k| {
-            let sku = data.sku(k);
-            let price = crate::data::prices::generated_price(a.seed, &sku);
-            (sku, price)
-        }),
+        skus.iter().map(|sku| (sku.clone(), crate::data::prices::generated_price(a.seed, sku))),
     )?;
     crate::recommend::history::write_catalogue(
         &a.out,
-        (1..=a.skus).map(|k| data.sku(k)).collect::<Vec<_>>().iter().enumerate().map(|(i, sku)| {
+        skus.iter().enumerate().map(|(i, sku)| {
             let n = i as u32 + 1;
             let category = category_name(optimizer::generate::history::category(a.seed, a.categories, n));
             let product = crate::recommend::history::Product {
@@ -130,7 +127,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             (sku.as_str(), product)
         }),
     )?;
-    let purchases = if a.customers > 0 { history(&a, &data, &cities, day_start, &bar)? } else { 0 };
+    let purchases = if a.customers > 0 { history(&a, &data, &skus, &cities, day_start, &bar)? } else { 0 };
     bar.finish();
     if let Some(path) = &a.cities {
         std::fs::copy(path, a.out.join("cities.csv"))
@@ -187,6 +184,7 @@ fn category_name(c: u32) -> String {
 fn history(
     a: &Args,
     data: &optimizer::generate::Dataset,
+    skus: &[optimizer::model::Sku],
     cities: &[optimizer::model::City],
     end: optimizer::model::Timestamp,
     bar: &Bar,
@@ -203,7 +201,6 @@ fn history(
     };
     let populations: Vec<u64> = cities.iter().map(|c| c.population).collect();
     let rows = history(&cfg, &data.stores, &populations, bar).context("invalid history settings")?;
-    let skus: Vec<optimizer::model::Sku> = (1..=a.skus).map(|k| data.sku(k)).collect();
     let width = a.customers.to_string().len().max(6);
     let names: Vec<String> = (1..=a.customers).map(|c| format!("C-{c:0width$}")).collect();
     crate::recommend::history::write(

@@ -11,7 +11,7 @@ pub mod eval;
 pub mod history;
 pub mod model;
 
-use model::{habit, Model, NO_STORE};
+use model::{bought, Model, NO_STORE};
 use optimizer::ledger::StockLedger;
 use optimizer::model::{Network, OrderId, SkuIdx, StoreIdx};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -198,9 +198,13 @@ impl Model {
         };
         let mut list = List { k, out: Vec::with_capacity(k), seen: FxHashSet::default(), shelf };
         let hers = |item: u32| own.binary_search_by_key(&item, |x| x.0).is_ok();
-        let why_hers = |item: u32| match habit(baskets.iter().copied(), item) {
-            (_, Some(every_days)) => Reason::Habit { every_days },
-            (times, None) => Reason::BoughtBefore { times: times.max(1) },
+        let mine = bought(baskets.iter().copied());
+        let why_hers = |item: u32| match mine.get(&item) {
+            Some(b) => match b.every_days() {
+                Some(every_days) => Reason::Habit { every_days },
+                None => Reason::BoughtBefore { times: b.times },
+            },
+            None => Reason::BoughtBefore { times: 1 },
         };
         match method {
             Method::TifuKnn | Method::Mirror => {
@@ -211,10 +215,9 @@ impl Model {
                     // it); new items by their neighbours' score plus that of items bought with
                     // hers.
                     let w = self.params.bought_with;
-                    let due = due_factors(&baskets, shopper.now);
                     for x in &mut scores {
-                        if let Some(d) = due.get(&x.0) {
-                            x.1 *= d;
+                        if let Some(b) = mine.get(&x.0) {
+                            x.1 *= b.due_at(shopper.now);
                         }
                     }
                     scores.extend(
@@ -244,21 +247,16 @@ impl Model {
             }
             Method::BoughtWith => self.offer_bought_with(&own, &mut list),
             Method::PTopFreq => {
-                let mut counts: FxHashMap<u32, (u32, i64)> = FxHashMap::default();
-                for &(at, items) in &baskets {
-                    for &i in items {
-                        let e = counts.entry(i).or_insert((0, at));
-                        e.0 += 1;
-                        e.1 = e.1.max(at);
-                    }
-                }
-                let mut ranked: Vec<(u32, (u32, i64))> = counts.into_iter().collect();
-                ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                for (item, (n, _)) in ranked {
+                // By how often, then how lately.
+                let mut ranked: Vec<(u32, model::Bought)> = mine.iter().map(|(&i, &b)| (i, b)).collect();
+                ranked.sort_unstable_by(|a, b| {
+                    (b.1.times, b.1.last).cmp(&(a.1.times, a.1.last)).then(a.0.cmp(&b.0))
+                });
+                for (item, b) in ranked {
                     if list.full() {
                         break;
                     }
-                    list.offer(item, n as f32, || why_hers(item));
+                    list.offer(item, b.times as f32, || why_hers(item));
                 }
             }
             Method::PopularStore | Method::PopularCity => {}
@@ -323,33 +321,6 @@ impl Model {
             list.offer(item, n as f32, || Reason::Popular);
         }
     }
-}
-
-/// For each item of `baskets` (oldest first), how much more likely she is to buy it at `now`
-/// than her TIFU weight says: an item bought at least twice is due when the time since she last
-/// bought it is near her mean interval (a log-normal bump around 1, floor 0.3); an item bought
-/// once keeps a neutral 1.
-fn due_factors(baskets: &[(i64, &[u32])], now: i64) -> FxHashMap<u32, f32> {
-    let mut seen: FxHashMap<u32, (u32, i64, i64)> = FxHashMap::default();
-    for &(at, items) in baskets {
-        for &i in items {
-            let e = seen.entry(i).or_insert((0, at, at));
-            e.0 += 1;
-            e.2 = at;
-        }
-    }
-    seen.into_iter()
-        .map(|(i, (n, first, last))| {
-            let f = if n >= 2 {
-                let period = ((last - first) as f64 / f64::from(n - 1)).max(86_400.0);
-                let r = ((now - last) as f64 / period).max(0.05);
-                (0.3 + 1.2 * (-(r.ln().powi(2)) / (2.0 * 0.35 * 0.35)).exp()) as f32
-            } else {
-                1.0
-            };
-            (i, f)
-        })
-        .collect()
 }
 
 /// A routed order that may ship: its customer and what it holds in which stores.

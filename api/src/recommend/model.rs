@@ -475,19 +475,47 @@ fn dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
     s
 }
 
-/// How often a customer bought `item` in `baskets` and about every how many days.
-pub fn habit<'a>(baskets: impl Iterator<Item = (i64, &'a [u32])>, item: u32) -> (u32, Option<u32>) {
-    let (mut n, mut first, mut last) = (0u32, i64::MAX, i64::MIN);
+/// How a customer bought one item: in how many baskets, first and last when.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Bought {
+    pub times: u32,
+    pub first: i64,
+    pub last: i64,
+}
+
+impl Bought {
+    /// About every how many days she buys it (at least 1), once she has bought it twice.
+    pub fn every_days(self) -> Option<u32> {
+        (self.times >= 2).then(|| {
+            (((self.last - self.first) / i64::from(self.times - 1)) as f64 / 86_400.0).round().max(1.0) as u32
+        })
+    }
+
+    /// How much more likely she is to buy it at `now` than her TIFU weight says: an item bought
+    /// at least twice is due when the time since she last bought it is near her mean interval
+    /// (a log-normal bump around 1, floor 0.3); an item bought once keeps a neutral 1.
+    pub fn due_at(self, now: i64) -> f32 {
+        if self.times < 2 {
+            return 1.0;
+        }
+        let period = ((self.last - self.first) as f64 / f64::from(self.times - 1)).max(86_400.0);
+        let r = ((now - self.last) as f64 / period).max(0.05);
+        (0.3 + 1.2 * (-(r.ln().powi(2)) / (2.0 * 0.35 * 0.35)).exp()) as f32
+    }
+}
+
+/// How she bought each item of `baskets` (oldest first).
+pub fn bought<'a>(baskets: impl Iterator<Item = (i64, &'a [u32])>) -> FxHashMap<u32, Bought> {
+    let mut seen: FxHashMap<u32, Bought> = FxHashMap::default();
     for (at, items) in baskets {
-        if items.contains(&item) {
-            n += 1;
-            first = first.min(at);
-            last = last.max(at);
+        for &i in items {
+            let e = seen.entry(i).or_insert(Bought { times: 0, first: at, last: at });
+            e.times += 1;
+            e.first = e.first.min(at);
+            e.last = e.last.max(at);
         }
     }
-    let every =
-        (n >= 2).then(|| (((last - first) / i64::from(n - 1)) as f64 / 86_400.0).round().max(1.0) as u32);
-    (n, every)
+    seen
 }
 
 #[cfg(test)]
@@ -529,8 +557,9 @@ mod tests {
         let v = m.trained_vector(2);
         let w = |i| v.iter().find(|x| x.0 == i).unwrap().1;
         assert!(w(3) > w(1));
-        assert_eq!(habit(m.customer_baskets(2), 3), (2, Some(11)));
-        assert_eq!(habit(m.customer_baskets(2), 1), (1, None));
+        let b = bought(m.customer_baskets(2));
+        assert_eq!((b[&3].times, b[&3].every_days()), (2, Some(11)));
+        assert_eq!((b[&1].times, b[&1].every_days()), (1, None));
     }
 
     #[test]
