@@ -4,7 +4,9 @@
 # on generated instances. Results go to stdout as one JSON line per run; BENCHMARKS.md records
 # them.
 #
-#   benches/plan.sh [small|large|all]   (default: small = the 20,000-store instances)
+#   benches/plan.sh [small|large|capacity|capacity-large|all]
+#     small: the 20,000-store instances (default); large: the 180,000-store ones;
+#     capacity: 20,000 stores where store capacity binds; capacity-large: the same at 180,000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-small}
@@ -20,10 +22,10 @@ fi
 # Single-line instances are contested: 50 of 200 SKUs per store, a tenth of the default stock.
 # Mixed-line instances keep the default stock (contested mixed instances are still too slow: see
 # BENCHMARKS.md).
-gen() { # dir stores orders lines max_qty stock_scale
+gen() { # dir stores orders lines max_qty stock_scale [capacity_scale]
   [ -f "$1/orders.jsonl" ] && return
   $bin generate --stores "$2" --orders "$3" --skus 200 --skus-per-store 50 --stock-scale "$6" \
-    --lines "$4" --max-qty "$5" --pickup-share 0 --out "$1" >&2
+    --capacity-scale "${7:-1}" --lines "$4" --max-qty "$5" --pickup-share 0 --out "$1" >&2
 }
 measure() { # label, command...
   local label=$1; shift
@@ -59,7 +61,8 @@ print(json.dumps(row), flush=True)
 PY
 }
 
-run_set() { # dir single(1/0) monolithic(1/0)
+run_set() { # dir single(1/0) monolithic(1/0) [capacity-bound: 1 runs each flow solver, 2 no
+  # more, and neither runs HiGHS on every component]
   # The peers' rules: great-circle legs and no radius but what the weights imply (a store farther
   # than the DC fallback's cost never pays). Single-line runs use the peers' weights (1 per km,
   # DC 500); mixed runs the default weights.
@@ -68,9 +71,16 @@ run_set() { # dir single(1/0) monolithic(1/0)
   [ "$2" = 1 ] && w+=(--peer-weights)
   measure "$d lp" $bin optimize --data "$d" "${w[@]}" --check --json
   measure "$d greedy" $bin optimize --data "$d" "${w[@]}" --solver greedy --json
+  if [ "${4:-0}" = 1 ]; then
+    # Each min-cost flow solver alone on the network components (auto picks between them).
+    measure "$d lp-flow-paths" $bin optimize --data "$d" "${w[@]}" --flow paths --no-compare --json
+    measure "$d lp-flow-simplex" $bin optimize --data "$d" "${w[@]}" --flow simplex --no-compare --json
+  fi
   if [ "$2" = 1 ]; then
     # The same LP planner with HiGHS on every component (no min-cost flow for the networks).
-    measure "$d lp-highs-only" $bin optimize --data "$d" "${w[@]}" --highs-only --no-compare --json
+    if [ "${4:-0}" = 0 ]; then
+      measure "$d lp-highs-only" $bin optimize --data "$d" "${w[@]}" --highs-only --no-compare --json
+    fi
     $bin optimize --data "$d" "${w[@]}" --export-mcf "$d/instance.mcf" >&2
     measure "$d ortools-mcf" "$venv/bin/python" benches/peer_mcf.py "$d/instance.mcf"
   fi
@@ -84,6 +94,16 @@ if [ "$which" = small ] || [ "$which" = all ]; then
   gen data/large/b20k-mixd 20000 100000 mixed 3 1
   run_set data/large/b20k-1 1 1
   run_set data/large/b20k-mixd 0 0
+fi
+# Capacity-bound: default stock, every store's daily capacity scaled to 3% (median 6 orders), so
+# that about 12,700 of 20,000 stores end the plan at capacity.
+if [ "$which" = capacity ] || [ "$which" = all ]; then
+  gen data/large/c20k-1 20000 100000 1 1 1 0.03
+  run_set data/large/c20k-1 1 0 1
+fi
+if [ "$which" = capacity-large ] || [ "$which" = all ]; then
+  gen data/large/c180k-1 180000 1000000 1 1 1 0.03
+  run_set data/large/c180k-1 1 0 2
 fi
 if [ "$which" = large ] || [ "$which" = all ]; then
   gen data/large/b180k-1 180000 1000000 1 1 0.1

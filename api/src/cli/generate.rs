@@ -27,6 +27,10 @@ pub struct Args {
     /// Multiplies on-hand stock (randomized rounding); below 1 makes stock scarce and contested.
     #[arg(long, default_value_t = 1.0)]
     pub stock_scale: f64,
+    /// Multiplies every store's daily capacity (randomized rounding, at least 1); below 1 makes
+    /// capacity bind, as at a Singles' Day peak.
+    #[arg(long, default_value_t = 1.0)]
+    pub capacity_scale: f64,
     /// Largest quantity per order line, 1 to 3 (1 gives one-unit lines).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=3))]
     pub max_qty: u32,
@@ -102,6 +106,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         pickup_share: a.pickup_share,
         max_qty: a.max_qty,
         stock_scale: a.stock_scale,
+        capacity_scale: a.capacity_scale,
         dcs: a.dcs,
         ..GenConfig::default()
     };

@@ -49,6 +49,10 @@ pub struct Args {
     /// one-unit orders) and would otherwise be solved as a min-cost flow.
     #[arg(long)]
     pub highs_only: bool,
+    /// LP only: the min-cost flow solver of network components: `auto` (successive shortest
+    /// paths for small components, the network simplex for large ones), `paths` or `simplex`.
+    #[arg(long, value_enum, default_value_t = FlowArg::Auto)]
+    pub flow: FlowArg,
     /// LP only: skip the greedy comparison.
     #[arg(long)]
     pub no_compare: bool,
@@ -125,7 +129,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     };
     let options = SolveOptions {
         solver,
-        lp: lp::LpOptions { decompose: !a.monolithic, network: !a.highs_only, integral: true },
+        lp: lp::LpOptions {
+            decompose: !a.monolithic,
+            network: !a.highs_only,
+            flow: a.flow.into(),
+            integral: true,
+        },
         compare_with_greedy: !a.no_compare,
         top_prices: a.top,
     };
@@ -324,4 +333,22 @@ fn export_mcf(inst: &Instance, path: &Path) -> anyhow::Result<()> {
     }
     w.flush()?;
     Ok(())
+}
+
+/// `--flow`: the min-cost flow solver of network components.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlowArg {
+    Auto,
+    Paths,
+    Simplex,
+}
+
+impl From<FlowArg> for lp::FlowSolver {
+    fn from(f: FlowArg) -> Self {
+        match f {
+            FlowArg::Auto => lp::FlowSolver::Auto,
+            FlowArg::Paths => lp::FlowSolver::ShortestPaths,
+            FlowArg::Simplex => lp::FlowSolver::Simplex,
+        }
+    }
 }

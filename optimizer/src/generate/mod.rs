@@ -42,6 +42,9 @@ pub struct GenConfig {
     /// Multiplies every store's on-hand stock (rounded down); below 1 makes stock scarce and
     /// contested, as planners' stress cases are.
     pub stock_scale: f64,
+    /// Multiplies every store's daily capacity (randomized rounding, at least 1); below 1 makes
+    /// capacity bind, as it does at a Singles' Day peak.
+    pub capacity_scale: f64,
     /// Largest quantity per line (quantities are 1: 85%, 2: 10%, 3: 5%, capped here).
     pub max_qty: u32,
     /// Share of orders for in-store pickup.
@@ -66,6 +69,7 @@ impl Default for GenConfig {
             lines: LineMix::Mixed,
             max_qty: 3,
             stock_scale: 1.0,
+            capacity_scale: 1.0,
             pickup_share: 0.2,
             // 2026-11-11T00:00:00+08:00
             day_start: Timestamp(1_794_326_400),
@@ -134,6 +138,8 @@ pub enum GenError {
     PickupShare,
     #[error("stock_scale must be a positive number")]
     StockScale,
+    #[error("capacity_scale must be a positive number")]
+    CapacityScale,
     #[error("the city list is empty")]
     NoCities,
 }
@@ -222,6 +228,12 @@ pub fn generate(cities: &[City], cfg: &GenConfig, progress: &dyn Progress) -> Re
                 capacity_per_day: capacity.sample(&mut rng).clamp(20.0, 3_000.0) as u32,
                 hours,
             };
+            let store = if cfg.capacity_scale == 1.0 {
+                store
+            } else {
+                let scaled = f64::from(store.capacity_per_day) * cfg.capacity_scale + rng.random::<f64>();
+                Store { capacity_per_day: (scaled.floor() as u32).max(1), ..store }
+            };
             let want = assortment_size(cfg, &mut rng);
             let mut skus: Vec<u32> = Vec::with_capacity(want);
             let mut attempts = 0;
@@ -296,6 +308,9 @@ fn validate(cities: &[City], cfg: &GenConfig) -> Result<(), GenError> {
     }
     if !(cfg.stock_scale.is_finite() && cfg.stock_scale > 0.0) {
         return Err(GenError::StockScale);
+    }
+    if !(cfg.capacity_scale.is_finite() && cfg.capacity_scale > 0.0) {
+        return Err(GenError::CapacityScale);
     }
     if !(0.0..=1.0).contains(&cfg.pickup_share) {
         return Err(GenError::PickupShare);
@@ -464,5 +479,26 @@ mod tests {
             GenError::Lines
         );
         assert_eq!(generate(&[], &small(), &NoProgress).unwrap_err(), GenError::NoCities);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                generate(&cities(), &GenConfig { capacity_scale: bad, ..small() }, &NoProgress).unwrap_err(),
+                GenError::CapacityScale
+            );
+        }
+    }
+
+    #[test]
+    fn capacity_scale_shrinks_every_store_to_at_least_one() {
+        let full = generate(&cities(), &small(), &NoProgress).unwrap();
+        let cut = generate(&cities(), &GenConfig { capacity_scale: 0.02, ..small() }, &NoProgress).unwrap();
+        let total = |d: &Dataset| d.stores.iter().map(|s| u64::from(s.capacity_per_day)).sum::<u64>();
+        let (a, b) = (total(&full) as f64, total(&cut) as f64);
+        // Randomized rounding keeps the scaled total within a few per cent of its expectation
+        // (plus the floor of one per store).
+        assert!((b - 0.02 * a).abs() < 0.1 * 0.02 * a + 300.0, "{b} vs 0.02 x {a}");
+        assert!(cut.stores.iter().all(|s| s.capacity_per_day >= 1));
+        // The same stores in the same places; only capacities (and what follows in the stream)
+        // change.
+        assert!(full.stores.iter().zip(&cut.stores).all(|(x, y)| x.location == y.location));
     }
 }

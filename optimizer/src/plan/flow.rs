@@ -28,28 +28,75 @@ pub struct MinCostFlow {
     head: Vec<u32>,
     residual: Vec<i64>,
     cost: Vec<f64>,
-    /// Adjacency by tail node (CSR), built by `seal`.
+    /// Adjacency by tail node (CSR), built by `seal`. Each node's arcs with residual capacity
+    /// come first, up to `live_end`; `pos` is each arc's place in `adj`. A search scans only
+    /// those: a cell's list holds the reverse arc of every order that could use it, and only
+    /// the few orders it serves have one with room.
     first: Vec<u32>,
     adj: Vec<u32>,
+    /// Head and cost of the arc in each slot of `adj`, beside it: a search reads a node's arcs
+    /// in one sweep instead of one cache miss per arc.
+    slot_head: Vec<u32>,
+    slot_cost: Vec<f64>,
+    live_end: Vec<u32>,
+    pos: Vec<u32>,
     nodes: usize,
-    potential: Vec<f64>,
-    // Search scratch, reused across searches (stamped instead of cleared).
-    dist: Vec<f64>,
+    /// Per node: potential and search scratch, in one record (one cache miss per node).
+    node: Vec<NodeState>,
     pred: Vec<u32>,
-    stamp: Vec<u32>,
-    done: Vec<u32>,
     epoch: u32,
     settled: Vec<u32>,
+    heap: BinaryHeap<Entry>,
+    /// Nodes settled by all searches so far.
+    work: u64,
+}
+
+/// A node's potential and search scratch (reused across searches: stamped, not cleared).
+#[derive(Copy, Clone, Debug, Default)]
+struct NodeState {
+    potential: f64,
+    dist: f64,
+    /// The search that last reached the node, and the one that settled it.
+    stamp: u32,
+    done: u32,
+}
+
+/// How [`MinCostFlow::route_within`] ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Routed {
+    All,
+    /// A source cannot reach the sink.
+    Unreachable,
+    /// The searches outgrew the budget.
+    OverBudget,
 }
 
 /// An arc handle returned by [`MinCostFlow::add_arc`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Arc(u32);
 
+impl Arc {
+    /// The arc's number: arcs are numbered from 0 in the order they were added.
+    pub fn index(self) -> u32 {
+        self.0
+    }
+    /// The arc numbered `i`.
+    pub fn from_index(i: u32) -> Arc {
+        Arc(i)
+    }
+}
+
 impl MinCostFlow {
     /// An empty graph on `nodes` nodes.
     pub fn new(nodes: usize) -> MinCostFlow {
         MinCostFlow { nodes, ..MinCostFlow::default() }
+    }
+
+    /// Room for `arcs` arcs.
+    pub fn reserve(&mut self, arcs: usize) {
+        self.head.reserve(2 * arcs);
+        self.residual.reserve(2 * arcs);
+        self.cost.reserve(2 * arcs);
     }
 
     /// Adds an arc `from -> to` with capacity `cap` and cost per unit `cost`.
@@ -78,14 +125,27 @@ impl MinCostFlow {
             adj[at[t] as usize] = e as u32;
             at[t] += 1;
         }
+        // Arcs with room first in each node's list.
+        let mut live_end = vec![0u32; self.nodes];
+        let mut pos = vec![0u32; self.head.len()];
+        for v in 0..self.nodes {
+            let (lo, hi) = (count[v] as usize, count[v + 1] as usize);
+            adj[lo..hi].sort_by_key(|&e| self.residual[e as usize] <= 0);
+            live_end[v] =
+                lo as u32 + adj[lo..hi].iter().filter(|&&e| self.residual[e as usize] > 0).count() as u32;
+            for k in lo..hi {
+                pos[adj[k] as usize] = k as u32;
+            }
+        }
+        self.slot_head = adj.iter().map(|&e| self.head[e as usize]).collect();
+        self.slot_cost = adj.iter().map(|&e| self.cost[e as usize]).collect();
         self.first = count;
         self.adj = adj;
+        self.live_end = live_end;
+        self.pos = pos;
         let n = self.nodes;
-        self.potential = vec![0.0; n];
-        self.dist = vec![0.0; n];
+        self.node = vec![NodeState::default(); n];
         self.pred = vec![u32::MAX; n];
-        self.stamp = vec![0; n];
-        self.done = vec![0; n];
     }
 
     fn tail(&self, e: usize) -> usize {
@@ -95,10 +155,30 @@ impl MinCostFlow {
     /// Sends one unit from each of `sources` (in that order) to `sink`, each along a cheapest
     /// path of the residual graph. Returns `false` (and stops) when a source cannot reach the
     /// sink. The arc costs must be non-negative: potentials start at zero.
+    #[cfg(test)]
     pub fn route_units(&mut self, sources: impl IntoIterator<Item = usize>, sink: usize) -> bool {
+        self.route_within(sources, sink, u64::MAX) == Routed::All
+    }
+
+    /// [`Self::route_units`], giving up once the searches have settled more than `budget`
+    /// nodes in all (the flow is then partial and of no use).
+    pub fn route_within(
+        &mut self,
+        sources: impl IntoIterator<Item = usize>,
+        sink: usize,
+        budget: u64,
+    ) -> Routed {
         debug_assert!(self.cost.iter().step_by(2).all(|&c| c >= 0.0));
         self.seal();
-        sources.into_iter().all(|s| self.augment(s, sink))
+        for s in sources {
+            if !self.augment(s, sink) {
+                return Routed::Unreachable;
+            }
+            if self.work > budget {
+                return Routed::OverBudget;
+            }
+        }
+        Routed::All
     }
 
     /// One shortest-path search from `s` and one unit pushed to `t`.
@@ -106,60 +186,95 @@ impl MinCostFlow {
         self.epoch += 1;
         let epoch = self.epoch;
         self.settled.clear();
-        let mut heap = BinaryHeap::new();
-        self.dist[s] = 0.0;
-        self.stamp[s] = epoch;
+        let mut heap = std::mem::take(&mut self.heap);
+        heap.clear();
+        self.node[s].dist = 0.0;
+        self.node[s].stamp = epoch;
         self.pred[s] = u32::MAX;
         heap.push(Entry(0.0, s as u32));
         let mut reached = false;
+        // The sink's best distance so far: reduced costs are non-negative, so a node no nearer
+        // cannot shorten it, and is settled (and re-priced) only after the sink.
+        let mut to_sink = f64::INFINITY;
         while let Some(Entry(d, u)) = heap.pop() {
             let u = u as usize;
-            if self.done[u] == epoch || d > self.dist[u] {
+            let nu = &mut self.node[u];
+            if nu.done == epoch || d > nu.dist {
                 continue;
             }
-            self.done[u] = epoch;
+            nu.done = epoch;
+            let pu = nu.potential;
             self.settled.push(u as u32);
+            self.work += 1;
             if u == t {
                 reached = true;
                 break;
             }
-            let pu = self.potential[u];
-            for k in self.first[u] as usize..self.first[u + 1] as usize {
-                let e = self.adj[k] as usize;
-                if self.residual[e] <= 0 {
+            for k in self.first[u] as usize..self.live_end[u] as usize {
+                let v = self.slot_head[k] as usize;
+                let nv = &mut self.node[v];
+                if nv.done == epoch {
                     continue;
                 }
-                let v = self.head[e] as usize;
-                if self.done[v] == epoch {
+                let nd = d + (self.slot_cost[k] + pu - nv.potential).max(0.0);
+                if nd >= to_sink {
                     continue;
                 }
-                let reduced = (self.cost[e] + pu - self.potential[v]).max(0.0);
-                let nd = d + reduced;
-                if self.stamp[v] != epoch || nd < self.dist[v] {
-                    self.stamp[v] = epoch;
-                    self.dist[v] = nd;
-                    self.pred[v] = e as u32;
+                if nv.stamp != epoch || nd < nv.dist {
+                    nv.stamp = epoch;
+                    nv.dist = nd;
+                    self.pred[v] = self.adj[k];
+                    if v == t {
+                        to_sink = nd;
+                    }
                     heap.push(Entry(nd, v as u32));
                 }
             }
         }
+        self.heap = heap;
         if !reached {
             return false;
         }
         // Johnson potentials, shifted so that only settled nodes move.
-        let dt = self.dist[t];
+        let dt = self.node[t].dist;
         for &v in &self.settled {
-            let v = v as usize;
-            self.potential[v] += self.dist[v] - dt;
+            let nv = &mut self.node[v as usize];
+            nv.potential += nv.dist - dt;
         }
         let mut v = t;
         while v != s {
             let e = self.pred[v] as usize;
             self.residual[e] -= 1;
+            if self.residual[e] == 0 {
+                self.set_live(e, false);
+            }
             self.residual[e ^ 1] += 1;
+            if self.residual[e ^ 1] == 1 {
+                self.set_live(e ^ 1, true);
+            }
             v = self.tail(e);
         }
         true
+    }
+
+    /// Moves arc `e` into (`live`) or out of its tail's arcs with room.
+    fn set_live(&mut self, e: usize, live: bool) {
+        let t = self.tail(e);
+        let k = self.pos[e] as usize;
+        let j = if live {
+            let j = self.live_end[t] as usize;
+            self.live_end[t] += 1;
+            j
+        } else {
+            self.live_end[t] -= 1;
+            self.live_end[t] as usize
+        };
+        let other = self.adj[j];
+        self.adj.swap(j, k);
+        self.slot_head.swap(j, k);
+        self.slot_cost.swap(j, k);
+        self.pos[other as usize] = k as u32;
+        self.pos[e] = j as u32;
     }
 
     /// Units flowing on arc `a`.
@@ -172,7 +287,7 @@ impl MinCostFlow {
     /// its capacity (`-` the saving of one more unit).
     pub fn reduced_cost(&self, a: Arc) -> f64 {
         let e = 2 * a.0 as usize;
-        let r = self.cost[e] + self.potential[self.tail(e)] - self.potential[self.head[e] as usize];
+        let r = self.cost[e] + self.node[self.tail(e)].potential - self.node[self.head[e] as usize].potential;
         if r.abs() <= SLACK {
             0.0
         } else {
@@ -182,6 +297,7 @@ impl MinCostFlow {
 }
 
 /// A heap entry ordered by smallest distance first.
+#[derive(Clone, Debug)]
 struct Entry(f64, u32);
 
 impl PartialEq for Entry {

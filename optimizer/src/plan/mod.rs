@@ -22,6 +22,7 @@ mod instance;
 pub mod lp;
 mod pipeline;
 mod report;
+mod simplex;
 pub mod validate;
 
 #[cfg(test)]

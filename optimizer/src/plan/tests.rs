@@ -386,15 +386,47 @@ proptest! {
         // Its components are networks, solved as min-cost flows; HiGHS on the same components
         // finds the same optimum and bound.
         prop_assert_eq!(stats.components_by_flow, stats.components_solved);
-        let by_highs = lp::solve(&inst, LpOptions { decompose: true, network: false, integral: true }, None, &NoProgress).unwrap();
+        let by_highs = lp::solve(&inst, LpOptions { decompose: true, network: false, ..LpOptions::default() }, None, &NoProgress).unwrap();
         let highs_stats = by_highs.lp.as_ref().unwrap();
         prop_assert_eq!(highs_stats.components_by_flow, 0);
         prop_assert!((w.check(&inst, &by_highs) - cost).abs() <= 1e-6 * cost.max(1.0));
         prop_assert!((highs_stats.lower_bound - stats.lower_bound).abs() <= 1e-6 * cost.max(1.0));
         // The monolithic LP (no presolve, no components) agrees.
-        let mono = lp::solve(&inst, LpOptions { decompose: false, network: false, integral: true }, None, &NoProgress).unwrap();
+        let mono = lp::solve(&inst, LpOptions { decompose: false, network: false, ..LpOptions::default() }, None, &NoProgress).unwrap();
         let mono_cost = w.check(&inst, &mono);
         prop_assert!((mono_cost - flow).abs() <= 1e-6 * flow.max(1.0), "monolithic {mono_cost} vs {flow}");
+    }
+
+    /// Store capacities of 1 to 3 against up to 60 orders: capacity binds. Each min-cost flow
+    /// solver alone reaches the optimum and HiGHS's bound, and its duals satisfy complementary
+    /// slackness with its plan: a row priced below zero is used to its bound.
+    #[test]
+    fn each_flow_solver_reaches_the_optimum_with_slack_duals_when_capacity_binds(spec in spec(12, 60, 1, 1)) {
+        let w = World::new(&spec);
+        let config = PlanConfig { weights: CostWeights::peer(), ..PlanConfig::default() };
+        let inst = w.instance(&config);
+        let by_highs = lp::solve(&inst, LpOptions { network: false, ..LpOptions::default() }, None, &NoProgress).unwrap();
+        let highs_bound = by_highs.lp.as_ref().unwrap().lower_bound;
+        let flow = min_cost_flow(&inst);
+        for solver in [lp::FlowSolver::ShortestPaths, lp::FlowSolver::Simplex, lp::FlowSolver::Auto] {
+            let plan = lp::solve(&inst, LpOptions { flow: solver, ..LpOptions::default() }, None, &NoProgress).unwrap();
+            let cost = w.check(&inst, &plan);
+            prop_assert!((cost - flow).abs() <= 1e-6 * flow.max(1.0), "{solver:?}: {cost} vs min-cost flow {flow}");
+            let stats = plan.lp.as_ref().unwrap();
+            prop_assert!((stats.lower_bound - highs_bound).abs() <= 1e-6 * flow.max(1.0), "{solver:?}: bound {} vs HiGHS {highs_bound}", stats.lower_bound);
+            let mut used = vec![0.0; inst.rows()];
+            for (o, choice) in plan.choices.iter().enumerate() {
+                // Single-line orders: a store's whole option, or the DC or nothing (no rows).
+                if let Choice::Whole(st) = choice {
+                    let x = inst.options(o).iter().find(|x| x.kind == OptKind::Whole && x.store == st.0).unwrap();
+                    inst.rows_of(o, x, |r, q| used[r] += q);
+                }
+            }
+            for &(r, d) in &stats.duals {
+                prop_assert!(d < 0.0, "{solver:?}: row {r} dual {d} above zero");
+                prop_assert!((used[r] - inst.bounds()[r]).abs() <= 1e-6, "{solver:?}: row {r} priced {d} but uses {} of {}", used[r], inst.bounds()[r]);
+            }
+        }
     }
 }
 

@@ -37,17 +37,17 @@ pub(super) fn fingerprint(pre: &Presolve, c: &Component) -> u64 {
 }
 
 /// Solves one component's LP. A component of one order without rows takes its cheapest option;
-/// with `network`, a component that is a network is solved as a min-cost flow.
+/// with a `network` solver, a component that is a network is solved as a min-cost flow.
 pub(super) fn solve_exact(
     pre: &Presolve,
     c: &Component,
-    network: bool,
+    network: Option<FlowSolver>,
 ) -> Result<ComponentSolution, PlanError> {
     if c.rows.is_empty() && c.orders.len() == 1 {
         return Ok(cheapest(pre, c.orders[0] as usize));
     }
-    if network {
-        if let Some(sol) = solve_flow(pre, c) {
+    if let Some(solver) = network {
+        if let Some(sol) = solve_flow(pre, c, solver) {
             return Ok(sol);
         }
     }
@@ -59,7 +59,7 @@ pub(super) fn solve_exact(
 /// and every row bound is integral. Order -> cell (when in the model) -> store capacity (when in
 /// the model) -> sink; the DC and "unfilled" go straight to the sink. `None` when `c` is not a
 /// network.
-pub(super) fn solve_flow(pre: &Presolve, c: &Component) -> Option<ComponentSolution> {
+pub(super) fn solve_flow(pre: &Presolve, c: &Component, solver: FlowSolver) -> Option<ComponentSolution> {
     let inst = pre.inst;
     let network = c.orders.iter().all(|&o| {
         matches!(inst.lines(o as usize), [(_, 1)])
@@ -68,12 +68,102 @@ pub(super) fn solve_flow(pre: &Presolve, c: &Component) -> Option<ComponentSolut
     if !network {
         return None;
     }
+    let nodes = c.orders.len() + c.rows.len() + 1;
+    let arcs = c
+        .orders
+        .iter()
+        .map(|&o| inst.option_range(o as usize).filter(|&i| pre.alive[i]).count())
+        .sum::<usize>()
+        + c.rows.len();
+    let budget = match solver {
+        FlowSolver::Simplex => None,
+        FlowSolver::ShortestPaths => Some(u64::MAX),
+        FlowSolver::Auto => Some(PATHS_WORK_PER_ORDER * c.orders.len() as u64 + PATHS_WORK_BASE),
+    };
+    if let Some(budget) = budget {
+        let mut g = MinCostFlow::new(nodes);
+        g.reserve(arcs);
+        match build_flow(pre, c, &mut Paths(g, budget)) {
+            Ok(sol) => return Some(sol),
+            Err(Routed::OverBudget) => {}
+            Err(_) => return None,
+        }
+    }
+    let mut g = NetworkSimplex::new(nodes);
+    g.reserve(arcs);
+    build_flow(pre, c, &mut g).ok()
+}
+
+/// `auto` tries successive shortest paths first and hands the component to the network simplex
+/// once the searches have settled more than this many nodes per order (plus the base). Each
+/// search settles the nodes nearer than its nearest room; while stock and capacity are loose
+/// that is a handful and the searches win, and when capacity binds it grows with every order
+/// routed, past what the simplex's pivots cost (BENCHMARKS.md).
+const PATHS_WORK_PER_ORDER: u64 = 50;
+const PATHS_WORK_BASE: u64 = 100_000;
+
+/// The two min-cost flow solvers, as [`solve_flow`] uses them: arcs are numbered in the order
+/// they were added.
+pub(super) trait UnitFlow {
+    fn arc(&mut self, from: usize, to: usize, cap: i64, cost: f64) -> u32;
+    /// One unit from each of `sources` to `sink`.
+    fn route(&mut self, sources: std::ops::Range<usize>, sink: usize) -> Routed;
+    fn flow_on(&self, a: u32) -> i64;
+    fn reduced(&self, a: u32) -> f64;
+}
+
+/// Successive shortest paths within a budget of settled nodes.
+struct Paths(MinCostFlow, u64);
+
+impl UnitFlow for Paths {
+    fn arc(&mut self, from: usize, to: usize, cap: i64, cost: f64) -> u32 {
+        self.0.add_arc(from, to, cap, cost).index()
+    }
+    fn route(&mut self, sources: std::ops::Range<usize>, sink: usize) -> Routed {
+        self.0.route_within(sources, sink, self.1)
+    }
+    fn flow_on(&self, a: u32) -> i64 {
+        self.0.flow(flow::Arc::from_index(a))
+    }
+    fn reduced(&self, a: u32) -> f64 {
+        self.0.reduced_cost(flow::Arc::from_index(a))
+    }
+}
+
+impl UnitFlow for NetworkSimplex {
+    fn arc(&mut self, from: usize, to: usize, cap: i64, cost: f64) -> u32 {
+        self.add_arc(from, to, cap, cost).index()
+    }
+    fn route(&mut self, sources: std::ops::Range<usize>, sink: usize) -> Routed {
+        if self.route_units(sources, sink) {
+            Routed::All
+        } else {
+            Routed::Unreachable
+        }
+    }
+    fn flow_on(&self, a: u32) -> i64 {
+        self.flow(simplex::Arc::from_index(a))
+    }
+    fn reduced(&self, a: u32) -> f64 {
+        self.reduced_cost(simplex::Arc::from_index(a))
+    }
+}
+
+/// Builds component `c`'s network into `g` and solves it.
+fn build_flow(pre: &Presolve, c: &Component, g: &mut impl UnitFlow) -> Result<ComponentSolution, Routed> {
+    let inst = pre.inst;
     let n = c.orders.len();
     let m = c.rows.len();
     let sink = n + m;
-    let row_node = |r: usize| c.rows.binary_search(&r).ok().map(|j| n + j);
-    let mut g = MinCostFlow::new(n + m + 1);
-    let mut arcs: Vec<(flow::Arc, f64)> = Vec::new();
+    // Row -> node, dense: a binary search per option costs more than the map on large
+    // components.
+    let mut node_of: Vec<u32> = vec![u32::MAX; inst.rows()];
+    for (j, &r) in c.rows.iter().enumerate() {
+        node_of[r] = (n + j) as u32;
+    }
+    let row_node = |r: usize| (node_of[r] != u32::MAX).then(|| node_of[r] as usize);
+    let mut arcs: Vec<(u32, f64)> = Vec::new();
+
     let mut objective = 0.0;
     for (k, &o) in c.orders.iter().enumerate() {
         let o = o as usize;
@@ -93,10 +183,11 @@ pub(super) fn solve_flow(pre: &Presolve, c: &Component) -> Option<ComponentSolut
                 inst.rows_of(o, x, |r, _| first = first.or_else(|| row_node(r)));
                 head = first.unwrap_or(sink);
             }
-            arcs.push((g.add_arc(k, head, 1, x.cost - base), x.cost - base));
+            let a = g.arc(k, head, 1, x.cost - base);
+            arcs.push((a, x.cost - base));
         }
     }
-    let caps: Vec<flow::Arc> = c
+    let caps: Vec<u32> = c
         .rows
         .iter()
         .enumerate()
@@ -106,17 +197,18 @@ pub(super) fn solve_flow(pre: &Presolve, c: &Component) -> Option<ComponentSolut
             } else {
                 sink
             };
-            g.add_arc(n + j, next, pre.left[r].round().max(0.0) as i64, 0.0)
+            g.arc(n + j, next, pre.left[r].round().max(0.0) as i64, 0.0)
         })
         .collect();
     // Every order has its "unfilled" option straight to the sink, so every unit gets there.
-    if !g.route_units(0..n, sink) {
-        return None;
+    match g.route(0..n, sink) {
+        Routed::All => {}
+        other => return Err(other),
     }
-    let values: Vec<f64> = arcs.iter().map(|&(a, _)| g.flow(a) as f64).collect();
-    objective += arcs.iter().map(|&(a, cost)| g.flow(a) as f64 * cost).sum::<f64>();
-    let duals = caps.iter().map(|&a| g.reduced_cost(a).min(0.0)).collect();
-    Some(ComponentSolution { values, objective, duals, by_flow: true })
+    let values: Vec<f64> = arcs.iter().map(|&(a, _)| g.flow_on(a) as f64).collect();
+    objective += arcs.iter().map(|&(a, cost)| g.flow_on(a) as f64 * cost).sum::<f64>();
+    let duals = caps.iter().map(|&a| g.reduced(a).min(0.0)).collect();
+    Ok(ComponentSolution { values, objective, duals, by_flow: true })
 }
 
 pub(super) fn is_integral(values: &[f64]) -> bool {

@@ -28,8 +28,8 @@ pub(super) struct Lazy<'p> {
     pub(super) sols: FxHashMap<u64, Solved>,
     pub(super) solved: usize,
     pub(super) reused: usize,
-    /// Solve network components as min-cost flows.
-    pub(super) network: bool,
+    /// Solve network components as min-cost flows, with this solver.
+    pub(super) network: Option<FlowSolver>,
     /// Components solved as min-cost flows.
     pub(super) flows: usize,
 }
@@ -37,7 +37,7 @@ pub(super) struct Lazy<'p> {
 pub(super) const SINGLE: u64 = 1 << 40;
 
 impl<'p> Lazy<'p> {
-    pub(super) fn new(pre: &'p Presolve<'p>, network: bool) -> Lazy<'p> {
+    pub(super) fn new(pre: &'p Presolve<'p>, network: Option<FlowSolver>) -> Lazy<'p> {
         let rows = pre.inst.rows();
         let mut lazy = Lazy {
             pre,
@@ -101,16 +101,34 @@ impl<'p> Lazy<'p> {
         for &r in rows {
             self.in_model[r] = true;
         }
-        let mut dirty: Vec<u32> = Vec::new();
-        for &r in rows {
-            for k in pre.row_start[r] as usize..pre.row_start[r + 1] as usize {
-                let p = pre.row_orders[k] as usize;
-                if !pre.active[p] || !touches(pre, p, r) {
-                    continue;
+        // Each order that may use a new row, once: it joins the component of every model row
+        // its live options use (the rows it joined before are in that component already).
+        let mut orders: Vec<u32> = rows
+            .iter()
+            .flat_map(|&r| {
+                pre.row_orders[pre.row_start[r] as usize..pre.row_start[r + 1] as usize].iter().copied()
+            })
+            .filter(|&p| pre.active[p as usize])
+            .collect();
+        orders.sort_unstable();
+        orders.dedup();
+        let mut uses: Vec<usize> = Vec::new();
+        for p in orders {
+            let p = p as usize;
+            uses.clear();
+            for i in inst.option_range(p) {
+                if pre.alive[i] {
+                    inst.rows_of(p, &inst.opts[i], |x, _| {
+                        if self.in_model[x] {
+                            uses.push(x);
+                        }
+                    });
                 }
-                let rr = self.find(r as u32);
+            }
+            for &x in &uses {
+                let rr = self.find(x as u32);
                 if self.anchor[p] == u32::MAX {
-                    self.anchor[p] = r as u32;
+                    self.anchor[p] = x as u32;
                     self.remove(SINGLE + p as u64);
                     self.members.entry(rr).or_default().push(p as u32);
                 } else {
@@ -120,9 +138,8 @@ impl<'p> Lazy<'p> {
                     }
                 }
             }
-            let root = self.find(r as u32);
-            dirty.push(root);
         }
+        let dirty: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
         let mut dirty: Vec<u32> = dirty.into_iter().map(|d| self.find(d)).collect();
         dirty.sort_unstable();
         dirty.dedup();
@@ -239,16 +256,4 @@ impl<'p> Lazy<'p> {
         }
         Solved { orders, rows, sol, contrib }
     }
-}
-
-/// Whether a live option of order `o` uses row `r`.
-pub(super) fn touches(pre: &Presolve, o: usize, r: usize) -> bool {
-    let inst = pre.inst;
-    let mut hit = false;
-    for i in inst.option_range(o) {
-        if pre.alive[i] {
-            inst.rows_of(o, &inst.opts[i], |x, _| hit |= x == r);
-        }
-    }
-    hit
 }

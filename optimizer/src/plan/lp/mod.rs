@@ -27,9 +27,10 @@ use highs::{solve_component, Mode};
 use lazy::{Lazy, Solved};
 use presolve::{single_choice, Presolve};
 
-use super::flow::{self, MinCostFlow};
+use super::flow::{self, MinCostFlow, Routed};
 use super::greedy::{apply, serve, take_if_fits};
 use super::instance::{Instance, OptKind};
+use super::simplex::{self, NetworkSimplex};
 use super::{Choice, Plan, PlanError, Solver, UnfilledReason};
 use crate::model::StoreIdx;
 use crate::progress::Progress;
@@ -62,6 +63,8 @@ pub struct LpOptions {
     /// Solve components that are networks (single-line, one-unit orders) as a min-cost flow
     /// instead of handing them to HiGHS (`false`: HiGHS for every component).
     pub network: bool,
+    /// Which min-cost flow solver takes the network components.
+    pub flow: FlowSolver,
     /// Give fractional components an integral solve (branch and bound) before rounding
     /// (`false`: round and repair the LP's values directly; for callers that want the duals
     /// and the bound more than the last bit of the plan's cost).
@@ -70,8 +73,20 @@ pub struct LpOptions {
 
 impl Default for LpOptions {
     fn default() -> Self {
-        LpOptions { decompose: true, network: true, integral: true }
+        LpOptions { decompose: true, network: true, flow: FlowSolver::Auto, integral: true }
     }
+}
+
+/// The min-cost flow solver of network components.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum FlowSolver {
+    /// Successive shortest paths for small components, the network simplex for large ones.
+    #[default]
+    Auto,
+    /// Successive shortest paths for every component.
+    ShortestPaths,
+    /// The network simplex for every component.
+    Simplex,
 }
 
 /// What the LP planner did and the bound it proved.
@@ -193,8 +208,14 @@ pub fn solve(
         let n = components.len();
         (components, solutions, n, 0, 0, 1)
     } else {
-        let mut lazy = Lazy::new(&pre, options.network);
+        let mut lazy = Lazy::new(&pre, options.network.then_some(options.flow));
         let mut added: Vec<usize> = Vec::new();
+        if options.network && (0..n).all(|o| !pre.active[o] || matches!(inst.lines(o), [(_, 1)])) {
+            // A network instance: every contested row joins the model at once. Rows cost a
+            // min-cost flow one node each, while each lazy round re-solves the components it
+            // grew (9 to 11 rounds of the whole component where capacity binds).
+            added.extend((0..inst.rows()).filter(|&r| pre.contested(r)));
+        }
         let mut rounds = 0;
         loop {
             rounds += 1;
