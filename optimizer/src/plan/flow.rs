@@ -390,29 +390,51 @@ mod tests {
         }
     }
 
+    /// Runs `$body` with `$g` a fresh graph of each solver on `$n` nodes.
+    macro_rules! each_solver {
+        ($g:ident, $n:expr, $body:block) => {{
+            {
+                let mut $g = MinCostFlow::new($n);
+                $body
+            }
+            {
+                let mut $g = super::super::simplex::NetworkSimplex::new($n);
+                $body
+            }
+        }};
+    }
+
     /// Two sources both nearest to a middle node of capacity 1; the second pays 10 more
     /// elsewhere, so one more unit of capacity saves 10: the capacity arc's reduced cost is -10.
     #[test]
     fn full_arc_reduced_cost_is_the_saving_of_one_more_unit() {
-        let mut g = MinCostFlow::new(5);
-        let (near, far, sink) = (2, 3, 4);
-        for s in 0..2 {
-            g.add_arc(s, near, 1, 1.0);
-            g.add_arc(s, far, 1, 11.0);
-            g.add_arc(s, sink, 1, 500.0);
-        }
-        let a = g.add_arc(near, sink, 1, 0.0);
-        let b = g.add_arc(far, sink, 5, 0.0);
-        assert!(g.route_units([0, 1], sink));
-        assert_eq!((g.flow(a), g.flow(b)), (1, 1));
-        assert!((g.reduced_cost(a) + 10.0).abs() < 1e-9, "{}", g.reduced_cost(a));
-        assert_eq!(g.reduced_cost(b), 0.0);
+        each_solver!(g, 5, {
+            let (near, far, sink) = (2, 3, 4);
+            for s in 0..2 {
+                g.add_arc(s, near, 1, 1.0);
+                g.add_arc(s, far, 1, 11.0);
+                g.add_arc(s, sink, 1, 500.0);
+            }
+            let a = g.add_arc(near, sink, 1, 0.0);
+            let b = g.add_arc(far, sink, 5, 0.0);
+            assert!(g.route_units([0, 1], sink));
+            assert_eq!((g.flow(a), g.flow(b)), (1, 1));
+            assert!((g.reduced_cost(a) + 10.0).abs() < 1e-9, "{}", g.reduced_cost(a));
+            assert_eq!(g.reduced_cost(b), 0.0);
+        });
     }
 
     #[test]
     fn a_source_that_cannot_reach_the_sink_is_reported() {
-        let mut g = MinCostFlow::new(3);
-        g.add_arc(0, 1, 1, 0.0);
-        assert!(!g.route_units([0], 2));
+        each_solver!(g, 3, {
+            g.add_arc(0, 1, 1, 0.0);
+            assert!(!g.route_units([0], 2));
+        });
+        // A chain that ends short of the sink (the simplex's greedy start takes this shape).
+        each_solver!(g, 4, {
+            g.add_arc(0, 1, 1, 0.0);
+            g.add_arc(1, 2, 1, 0.0);
+            assert!(!g.route_units([0], 3));
+        });
     }
 }
