@@ -71,7 +71,7 @@ pub enum Routed {
     OverBudget,
 }
 
-/// An arc handle returned by [`MinCostFlow::add_arc`].
+/// An arc handle returned by [`MinCostFlow::add_arc`] (and by the network simplex's).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Arc(u32);
 

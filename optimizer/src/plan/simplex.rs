@@ -18,6 +18,8 @@
 //! subtree. Costs are `f64`; when no reduced cost is below `-EPS` the flow is optimal and the
 //! potentials, recomputed along the final tree, are an optimal dual solution.
 
+use super::flow::Arc;
+
 /// Reduced costs above `-EPS` do not price an arc in: rounding, not an improvement.
 const EPS: f64 = 1e-9;
 const NONE: u32 = u32::MAX;
@@ -53,21 +55,6 @@ pub struct NetworkSimplex {
     path: Vec<u32>,
 }
 
-/// An arc handle returned by [`NetworkSimplex::add_arc`].
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Arc(u32);
-
-impl Arc {
-    /// The arc's number: arcs are numbered from 0 in the order they were added.
-    pub fn index(self) -> u32 {
-        self.0
-    }
-    /// The arc numbered `i`.
-    pub fn from_index(i: u32) -> Arc {
-        Arc(i)
-    }
-}
-
 impl NetworkSimplex {
     /// An empty graph on `nodes` nodes.
     pub fn new(nodes: usize) -> NetworkSimplex {
@@ -85,7 +72,7 @@ impl NetworkSimplex {
     /// Adds an arc `from -> to` with capacity `cap` and cost per unit `cost`.
     pub fn add_arc(&mut self, from: usize, to: usize, cap: i64, cost: f64) -> Arc {
         debug_assert!(from < self.nodes && to < self.nodes && cap >= 0 && cost.is_finite());
-        let a = Arc(self.source.len() as u32);
+        let a = Arc::from_index(self.source.len() as u32);
         self.source.push(from as u32);
         self.target.push(to as u32);
         self.cap.push(cap);
@@ -564,14 +551,14 @@ impl NetworkSimplex {
 
     /// Units flowing on arc `a`.
     pub fn flow(&self, a: Arc) -> i64 {
-        self.flow[a.0 as usize]
+        self.flow[a.index() as usize]
     }
 
     /// The reduced cost of arc `a` under the final potentials: non-negative when the arc has
     /// room left, non-positive when it is full. For a full capacity arc it is the dual value of
     /// its capacity (`-` the saving of one more unit).
     pub fn reduced_cost(&self, a: Arc) -> f64 {
-        let e = a.0 as usize;
+        let e = a.index() as usize;
         let r = self.cost[e] + self.pi[self.source[e] as usize] - self.pi[self.target[e] as usize];
         if r.abs() <= EPS * (1.0 + self.cost[e].abs()) {
             0.0
@@ -670,7 +657,7 @@ mod tests {
             out[from] += f;
             inflow[to] += f;
             a_cost += f as f64 * cost;
-            b_cost += ssp.flow(super::super::flow::Arc::from_index(b)) as f64 * cost;
+            b_cost += ssp.flow(Arc::from_index(b)) as f64 * cost;
             // Complementary slackness: negative reduced cost only on a full arc, positive only
             // on an empty one.
             let r = ns.reduced_cost(a);

@@ -142,10 +142,10 @@ impl UnitFlow for NetworkSimplex {
         }
     }
     fn flow_on(&self, a: u32) -> i64 {
-        self.flow(simplex::Arc::from_index(a))
+        self.flow(flow::Arc::from_index(a))
     }
     fn reduced(&self, a: u32) -> f64 {
-        self.reduced_cost(simplex::Arc::from_index(a))
+        self.reduced_cost(flow::Arc::from_index(a))
     }
 }
 
@@ -155,14 +155,25 @@ fn build_flow(pre: &Presolve, c: &Component, g: &mut impl UnitFlow) -> Result<Co
     let n = c.orders.len();
     let m = c.rows.len();
     let sink = n + m;
-    // Row -> node, dense: a binary search per option costs more than the map on large
-    // components.
-    let mut node_of: Vec<u32> = vec![u32::MAX; inst.rows()];
-    for (j, &r) in c.rows.iter().enumerate() {
-        node_of[r] = (n + j) as u32;
+    // Row -> node: a dense map for a component holding a good share of the rows (a binary
+    // search per option costs more there), a binary search for the many small ones (a map of
+    // every row each would cost more).
+    let dense = c.rows.len() >= inst.rows() / 64;
+    let mut node_of: Vec<u32> = Vec::new();
+    if dense {
+        node_of = vec![u32::MAX; inst.rows()];
+        for (j, &r) in c.rows.iter().enumerate() {
+            node_of[r] = (n + j) as u32;
+        }
     }
-    let row_node = |r: usize| (node_of[r] != u32::MAX).then(|| node_of[r] as usize);
-    let mut arcs: Vec<(u32, f64)> = Vec::new();
+    let row_node = |r: usize| {
+        if dense {
+            (node_of[r] != u32::MAX).then(|| node_of[r] as usize)
+        } else {
+            c.rows.binary_search(&r).ok().map(|j| n + j)
+        }
+    };
+    let mut arcs: Vec<(u32, f64)> = Vec::with_capacity(n * 8);
 
     let mut objective = 0.0;
     for (k, &o) in c.orders.iter().enumerate() {

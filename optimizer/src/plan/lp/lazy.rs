@@ -139,8 +139,7 @@ impl<'p> Lazy<'p> {
                 }
             }
         }
-        let dirty: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let mut dirty: Vec<u32> = dirty.into_iter().map(|d| self.find(d)).collect();
+        let mut dirty: Vec<u32> = rows.iter().map(|&r| self.find(r as u32)).collect();
         dirty.sort_unstable();
         dirty.dedup();
         dirty.retain(|d| self.members.get(d).is_some_and(|m| !m.is_empty()));

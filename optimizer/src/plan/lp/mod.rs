@@ -30,7 +30,7 @@ use presolve::{single_choice, Presolve};
 use super::flow::{self, MinCostFlow, Routed};
 use super::greedy::{apply, serve, take_if_fits};
 use super::instance::{Instance, OptKind};
-use super::simplex::{self, NetworkSimplex};
+use super::simplex::NetworkSimplex;
 use super::{Choice, Plan, PlanError, Solver, UnfilledReason};
 use crate::model::StoreIdx;
 use crate::progress::Progress;
