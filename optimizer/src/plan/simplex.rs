@@ -114,7 +114,7 @@ impl NetworkSimplex {
         while let Some(e) = self.entering(m, block, &mut next) {
             self.pivot(e);
         }
-        self.recompute_potentials();
+        self.set_from_root();
         let feasible = self.flow[m..].iter().all(|&f| f == 0);
         // Leave the arrays holding the real arcs only.
         self.source.truncate(m);
@@ -324,22 +324,7 @@ impl NetworkSimplex {
             let p = self.target[self.pred[u] as usize];
             self.link(u as u32, p);
         }
-        // Depths and potentials from the root down.
-        self.stack.clear();
-        self.stack.push(root);
-        while let Some(w) = self.stack.pop() {
-            let w = w as usize;
-            if w != n {
-                let (a, p) = (self.pred[w] as usize, self.parent[w] as usize);
-                self.pi[w] = self.pi[p] - self.cost[a];
-                self.depth[w] = self.depth[p] + 1;
-            }
-            let mut c = self.first_child[w];
-            while c != NONE {
-                self.stack.push(c);
-                c = self.next_sib[c as usize];
-            }
-        }
+        self.set_from_root();
         true
     }
 
@@ -527,9 +512,9 @@ impl NetworkSimplex {
         }
     }
 
-    /// Potentials recomputed from the root along the tree, free of the rounding that pivots
-    /// accumulated, then shifted so that the root's is zero.
-    fn recompute_potentials(&mut self) {
+    /// Potentials and depths set from the root down along the tree: at a warm start, and at the
+    /// end, free of the rounding that pivots accumulated (the root's potential is zero).
+    fn set_from_root(&mut self) {
         let root = self.nodes;
         self.pi[root] = 0.0;
         self.stack.clear();
@@ -540,6 +525,7 @@ impl NetworkSimplex {
                 let (a, p) = (self.pred[w] as usize, self.parent[w] as usize);
                 // Tree arcs have zero reduced cost: cost + pi[source] - pi[target] = 0.
                 self.pi[w] = if self.up[w] { self.pi[p] - self.cost[a] } else { self.pi[p] + self.cost[a] };
+                self.depth[w] = self.depth[p] + 1;
             }
             let mut c = self.first_child[w];
             while c != NONE {
