@@ -306,6 +306,25 @@ proptest! {
     }
 
     #[test]
+    fn mixed_lp_bound_equals_the_monolithic_lp(spec in spec(12, 60, 3, 3)) {
+        // Components kept in a live HiGHS instance across lazy rounds (every component of two
+        // or more orders in tests), with options priced in as they pay, reach the optimum of the
+        // whole LP that a monolithic solve over every row and column finds.
+        let w = World::new(&spec);
+        let inst = w.instance(&PlanConfig::default());
+        let plan = lp_plan(&inst);
+        let stats = plan.lp.clone().unwrap();
+        let mono = lp::solve(&inst, LpOptions { decompose: false, network: false, ..LpOptions::default() }, None, &NoProgress).unwrap();
+        let bound = mono.lp.unwrap().lower_bound;
+        prop_assert!((stats.lower_bound - bound).abs() <= 1e-6 * bound.abs().max(1.0), "components {} vs monolithic {bound}", stats.lower_bound);
+        for &(r, d) in &stats.duals {
+            prop_assert!(d <= 1e-9, "row {r}: a capacity row's dual is never positive, got {d}");
+        }
+        let cost = w.check(&inst, &plan);
+        prop_assert!(cost >= stats.lower_bound - 1e-6 * cost.max(1.0));
+    }
+
+    #[test]
     fn lp_is_never_worse_than_greedy_and_both_validate(spec in spec(12, 40, 3, 3)) {
         let w = World::new(&spec);
         let inst = w.instance(&PlanConfig::default());

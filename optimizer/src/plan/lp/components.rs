@@ -3,6 +3,7 @@
 //! else HiGHS).
 
 use super::highs::{solve_component, Mode};
+use super::warm::{WarmLp, WARM_MIN_ORDERS};
 use super::*;
 
 /// Every order in one component with every row it touches.
@@ -37,21 +38,29 @@ pub(super) fn fingerprint(pre: &Presolve, c: &Component) -> u64 {
 }
 
 /// Solves one component's LP. A component of one order without rows takes its cheapest option;
-/// with a `network` solver, a component that is a network is solved as a min-cost flow.
+/// with a `network` solver, a component that is a network is solved as a min-cost flow; a large
+/// one that is not is solved in its live HiGHS instance (`warm`, created when `None`), which is
+/// returned for the next round.
 pub(super) fn solve_exact(
     pre: &Presolve,
     c: &Component,
     network: Option<FlowSolver>,
-) -> Result<ComponentSolution, PlanError> {
+    warm: Option<WarmLp>,
+) -> Result<(ComponentSolution, Option<WarmLp>), PlanError> {
     if c.rows.is_empty() && c.orders.len() == 1 {
-        return Ok(cheapest(pre, c.orders[0] as usize));
+        return Ok((cheapest(pre, c.orders[0] as usize), None));
     }
     if let Some(solver) = network {
         if let Some(sol) = solve_flow(pre, c, solver) {
-            return Ok(sol);
+            return Ok((sol, None));
         }
     }
-    solve_component(pre, c, Mode::Lp)
+    if warm.is_some() || c.orders.len() >= WARM_MIN_ORDERS {
+        let mut lp = warm.unwrap_or_else(WarmLp::new);
+        let sol = lp.solve(pre, c)?;
+        return Ok((sol, Some(lp)));
+    }
+    Ok((solve_component(pre, c, Mode::Lp)?, None))
 }
 
 /// Solves component `c` as a min-cost flow when its LP is a network: every order has one line

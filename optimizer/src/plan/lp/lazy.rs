@@ -2,6 +2,7 @@
 //! model; only components whose fingerprint changed are solved again.
 
 use super::components::{cheapest, fingerprint, solve_exact};
+use super::warm::WarmLp;
 use super::*;
 
 /// A solved component and what its solution draws on rows outside the model.
@@ -32,9 +33,16 @@ pub(super) struct Lazy<'p> {
     pub(super) network: Option<FlowSolver>,
     /// Components solved as min-cost flows.
     pub(super) flows: usize,
+    /// Live HiGHS instances of large non-network components, by root row.
+    warm: FxHashMap<u32, WarmLp>,
 }
 
 pub(super) const SINGLE: u64 = 1 << 40;
+
+/// A job's result: the solved component, its fingerprint, where the solution came from (0:
+/// solved now, 1: solved earlier in this run, 2: from an earlier run), its root row and its
+/// live HiGHS instance.
+type Outcome = (Solved, u64, u8, u32, Option<WarmLp>);
 
 impl<'p> Lazy<'p> {
     pub(super) fn new(pre: &'p Presolve<'p>, network: Option<FlowSolver>) -> Lazy<'p> {
@@ -51,6 +59,7 @@ impl<'p> Lazy<'p> {
             reused: 0,
             network,
             flows: 0,
+            warm: FxHashMap::default(),
         };
         let singles: Vec<u32> = (0..pre.inst.len() as u32).filter(|&o| pre.active[o as usize]).collect();
         let solved: Vec<Solved> = singles
@@ -148,7 +157,7 @@ impl<'p> Lazy<'p> {
         }
         let in_model = &self.in_model;
         let members = &self.members;
-        let mut jobs: Vec<(Component, u64)> = dirty
+        let mut jobs: Vec<(Component, u64, u32)> = dirty
             .par_iter()
             .map(|d| {
                 let mut orders = members[d].clone();
@@ -169,28 +178,36 @@ impl<'p> Lazy<'p> {
                 rows.dedup();
                 let c = Component { orders, rows };
                 let print = fingerprint(pre, &c);
-                (c, print)
+                (c, print, *d)
             })
             .collect();
         jobs.sort_by_key(|j| std::cmp::Reverse(j.0.orders.len()));
         progress.stage("solve", jobs.len() as u64);
         let network = self.network;
-        let results: Vec<Result<(Solved, u64, u8), PlanError>> = jobs
+        let jobs: Vec<(Component, u64, u32, Option<WarmLp>)> =
+            jobs.into_iter().map(|(c, print, d)| (c, print, d, self.warm.remove(&d))).collect();
+        let results: Vec<Result<Outcome, PlanError>> = jobs
             .into_par_iter()
             .with_max_len(1)
-            .map(|(c, print)| {
+            .map(|(c, print, d, warm)| {
                 // 0: solved now, 1: solved earlier in this run, 2: from an earlier run.
-                let (sol, origin) = match cache.map.get(&print) {
-                    Some((s, made)) => (s.clone(), if *made == cache.generation { 1 } else { 2 }),
-                    None => (solve_exact(pre, &c, network)?, 0),
+                let (sol, origin, warm) = match cache.map.get(&print) {
+                    Some((s, made)) => (s.clone(), if *made == cache.generation { 1 } else { 2 }, warm),
+                    None => {
+                        let (s, warm) = solve_exact(pre, &c, network, warm)?;
+                        (s, 0, warm)
+                    }
                 };
                 progress.advance(1);
-                Ok((self.finish(c.orders, c.rows, sol), print, origin))
+                Ok((self.finish(c.orders, c.rows, sol), print, origin, d, warm))
             })
             .collect();
         let mut touched: Vec<usize> = Vec::new();
         for r in results {
-            let (s, print, origin) = r?;
+            let (s, print, origin, d, warm) = r?;
+            if let Some(warm) = warm {
+                self.warm.insert(d, warm);
+            }
             if origin == 0 {
                 self.solved += 1;
                 self.flows += usize::from(s.sol.by_flow);
@@ -218,6 +235,10 @@ impl<'p> Lazy<'p> {
         let (ka, kb) = (self.members.get(&a).map_or(0, Vec::len), self.members.get(&b).map_or(0, Vec::len));
         let (big, small) = if ka >= kb { (a, b) } else { (b, a) };
         self.parent[small as usize] = big;
+        if let Some(warm) = self.warm.remove(&small) {
+            // The larger component's instance is kept; the smaller one's orders join it anew.
+            self.warm.entry(big).or_insert(warm);
+        }
         self.remove(u64::from(small));
         self.remove(u64::from(big));
         if let Some(m) = self.members.remove(&small) {

@@ -21,6 +21,7 @@ mod components;
 mod highs;
 mod lazy;
 mod presolve;
+mod warm;
 
 use components::{is_integral, monolith};
 use highs::{solve_component, Mode};
