@@ -4,9 +4,10 @@
 # on generated instances. Results go to stdout as one JSON line per run; BENCHMARKS.md records
 # them.
 #
-#   benches/plan.sh [small|large|capacity|capacity-large|all]
+#   benches/plan.sh [small|large|capacity|capacity-large|mixed-contested|all]
 #     small: the 20,000-store instances (default); large: the 180,000-store ones;
-#     capacity: 20,000 stores where store capacity binds; capacity-large: the same at 180,000
+#     capacity: 20,000 stores where store capacity binds; capacity-large: the same at 180,000;
+#     mixed-contested: 20,000 stores, 1 to 5 lines, a tenth of the default stock
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-small}
@@ -20,8 +21,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import ortools, numpy
 fi
 
 # Single-line instances are contested: 50 of 200 SKUs per store, a tenth of the default stock.
-# Mixed-line instances keep the default stock (contested mixed instances are still too slow: see
-# BENCHMARKS.md).
+# Mixed-line instances keep the default stock, except b20k-mixc (a tenth, as the single-line).
 gen() { # dir stores orders lines max_qty stock_scale [capacity_scale]
   [ -f "$1/orders.jsonl" ] && return
   $bin generate --stores "$2" --orders "$3" --skus 200 --skus-per-store 50 --stock-scale "$6" \
@@ -104,6 +104,10 @@ fi
 if [ "$which" = capacity-large ] || [ "$which" = all ]; then
   gen data/large/c180k-1 180000 1000000 1 1 1 0.03
   run_set data/large/c180k-1 1 0 2
+fi
+if [ "$which" = mixed-contested ] || [ "$which" = all ]; then
+  gen data/large/b20k-mixc 20000 100000 mixed 3 0.1
+  run_set data/large/b20k-mixc 0 0
 fi
 if [ "$which" = large ] || [ "$which" = all ]; then
   gen data/large/b180k-1 180000 1000000 1 1 0.1
