@@ -21,7 +21,7 @@ large_dataset() {
 
 # The newest build of bench target $1 (cargo names it target/release/deps/$1-<hash>).
 newest() {
-  ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1
+  ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/"$1"-* | grep -v '\.d$' | head -1
 }
 
 # Waits until the server logging to $1 listens (at most $2 seconds, default 300) and prints its

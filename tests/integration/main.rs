@@ -3,6 +3,7 @@
 
 mod brands;
 mod broker;
+mod citus;
 mod cli;
 mod contract;
 mod coupons;

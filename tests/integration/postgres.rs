@@ -35,13 +35,13 @@ pub(crate) fn psql(url: &str, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn with_db(url: &str, name: &str) -> String {
+pub(crate) fn with_db(url: &str, name: &str) -> String {
     let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
     format!("{base}/{name}")
 }
 
 /// Imports `data` into the database at `url` with the real binary.
-fn import(url: &str, data: &Path) {
+pub(crate) fn import(url: &str, data: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_omniroute"))
         .args(["db", "--database-url", url, "import", "--data"])
         .arg(data)
@@ -101,15 +101,15 @@ pub(crate) fn replica_on(data: &Path, url: &str) -> TestApp {
 
 /// A replica running one reservation transaction at a time (what three replicas on a 2-core
 /// database are advised to run).
-fn replica_one_batcher(url: &str) -> TestApp {
+pub(crate) fn replica_one_batcher(url: &str) -> TestApp {
     spawn_app_with(&sample(), &["--database-url", url, "--db-batchers", "1"])
 }
 
-async fn route(app: &TestApp, order: &Value) -> Reply {
+pub(crate) async fn route(app: &TestApp, order: &Value) -> Reply {
     post(app, "/v1/orders/route", CHECKOUT, order.to_string()).await
 }
 
-fn ship(id: &str, at: (f64, f64), skus: &[&str]) -> Value {
+pub(crate) fn ship(id: &str, at: (f64, f64), skus: &[&str]) -> Value {
     json!({
         "order_id": id, "created_at": "2026-11-11T00:00:00+08:00",
         "customer": {"lon": at.0, "lat": at.1}, "mode": "ship",
@@ -117,7 +117,7 @@ fn ship(id: &str, at: (f64, f64), skus: &[&str]) -> Value {
     })
 }
 
-fn pickup(id: &str, store: &str, sku: &str) -> Value {
+pub(crate) fn pickup(id: &str, store: &str, sku: &str) -> Value {
     json!({
         "order_id": id, "created_at": "2026-11-11T00:00:00+08:00",
         "customer": {"lon": 109.6, "lat": 23.0}, "mode": "pickup", "pickup_store_id": store,
@@ -141,7 +141,7 @@ fn ledger_mismatches(url: &str) -> (i64, i64) {
 }
 
 /// The units each store shipment of a decision takes: (store_id, sku) -> qty.
-fn units(decision: &Value) -> Vec<(String, String, u64)> {
+pub(crate) fn units(decision: &Value) -> Vec<(String, String, u64)> {
     let mut out = vec![];
     for s in decision["shipments"].as_array().unwrap() {
         if let Some(store) = s["store_id"].as_str() {
@@ -154,7 +154,7 @@ fn units(decision: &Value) -> Vec<(String, String, u64)> {
     out
 }
 
-fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
@@ -163,16 +163,16 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 /// The store that alone holds the hot SKUs (ships, capacity 332/day) and where the orders come from.
-const HOT_STORE: &str = "6";
-const HOT_AT: (f64, f64) = (114.845305, 30.384286);
+pub(crate) const HOT_STORE: &str = "6";
+pub(crate) const HOT_AT: (f64, f64) = (114.845305, 30.384286);
 /// (sku, units at HOT_STORE); every other store's stock of them is set to zero.
-const HOT: [(&str, u64); 3] = [("192", 10), ("198", 6), ("190", 4)];
+pub(crate) const HOT: [(&str, u64); 3] = [("192", 10), ("198", 6), ("190", 4)];
 /// A pickup store far from HOT_STORE.
 const FEED_STORE: &str = "7";
 
 /// Sends a stock feed to replica 0 that leaves `units` of each SKU at HOT_STORE and none
 /// anywhere else, then waits until every other replica's cache has applied it.
-async fn only_hot_store_holds(apps: &[TestApp], units: &[(&str, u64)]) {
+pub(crate) async fn only_hot_store_holds(apps: &[TestApp], units: &[(&str, u64)]) {
     let stock = std::fs::read_to_string(sample().join("stock.csv")).unwrap();
     let mut rows = vec![];
     for line in stock.lines().skip(1) {
@@ -394,7 +394,7 @@ async fn a_stores_daily_capacity_holds_across_replicas() {
 }
 
 /// (status, [(store_id, dc_id, lines)]) of a decision: what must agree between backends.
-fn summary(d: &Value) -> Value {
+pub(crate) fn summary(d: &Value) -> Value {
     let shipments: Vec<Value> = d["shipments"]
         .as_array()
         .unwrap()
@@ -618,7 +618,7 @@ fn a_batch_counts_each_reserved_order_once_on_its_stores_day() {
 
 /// Sends each item with `send` until it is acknowledged (200), retrying those answered 503 (the
 /// database is down) for up to a minute: each item with its answer, and how many 503s came.
-async fn until_acknowledged<T: Copy, F, Fut>(mut todo: Vec<T>, send: F) -> (Vec<(T, Reply)>, usize)
+pub(crate) async fn until_acknowledged<T: Copy, F, Fut>(mut todo: Vec<T>, send: F) -> (Vec<(T, Reply)>, usize)
 where
     F: Fn(T) -> Fut,
     Fut: std::future::Future<Output = Reply>,
@@ -655,7 +655,7 @@ struct Cluster {
 
 /// PostgreSQL's server programs: `OMNIROUTE_PG_BIN` (scripts/test sets it), else the newest
 /// version under /usr/lib/postgresql.
-fn pg_bin(prog: &str) -> PathBuf {
+pub(crate) fn pg_bin(prog: &str) -> PathBuf {
     let dir = std::env::var("OMNIROUTE_PG_BIN").map(PathBuf::from).unwrap_or_else(|_| {
         let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
             .into_iter()
@@ -669,7 +669,7 @@ fn pg_bin(prog: &str) -> PathBuf {
     dir.join(prog)
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 

@@ -63,13 +63,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             dir.display(),
             t.elapsed().as_secs_f64()
         );
+        let regions = data::regions::Regions::load(&dir, &loaded.network)
+            .with_context(|| format!("loading dataset {}", dir.display()))?;
         let bar = Bar::new();
-        let done = import(&mut client, loaded, replace, &bar).await;
+        let done = import(&mut client, loaded, &regions, replace, &bar).await;
         bar.finish();
         let done = done?;
         eprintln!(
-            "imported {} stores and {} stock rows in {:.1} s; restart running replicas to load them",
+            "imported {} stores in {} regions and {} stock rows in {:.1} s; restart running replicas to load them",
             done.stores,
+            regions.count(),
             done.stock_rows,
             t.elapsed().as_secs_f64()
         );

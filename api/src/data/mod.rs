@@ -7,6 +7,7 @@ pub mod dataset;
 mod error;
 pub mod order_json;
 pub mod prices;
+pub mod regions;
 pub(crate) mod stock;
 pub(crate) mod stores;
 mod write;

@@ -51,6 +51,8 @@ pub(crate) struct Decided {
     pub day: i64,
     /// Who placed the order, when it says.
     pub customer_id: Option<optimizer::model::CustomerId>,
+    /// Where it goes (its region on a distributed database).
+    pub location: optimizer::model::LonLat,
     /// The coupons it redeems, taken with its stock.
     pub redemption: Option<Redemption>,
     /// Each redeemed coupon's campaign budgets and per-customer limit (a replica's database
@@ -302,6 +304,7 @@ impl Core {
             reservation,
             day: network.zone().local_day(at),
             customer_id: order.customer_id().cloned(),
+            location: order.customer(),
             redemption,
             coupon_terms,
         };

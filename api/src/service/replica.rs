@@ -35,6 +35,7 @@ use std::time::Instant;
 pub struct ReplicaCheckout {
     core: Core,
     pg: Postgres,
+    regions: crate::data::regions::Regions,
 }
 
 impl ReplicaCheckout {
@@ -55,7 +56,8 @@ impl ReplicaCheckout {
             &config.data,
             cells.iter().map(|c| (c.store_id.as_str(), c.sku.as_str(), c.free, c.safety_stock)),
         )?;
-        check_stores(&pg, &loaded.network, &config.data)?;
+        let regions = crate::data::regions::Regions::load(&config.data, &loaded.network)?;
+        check_stores(&pg, &loaded.network, &regions, &config.data)?;
         let engine_config = EngineConfig { ledger: config.ledger, ..EngineConfig::default() };
         let engine = Engine::new(loaded.network, loaded.stock, engine_config);
         for c in cells.iter().filter(|c| c.version > 0) {
@@ -64,7 +66,7 @@ impl ReplicaCheckout {
         let core = Core::new(engine, config.routing)
             .with_prices(crate::data::prices::read(&config.data)?)
             .with_recommendations(&config.data)?;
-        let replica = Arc::new(ReplicaCheckout { core, pg });
+        let replica = Arc::new(ReplicaCheckout { core, pg, regions });
         sink.go_live(&replica);
         log::info!(
             "loaded {} stores from {} and {} stock cells from the database in {:.2} s",
@@ -98,6 +100,7 @@ impl ReplicaCheckout {
             expires_at,
             holds,
             customer_id: d.customer_id.clone(),
+            region: self.regions.of_location(d.location).to_owned(),
             coupons: d.redemption.as_ref().map(|r| PendingCoupons {
                 customer: r.customer.clone(),
                 at: r.at,
@@ -406,7 +409,12 @@ impl Checkout for ReplicaCheckout {
 
 /// The database must hold the dataset's stores, at the same places: the replica routes on the
 /// dataset's network and reserves in the database by store id.
-fn check_stores(pg: &Postgres, network: &Network, data: &std::path::Path) -> Result<(), OpenError> {
+fn check_stores(
+    pg: &Postgres,
+    network: &Network,
+    regions: &crate::data::regions::Regions,
+    data: &std::path::Path,
+) -> Result<(), OpenError> {
     let import =
         || format!("import this dataset with `omniroute db import --data {} --replace`", data.display());
     let located = pg.store_locations().map_err(|e| StorageError(format!("reading stores: {e}")))?;
@@ -419,14 +427,17 @@ fn check_stores(pg: &Postgres, network: &Network, data: &std::path::Path) -> Res
             import()
         )));
     }
-    for (id, lon, lat) in located {
-        let same = network
-            .store_idx(id.as_str())
-            .map(|i| network.store(i).location)
-            .is_some_and(|at| (at.lon() - lon).abs() < 1e-6 && (at.lat() - lat).abs() < 1e-6);
+    for (id, lon, lat, region) in located {
+        // On Citus a store's region places its stock: the dataset's regions must be the database's.
+        let same = network.store_idx(id.as_str()).is_some_and(|i| {
+            let at = network.store(i).location;
+            (at.lon() - lon).abs() < 1e-6
+                && (at.lat() - lat).abs() < 1e-6
+                && (!pg.citus() || regions.of_store(network, i) == region)
+        });
         if !same {
             return Err(OpenError::State(format!(
-                "store {id} in the database is missing from {} or elsewhere: {}",
+                "store {id} in the database is missing from {} or elsewhere (or in another region): {}",
                 data.display(),
                 import()
             )));

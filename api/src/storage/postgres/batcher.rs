@@ -33,6 +33,9 @@ pub struct Pending {
     /// The coupons it redeems, taken in the same transaction as its stock.
     #[serde(rename = "r", skip_serializing_if = "Option::is_none")]
     pub coupons: Option<PendingCoupons>,
+    /// The order's region (Citus: the distribution key of its rows; see `data::regions`).
+    #[serde(skip)]
+    pub region: String,
 }
 
 /// An order's coupons as `omniroute_take_coupons` (migration V12) takes them.
@@ -101,7 +104,15 @@ pub(super) async fn run(inner: Arc<Inner>, rx: Arc<AsyncMutex<mpsc::UnboundedRec
             }
         }
         let orders: Vec<&Pending> = jobs.iter().flat_map(|(o, _)| o.iter()).collect();
-        match reserve_batch(&inner, &orders).await {
+        if inner.citus {
+            let mut outcomes = reserve_by_region(&inner, &orders).await;
+            for (orders, reply) in jobs.into_iter().rev() {
+                let mine = outcomes.split_off(outcomes.len() - orders.len());
+                let _ = reply.send(mine.into_iter().collect());
+            }
+            continue;
+        }
+        match reserve_batch(&inner, None, &orders).await {
             Ok(mut outcomes) => {
                 inner.healthy.store(true, Ordering::Relaxed);
                 for (orders, reply) in jobs.into_iter().rev() {
@@ -118,9 +129,47 @@ pub(super) async fn run(inner: Arc<Inner>, rx: Arc<AsyncMutex<mpsc::UnboundedRec
     }
 }
 
-/// One `omniroute_reserve` call, retried when the database aborts it for a deadlock or
-/// serialization failure (nothing was applied then).
-async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome>, StorageError> {
+/// On Citus: one `omniroute_reserve_r` call per region of the batch (each runs on the worker
+/// that holds the region), so that a region whose worker is down fails its own orders only.
+async fn reserve_by_region(inner: &Inner, orders: &[&Pending]) -> Vec<Result<Outcome, StorageError>> {
+    let mut outcomes: Vec<Option<Result<Outcome, StorageError>>> = vec![None; orders.len()];
+    let mut by_region: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, o) in orders.iter().enumerate() {
+        if o.coupons.is_some() {
+            outcomes[i] = Some(Err(err(
+                "coupon redemption needs a PostgreSQL database: it is not available on Citus yet",
+            )));
+        } else {
+            by_region.entry(o.region.as_str()).or_default().push(i);
+        }
+    }
+    for (region, idx) in by_region {
+        let group: Vec<&Pending> = idx.iter().map(|&i| orders[i]).collect();
+        match reserve_batch(inner, Some(region), &group).await {
+            Ok(got) => {
+                inner.healthy.store(true, Ordering::Relaxed);
+                for (i, o) in idx.into_iter().zip(got) {
+                    outcomes[i] = Some(Ok(o));
+                }
+            }
+            Err(e) => {
+                log::warn!("reservations of region {region:?} failed: {e}");
+                for i in idx {
+                    outcomes[i] = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+    outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(err("no outcome")))).collect()
+}
+
+/// One `omniroute_reserve` call (`omniroute_reserve_r` for `region` on Citus), retried when the
+/// database aborts it for a deadlock or serialization failure (nothing was applied then).
+async fn reserve_batch(
+    inner: &Inner,
+    region: Option<&str>,
+    orders: &[&Pending],
+) -> Result<Vec<Outcome>, StorageError> {
     let json = serde_json::to_string(orders).map_err(err)?;
     let requests: Vec<&str> = orders.iter().map(|o| o.request.as_str()).collect();
     let responses = orders
@@ -128,7 +177,10 @@ async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome
         .map(|o| std::str::from_utf8(&o.response).map_err(err))
         .collect::<Result<Vec<&str>, _>>()?;
     let client = inner.client().await?;
-    let sql = if orders.iter().any(|o| o.coupons.is_some()) {
+    let sql = if region.is_some() {
+        "SELECT ord, outcome, cells::text, full_stores::text, request, response \
+         FROM omniroute_reserve_r($4, $1::text::jsonb, $2, $3)"
+    } else if orders.iter().any(|o| o.coupons.is_some()) {
         "SELECT ord, outcome, cells::text, full_stores::text, request, response \
          FROM omniroute_reserve_redeem($1::text::jsonb, $2, $3)"
     } else {
@@ -138,7 +190,11 @@ async fn reserve_batch(inner: &Inner, orders: &[&Pending]) -> Result<Vec<Outcome
     let stmt = client.prepare_cached(sql).await.map_err(|e| inner.failed(e))?;
     let mut attempt = 0;
     let rows = loop {
-        match client.query(&stmt, &[&json, &requests, &responses]).await {
+        let result = match region {
+            Some(r) => client.query(&stmt, &[&json, &requests, &responses, &r]).await,
+            None => client.query(&stmt, &[&json, &requests, &responses]).await,
+        };
+        match result {
             Ok(rows) => break rows,
             Err(e) if matches!(sqlstate(&e), Some("40P01" | "40001")) && attempt < 5 => {
                 attempt += 1;
@@ -203,6 +259,7 @@ mod tests {
             holds: vec![(StoreId::parse("S,1").unwrap(), Sku::numbered(2), 3)],
             customer_id: None,
             coupons: None,
+            region: "r".into(),
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),

@@ -2,6 +2,7 @@
 //! bulk import of a dataset's stores and stock with COPY.
 
 use super::{chain, StorageError};
+use crate::data::regions::Regions;
 use crate::data::Loaded;
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -39,7 +40,46 @@ pub async fn migrate(
         runner = runner.set_target(refinery::Target::Version(v));
     }
     let report = runner.run_async(client).await.map_err(|e| chain(&e))?;
-    Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
+    let mut applied: Vec<String> = report.applied_migrations().iter().map(|m| m.to_string()).collect();
+    if to.is_none() && is_citus(client).await? {
+        if !distributed(client).await? {
+            let tx = client.transaction().await.map_err(db)?;
+            tx.batch_execute(DISTRIBUTE).await.map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            applied.push("citus: tables distributed by region".into());
+        }
+        client.batch_execute(CITUS_FUNCTIONS).await.map_err(db)?;
+    }
+    Ok(applied)
+}
+
+/// Distributes the tables by region on a Citus coordinator (run once, after the migrations).
+const DISTRIBUTE: &str = include_str!("../../../citus/distribute.sql");
+/// The functions that change stock by region (re-applied by every `db migrate` on Citus).
+const CITUS_FUNCTIONS: &str = include_str!("../../../citus/functions.sql");
+
+/// Whether the database has the Citus extension (a coordinator).
+pub async fn is_citus(client: &tokio_postgres::Client) -> Result<bool, StorageError> {
+    let row = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')", &[])
+        .await
+        .map_err(db)?;
+    Ok(row.get(0))
+}
+
+/// Whether `stock` is a distributed table (Citus, after `db migrate`).
+pub async fn distributed(client: &tokio_postgres::Client) -> Result<bool, StorageError> {
+    if !is_citus(client).await? {
+        return Ok(false);
+    }
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'stock'::regclass)",
+            &[],
+        )
+        .await
+        .map_err(db)?;
+    Ok(row.get(0))
 }
 
 /// What an import wrote.
@@ -67,10 +107,12 @@ fn csv_error(e: csv::Error) -> StorageError {
 pub async fn import(
     client: &mut tokio_postgres::Client,
     loaded: Loaded,
+    regions: &Regions,
     replace: bool,
     progress: &dyn Progress,
 ) -> Result<Imported, StorageError> {
     let net = &loaded.network;
+    let citus = distributed(client).await?;
     let tx = client.transaction().await.map_err(db)?;
     let existing: i64 = tx.query_one("SELECT count(*) FROM stores", &[]).await.map_err(db)?.get(0);
     if existing > 0 && !replace {
@@ -78,19 +120,24 @@ pub async fn import(
             "the database already holds {existing} stores; pass --replace to wipe its stores, stock, orders and reservations"
         )));
     }
-    tx.batch_execute(
+    // On Citus the tables keep their keys (a distributed table's constraints stay) and have no
+    // triggers; COPY goes through the coordinator to each row's shard.
+    tx.batch_execute(if citus {
+        "TRUNCATE stores, stock, store_days, reservations, orders, stock_changes;"
+    } else {
         "TRUNCATE stores, stock, store_days, reservations, orders;
          ALTER TABLE stock DISABLE TRIGGER stock_notify_insert;
          ALTER TABLE stores DISABLE TRIGGER stores_notify;
          ALTER TABLE stock DROP CONSTRAINT stock_pkey;
-         DROP INDEX stock_sku;",
-    )
+         DROP INDEX stock_sku;"
+    })
     .await
     .map_err(db)?;
+    let freeze = if citus { "" } else { ", FREEZE" };
 
     progress.stage("stores", net.stores().len() as u64);
     let sink = tx
-        .copy_in("COPY stores (store_id, brand, city, geom, pickup, ship, capacity_per_day, opens_min, closes_min) FROM STDIN WITH (FORMAT csv, FREEZE)")
+        .copy_in(&format!("COPY stores (store_id, brand, city, geom, pickup, ship, capacity_per_day, opens_min, closes_min, region) FROM STDIN WITH (FORMAT csv{freeze})"))
         .await
         .map_err(db)?;
     futures_util::pin_mut!(sink);
@@ -109,6 +156,7 @@ pub async fn import(
                 &s.capacity_per_day.to_string(),
                 &s.hours.opens_min.to_string(),
                 &s.hours.closes_min.to_string(),
+                regions.of_city(s.city),
             ])
             .map_err(csv_error)?;
         }
@@ -126,7 +174,9 @@ pub async fn import(
         .collect();
     progress.stage("stock", rows.len() as u64);
     let sink = tx
-        .copy_in("COPY stock (store_id, sku, on_hand, safety_stock) FROM STDIN WITH (FORMAT csv, FREEZE)")
+        .copy_in(&format!(
+            "COPY stock (store_id, sku, on_hand, safety_stock, region) FROM STDIN WITH (FORMAT csv{freeze})"
+        ))
         .await
         .map_err(db)?;
     futures_util::pin_mut!(sink);
@@ -139,6 +189,7 @@ pub async fn import(
                 sku.as_str(),
                 &r.on_hand.to_string(),
                 &r.safety_stock.to_string(),
+                regions.of_store(net, r.store),
             ])
             .map_err(csv_error)?;
         }
@@ -147,14 +198,16 @@ pub async fn import(
     }
     sink.finish().await.map_err(db)?;
     progress.stage("indexes", 1);
-    tx.batch_execute(
-        "ALTER TABLE stock ADD PRIMARY KEY (store_id, sku);
-         CREATE INDEX stock_sku ON stock (sku, store_id);
-         ALTER TABLE stock ENABLE TRIGGER stock_notify_insert;
-         ALTER TABLE stores ENABLE TRIGGER stores_notify;",
-    )
-    .await
-    .map_err(db)?;
+    if !citus {
+        tx.batch_execute(
+            "ALTER TABLE stock ADD PRIMARY KEY (store_id, sku);
+             CREATE INDEX stock_sku ON stock (sku, store_id);
+             ALTER TABLE stock ENABLE TRIGGER stock_notify_insert;
+             ALTER TABLE stores ENABLE TRIGGER stores_notify;",
+        )
+        .await
+        .map_err(db)?;
+    }
     tx.commit().await.map_err(db)?;
     client.batch_execute("ANALYZE stores; ANALYZE stock;").await.map_err(db)?;
     progress.advance(1);

@@ -107,6 +107,8 @@ struct Inner {
     pool: Pool,
     batches: mpsc::UnboundedSender<batcher::ReserveJob>,
     healthy: AtomicBool,
+    /// The database is a Citus coordinator with the tables distributed by region.
+    citus: bool,
 }
 
 impl Inner {
@@ -165,23 +167,35 @@ impl Postgres {
                 .build()
                 .map_err(err)?
         };
+        // Fail at start-up, not on the first order, when the database is unreachable or unmigrated.
+        let probe = {
+            let pool = pool.clone();
+            async move {
+                let client = pool.get().await.map_err(|e| chain(&e))?;
+                client.query_one("SELECT count(*) FROM stores", &[]).await.map_err(|e| {
+                    err(format!("{e}: run `omniroute db migrate` and `omniroute db import` first"))
+                })?;
+                let citus = import::distributed(&client).await?;
+                if citus {
+                    client.query_one("SELECT 'omniroute_reserve_r'::regproc", &[]).await.map_err(|e| {
+                        err(format!("{e}: run `omniroute db migrate` on the Citus coordinator"))
+                    })?;
+                }
+                Ok::<bool, StorageError>(citus)
+            }
+        };
+        let handle = rt.handle().clone();
+        let citus = std::thread::scope(|s| {
+            s.spawn(|| handle.block_on(probe)).join().map_err(|_| err("start-up task panicked"))?
+        })?;
         let (tx, rx) = mpsc::unbounded_channel();
         let inner =
-            Arc::new(Inner { url: url.to_owned(), pool, batches: tx, healthy: AtomicBool::new(true) });
+            Arc::new(Inner { url: url.to_owned(), pool, batches: tx, healthy: AtomicBool::new(true), citus });
         let rx = Arc::new(AsyncMutex::new(rx));
         for _ in 0..batchers {
             rt.spawn(batcher::run(inner.clone(), rx.clone()));
         }
-        let pg = Postgres { inner, rt: Some(rt) };
-        // Fail at start-up, not on the first order, when the database is unreachable or unmigrated.
-        pg.block_on(|inner| async move {
-            let client = inner.client().await?;
-            client.query_one("SELECT count(*) FROM stores", &[]).await.map_err(|e| {
-                err(format!("{e}: run `omniroute db migrate` and `omniroute db import` first"))
-            })?;
-            Ok(())
-        })?;
-        Ok(pg)
+        Ok(Postgres { inner, rt: Some(rt) })
     }
 
     fn handle(&self) -> &tokio::runtime::Handle {
@@ -209,6 +223,11 @@ impl Postgres {
         std::thread::scope(|s| {
             s.spawn(|| handle.block_on(fut)).join().map_err(|_| err("start-up task panicked"))?
         })
+    }
+
+    /// Whether the database is a Citus cluster (tables distributed by region).
+    pub fn citus(&self) -> bool {
+        self.inner.citus
     }
 
     /// Whether the last database call went through.

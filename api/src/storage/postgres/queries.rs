@@ -110,7 +110,9 @@ impl Postgres {
                        msg AS (INSERT INTO feed_messages (id, applied_at) \
                        SELECT $3::text, extract(epoch FROM now())::bigint WHERE $3::text IS NOT NULL RETURNING 1) \
                        SELECT on_hand, reserved, safety_stock, version, new_row FROM omniroute_feed($1::text::jsonb)";
-            Ok(match client.query(sql, &[&json, &audit, &message]).await {
+            // On Citus, each row in its store's region.
+            let sql = if inner.citus { sql.replace("omniroute_feed(", "omniroute_feed_r(") } else { sql.to_owned() };
+            Ok(match client.query(&sql, &[&json, &audit, &message]).await {
                 Ok(rows) => Ok(rows
                     .iter()
                     .map(|r| FeedRowResult {
@@ -143,13 +145,28 @@ impl Postgres {
         let code = state_code(target);
         self.run(move |inner| async move {
             let client = inner.client().await?;
-            let row = client
-                .query_one(
-                    "SELECT state, expires_at, changed FROM omniroute_finish($1, $2)",
-                    &[&order_id, &code],
-                )
-                .await
-                .map_err(|e| inner.failed(e))?;
+            let row = if inner.citus {
+                // Found on whichever shard holds it, then ended on that shard's worker.
+                let region: String = client
+                    .query_opt("SELECT region FROM reservations WHERE order_id = $1", &[&order_id])
+                    .await
+                    .map_err(|e| inner.failed(e))?
+                    .map_or_else(String::new, |r| r.get(0));
+                client
+                    .query_one(
+                        "SELECT state, expires_at, changed FROM omniroute_finish_r($3, $1, $2)",
+                        &[&order_id, &code, &region],
+                    )
+                    .await
+            } else {
+                client
+                    .query_one(
+                        "SELECT state, expires_at, changed FROM omniroute_finish($1, $2)",
+                        &[&order_id, &code],
+                    )
+                    .await
+            }
+            .map_err(|e| inner.failed(e))?;
             Ok(Finished { state: state_of(row.get(0))?, expires_at: row.get(1), changed: row.get(2) })
         })
         .await
@@ -163,7 +180,8 @@ impl Postgres {
             let row = client
                 .query_opt(
                     "SELECT o.request, o.response, r.state, r.expires_at
-                     FROM orders o LEFT JOIN reservations r USING (order_id) WHERE o.order_id = $1",
+                     FROM orders o LEFT JOIN reservations r ON r.region = o.region AND r.order_id = o.order_id
+                     WHERE o.order_id = $1",
                     &[&order_id],
                 )
                 .await
@@ -458,6 +476,9 @@ impl Postgres {
     pub async fn expire(&self, now: i64) -> Result<u64, StorageError> {
         self.run(move |inner| async move {
             let client = inner.client().await?;
+            if inner.citus {
+                return expire_by_region(&inner, &client, now).await;
+            }
             let mut total = 0u64;
             loop {
                 let row = client
@@ -474,20 +495,20 @@ impl Postgres {
         .await
     }
 
-    /// Every store's id and location (lon, lat) as the database holds it (PostGIS geography, read
+    /// Every store's id, location (lon, lat) and region as the database holds it (PostGIS geography, read
     /// as EWKB through the `postgis` crate). Blocks (start-up).
-    pub fn store_locations(&self) -> Result<Vec<(String, f64, f64)>, StorageError> {
+    pub fn store_locations(&self) -> Result<Vec<(String, f64, f64, String)>, StorageError> {
         self.block_on(|inner| async move {
             let client = inner.client().await?;
             let rows = client
-                .query("SELECT store_id, geom::geometry FROM stores", &[])
+                .query("SELECT store_id, geom::geometry, region FROM stores", &[])
                 .await
                 .map_err(|e| chain(&e))?;
             Ok(rows
                 .iter()
                 .map(|r| {
                     let p: postgis::ewkb::Point = r.get(1);
-                    (r.get::<_, String>(0), p.x, p.y)
+                    (r.get::<_, String>(0), p.x, p.y, r.get::<_, String>(2))
                 })
                 .collect())
         })
@@ -496,6 +517,46 @@ impl Postgres {
     /// Every stock row (external ids), read in one COPY. Blocks (start-up and resync).
     pub fn stock_snapshot(&self) -> Result<Vec<DbCell>, StorageError> {
         self.block_on(|inner| async move { snapshot(&inner).await })
+    }
+}
+
+/// On Citus: each region's due reservations on its worker; a region whose worker is down waits
+/// for the next round (the others are expired).
+async fn expire_by_region(
+    inner: &Inner,
+    client: &tokio_postgres::Client,
+    now: i64,
+) -> Result<u64, StorageError> {
+    let regions: Vec<String> = client
+        .query("SELECT DISTINCT region FROM stores", &[])
+        .await
+        .map_err(|e| inner.failed(e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut total = 0u64;
+    let mut failed = None;
+    for region in &regions {
+        loop {
+            match client.query_one("SELECT omniroute_expire_r($1, $2, 1000)", &[region, &now]).await {
+                Ok(row) => {
+                    let n = u64::from(count(row.get::<_, i32>(0).into()));
+                    total += n;
+                    if n < 1000 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    log::warn!("expiring reservations of region {region:?}: {}", chain(&e));
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    match failed {
+        Some(e) if total == 0 => Err(inner.failed(e)),
+        _ => Ok(total),
     }
 }
 
