@@ -95,11 +95,14 @@ run() {  # run NAME URL PORT...: 2 replicas on URL, flat out for $secs, CPU per 
     pids+=($!); urls+=("http://127.0.0.1:$port")
   done
   for port in 8291 8292; do server_url "/tmp/omniroute-citus-$port.log" > /dev/null; done
-  local dbp d0 r0 d1 r1 out n hz
+  local dbp d0 r0 d1 r1 out n hz p
+  declare -A p0 p1
   dbp=$(db_pids "$@")
   d0=$(ticks_of $dbp); r0=$(ticks_of "${pids[@]}")
+  for p in "$@"; do p0[$p]=$(ticks_of $(db_pids "$p")); done
   out=$("$load" --url "$(IFS=,; echo "${urls[*]}")" --key "$key" --orders "$data/orders.jsonl" --rate 0 \
         --connections 128 --duration "$secs" --prefix "$name-$$" 2>&1 | tail -1)
+  for p in "$@"; do p1[$p]=$(ticks_of $(db_pids "$p")); done
   dbp="$dbp $(db_pids "$@")"
   d1=$(ticks_of $(tr ' ' '\n' <<< "$dbp" | sort -u)); r1=$(ticks_of "${pids[@]}")
   n=$(grep -o 'ok_requests=[0-9]*' <<< "$out" | cut -d= -f2)
@@ -107,6 +110,10 @@ run() {  # run NAME URL PORT...: 2 replicas on URL, flat out for $secs, CPU per 
   echo "$name: $out"
   awk -v n="$n" -v d="$((d1 - d0))" -v r="$((r1 - r0))" -v hz="$hz" -v name="$name" \
     'BEGIN {printf "%s: cpu µs/order: database=%.1f replicas=%.1f\n", name, d / hz / n * 1e6, r / hz / n * 1e6}'
+  for p in "$@"; do
+    awk -v n="$n" -v d="$((p1[$p] - p0[$p]))" -v hz="$hz" -v p="$p" \
+      'BEGIN {printf "  port %s: %.1f µs CPU/order (processes alive at both ends)\n", p, d / hz / n * 1e6}'
+  done
   sql "$url" "SELECT 'orders ' || count(*) FROM orders"
   sql "$url" "SELECT 'cells promising more than they hold: ' || count(*) FROM stock
               WHERE reserved > on_hand - safety_stock AND reserved > 0"
@@ -115,9 +122,5 @@ run postgres "$pg_url" 5432
 run citus "$citus_url" "${ports[@]}"
 stop_replicas
 # Orders whose holds are all in the order's own region commit on one worker.
-sql "$citus_url" "SELECT 'orders with holds: ' || count(*) || ', on one node (holds in the order''s region): ' ||
-  round(100.0 * count(*) FILTER (WHERE NOT crosses) / greatest(count(*), 1), 2) || '%'
-  FROM (SELECT r.region, EXISTS (SELECT 1 FROM unnest(r.stores) s JOIN stores st ON st.store_id = s
-                                 WHERE st.region <> r.region) AS crosses
-        FROM reservations r) x"
+sql "$citus_url" "WITH s AS MATERIALIZED (SELECT store_id, region FROM stores), h AS MATERIALIZED (SELECT order_id, region AS g, unnest(stores) AS store FROM reservations) SELECT 'orders with holds: ' || count(DISTINCT h.order_id) || ', all holds in the order''s region (one node): ' || round(100.0 - 100.0 * count(DISTINCT h.order_id) FILTER (WHERE s.region <> h.g) / greatest(count(DISTINCT h.order_id), 1), 2) || '%' FROM h JOIN s ON s.store_id = h.store"
 echo "regions: $(sql "$citus_url" 'SELECT count(DISTINCT region) FROM stores'), shards per table: $(sql "$citus_url" "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'stock'::regclass")"

@@ -157,6 +157,184 @@ BEGIN
     END LOOP;
 END $$;
 
+-- Reserves a batch of routing decisions whose rows all live in one shard (the orders' regions and
+-- their stores' regions hash to it), each all or nothing, in the order given: a few set-based
+-- statements for the whole batch, each routed to that one shard (Citus plans every statement on
+-- a distributed table anew, so statements per call, not per order, set the cost). Same result as
+-- omniroute_reserve_r; each order carries its region as "g". p_key: one of those regions (the
+-- call's distribution argument, which sends it to the worker holding the shard).
+CREATE OR REPLACE FUNCTION omniroute_reserve_s(p_key text, batch jsonb, reqs text[], resps text[])
+RETURNS TABLE (ord integer, outcome text, cells jsonb, full_stores jsonb, request text, response text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    us constant text := chr(31);
+    sr jsonb;
+    regs text[];
+    claimed jsonb;
+    -- Locked stock rows, "store<US>sku" -> [promisable, free, safety, version, region, taken].
+    c jsonb;
+    -- Locked day counters, "store<US>day" -> [room, orders, taken].
+    dd jsonb;
+    o jsonb;
+    i integer;
+    ok boolean;
+    k text;
+    n integer;
+    x jsonb;
+    lines jsonb;
+    full_ jsonb;
+    r_ord integer[] := '{}';
+    r_kind text[] := '{}';
+    r_keys jsonb[] := '{}';
+    r_full jsonb[] := '{}';
+    ok_ids text[] := '{}';
+    bad_ids text[] := '{}';
+BEGIN
+    SELECT COALESCE(jsonb_object_agg(st.store_id, st.region), '{}'::jsonb) INTO sr
+    FROM stores st
+    WHERE st.store_id IN (SELECT h->>0 FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h);
+    SELECT array_agg(DISTINCT y.g) INTO regs FROM (
+        SELECT e->>'g' AS g FROM jsonb_array_elements(batch) e
+        UNION ALL
+        SELECT COALESCE(sr->>(h->>0), '') FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h) y;
+
+    -- 1. Claim the order ids, in key order; ids already present are answered orders.
+    WITH ins AS (
+        INSERT INTO orders (region, order_id, request, response, customer_id)
+        SELECT e.v->>'g', e.v->>'id', reqs[e.n], resps[e.n], e.v->>'c'
+        FROM jsonb_array_elements(batch) WITH ORDINALITY e(v, n) ORDER BY 1, 2
+        ON CONFLICT DO NOTHING RETURNING orders.order_id)
+    SELECT COALESCE(jsonb_object_agg(ins.order_id, true), '{}'::jsonb) INTO claimed FROM ins;
+
+    -- 2. Lock the stock rows the claimed orders name, in key order; then read what each holds.
+    PERFORM 1 FROM stock kk
+    WHERE kk.region = ANY (regs) AND (kk.store_id, kk.sku) IN (
+        SELECT h->>0, h->>1 FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h
+        WHERE claimed ? (e->>'id'))
+    ORDER BY kk.region, kk.store_id, kk.sku FOR UPDATE;
+    SELECT COALESCE(jsonb_object_agg(kk.store_id || us || kk.sku,
+               jsonb_build_array(kk.on_hand - kk.reserved - kk.safety_stock, kk.on_hand - kk.reserved,
+                                 kk.safety_stock, kk.version, kk.region, 0)), '{}'::jsonb)
+    INTO c
+    FROM stock kk
+    WHERE kk.region = ANY (regs) AND (kk.store_id, kk.sku) IN (
+        SELECT h->>0, h->>1 FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h
+        WHERE claimed ? (e->>'id'));
+
+    -- 3. The day counters: created when missing, locked in key order, with the room left.
+    INSERT INTO store_days (region, store_id, day, orders)
+    SELECT DISTINCT COALESCE(sr->>(h->>0), ''), h->>0, (e->>'day')::bigint, 0
+    FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h
+    WHERE claimed ? (e->>'id') ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM store_days sd
+    WHERE sd.region = ANY (regs) AND (sd.store_id, sd.day) IN (
+        SELECT h->>0, (e->>'day')::bigint FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h
+        WHERE claimed ? (e->>'id'))
+    ORDER BY sd.region, sd.store_id, sd.day FOR UPDATE;
+    SELECT COALESCE(jsonb_object_agg(sd.store_id || us || sd.day,
+               jsonb_build_array(st.capacity_per_day - sd.orders, sd.orders, 0)), '{}'::jsonb)
+    INTO dd
+    FROM store_days sd JOIN stores st ON st.store_id = sd.store_id
+    WHERE sd.region = ANY (regs) AND (sd.store_id, sd.day) IN (
+        SELECT h->>0, (e->>'day')::bigint FROM jsonb_array_elements(batch) e, jsonb_array_elements(e->'h') h
+        WHERE claimed ? (e->>'id'));
+
+    -- 4. Each order in turn, all or nothing, against what the orders before it left.
+    FOR i IN 0 .. jsonb_array_length(batch) - 1 LOOP
+        o := batch -> i;
+        IF NOT claimed ? (o->>'id') THEN
+            r_ord := r_ord || i; r_kind := r_kind || 'existing'::text;
+            r_keys := r_keys || 'null'::jsonb; r_full := r_full || 'null'::jsonb;
+            CONTINUE;
+        END IF;
+        SELECT COALESCE(jsonb_object_agg(w.k, w.n), '{}'::jsonb) INTO lines
+        FROM (SELECT (h->>0) || us || (h->>1) AS k, sum((h->>2)::integer) AS n
+              FROM jsonb_array_elements(o->'h') h GROUP BY 1) w;
+        ok := true;
+        full_ := '[]'::jsonb;
+        FOR k IN SELECT DISTINCT (h->>0) || us || (o->>'day') FROM jsonb_array_elements(o->'h') h LOOP
+            IF COALESCE((dd->k->>0)::integer, 0) <= 0 THEN
+                ok := false;
+                full_ := full_ || jsonb_build_array(jsonb_build_array(split_part(k, us, 1),
+                                                                      COALESCE((dd->k->>1)::integer, 0)));
+            END IF;
+        END LOOP;
+        FOR k, n IN SELECT w.key, w.value::integer FROM jsonb_each_text(lines) w LOOP
+            IF c->k IS NULL OR (c->k->>0)::integer < n THEN
+                ok := false;
+            END IF;
+        END LOOP;
+        IF ok THEN
+            FOR k, n IN SELECT w.key, w.value::integer FROM jsonb_each_text(lines) w LOOP
+                x := c->k;
+                c := jsonb_set(c, ARRAY[k], jsonb_build_array((x->>0)::integer - n, (x->>1)::integer - n,
+                                                             x->2, x->3, x->4, (x->>5)::integer + n));
+            END LOOP;
+            FOR k IN SELECT DISTINCT (h->>0) || us || (o->>'day') FROM jsonb_array_elements(o->'h') h LOOP
+                x := dd->k;
+                dd := jsonb_set(dd, ARRAY[k], jsonb_build_array((x->>0)::integer - 1, (x->>1)::integer + 1,
+                                                               (x->>2)::integer + 1));
+            END LOOP;
+            ok_ids := ok_ids || (o->>'id');
+        ELSE
+            bad_ids := bad_ids || (o->>'id');
+        END IF;
+        r_ord := r_ord || i; r_kind := r_kind || CASE WHEN ok THEN 'reserved' ELSE 'refused' END;
+        r_keys := r_keys || (SELECT COALESCE(jsonb_agg(w.key), '[]'::jsonb) FROM jsonb_each(lines) w);
+        r_full := r_full || full_;
+    END LOOP;
+
+    -- 5. Write what the batch took: one statement per table.
+    IF cardinality(ok_ids) > 0 THEN
+        UPDATE stock kk SET reserved = kk.reserved + w.n, version = kk.version + 1
+        FROM (SELECT split_part(e.key, us, 1) AS s, split_part(e.key, us, 2) AS q, e.value->>4 AS g,
+                     (e.value->>5)::integer AS n
+              FROM jsonb_each(c) e WHERE (e.value->>5)::integer > 0) w
+        WHERE kk.region = ANY (regs) AND kk.region = w.g AND kk.store_id = w.s AND kk.sku = w.q;
+        UPDATE store_days sd SET orders = sd.orders + w.n
+        FROM (SELECT split_part(e.key, us, 1) AS s, split_part(e.key, us, 2)::bigint AS day,
+                     (e.value->>2)::integer AS n
+              FROM jsonb_each(dd) e WHERE (e.value->>2)::integer > 0) w
+        WHERE sd.region = ANY (regs) AND sd.store_id = w.s AND sd.day = w.day;
+        INSERT INTO reservations (region, order_id, state, day, expires_at, stores, skus, qtys)
+        SELECT e->>'g', e->>'id', 1, (e->>'day')::bigint, (e->>'exp')::bigint,
+               ARRAY(SELECT h->>0 FROM jsonb_array_elements(e->'h') h),
+               ARRAY(SELECT h->>1 FROM jsonb_array_elements(e->'h') h),
+               ARRAY(SELECT (h->>2)::integer FROM jsonb_array_elements(e->'h') h)
+        FROM jsonb_array_elements(batch) e
+        WHERE e->>'id' = ANY (ok_ids) AND jsonb_array_length(e->'h') > 0;
+        INSERT INTO stock_changes (region, at, items)
+        SELECT e.value->>4, clock_timestamp(),
+               string_agg(omniroute_item(split_part(e.key, us, 1), split_part(e.key, us, 2),
+                                         (e.value->>1)::bigint, (e.value->>2)::integer,
+                                         (e.value->>3)::bigint + 1), chr(30))
+        FROM jsonb_each(c) e WHERE (e.value->>5)::integer > 0 GROUP BY 1;
+    END IF;
+    IF cardinality(bad_ids) > 0 THEN
+        DELETE FROM orders y WHERE y.region = ANY (regs) AND y.order_id = ANY (bad_ids);
+    END IF;
+
+    -- 6. The answers: the cells as they are now; answered before: their stored answer.
+    RETURN QUERY
+        SELECT r.o, r.kind,
+               CASE WHEN r.kind = 'existing' THEN NULL ELSE (
+                   SELECT COALESCE(jsonb_agg(jsonb_build_array(
+                              split_part(key.v, us, 1), split_part(key.v, us, 2), (c->key.v->>1)::bigint,
+                              (c->key.v->>2)::integer,
+                              (c->key.v->>3)::bigint + CASE WHEN (c->key.v->>5)::integer > 0 THEN 1 ELSE 0 END)),
+                              '[]'::jsonb)
+                   FROM jsonb_array_elements_text(r.keys) key(v) WHERE c ? key.v) END,
+               CASE WHEN r.kind = 'existing' THEN NULL ELSE r.fs END,
+               NULL::text, NULL::text
+        FROM unnest(r_ord, r_kind, r_keys, r_full) r(o, kind, keys, fs)
+        WHERE r.kind <> 'existing';
+    FOR i IN SELECT r.o FROM unnest(r_ord, r_kind) r(o, kind) WHERE r.kind = 'existing' LOOP
+        o := batch -> i;
+        RETURN QUERY SELECT i, 'existing'::text, NULL::jsonb, NULL::jsonb, y.request, y.response
+            FROM orders y WHERE y.region = o->>'g' AND y.order_id = o->>'id';
+    END LOOP;
+END $$;
+
 -- Ends the held reservation of order p_order (of region p_region) as p_target (2 committed,
 -- 3 released, 4 expired); as omniroute_finish (V6) otherwise: the state after the call.
 CREATE OR REPLACE FUNCTION omniroute_finish_r(p_region text, p_order text, p_target smallint,
@@ -307,6 +485,8 @@ BEGIN
 END $$;
 
 -- Calls that name a region run on the worker that holds it.
+SELECT create_distributed_function('omniroute_reserve_s(text, jsonb, text[], text[])', '$1',
+                                   colocate_with := 'stock');
 SELECT create_distributed_function('omniroute_reserve_r(text, jsonb, text[], text[])', '$1',
                                    colocate_with := 'stock');
 SELECT create_distributed_function('omniroute_finish_r(text, text, smallint)', '$1',

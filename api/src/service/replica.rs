@@ -101,6 +101,16 @@ impl ReplicaCheckout {
             holds,
             customer_id: d.customer_id.clone(),
             region: self.regions.of_location(d.location).to_owned(),
+            hold_regions: match &d.reservation {
+                Some(r) if self.pg.citus() => {
+                    let mut regions: Vec<String> =
+                        r.holds.iter().map(|h| self.regions.of_store(net, h.store).to_owned()).collect();
+                    regions.sort_unstable();
+                    regions.dedup();
+                    regions
+                }
+                _ => Vec::new(),
+            },
             coupons: d.redemption.as_ref().map(|r| PendingCoupons {
                 customer: r.customer.clone(),
                 at: r.at,

@@ -34,8 +34,11 @@ pub struct Pending {
     #[serde(rename = "r", skip_serializing_if = "Option::is_none")]
     pub coupons: Option<PendingCoupons>,
     /// The order's region (Citus: the distribution key of its rows; see `data::regions`).
-    #[serde(skip)]
+    #[serde(rename = "g", skip_serializing_if = "String::is_empty")]
     pub region: String,
+    /// The regions of its holds' stores, when any differs from `region` (Citus only).
+    #[serde(skip)]
+    pub hold_regions: Vec<String>,
 }
 
 /// An order's coupons as `omniroute_take_coupons` (migration V12) takes them.
@@ -129,23 +132,41 @@ pub(super) async fn run(inner: Arc<Inner>, rx: Arc<AsyncMutex<mpsc::UnboundedRec
     }
 }
 
-/// On Citus: one `omniroute_reserve_r` call per region of the batch (each runs on the worker
-/// that holds the region), so that a region whose worker is down fails its own orders only.
+/// On Citus: the batch split by shard, one call per shard (all concurrent), each run by Citus on
+/// the worker that holds the shard: `omniroute_reserve_s` for the orders whose rows all live in
+/// that shard (set-based, a few statements for the whole group), `omniroute_reserve_r` per
+/// region for the few whose stores lie in another shard (a distributed transaction). A shard
+/// whose worker is down fails its own orders only.
 async fn reserve_by_region(inner: &Inner, orders: &[&Pending]) -> Vec<Result<Outcome, StorageError>> {
     let mut outcomes: Vec<Option<Result<Outcome, StorageError>>> = vec![None; orders.len()];
-    let mut by_region: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    // (function, key) -> orders: key is a shard for `s`, a region for `r`.
+    let mut groups: std::collections::BTreeMap<(char, String), Vec<usize>> = Default::default();
     for (i, o) in orders.iter().enumerate() {
         if o.coupons.is_some() {
             outcomes[i] = Some(Err(err(
                 "coupon redemption needs a PostgreSQL database: it is not available on Citus yet",
             )));
-        } else {
-            by_region.entry(o.region.as_str()).or_default().push(i);
+            continue;
         }
+        let shard = inner.shard_of(&o.region);
+        let local = shard.is_some() && o.hold_regions.iter().all(|r| inner.shard_of(r) == shard);
+        let key = match (local, shard) {
+            (true, Some(s)) => ('s', s.to_string()),
+            _ => ('r', o.region.clone()),
+        };
+        groups.entry(key).or_default().push(i);
     }
-    for (region, idx) in by_region {
+    let calls = groups.into_iter().map(|((kind, _), idx)| async move {
         let group: Vec<&Pending> = idx.iter().map(|&i| orders[i]).collect();
-        match reserve_batch(inner, Some(region), &group).await {
+        let key = group[0].region.as_str();
+        let got = reserve_batch(inner, Some((kind == 's', key)), &group).await;
+        if let Err(e) = &got {
+            log::warn!("reservations of region {key:?} (and its shard) failed: {e}");
+        }
+        (idx, got)
+    });
+    for (idx, got) in futures_util::future::join_all(calls).await {
+        match got {
             Ok(got) => {
                 inner.healthy.store(true, Ordering::Relaxed);
                 for (i, o) in idx.into_iter().zip(got) {
@@ -153,7 +174,6 @@ async fn reserve_by_region(inner: &Inner, orders: &[&Pending]) -> Vec<Result<Out
                 }
             }
             Err(e) => {
-                log::warn!("reservations of region {region:?} failed: {e}");
                 for i in idx {
                     outcomes[i] = Some(Err(e.clone()));
                 }
@@ -163,11 +183,12 @@ async fn reserve_by_region(inner: &Inner, orders: &[&Pending]) -> Vec<Result<Out
     outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(err("no outcome")))).collect()
 }
 
-/// One `omniroute_reserve` call (`omniroute_reserve_r` for `region` on Citus), retried when the
-/// database aborts it for a deadlock or serialization failure (nothing was applied then).
+/// One `omniroute_reserve` call (on Citus, `omniroute_reserve_s` for one shard's orders or
+/// `omniroute_reserve_r` for one region's, keyed by `region`), retried when the database aborts
+/// it for a deadlock or serialization failure (nothing was applied then).
 async fn reserve_batch(
     inner: &Inner,
-    region: Option<&str>,
+    region: Option<(bool, &str)>,
     orders: &[&Pending],
 ) -> Result<Vec<Outcome>, StorageError> {
     let json = serde_json::to_string(orders).map_err(err)?;
@@ -177,9 +198,14 @@ async fn reserve_batch(
         .map(|o| std::str::from_utf8(&o.response).map_err(err))
         .collect::<Result<Vec<&str>, _>>()?;
     let client = inner.client().await?;
-    let sql = if region.is_some() {
-        "SELECT ord, outcome, cells::text, full_stores::text, request, response \
-         FROM omniroute_reserve_r($4, $1::text::jsonb, $2, $3)"
+    let sql = if let Some((set_based, _)) = region {
+        if set_based {
+            "SELECT ord, outcome, cells::text, full_stores::text, request, response \
+             FROM omniroute_reserve_s($4, $1::text::jsonb, $2, $3)"
+        } else {
+            "SELECT ord, outcome, cells::text, full_stores::text, request, response \
+             FROM omniroute_reserve_r($4, $1::text::jsonb, $2, $3)"
+        }
     } else if orders.iter().any(|o| o.coupons.is_some()) {
         "SELECT ord, outcome, cells::text, full_stores::text, request, response \
          FROM omniroute_reserve_redeem($1::text::jsonb, $2, $3)"
@@ -191,7 +217,7 @@ async fn reserve_batch(
     let mut attempt = 0;
     let rows = loop {
         let result = match region {
-            Some(r) => client.query(&stmt, &[&json, &requests, &responses, &r]).await,
+            Some((_, r)) => client.query(&stmt, &[&json, &requests, &responses, &r]).await,
             None => client.query(&stmt, &[&json, &requests, &responses]).await,
         };
         match result {
@@ -259,7 +285,8 @@ mod tests {
             holds: vec![(StoreId::parse("S,1").unwrap(), Sku::numbered(2), 3)],
             customer_id: None,
             coupons: None,
-            region: "r".into(),
+            region: String::new(),
+            hold_regions: Vec::new(),
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),

@@ -109,6 +109,15 @@ struct Inner {
     healthy: AtomicBool,
     /// The database is a Citus coordinator with the tables distributed by region.
     citus: bool,
+    /// Citus: the shard of each region's rows (read at start; a region missing, or a shard split
+    /// since, only sends its orders through the per-region path).
+    shards: rustc_hash::FxHashMap<String, i64>,
+}
+
+impl Inner {
+    fn shard_of(&self, region: &str) -> Option<i64> {
+        self.shards.get(region).copied()
+    }
 }
 
 impl Inner {
@@ -176,21 +185,37 @@ impl Postgres {
                     err(format!("{e}: run `omniroute db migrate` and `omniroute db import` first"))
                 })?;
                 let citus = import::distributed(&client).await?;
+                let mut shards = rustc_hash::FxHashMap::default();
                 if citus {
-                    client.query_one("SELECT 'omniroute_reserve_r'::regproc", &[]).await.map_err(|e| {
+                    client.query_one("SELECT 'omniroute_reserve_s'::regproc", &[]).await.map_err(|e| {
                         err(format!("{e}: run `omniroute db migrate` on the Citus coordinator"))
                     })?;
+                    let rows = client
+                        .query(
+                            "SELECT region, get_shard_id_for_distribution_column('stock', region) \
+                             FROM (SELECT DISTINCT region FROM stores) r",
+                            &[],
+                        )
+                        .await
+                        .map_err(|e| chain(&e))?;
+                    shards = rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))).collect();
                 }
-                Ok::<bool, StorageError>(citus)
+                Ok::<_, StorageError>((citus, shards))
             }
         };
         let handle = rt.handle().clone();
-        let citus = std::thread::scope(|s| {
+        let (citus, shards) = std::thread::scope(|s| {
             s.spawn(|| handle.block_on(probe)).join().map_err(|_| err("start-up task panicked"))?
         })?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let inner =
-            Arc::new(Inner { url: url.to_owned(), pool, batches: tx, healthy: AtomicBool::new(true), citus });
+        let inner = Arc::new(Inner {
+            url: url.to_owned(),
+            pool,
+            batches: tx,
+            healthy: AtomicBool::new(true),
+            citus,
+            shards,
+        });
         let rx = Arc::new(AsyncMutex::new(rx));
         for _ in 0..batchers {
             rt.spawn(batcher::run(inner.clone(), rx.clone()));
