@@ -7,11 +7,10 @@
 //! return at once. The worker-stop test starts a private cluster of its own.
 
 use crate::postgres::{
-    import, is_root, only_hot_store_holds, pickup, psql, replica_one_batcher, route, ship, summary, units,
-    until_acknowledged, HOT, HOT_AT, HOT_STORE,
+    import, is_root, only_hot_store_holds, oversubscribe_the_hot_store, pickup, psql, replica_one_batcher,
+    retries_elsewhere_answer_the_same, route, summary, units, until_acknowledged, HOT,
 };
 use crate::server::{sample, spawn_app, spawn_app_with, TestApp};
-use futures_util::future::join_all;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -153,43 +152,14 @@ async fn two_replicas_on_citus_never_oversell_a_hot_sku_and_agree_on_retries() {
     only_hot_store_holds(&apps, &HOT).await;
 
     // Demand three times the supply, over both replicas at once.
-    let mut orders = vec![];
-    for (sku, n) in HOT {
-        for j in 0..3 * n {
-            orders.push(ship(&format!("HOT-{sku}-{j}"), HOT_AT, &[sku]));
-        }
-    }
-    for j in 0..10 {
-        orders.push(ship(&format!("HOT-MIX-{j}"), HOT_AT, &["192", "198"]));
-    }
-    let replies = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[i % 2], o))).await;
-    let mut taken: HashMap<String, u64> = HashMap::new();
-    for r in &replies {
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        for (store, sku, qty) in units(&r.json()) {
-            assert_eq!(store, HOT_STORE, "only the hot store has stock");
-            *taken.entry(sku).or_default() += qty;
-        }
-    }
-    for (sku, n) in HOT {
-        assert_eq!(taken.get(sku).copied().unwrap_or(0), n, "units of sku {sku} taken");
-        let reserved = psql(
-            &db.url,
-            &format!("SELECT reserved FROM stock WHERE store_id = '{HOT_STORE}' AND sku = '{sku}'"),
-        );
-        assert_eq!(reserved, n.to_string());
-    }
+    let (orders, replies) = oversubscribe_the_hot_store(&apps, &db.url).await;
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
     assert_eq!(psql(&db.url, "SELECT count(*) FROM orders"), orders.len().to_string());
     let reservations = psql(&db.url, "SELECT count(*) FROM reservations");
 
     // A retry on the other replica gets the same bytes and reserves nothing more; a read finds
     // the order whichever shard holds it.
-    let retries = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[(i + 1) % 2], o))).await;
-    for (first, retry) in replies.iter().zip(&retries) {
-        assert_eq!(retry.status, 200);
-        assert_eq!(first.body, retry.body, "a retry on another replica answers the same");
-    }
+    retries_elsewhere_answer_the_same(&apps, &orders, &replies, &db.url).await;
     assert_eq!(psql(&db.url, "SELECT count(*) FROM reservations"), reservations);
     let id = orders[0]["order_id"].as_str().unwrap();
     let read = crate::service::send(
@@ -446,4 +416,26 @@ async fn a_stopped_worker_refuses_its_regions_with_503_and_keeps_acknowledged_re
     assert_eq!(psql(&url, "SELECT count(*) FROM orders"), acknowledged.len().to_string());
     assert_eq!(psql(&url, "SELECT sum(on_hand) FROM stock"), on_hand_before);
     assert_eq!(ledger_mismatches(&url), (0, 0));
+}
+
+#[actix_rt::test]
+async fn held_reservations_expire_region_by_region() {
+    let Some(cluster) = cluster_url() else { return };
+    let db = CitusDb::create(&cluster);
+    let app = spawn_app_with(&sample(), &["--database-url", &db.url, "--reservation-ttl-s", "1"]);
+    let text = std::fs::read_to_string(sample().join("orders.jsonl")).unwrap();
+    let mut held = 0;
+    for line in text.lines().take(20) {
+        let r = route(&app, &serde_json::from_str(line).unwrap()).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        held += usize::from(!units(&r.json()).is_empty());
+    }
+    assert!(held > 0);
+    let t = Instant::now();
+    while psql(&db.url, "SELECT count(*) FROM reservations WHERE state = 4") != held.to_string() {
+        assert!(t.elapsed() < Duration::from_secs(20), "held reservations did not expire");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM stock WHERE reserved <> 0"), "0");
+    assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }

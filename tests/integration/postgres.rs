@@ -209,15 +209,20 @@ pub(crate) async fn only_hot_store_holds(apps: &[TestApp], units: &[(&str, u64)]
     }
 }
 
-#[actix_rt::test]
-async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_second() {
-    let db = TestDb::create();
-    let apps: Vec<TestApp> = (0..3).map(|_| replica_one_batcher(&db.url)).collect();
+/// Asserts that HOT_STORE's cells of the hot SKUs hold exactly their stock reserved.
+fn assert_hot_stock_all_reserved(url: &str) {
+    for (sku, n) in HOT {
+        let reserved = psql(
+            url,
+            &format!("SELECT reserved FROM stock WHERE store_id = '{HOT_STORE}' AND sku = '{sku}'"),
+        );
+        assert_eq!(reserved, n.to_string(), "units of sku {sku} reserved");
+    }
+}
 
-    // Only HOT_STORE holds the hot SKUs.
-    only_hot_store_holds(&apps, &HOT).await;
-
-    // Demand three times the supply, spread over the three replicas at once.
+/// Sends three times the hot SKUs' supply (and some two-line orders), round-robin over `apps` at
+/// once: every unit is taken, at HOT_STORE, none twice. The orders and their answers.
+pub(crate) async fn oversubscribe_the_hot_store(apps: &[TestApp], url: &str) -> (Vec<Value>, Vec<Reply>) {
     let mut orders = vec![];
     for (sku, n) in HOT {
         for j in 0..3 * n {
@@ -227,7 +232,7 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
     for j in 0..10 {
         orders.push(ship(&format!("HOT-MIX-{j}"), HOT_AT, &["192", "198"]));
     }
-    let replies = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[i % 3], o))).await;
+    let replies = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[i % apps.len()], o))).await;
     let mut taken: HashMap<String, u64> = HashMap::new();
     for r in &replies {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -236,35 +241,48 @@ async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_s
             *taken.entry(sku).or_default() += qty;
         }
     }
-    // Every unit went, none twice.
     for (sku, n) in HOT {
         assert_eq!(taken.get(sku).copied().unwrap_or(0), n, "units of sku {sku} taken");
-        let reserved = psql(
-            &db.url,
-            &format!("SELECT reserved FROM stock WHERE store_id = '{HOT_STORE}' AND sku = '{sku}'"),
-        );
-        assert_eq!(reserved, n.to_string());
     }
+    assert_hot_stock_all_reserved(url);
+    (orders, replies)
+}
+
+/// Retries every order on the next replica: the same bytes, and nothing more reserved.
+pub(crate) async fn retries_elsewhere_answer_the_same(
+    apps: &[TestApp],
+    orders: &[Value],
+    replies: &[Reply],
+    url: &str,
+) {
+    let retries =
+        join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[(i + 1) % apps.len()], o))).await;
+    for (first, retry) in replies.iter().zip(&retries) {
+        assert_eq!(retry.status, 200);
+        assert_eq!(first.body, retry.body, "a retry on another replica answers the same");
+    }
+    assert_hot_stock_all_reserved(url);
+}
+
+#[actix_rt::test]
+async fn three_replicas_never_oversell_agree_on_retries_and_see_feeds_within_a_second() {
+    let db = TestDb::create();
+    let apps: Vec<TestApp> = (0..3).map(|_| replica_one_batcher(&db.url)).collect();
+
+    // Only HOT_STORE holds the hot SKUs.
+    only_hot_store_holds(&apps, &HOT).await;
+
+    // Demand three times the supply, spread over the three replicas at once.
+    let (orders, replies) = oversubscribe_the_hot_store(&apps, &db.url).await;
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
     let reservations = psql(&db.url, "SELECT count(*) FROM reservations");
     let answered = psql(&db.url, "SELECT count(*) FROM orders");
     assert_eq!(answered, orders.len().to_string());
 
     // A retry on another replica gets the same bytes and reserves nothing more.
-    let retries = join_all(orders.iter().enumerate().map(|(i, o)| route(&apps[(i + 1) % 3], o))).await;
-    for (first, retry) in replies.iter().zip(&retries) {
-        assert_eq!(retry.status, 200);
-        assert_eq!(first.body, retry.body, "a retry on another replica answers the same");
-    }
+    retries_elsewhere_answer_the_same(&apps, &orders, &replies, &db.url).await;
     assert_eq!(psql(&db.url, "SELECT count(*) FROM reservations"), reservations);
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
-    for (sku, n) in HOT {
-        let reserved = psql(
-            &db.url,
-            &format!("SELECT reserved FROM stock WHERE store_id = '{HOT_STORE}' AND sku = '{sku}'"),
-        );
-        assert_eq!(reserved, n.to_string());
-    }
 
     // A feed sent to replica 0 is routed on by replicas 1 and 2 within a second.
     let before = route(&apps[1], &pickup("VIS-before", FEED_STORE, "192")).await.json();
