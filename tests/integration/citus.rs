@@ -8,9 +8,9 @@
 
 use crate::postgres::{
     import, is_root, only_hot_store_holds, oversubscribe_the_hot_store, pickup, psql, replica_one_batcher,
-    retries_elsewhere_answer_the_same, route, summary, units, until_acknowledged, HOT,
+    retries_elsewhere_answer_the_same, route, same_decisions_as_embedded, units, until_acknowledged, HOT,
 };
-use crate::server::{sample, spawn_app, spawn_app_with, TestApp};
+use crate::server::{sample, spawn_app_with, TestApp};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -202,19 +202,7 @@ async fn two_replicas_on_citus_never_oversell_a_hot_sku_and_agree_on_retries() {
 async fn the_same_stream_gets_the_same_decisions_on_citus_and_embedded() {
     let Some(cluster) = cluster_url() else { return };
     let db = CitusDb::create(&cluster);
-    let citus = spawn_app_with(&sample(), &["--database-url", &db.url]);
-    let embedded = spawn_app();
-    let text = std::fs::read_to_string(sample().join("orders.jsonl")).unwrap();
-    let mut statuses: HashMap<String, usize> = HashMap::new();
-    for line in text.lines().take(400) {
-        let order: Value = serde_json::from_str(line).unwrap();
-        let (a, b) = (route(&embedded, &order).await, route(&citus, &order).await);
-        assert_eq!((a.status, b.status), (200, 200), "{}", String::from_utf8_lossy(&b.body));
-        let (a, b) = (a.json(), b.json());
-        assert_eq!(summary(&a), summary(&b), "order {}", order["order_id"]);
-        *statuses.entry(a["status"].as_str().unwrap().to_string()).or_default() += 1;
-    }
-    assert!(statuses.len() >= 3, "{statuses:?}");
+    same_decisions_as_embedded(&spawn_app_with(&sample(), &["--database-url", &db.url])).await;
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
     // Regions follow provinces: most orders stay on one node.
     let (cross, all) = cross_region(&db.url);

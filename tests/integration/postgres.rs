@@ -412,7 +412,7 @@ async fn a_stores_daily_capacity_holds_across_replicas() {
 }
 
 /// (status, [(store_id, dc_id, lines)]) of a decision: what must agree between backends.
-pub(crate) fn summary(d: &Value) -> Value {
+fn summary(d: &Value) -> Value {
     let shipments: Vec<Value> = d["shipments"]
         .as_array()
         .unwrap()
@@ -422,23 +422,28 @@ pub(crate) fn summary(d: &Value) -> Value {
     json!([d["status"], shipments])
 }
 
-#[actix_rt::test]
-async fn the_same_stream_gets_the_same_decisions_on_both_backends() {
-    let db = TestDb::create();
-    let pg = replica(&db.url);
+/// Routes the sample's first 400 orders on a fresh embedded service and on `app`: the same
+/// decisions, of at least three kinds.
+pub(crate) async fn same_decisions_as_embedded(app: &TestApp) {
     let embedded = spawn_app();
     let text = std::fs::read_to_string(sample().join("orders.jsonl")).unwrap();
     let mut statuses: HashMap<String, usize> = HashMap::new();
     for line in text.lines().take(400) {
         let order: Value = serde_json::from_str(line).unwrap();
-        let (a, b) = (route(&embedded, &order).await, route(&pg, &order).await);
-        assert_eq!((a.status, b.status), (200, 200));
+        let (a, b) = (route(&embedded, &order).await, route(app, &order).await);
+        assert_eq!((a.status, b.status), (200, 200), "{}", String::from_utf8_lossy(&b.body));
         let (a, b) = (a.json(), b.json());
         assert_eq!(summary(&a), summary(&b), "order {}", order["order_id"]);
         *statuses.entry(a["status"].as_str().unwrap().to_string()).or_default() += 1;
     }
     // The stream exercises more than one kind of decision.
     assert!(statuses.len() >= 3, "{statuses:?}");
+}
+
+#[actix_rt::test]
+async fn the_same_stream_gets_the_same_decisions_on_both_backends() {
+    let db = TestDb::create();
+    same_decisions_as_embedded(&replica(&db.url)).await;
     assert_eq!(ledger_mismatches(&db.url), (0, 0));
 }
 

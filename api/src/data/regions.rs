@@ -6,6 +6,7 @@
 
 use super::DataError;
 use optimizer::model::{CityId, LonLat, Network, StoreIdx};
+use optimizer::travel::{HubNetwork, HubNetworkConfig};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,8 +22,8 @@ const MAX_LEN: usize = 64;
 #[derive(Debug, Clone)]
 pub struct Regions {
     of_city: Vec<Arc<str>>,
-    /// City centres (lon, lat in radians, cos lat) for the nearest-city search.
-    centres: Vec<(f64, f64, f64)>,
+    /// The hub cities' exact nearest-city lookup (the routing's hub network).
+    hubs: Arc<HubNetwork>,
 }
 
 impl Regions {
@@ -75,15 +76,8 @@ impl Regions {
                 of_city[city] = Arc::from(region);
             }
         }
-        let centres = net
-            .cities()
-            .iter()
-            .map(|c| {
-                let (lon, lat) = (c.location.lon().to_radians(), c.location.lat().to_radians());
-                (lon, lat, lat.cos())
-            })
-            .collect();
-        Ok(Regions { of_city, centres })
+        let hubs = Arc::new(HubNetwork::new(net.cities(), HubNetworkConfig::default()));
+        Ok(Regions { of_city, hubs })
     }
 
     /// The region of a city.
@@ -96,20 +90,9 @@ impl Regions {
         self.of_city(net.store(store).city)
     }
 
-    /// The region of the city nearest `at` (ties: the first city).
+    /// The region of the hub city nearest `at`.
     pub fn of_location(&self, at: LonLat) -> &str {
-        let (lon, lat) = (at.lon().to_radians(), at.lat().to_radians());
-        let mut best = (f64::INFINITY, 0);
-        for (i, &(clon, clat, ccos)) in self.centres.iter().enumerate() {
-            // Haversine without the arcsine (monotone in the distance).
-            let dlat = ((lat - clat) / 2.0).sin();
-            let dlon = ((lon - clon) / 2.0).sin();
-            let h = dlat * dlat + lat.cos() * ccos * dlon * dlon;
-            if h < best.0 {
-                best = (h, i);
-            }
-        }
-        self.of_city.get(best.1).map_or("", |r| r)
+        self.of_city(self.hubs.hub_of(at))
     }
 
     /// How many distinct regions.

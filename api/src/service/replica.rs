@@ -100,7 +100,12 @@ impl ReplicaCheckout {
             expires_at,
             holds,
             customer_id: d.customer_id.clone(),
-            region: self.regions.of_location(d.location).to_owned(),
+            // Regions key the rows on Citus only; plain PostgreSQL has no use for them.
+            region: if self.pg.citus() {
+                self.regions.of_location(d.location).to_owned()
+            } else {
+                String::new()
+            },
             hold_regions: match &d.reservation {
                 Some(r) if self.pg.citus() => {
                     let mut regions: Vec<String> =

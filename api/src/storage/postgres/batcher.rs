@@ -108,7 +108,7 @@ pub(super) async fn run(inner: Arc<Inner>, rx: Arc<AsyncMutex<mpsc::UnboundedRec
         }
         let orders: Vec<&Pending> = jobs.iter().flat_map(|(o, _)| o.iter()).collect();
         if inner.citus {
-            let mut outcomes = reserve_by_region(&inner, &orders).await;
+            let mut outcomes = reserve_by_shard(&inner, &orders).await;
             for (orders, reply) in jobs.into_iter().rev() {
                 let mine = outcomes.split_off(outcomes.len() - orders.len());
                 let _ = reply.send(mine.into_iter().collect());
@@ -137,7 +137,7 @@ pub(super) async fn run(inner: Arc<Inner>, rx: Arc<AsyncMutex<mpsc::UnboundedRec
 /// that shard (set-based, a few statements for the whole group), `omniroute_reserve_r` per
 /// region for the few whose stores lie in another shard (a distributed transaction). A shard
 /// whose worker is down fails its own orders only.
-async fn reserve_by_region(inner: &Inner, orders: &[&Pending]) -> Vec<Result<Outcome, StorageError>> {
+async fn reserve_by_shard(inner: &Inner, orders: &[&Pending]) -> Vec<Result<Outcome, StorageError>> {
     let mut outcomes: Vec<Option<Result<Outcome, StorageError>>> = vec![None; orders.len()];
     // (function, key) -> orders: key is a shard for `s`, a region for `r`.
     let mut groups: std::collections::BTreeMap<(char, String), Vec<usize>> = Default::default();
