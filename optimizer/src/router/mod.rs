@@ -225,20 +225,23 @@ impl<C: TravelCost> Router<C> {
         if ctx.lines.len() > 1 && self.config.max_shipments > 1 {
             ctx.explanation.stages.push(Stage::Split);
             if let Some((parts, expires_at)) = split::find(self, &mut ctx)? {
-                let shipments = parts
-                    .into_iter()
-                    .map(|(store, line_ix)| {
-                        let lines = line_ix
-                            .iter()
-                            .map(|&i| ShipLine { sku: ctx.lines[i].0, qty: ctx.lines[i].1 })
-                            .collect();
-                        self.store_shipment(&ctx, store, lines, Mode::Ship)
-                    })
-                    .collect();
-                return Ok(self.decision(ctx, Status::Split, shipments, Some(expires_at)));
+                return Ok(self.split_decision(ctx, &parts, expires_at));
             }
         }
         Ok(self.dc_or_nothing(ctx))
+    }
+
+    /// The decision of a split reserved as `parts` until `expires_at`.
+    fn split_decision(&self, ctx: Ctx<'_>, parts: &split::Parts, expires_at: Timestamp) -> Decision {
+        let shipments = parts
+            .iter()
+            .map(|(store, line_ix)| {
+                let lines =
+                    line_ix.iter().map(|&i| ShipLine { sku: ctx.lines[i].0, qty: ctx.lines[i].1 }).collect();
+                self.store_shipment(&ctx, *store, lines, Mode::Ship)
+            })
+            .collect();
+        self.decision(ctx, Status::Split, shipments, Some(expires_at))
     }
 
     /// The nearest DC to the customer, when the DC fallback is on.

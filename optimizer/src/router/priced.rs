@@ -6,7 +6,7 @@
 //! duals of a plan over a forecast of the day estimate. The `duals` simulation policy prices
 //! with those duals ([`crate::sim::replay_duals`]).
 
-use super::{all_lines, Decision, Router, Stage, Status};
+use super::{all_lines, split, Decision, Router, Stage, Status};
 use crate::engine::Engine;
 use crate::model::{LonLat, Mode, Order, SkuIdx, StoreIdx};
 use crate::travel::TravelCost;
@@ -16,13 +16,19 @@ use std::ops::ControlFlow;
 /// planner's money.
 pub trait BidPrices {
     /// Serving `lines` from `store` to `origin` (the customer; for a pickup, the named store):
-    /// the leg plus what the units and the capacity it takes are worth to later orders.
+    /// the leg plus what the units and the capacity it takes are worth to later orders. A
+    /// store's fixed part (`lines` empty) plus one part per line: splits are priced line by
+    /// line.
     fn store(&self, store: StoreIdx, lines: &[(SkuIdx, u32)], pickup: bool, origin: LonLat) -> f64;
     /// Serving the order from DC `dc` to the customer at `at`.
     fn dc(&self, dc: usize, at: LonLat) -> f64;
     /// How many stores that can take the whole order are priced (the nearest ones).
     fn candidates(&self) -> usize {
         8
+    }
+    /// What each shipment of a split beyond the first costs.
+    fn split_penalty(&self) -> f64 {
+        0.0
     }
 }
 
@@ -68,15 +74,27 @@ impl<C: TravelCost> Router<C> {
                 ControlFlow::Continue(())
             }
         });
-        if found.is_empty() {
-            return self.route_anew(engine, order);
-        }
-        found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let dc = if pickup { None } else { self.nearest_dc(engine, origin).map(|i| prices.dc(i, origin)) };
+        found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut ctx = self.ctx(engine, order, lines, now);
         ctx.explanation.stages.push(Stage::SingleStore);
         ctx.explanation.candidates_considered = walked.min(self.config.max_walk);
-        if dc.is_some_and(|dc| dc < found[0].0) {
+        let best_store = found.first().map_or(f64::INFINITY, |f| f.0);
+        let best_dc = dc.unwrap_or(f64::INFINITY);
+        // A split only where no single store can take the order: letting splits compete with
+        // whole stores on price split more and cost more on the contested mixed instance.
+        if !pickup && found.is_empty() && ctx.lines.len() > 1 && self.config.max_shipments > 1 {
+            ctx.explanation.stages.push(Stage::Split);
+            match self.priced_split(&mut ctx, best_store.min(best_dc), prices) {
+                Ok(Some((parts, expires_at))) => return self.split_decision(ctx, &parts, expires_at),
+                Ok(None) => {}
+                Err(_) => return self.route_anew(engine, order),
+            }
+        }
+        if found.is_empty() {
+            return if dc.is_some() { self.dc_or_nothing(ctx) } else { self.route_anew(engine, order) };
+        }
+        if best_dc < best_store {
             return self.dc_or_nothing(ctx);
         }
         for &(_, store) in &found {
@@ -90,5 +108,22 @@ impl<C: TravelCost> Router<C> {
         }
         // Every priced store was taken meanwhile (another thread): the usual way.
         self.route_anew(engine, order)
+    }
+
+    /// The split of least price (each part's leg and the worth of what it takes, plus the
+    /// split penalty per extra shipment), reserved, when that price is below `below`.
+    fn priced_split(
+        &self,
+        ctx: &mut super::Ctx<'_>,
+        below: f64,
+        prices: &dyn BidPrices,
+    ) -> Result<Option<(split::Parts, crate::model::Timestamp)>, super::RouteError> {
+        let origin = ctx.order.customer();
+        let max = self.config.max_shipments;
+        let price = |store: StoreIdx, part: &[(SkuIdx, u32)]| prices.store(store, part, false, origin);
+        let choose = |candidates: &[split::Candidate], lines: &[(SkuIdx, u32)]| {
+            split::priced_cover(candidates, lines, max, price, prices.split_penalty(), below)
+        };
+        split::find_by(self, ctx, choose)
     }
 }

@@ -531,3 +531,76 @@ proptest! {
         prop_assert!(reserved <= on_hand);
     }
 }
+
+mod priced {
+    use super::*;
+    use crate::router::BidPrices;
+
+    /// The leg in km plus a worth per unit of (store position, SKU); the DC at a fixed price.
+    struct Prices<'a> {
+        engine: &'a Engine,
+        worth: &'a [(u32, u32, f64)],
+        dc: f64,
+    }
+
+    impl BidPrices for Prices<'_> {
+        fn store(&self, store: StoreIdx, lines: &[(SkuIdx, u32)], _: bool, origin: LonLat) -> f64 {
+            let km = self.engine.network().store(store).location.distance_m(origin) / 1000.0;
+            let worth = |&(k, q): &(SkuIdx, u32)| {
+                let unit: f64 = self.worth.iter().filter(|w| (w.0, w.1) == (store.0, k.0)).map(|w| w.2).sum();
+                unit * f64::from(q)
+            };
+            km + lines.iter().map(worth).sum::<f64>()
+        }
+
+        fn dc(&self, _: usize, _: LonLat) -> f64 {
+            self.dc
+        }
+
+        fn split_penalty(&self) -> f64 {
+            1.0
+        }
+    }
+
+    #[test]
+    fn a_split_takes_the_parts_of_least_price_or_yields_to_a_cheaper_dc() {
+        // No store holds both SKUs: SKU 0 at stores 1 (1 km) and 3 (3 km), SKU 1 at store 2.
+        let engine = || {
+            Engine::new(
+                testkit::network(line_of_stores(), 3),
+                rows(&[(0, 0, 5), (2, 0, 5), (1, 1, 5)]),
+                EngineConfig::default(),
+            )
+        };
+        let order = || ship("p", 121.0, 31.0, vec![line(0, 1), line(1, 1)]);
+        let r = router();
+        let stores = |e: &Engine, d: &Decision| -> Vec<Option<StoreId>> {
+            let mut v: Vec<_> = (0..d.shipments.len()).map(|i| d.store_id(e.network(), i).cloned()).collect();
+            v.sort();
+            v
+        };
+        // The router's own rule: two shipments either way, the nearer store 1 for SKU 0.
+        let e = engine();
+        let d = r.route(&e, &order()).unwrap();
+        assert_eq!(stores(&e, &d), vec![Some(StoreId::numbered(1)), Some(StoreId::numbered(2))]);
+        // Store 1's unit of SKU 0 is worth 10 to later orders: SKU 0 comes from store 3.
+        let e = engine();
+        let d = r.route_priced(&e, &order(), &Prices { engine: &e, worth: &[(0, 0, 10.0)], dc: 100.0 });
+        assert_eq!(d.status, Status::Split);
+        assert_eq!(stores(&e, &d), vec![Some(StoreId::numbered(2)), Some(StoreId::numbered(3))]);
+        assert_eq!(level(&e, StoreId::numbered(3), Sku::numbered(0)).reserved, 1);
+        assert_eq!(level(&e, StoreId::numbered(1), Sku::numbered(0)).reserved, 0);
+        // The cheapest split costs about 1 + 2 km and the penalty: a DC at 2 ships the order
+        // and no store holds anything for it.
+        let e = engine();
+        let d = r.route_priced(&e, &order(), &Prices { engine: &e, worth: &[], dc: 2.0 });
+        assert_eq!(d.status, Status::Dc);
+        for (store, sku) in [(1, 0), (3, 0), (2, 1)] {
+            assert_eq!(level(&e, StoreId::numbered(store), Sku::numbered(sku)).reserved, 0);
+        }
+        // At 5 the split is cheaper again.
+        let e = engine();
+        let d = r.route_priced(&e, &order(), &Prices { engine: &e, worth: &[], dc: 5.0 });
+        assert_eq!(d.status, Status::Split);
+    }
+}

@@ -105,6 +105,10 @@ impl BidPrices for DualPrices<'_> {
     fn candidates(&self) -> usize {
         self.k
     }
+
+    fn split_penalty(&self) -> f64 {
+        self.pricer.weights.split_penalty
+    }
 }
 
 /// Replays `orders` (sorted by arrival) under `policy = "duals"`: prices from plans of
