@@ -35,8 +35,11 @@ pub trait BidPrices {
 impl<C: TravelCost> Router<C> {
     /// Decides and reserves for `order` by `prices`: of the nearest [`BidPrices::candidates`]
     /// stores within the mode's radius that can take every line now, the cheapest, unless
-    /// the DC (ship orders, with the DC fallback on) is cheaper than all of them. An order no
-    /// single store can take goes the router's usual way ([`Router::route_anew`]: split, DC).
+    /// the DC (ship orders, with the DC fallback on) is cheaper than all of them. A ship order
+    /// no single store can take is split by the cover of least price (each part's price, plus
+    /// [`BidPrices::split_penalty`] per extra shipment) when that is below the DC's, else goes
+    /// to the DC; other orders no single store can take go the router's usual way
+    /// ([`Router::route_anew`]).
     /// Like `route_anew`, an id that already holds a record is routed as a new order.
     pub fn route_priced(&self, engine: &Engine, order: &Order, prices: &dyn BidPrices) -> Decision {
         let network = engine.network();
@@ -79,22 +82,21 @@ impl<C: TravelCost> Router<C> {
         let mut ctx = self.ctx(engine, order, lines, now);
         ctx.explanation.stages.push(Stage::SingleStore);
         ctx.explanation.candidates_considered = walked.min(self.config.max_walk);
-        let best_store = found.first().map_or(f64::INFINITY, |f| f.0);
-        let best_dc = dc.unwrap_or(f64::INFINITY);
-        // A split only where no single store can take the order: letting splits compete with
-        // whole stores on price split more and cost more on the contested mixed instance.
-        if !pickup && found.is_empty() && ctx.lines.len() > 1 && self.config.max_shipments > 1 {
-            ctx.explanation.stages.push(Stage::Split);
-            match self.priced_split(&mut ctx, best_store.min(best_dc), prices) {
-                Ok(Some((parts, expires_at))) => return self.split_decision(ctx, &parts, expires_at),
-                Ok(None) => {}
-                Err(_) => return self.route_anew(engine, order),
-            }
-        }
         if found.is_empty() {
-            return if dc.is_some() { self.dc_or_nothing(ctx) } else { self.route_anew(engine, order) };
+            // A split priced against the DC; splits do not compete with a store that can take
+            // the whole order (letting them split more and cost more on the contested mixed
+            // instance).
+            if let Some(dc) = dc.filter(|_| ctx.lines.len() > 1 && self.config.max_shipments > 1) {
+                ctx.explanation.stages.push(Stage::Split);
+                return match self.priced_split(&mut ctx, dc, prices) {
+                    Ok(Some((parts, expires_at))) => self.split_decision(ctx, &parts, expires_at),
+                    Ok(None) => self.dc_or_nothing(ctx),
+                    Err(_) => self.route_anew(engine, order),
+                };
+            }
+            return self.route_anew(engine, order);
         }
-        if best_dc < best_store {
+        if dc.is_some_and(|dc| dc < found[0].0) {
             return self.dc_or_nothing(ctx);
         }
         for &(_, store) in &found {
