@@ -238,9 +238,12 @@ async fn broker_feeds_apply_as_their_brand_and_what_cannot_apply_is_dead_lettere
     assert_eq!(fed[0]["brand"], "1");
     assert_eq!(fed[0]["cells"][0]["on_hand"], 61);
     assert_eq!(fed[1]["message_id"], "good-4");
-    let metrics = get(&app, "/metrics", ADMIN).await;
-    let text = String::from_utf8_lossy(&metrics.body);
-    assert!(text.contains("omniroute_broker_feed_messages_total{outcome=\"dead\"} 4"), "{text}");
+    // Messages are counted once acknowledged, after they reach the dead-letter stream.
+    until("the dead letters to be counted", 20, || async {
+        let text = String::from_utf8_lossy(&get(&app, "/metrics", ADMIN).await.body).to_string();
+        text.contains("omniroute_broker_feed_messages_total{outcome=\"dead\"} 4")
+    })
+    .await;
     broker.cleanup().await;
 }
 
@@ -466,9 +469,9 @@ async fn a_message_id_applied_before_is_acknowledged_without_being_applied_again
     until("the next feed to apply", 20, || async { on_hand(&app, &store, "2").await == Some(7777) }).await;
     assert_eq!(on_hand(&app, &store, "1").await, Some(10), "the redelivered id was applied again");
     // Messages are counted once acknowledged, after their commits are visible.
-    let metrics = || async { String::from_utf8_lossy(&get(&app, "/metrics", ADMIN).await.body).to_string() };
     until("the redelivered id to be counted as a duplicate", 20, || async {
-        metrics().await.contains("omniroute_broker_feed_messages_total{outcome=\"duplicate\"} 1")
+        let text = String::from_utf8_lossy(&get(&app, "/metrics", ADMIN).await.body).to_string();
+        text.contains("omniroute_broker_feed_messages_total{outcome=\"duplicate\"} 1")
     })
     .await;
     broker.cleanup().await;
