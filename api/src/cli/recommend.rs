@@ -4,7 +4,7 @@
 use crate::progress::Bar;
 use crate::recommend::eval::{evaluate, split, Report, Stock};
 use crate::recommend::history::{self, Names};
-use crate::recommend::model::{Model, Params};
+use crate::recommend::model::{Model, NeighbourBlend, Params};
 use crate::recommend::{Method, MAX_K};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -61,6 +61,10 @@ pub struct EvaluateArgs {
     /// Magic Mirror: weight of items bought with hers, added to TIFU-KNN's scores.
     #[arg(long, default_value_t = Params::default().bought_with)]
     pub bought_with: f32,
+    /// TIFU-KNN: how the neighbours' part weighs an item (`bought`: the share of them who
+    /// bought it; `tifu`: the mean of their vectors, as in the paper).
+    #[arg(long, value_enum, default_value_t = Params::default().blend)]
+    pub neighbour_blend: NeighbourBlend,
     /// Neighbour search: the customer's items probed.
     #[arg(long, default_value_t = Params::default().probe_items)]
     pub probe_items: usize,
@@ -117,6 +121,7 @@ fn check_params(a: &EvaluateArgs) -> anyhow::Result<Params> {
         probe_items: a.probe_items,
         probe_customers: a.probe_customers,
         bought_with: a.bought_with,
+        blend: a.neighbour_blend,
     })
 }
 

@@ -27,10 +27,22 @@ pub struct Row {
     pub store: u32,
 }
 
+/// How the neighbours' part of TIFU-KNN's prediction weighs an item.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NeighbourBlend {
+    /// The share of her neighbours who bought it (each neighbour's items at weight 1).
+    Bought,
+    /// The mean of the neighbours' TIFU vectors, as in the paper.
+    Tifu,
+}
+
 /// TIFU-KNN's settings (Hu et al., SIGIR 2020): baskets in groups of `group_size` from the
 /// newest, decayed by `within_decay` inside a group and `group_decay` from group to group; the
-/// prediction blends the customer's own vector (`alpha`) with the mean of her `neighbours`
-/// nearest customers' vectors.
+/// prediction blends the customer's own vector (`alpha`) with her `neighbours` nearest
+/// customers' part (`blend`: by default the share of them who bought each item, where the
+/// paper takes the mean of their vectors, whose decayed frequencies favour their own habits
+/// over what her segment tries).
 #[derive(Copy, Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Params {
     pub alpha: f32,
@@ -44,6 +56,7 @@ pub struct Params {
     pub probe_customers: usize,
     /// The Magic Mirror's weight of items bought with hers, added to TIFU-KNN's scores.
     pub bought_with: f32,
+    pub blend: NeighbourBlend,
 }
 
 impl Default for Params {
@@ -55,8 +68,9 @@ impl Default for Params {
             within_decay: 0.9,
             group_decay: 0.7,
             probe_items: 6,
-            probe_customers: 60,
+            probe_customers: 100,
             bought_with: 0.0,
+            blend: NeighbourBlend::Bought,
         }
     }
 }
@@ -376,7 +390,11 @@ impl Model {
             if !nb.is_empty() {
                 let share = (1.0 - a) / nb.len() as f32;
                 for &v in nb {
-                    acc.extend(self.vectors.get(v).iter().map(|&(i, w)| (i, share * w)));
+                    let items = self.vectors.get(v).iter();
+                    match self.params.blend {
+                        NeighbourBlend::Bought => acc.extend(items.map(|&(i, _)| (i, share))),
+                        NeighbourBlend::Tifu => acc.extend(items.map(|&(i, w)| (i, share * w))),
+                    }
                 }
             }
         }
