@@ -593,4 +593,28 @@ mod tests {
         assert_eq!(m.popular_in_city(0)[0].0, 1);
         assert_eq!(m.popular()[0], (1, 4));
     }
+
+    #[test]
+    fn the_neighbours_part_counts_who_bought_an_item_or_blends_their_vectors() {
+        // Everyone buys 1; customer 1 also buys 5 in five baskets, customers 2 and 3 buy 6 once.
+        let mut rows = vec![row(0, 1, 1, 0), row(1, 1, 1, 0), row(2, 1, 1, 0), row(3, 1, 1, 0)];
+        rows.extend((2..7).map(|d| row(1, d, 5, 0)));
+        rows.extend([row(2, 2, 6, 0), row(3, 2, 6, 0)]);
+        let train = |blend| {
+            let params = Params { blend, ..Params::default() };
+            Model::train(rows.clone(), 4, vec![0], 1, params, &optimizer::progress::NoProgress)
+        };
+        let ratio = |m: &Model| {
+            let s = m.tifu_scores(m.trained_vector(0), Some(0));
+            let score = |item: u32| s.iter().find(|x| x.0 == item).map(|x| x.1).expect("scored");
+            score(6) / score(5)
+        };
+        let m = train(NeighbourBlend::Bought);
+        assert_eq!(m.neighbours.get(0).len(), 3);
+        // Two of her three neighbours bought 6, one bought 5 (however often).
+        assert!((ratio(&m) - 2.0).abs() < 1e-5, "{}", ratio(&m));
+        // The paper's mean of vectors weighs how much of each neighbour's history it is.
+        let m = train(NeighbourBlend::Tifu);
+        assert!((ratio(&m) - 2.0).abs() > 0.1, "{}", ratio(&m));
+    }
 }
