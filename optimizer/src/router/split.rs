@@ -141,7 +141,7 @@ fn candidates<C: TravelCost>(router: &Router<C>, ctx: &mut Ctx<'_>) -> Vec<Candi
 /// Fewest shipments, then least total distance, covering all `n` lines; `None` if impossible
 /// within `max_shipments`.
 fn best_cover(candidates: &[Candidate], n: usize, max_shipments: usize) -> Option<Parts> {
-    cover_by(candidates, n, max_shipments, false, |ci, _| (1, candidates[ci].2))
+    cover_by(candidates, n, max_shipments, false, |ci, _| (1, candidates[ci].2)).map(|(parts, _)| parts)
 }
 
 /// Orders with more lines than this give each priced part all the lines it can add (3^lines
@@ -173,29 +173,23 @@ pub(super) fn priced_cover(
         fixed + per_line.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, p)| p).sum::<f64>()
     };
     let subsets = lines.len() <= SUBSET_LINES;
-    let parts =
+    // Every part pays the penalty in the search; the first does not owe it.
+    let (parts, (_, paid)) =
         cover_by(candidates, lines.len(), max_shipments, subsets, |ci, take| (0, part(ci, take) + penalty))?;
-    let total: f64 = parts
-        .iter()
-        .map(|(store, ix)| {
-            let ci = candidates.iter().position(|c| c.0 == *store).expect("parts are candidates");
-            part(ci, ix.iter().fold(0, |m, &i| m | 1 << i))
-        })
-        .sum::<f64>()
-        + penalty * parts.len().saturating_sub(1) as f64;
-    (total < below).then_some(parts)
+    (paid - penalty < below).then_some(parts)
 }
 
-/// The cover of all `n` lines with least total `step` cost, compared as (count, amount): a
-/// step takes candidate `ci` for the lines `new` (a mask) that the cover does not hold yet.
-/// `None` if impossible within `max_shipments`.
+/// The cover of all `n` lines with least total `step` cost, compared as (count, amount), and
+/// that total: a step takes candidate `ci` for the lines `take` (a mask) that the cover does
+/// not hold yet; all of those it can add, or with `subsets` any non-empty part of them. `None`
+/// if impossible within `max_shipments`.
 fn cover_by(
     candidates: &[Candidate],
     n: usize,
     max_shipments: usize,
     subsets: bool,
     step: impl Fn(usize, u32) -> (u32, f64),
-) -> Option<Parts> {
+) -> Option<(Parts, (u32, f64))> {
     let full = (1u32 << n) - 1;
     let mut table: Vec<Option<Cover>> = vec![None; 1 << n];
     table[0] = Some(Cover { shipments: 0, key: (0, 0.0), from: None });
@@ -230,7 +224,7 @@ fn cover_by(
     }
     let mut parts = Vec::new();
     let mut mask = full;
-    table[full as usize]?;
+    let total = table[full as usize]?.key;
     while let Some(Cover { from: Some((prev, ci)), .. }) = table[mask as usize] {
         let (store, _, _) = candidates[ci as usize];
         let lines: Vec<usize> = (0..n).filter(|i| (mask & !prev) & (1 << i) != 0).collect();
@@ -238,7 +232,7 @@ fn cover_by(
         mask = prev;
     }
     parts.reverse();
-    Some(parts)
+    Some((parts, total))
 }
 
 #[cfg(test)]
