@@ -28,17 +28,16 @@ pub struct MinCostFlow {
     head: Vec<u32>,
     residual: Vec<i64>,
     cost: Vec<f64>,
-    /// Adjacency by tail node (CSR), built by `seal`. Each node's arcs with residual capacity
-    /// come first, up to `live_end`; `pos` is each arc's place in `adj`. A search scans only
-    /// those: a cell's list holds the reverse arc of every order that could use it, and only
-    /// the few orders it serves have one with room.
-    first: Vec<u32>,
+    /// Adjacency by tail node (CSR), built by `seal`: each node's arcs are `adj[span.0..]`,
+    /// those with residual capacity first, up to `span.1`; `pos` is each arc's place in `adj`.
+    /// A search scans only those: a cell's list holds the reverse arc of every order that could
+    /// use it, and only the few orders it serves have one with room.
+    span: Vec<(u32, u32)>,
     adj: Vec<u32>,
     /// Head and cost of the arc in each slot of `adj`, beside it: a search reads a node's arcs
     /// in one sweep instead of one cache miss per arc.
     slot_head: Vec<u32>,
     slot_cost: Vec<f64>,
-    live_end: Vec<u32>,
     pos: Vec<u32>,
     nodes: usize,
     /// Per node: potential and search scratch, in one record (one cache miss per node).
@@ -126,22 +125,23 @@ impl MinCostFlow {
             at[t] += 1;
         }
         // Arcs with room first in each node's list.
-        let mut live_end = vec![0u32; self.nodes];
+        let mut span = vec![(0u32, 0u32); self.nodes];
         let mut pos = vec![0u32; self.head.len()];
         for v in 0..self.nodes {
             let (lo, hi) = (count[v] as usize, count[v + 1] as usize);
             adj[lo..hi].sort_by_key(|&e| self.residual[e as usize] <= 0);
-            live_end[v] =
-                lo as u32 + adj[lo..hi].iter().filter(|&&e| self.residual[e as usize] > 0).count() as u32;
+            span[v] = (
+                lo as u32,
+                lo as u32 + adj[lo..hi].iter().filter(|&&e| self.residual[e as usize] > 0).count() as u32,
+            );
             for k in lo..hi {
                 pos[adj[k] as usize] = k as u32;
             }
         }
         self.slot_head = adj.iter().map(|&e| self.head[e as usize]).collect();
         self.slot_cost = adj.iter().map(|&e| self.cost[e as usize]).collect();
-        self.first = count;
+        self.span = span;
         self.adj = adj;
-        self.live_end = live_end;
         self.pos = pos;
         let n = self.nodes;
         self.node = vec![NodeState::default(); n];
@@ -210,7 +210,8 @@ impl MinCostFlow {
                 reached = true;
                 break;
             }
-            for k in self.first[u] as usize..self.live_end[u] as usize {
+            let (lo, hi) = self.span[u];
+            for k in lo as usize..hi as usize {
                 let v = self.slot_head[k] as usize;
                 let nv = &mut self.node[v];
                 if nv.done == epoch {
@@ -262,12 +263,12 @@ impl MinCostFlow {
         let t = self.tail(e);
         let k = self.pos[e] as usize;
         let j = if live {
-            let j = self.live_end[t] as usize;
-            self.live_end[t] += 1;
+            let j = self.span[t].1 as usize;
+            self.span[t].1 += 1;
             j
         } else {
-            self.live_end[t] -= 1;
-            self.live_end[t] as usize
+            self.span[t].1 -= 1;
+            self.span[t].1 as usize
         };
         let other = self.adj[j];
         self.adj.swap(j, k);
