@@ -42,7 +42,6 @@ pub struct MinCostFlow {
     nodes: usize,
     /// Per node: potential and search scratch, in one record (one cache miss per node).
     node: Vec<NodeState>,
-    pred: Vec<u32>,
     epoch: u32,
     settled: Vec<u32>,
     heap: BinaryHeap<Entry>,
@@ -58,6 +57,8 @@ struct NodeState {
     /// The search that last reached the node, and the one that settled it.
     stamp: u32,
     done: u32,
+    /// The arc the search reached the node by.
+    pred: u32,
 }
 
 /// How [`MinCostFlow::route_within`] ended.
@@ -145,7 +146,6 @@ impl MinCostFlow {
         self.pos = pos;
         let n = self.nodes;
         self.node = vec![NodeState::default(); n];
-        self.pred = vec![u32::MAX; n];
     }
 
     fn tail(&self, e: usize) -> usize {
@@ -190,7 +190,7 @@ impl MinCostFlow {
         heap.clear();
         self.node[s].dist = 0.0;
         self.node[s].stamp = epoch;
-        self.pred[s] = u32::MAX;
+        self.node[s].pred = u32::MAX;
         heap.push(Entry(0.0, s as u32));
         let mut reached = false;
         // The sink's best distance so far: reduced costs are non-negative, so a node no nearer
@@ -224,7 +224,7 @@ impl MinCostFlow {
                 if nv.stamp != epoch || nd < nv.dist {
                     nv.stamp = epoch;
                     nv.dist = nd;
-                    self.pred[v] = self.adj[k];
+                    nv.pred = self.adj[k];
                     if v == t {
                         to_sink = nd;
                     }
@@ -244,7 +244,7 @@ impl MinCostFlow {
         }
         let mut v = t;
         while v != s {
-            let e = self.pred[v] as usize;
+            let e = self.node[v].pred as usize;
             self.residual[e] -= 1;
             if self.residual[e] == 0 {
                 self.set_live(e, false);
