@@ -15,8 +15,8 @@
 //! for the order. Costs may be any finite numbers as long as every cycle of the input graph is
 //! non-negative (the graphs built here are acyclic).
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use radix_heap::RadixHeapMap;
+use std::cmp::Reverse;
 
 /// Reduced costs this far below zero are rounding, not a broken invariant.
 const SLACK: f64 = 1e-9;
@@ -44,7 +44,9 @@ pub struct MinCostFlow {
     node: Vec<NodeState>,
     epoch: u32,
     settled: Vec<u32>,
-    heap: BinaryHeap<Entry>,
+    /// Nodes to settle, nearest first. A search's distances never decrease, so a radix heap
+    /// serves (a non-negative `f64` orders as its bits).
+    heap: RadixHeapMap<Reverse<u64>, u32>,
     /// Nodes settled by all searches so far.
     work: u64,
 }
@@ -191,13 +193,13 @@ impl MinCostFlow {
         self.node[s].dist = 0.0;
         self.node[s].stamp = epoch;
         self.node[s].pred = u32::MAX;
-        heap.push(Entry(0.0, s as u32));
+        heap.push(Reverse(0f64.to_bits()), s as u32);
         let mut reached = false;
         // The sink's best distance so far: reduced costs are non-negative, so a node no nearer
         // cannot shorten it, and is settled (and re-priced) only after the sink.
         let mut to_sink = f64::INFINITY;
-        while let Some(Entry(d, u)) = heap.pop() {
-            let u = u as usize;
+        while let Some((Reverse(bits), u)) = heap.pop() {
+            let (d, u) = (f64::from_bits(bits), u as usize);
             let nu = &mut self.node[u];
             if nu.done == epoch || d > nu.dist {
                 continue;
@@ -228,7 +230,7 @@ impl MinCostFlow {
                     if v == t {
                         to_sink = nd;
                     }
-                    heap.push(Entry(nd, v as u32));
+                    heap.push(Reverse(nd.to_bits()), v as u32);
                 }
             }
         }
@@ -294,27 +296,6 @@ impl MinCostFlow {
         } else {
             r
         }
-    }
-}
-
-/// A heap entry ordered by smallest distance first.
-#[derive(Clone, Debug)]
-struct Entry(f64, u32);
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.0.total_cmp(&self.0).then(other.1.cmp(&self.1))
     }
 }
 
