@@ -133,7 +133,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             decompose: !a.monolithic,
             network: !a.highs_only,
             flow: a.flow.into(),
-            integral: true,
+            ..lp::LpOptions::default()
         },
         compare_with_greedy: !a.no_compare,
         top_prices: a.top,

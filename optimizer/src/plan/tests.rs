@@ -325,6 +325,28 @@ proptest! {
     }
 
     #[test]
+    fn integral_solves_never_cost_more_than_rounding(spec in spec(12, 60, 3, 3)) {
+        // The LP-fractional orders of every component solved alone (as those of large
+        // components are) never cost more than rounding the LP's values with repair, a
+        // feasible plan of the same orders within the same rows; whole components solved by
+        // branch and bound validate and respect the bound.
+        let w = World::new(&spec);
+        let inst = w.instance(&PlanConfig::default());
+        let solve = |integral, whole_integral_max_orders| {
+            let options = LpOptions { integral, whole_integral_max_orders, ..LpOptions::default() };
+            lp::solve(&inst, options, None, &NoProgress).unwrap()
+        };
+        let rounding = w.check(&inst, &solve(false, 0));
+        let fractional = w.check(&inst, &solve(true, 0));
+        prop_assert!(fractional <= rounding + 1e-6 * rounding.max(1.0), "{fractional} > rounding {rounding}");
+        let plan = solve(true, usize::MAX);
+        let cost = w.check(&inst, &plan);
+        let bound = plan.lp.unwrap().lower_bound;
+        prop_assert!(cost >= bound - 1e-6 * cost.max(1.0), "{cost} below the bound {bound}");
+        prop_assert!(fractional >= bound - 1e-6 * cost.max(1.0), "{fractional} below the bound {bound}");
+    }
+
+    #[test]
     fn lp_is_never_worse_than_greedy_and_both_validate(spec in spec(12, 40, 3, 3)) {
         let w = World::new(&spec);
         let inst = w.instance(&PlanConfig::default());

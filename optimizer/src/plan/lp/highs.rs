@@ -37,11 +37,22 @@ pub(super) struct Col {
     opt: Option<usize>,
 }
 
-/// Solves one component: every live option of its orders is a column.
+/// Solves one component: every live option of its orders is a column, every row bounded by
+/// what the presolve left of it.
 pub(super) fn solve_component(
     pre: &Presolve,
     c: &Component,
     mode: Mode,
+) -> Result<ComponentSolution, PlanError> {
+    solve_within(pre, c, mode, &pre.left)
+}
+
+/// Solves one component with row `r` bounded by `left[r]`.
+pub(super) fn solve_within(
+    pre: &Presolve,
+    c: &Component,
+    mode: Mode,
+    left: &[f64],
 ) -> Result<ComponentSolution, PlanError> {
     let inst = pre.inst;
     let mut cols: Vec<Col> = Vec::new();
@@ -56,7 +67,7 @@ pub(super) fn solve_component(
             cols.push(Col { order: o, opt: None });
         }
     }
-    solve_columns(pre, c, mode, &cols)
+    solve_columns(pre, c, mode, &cols, left)
 }
 
 /// Builds the LP (or integer program) over `cols` and solves it with HiGHS.
@@ -65,6 +76,7 @@ pub(super) fn solve_columns(
     c: &Component,
     mode: Mode,
     cols: &[Col],
+    left: &[f64],
 ) -> Result<ComponentSolution, PlanError> {
     let integer = mode == Mode::Integer;
     let inst = pre.inst;
@@ -109,13 +121,17 @@ pub(super) fn solve_columns(
         }
     }
     let mut model = vars.minimise(objective.clone()).using(highs);
-    if mode != Mode::Monolithic {
+    if mode == Mode::Lp {
         // Components are small and sparse: HiGHS's presolve costs more than it saves, and
         // devex pricing beats steepest edge here (measured on the 20k x 100k instances).
         model = model
             .set_threads(1)
             .set_option("presolve", "off")
             .set_option("simplex_dual_edge_weight_strategy", 1);
+    } else if integer {
+        // Branch and bound leans on presolve (probing, cuts): without it a 16,000-order
+        // component's incumbent after 20 s was 15% above its LP, with it 10%.
+        model = model.set_threads(1);
     }
     if integer {
         model = model.set_option("mip_rel_gap", 1e-7).set_time_limit(MIP_SECONDS);
@@ -134,7 +150,7 @@ pub(super) fn solve_columns(
         }
     }
     let refs: Vec<ConstraintReference> =
-        row_expr.into_iter().zip(&c.rows).map(|(e, r)| model.add_constraint(e.leq(pre.left[*r]))).collect();
+        row_expr.into_iter().zip(&c.rows).map(|(e, r)| model.add_constraint(e.leq(left[*r]))).collect();
     let mut sol =
         model.solve().map_err(|e| PlanError::Solver { orders: c.orders.len(), message: e.to_string() })?;
     let values: Vec<f64> = columns.iter().map(|&v| sol.value(v)).collect();
