@@ -168,6 +168,9 @@ struct ComponentSolution {
     by_flow: bool,
 }
 
+/// An order and its LP candidates, best first.
+type Fractional = (usize, Vec<(f64, Choice)>);
+
 /// An order of a component solved whole by branch and bound: its integral choice and its LP
 /// candidates.
 type Deferred = (usize, Option<Choice>, Vec<(f64, Choice)>);
@@ -278,7 +281,7 @@ pub fn solve(
     let (mut lp_columns, mut lp_rows) = (0, 0);
     let mut fractional_orders = 0;
     // Per component, its LP-fractional orders with their LP candidates.
-    let mut open: Vec<Vec<(usize, Vec<(f64, Choice)>)>> = Vec::with_capacity(components.len());
+    let mut open: Vec<Vec<Fractional>> = Vec::with_capacity(components.len());
     let mut deferred: Vec<Deferred> = Vec::new();
     for ((c, s), mip) in components.iter().zip(&solutions).zip(&whole) {
         lower_bound += s.objective;
@@ -315,7 +318,7 @@ pub fn solve(
         }
         open.push(frac);
     }
-    let mut fractional: Vec<(usize, Vec<(f64, Choice)>)> = Vec::new();
+    let mut fractional: Vec<Fractional> = Vec::new();
     for (o, first, cands) in deferred {
         match first {
             Some(choice) if take_if_fits(inst, o, &choice, &mut left) => choices[o] = Some(choice),
@@ -328,13 +331,16 @@ pub fn solve(
     // fill (the LP's integral part is kept, as in RINS). One solve for all of them, so that
     // rows two components share outside their models are bounded once. Its choices fit; the
     // rest are repaired like any fractional order.
-    let mut open: Vec<(usize, Vec<(f64, Choice)>)> = open.into_iter().flatten().collect();
+    let mut open: Vec<Fractional> = open.into_iter().flatten().collect();
     open.sort_unstable_by_key(|f| f.0);
-    progress.stage("fractional", 1);
     let mip = (options.integral && !open.is_empty() && open.len() <= MIP_MAX_ORDERS)
-        .then(|| residual_mip(&pre, &open, &left))
+        .then(|| {
+            progress.stage("fractional", 1);
+            let m = residual_mip(&pre, &open, &left);
+            progress.advance(1);
+            m
+        })
         .flatten();
-    progress.advance(1);
     for (k, (o, cands)) in open.into_iter().enumerate() {
         match mip.as_ref().and_then(|m| m[k].clone()) {
             Some(choice) if take_if_fits(inst, o, &choice, &mut left) => choices[o] = Some(choice),
@@ -377,11 +383,7 @@ pub fn solve(
 
 /// The integral solve of `frac`'s orders (sorted by order) with every contested row they could
 /// fill bounded by `left`: each order's choice, `None` where the solve failed or chose nothing.
-fn residual_mip(
-    pre: &Presolve,
-    frac: &[(usize, Vec<(f64, Choice)>)],
-    left: &[f64],
-) -> Option<Vec<Option<Choice>>> {
+fn residual_mip(pre: &Presolve, frac: &[Fractional], left: &[f64]) -> Option<Vec<Option<Choice>>> {
     let inst = pre.inst;
     let orders: Vec<u32> = frac.iter().map(|f| f.0 as u32).collect();
     // Every contested row they touch with the most they could use of it (each option's use
