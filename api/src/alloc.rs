@@ -47,11 +47,12 @@ fn advise(ptr: *mut u8, size: usize) {
     let _ = (ptr, size);
 }
 
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the crate names only some options).
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// Freed memory stays with the process for reuse instead of going back to the kernel (see the
 /// module docs). Call it before any other thread starts: mimalloc's options are not thread-safe.
 pub fn keep_freed_memory() {
-    /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the crate names only some options).
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: sets one option of the process's allocator; the caller runs before other threads.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
 }
@@ -101,6 +102,17 @@ unsafe impl GlobalAlloc for Allocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_named() {
+        // mimalloc 3's purge delay defaults to 1,000 ms; the options beside it (a deprecated
+        // eager-commit delay, the NUMA node count) default to 1 and 0. A build whose option
+        // numbers moved fails here instead of setting another option.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads one option of the allocator.
+            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }, 1000);
+        }
+    }
 
     /// Large blocks, grown and shrunk, keep their contents and alignment (the large `realloc`
     /// copies by hand); small ones go through mimalloc's own paths.
