@@ -75,7 +75,7 @@ pub struct LpOptions {
     pub integral: bool,
     /// Fractional components up to this many orders get an integral solve of all their orders;
     /// larger ones keep their LP-integral orders and solve only the fractional ones. Measured
-    /// (BENCHMARKS.md, "Contested mixed"): the whole solve leaves 7 to 13 times less above the
+    /// (BENCHMARKS.md, "Contested mixed"): the whole solve leaves 2.2 to 13 times less above the
     /// LP on components of 2,000 to 3,300 orders, still less at 6,500 but at three times the
     /// time, and far more at 16,000 within the time limit.
     pub whole_integral_max_orders: usize,
@@ -257,8 +257,9 @@ pub fn solve(
         (components, solutions, solved, by_flow, reused, rounds)
     };
 
-    // Small fractional components get an integral solve of all their orders (branch and bound
-    // on the same rows, optimal in moments); its choices are taken where they fit.
+    // Fractional components up to `whole_integral_max_orders` get an integral solve of all
+    // their orders (branch and bound on the same rows, within the time limit); its choices are
+    // taken where they fit.
     progress.stage("integral", 0);
     let whole: Vec<Option<Vec<f64>>> = components
         .par_iter()
